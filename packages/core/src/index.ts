@@ -1,0 +1,3 @@
+export * from "./decision.ts";
+export * from "./metrics.ts";
+export * from "./policy.ts";

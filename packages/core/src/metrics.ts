@@ -1,0 +1,53 @@
+import { z } from "zod";
+
+const nonNegative = z.number().min(0, { message: "must not be negative" });
+const percentValue = nonNegative.max(100, { message: "must be a percent: at most 100" });
+
+export const metricNameSchema = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_.:-]{0,99}$/, {
+  message: "must be a metric name: a letter or _, then letters, digits, _ . : -",
+});
+
+export const customMetricsSchema = z.record(metricNameSchema, nonNegative);
+
+/**
+ * One load report. Values describe one replica: a sample with `instanceId` comes from that replica,
+ * one without is the fleet's average.
+ */
+export const loadMetricsSchema = z.strictObject({
+  cpuPercent: percentValue,
+  memoryPercent: percentValue,
+  requestRate: nonNegative,
+  avgLatencyMs: nonNegative,
+  errorRatePercent: percentValue,
+  custom: customMetricsSchema.optional(),
+  instanceId: z.string().min(1).max(200).optional(),
+  /** Replicas the reporter sees, for proxies whose replicas are managed elsewhere. */
+  replicas: z.number().int().min(0).optional(),
+  /** Replicas the reporter knows to be unhealthy. */
+  unhealthyReplicas: z.number().int().min(0).optional(),
+  /** When the sample was taken (epoch ms or ISO 8601); the receive time when absent. */
+  recordedAt: z.union([z.number().int().min(0), z.iso.datetime({ offset: true })]).optional(),
+});
+export type LoadMetrics = z.infer<typeof loadMetricsSchema>;
+export type LoadMetricsInput = z.input<typeof loadMetricsSchema>;
+
+/** A stored sample as the engine sees it: the metrics plus the time, in epoch ms. */
+export interface MetricSample {
+  instanceId?: string | undefined;
+  at: number;
+  cpuPercent: number;
+  memoryPercent: number;
+  requestRate: number;
+  avgLatencyMs: number;
+  errorRatePercent: number;
+  custom?: Record<string, number> | undefined;
+}
+
+export const BUILTIN_METRICS = [
+  "cpuPercent",
+  "memoryPercent",
+  "requestRate",
+  "avgLatencyMs",
+  "errorRatePercent",
+] as const;
+export type BuiltinMetric = (typeof BUILTIN_METRICS)[number];

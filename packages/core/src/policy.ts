@@ -1,0 +1,193 @@
+import { z } from "zod";
+import { metricNameSchema } from "./metrics.ts";
+
+/** Strategy names. Adding a strategy: a file in `strategies/`, its name here, its entry in the registry. */
+export const STRATEGY_NAMES = ["threshold", "targetTracking", "step"] as const;
+export type StrategyName = (typeof STRATEGY_NAMES)[number];
+
+export const POLICY_MODES = ["auto", "dryRun", "off"] as const;
+export type PolicyMode = (typeof POLICY_MODES)[number];
+
+const percent = z
+  .number()
+  .gt(0, { message: "must be a percent in (0, 100]: greater than 0" })
+  .lte(100, { message: "must be a percent in (0, 100]: at most 100" });
+const seconds = z.number().int({ message: "must be a whole number of seconds" }).min(0, {
+  message: "must not be negative",
+});
+const positive = z.number().gt(0, { message: "must be greater than 0" });
+
+/** HPA `HPAScalingPolicy`: at most `value` Pods (or Percent of the replicas at the period's start) per period. */
+export const hpaScalingPolicySchema = z.strictObject({
+  type: z.enum(["Pods", "Percent"]),
+  value: z.number().int().gt(0, { message: "must be greater than 0" }),
+  periodSeconds: z
+    .number()
+    .int()
+    .gt(0, { message: "must be greater than 0" })
+    .lte(1800, { message: "must be at most 1800 (HPA's limit)" }),
+});
+export type HpaScalingPolicy = z.infer<typeof hpaScalingPolicySchema>;
+
+export const SELECT_POLICIES = ["Max", "Min", "Disabled"] as const;
+
+function scalingRulesSchema(defaults: { stabilizationWindowSeconds: number; policies: HpaScalingPolicy[] }) {
+  return z.strictObject({
+    stabilizationWindowSeconds: seconds
+      .max(3600, { message: "must be at most 3600 (HPA's limit)" })
+      .default(defaults.stabilizationWindowSeconds),
+    selectPolicy: z.enum(SELECT_POLICIES).default("Max"),
+    policies: z.array(hpaScalingPolicySchema).min(1).default(defaults.policies),
+    tolerance: z
+      .number()
+      .min(0, { message: "must not be negative" })
+      .lt(1, { message: "must be below 1" })
+      .default(0.1),
+  });
+}
+
+/** HPA's defaults (k8s.io/kubernetes pkg/apis/autoscaling/v2/defaults.go). */
+export const HPA_DEFAULT_BEHAVIOR = {
+  scaleUp: {
+    stabilizationWindowSeconds: 0,
+    selectPolicy: "Max",
+    policies: [
+      { type: "Pods", value: 4, periodSeconds: 15 },
+      { type: "Percent", value: 100, periodSeconds: 15 },
+    ],
+    tolerance: 0.1,
+  },
+  scaleDown: {
+    stabilizationWindowSeconds: 300,
+    selectPolicy: "Max",
+    policies: [{ type: "Percent", value: 100, periodSeconds: 15 }],
+    tolerance: 0.1,
+  },
+} as const satisfies { scaleUp: ScalingRules; scaleDown: ScalingRules };
+
+export const scaleUpRulesSchema = scalingRulesSchema({
+  stabilizationWindowSeconds: HPA_DEFAULT_BEHAVIOR.scaleUp.stabilizationWindowSeconds,
+  policies: [...HPA_DEFAULT_BEHAVIOR.scaleUp.policies],
+});
+export const scaleDownRulesSchema = scalingRulesSchema({
+  stabilizationWindowSeconds: HPA_DEFAULT_BEHAVIOR.scaleDown.stabilizationWindowSeconds,
+  policies: [...HPA_DEFAULT_BEHAVIOR.scaleDown.policies],
+});
+export type ScalingRules = z.output<typeof scaleUpRulesSchema>;
+
+/** HPA's `behavior`, plus a per-direction `tolerance`. Applied after every strategy. */
+export const behaviorSchema = z.strictObject({
+  scaleUp: scaleUpRulesSchema.prefault({}),
+  scaleDown: scaleDownRulesSchema.prefault({}),
+});
+export type Behavior = z.output<typeof behaviorSchema>;
+
+/**
+ * AWS step adjustment. Bounds are relative to the alarm threshold, as in AWS:
+ * the adjustment applies when lower ≤ (value − threshold) < upper. A missing bound is open.
+ */
+export const stepAdjustmentSchema = z.strictObject({
+  metricIntervalLowerBound: z.number().optional(),
+  metricIntervalUpperBound: z.number().optional(),
+  scalingAdjustment: z.number().int(),
+});
+export type StepAdjustment = z.infer<typeof stepAdjustmentSchema>;
+
+export const STEP_ADJUSTMENT_TYPES = [
+  "ChangeInCapacity",
+  "PercentChangeInCapacity",
+  "ExactCapacity",
+] as const;
+
+const stepAlarmSchema = z.strictObject({
+  threshold: z.number(),
+  stepAdjustments: z.array(stepAdjustmentSchema).min(1),
+});
+
+/**
+ * AWS step scaling. `metric` is `loadScore`, a built-in metric, or `custom.<name>`.
+ * The scale-out alarm fires when the metric is above its threshold, the scale-in alarm when below.
+ */
+export const stepScalingSchema = z.strictObject({
+  metric: z.string().default("loadScore"),
+  adjustmentType: z.enum(STEP_ADJUSTMENT_TYPES).default("ChangeInCapacity"),
+  minAdjustmentMagnitude: z.number().int().min(1).optional(),
+  scaleOut: stepAlarmSchema.default({
+    threshold: 80,
+    stepAdjustments: [
+      { metricIntervalLowerBound: 0, metricIntervalUpperBound: 10, scalingAdjustment: 1 },
+      { metricIntervalLowerBound: 10, scalingAdjustment: 2 },
+    ],
+  }),
+  scaleIn: stepAlarmSchema.default({
+    threshold: 30,
+    stepAdjustments: [{ metricIntervalUpperBound: 0, scalingAdjustment: -1 }],
+  }),
+});
+export type StepScaling = z.output<typeof stepScalingSchema>;
+
+const policyFields = {
+  /** The seed's fields, with the seed's defaults. */
+  minReplicas: z
+    .number()
+    .int({ message: "must be an integer" })
+    .min(0, { message: "must be ≥ 0" })
+    .default(1),
+  maxReplicas: z
+    .number()
+    .int({ message: "must be an integer" })
+    .min(1, { message: "must be ≥ 1" })
+    .default(10),
+  targetCpuPercent: percent.default(70),
+  targetMemoryPercent: percent.default(80),
+  targetRequestRate: positive.default(1000),
+  scaleUpThreshold: percent.default(80),
+  scaleDownThreshold: percent.default(30),
+  scaleUpCooldownSeconds: seconds.default(60),
+  scaleDownCooldownSeconds: seconds.default(300),
+
+  strategy: z.enum(STRATEGY_NAMES).default("threshold"),
+  mode: z.enum(POLICY_MODES).default("auto"),
+  /** Replicas added or removed by one threshold step. */
+  scaleUpStep: z.number().int().min(1).default(1),
+  scaleDownStep: z.number().int().min(1).default(1),
+  /** Per-replica latency target (target tracking). */
+  targetLatencyMs: positive.optional(),
+  /** Per-replica average targets of custom metrics (target tracking), by metric name. */
+  customMetricTargets: z.record(metricNameSchema, positive).default({}),
+  /** Samples older than this never drive a decision. */
+  metricsMaxAgeSeconds: seconds.min(1, { message: "must be at least 1" }).default(60),
+  behavior: behaviorSchema.prefault({}),
+  stepScaling: stepScalingSchema.prefault({}),
+};
+
+function checkPolicyRules(
+  policy: { minReplicas: number; maxReplicas: number; scaleUpThreshold: number; scaleDownThreshold: number },
+  ctx: z.RefinementCtx,
+) {
+  if (policy.maxReplicas < policy.minReplicas) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["maxReplicas"],
+      message: `must be ≥ minReplicas (${policy.minReplicas})`,
+    });
+  }
+  if (policy.scaleDownThreshold >= policy.scaleUpThreshold) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["scaleDownThreshold"],
+      message: `must be below scaleUpThreshold (${policy.scaleUpThreshold})`,
+    });
+  }
+}
+
+/** A full scaling policy. Parsing fills every default; unknown fields are rejected. */
+export const scalingPolicySchema = z.strictObject(policyFields).superRefine(checkPolicyRules);
+export type ScalingPolicy = z.output<typeof scalingPolicySchema>;
+export type ScalingPolicyInput = z.input<typeof scalingPolicySchema>;
+
+export const DEFAULT_POLICY: ScalingPolicy = scalingPolicySchema.parse({});
+
+export function parsePolicy(input: unknown): ScalingPolicy {
+  return scalingPolicySchema.parse(input);
+}
