@@ -1,3 +1,4 @@
+export * from "./auth.ts";
 export * from "./decision.ts";
 export * from "./metrics.ts";
 export * from "./policy.ts";
