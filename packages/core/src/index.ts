@@ -1,3 +1,4 @@
+export * from "./actuators.ts";
 export * from "./auth.ts";
 export * from "./decision.ts";
 export * from "./metrics.ts";
