@@ -1,0 +1,278 @@
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { type LoadMetrics, loadMetricsSchema } from "@proxyscale/core";
+import { afterEach, describe, expect, it } from "vitest";
+import { MetricsPushError, MetricsReporter } from "../src/reporter.ts";
+
+interface ReceivedPush {
+  path: string;
+  authorization: string | undefined;
+  sample: unknown;
+  at: number;
+}
+
+/** A real HTTP endpoint standing in for ProxyScale's metrics path; `answer` decides each status. */
+async function startMetricsServer(answer: (index: number) => number = () => 201) {
+  const received: ReceivedPush[] = [];
+  let requests = 0;
+  const server: Server = createServer(async (req: IncomingMessage, res) => {
+    const body = await readBody(req);
+    const status = answer(requests++);
+    if (status < 300) {
+      received.push({
+        path: req.url ?? "",
+        authorization: req.headers.authorization,
+        sample: JSON.parse(body),
+        at: Date.now(),
+      });
+    }
+    res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ status }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  const attempts = () => requests;
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { url: `http://127.0.0.1:${port}`, received, attempts, server };
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function reporter(options: ConstructorParameters<typeof MetricsReporter>[0]) {
+  const created = new MetricsReporter(options);
+  cleanups.push(() => created.stop());
+  return created;
+}
+
+describe("MetricsReporter", () => {
+  it("aggregates recorded requests into samples that satisfy loadMetricsSchema", async () => {
+    const metrics = await startMetricsServer();
+    const errors: Error[] = [];
+    const subject = reporter({
+      http: { url: metrics.url, token: "tok-123", proxyId: "edge/1" },
+      instanceId: "edge-1",
+      sampleIntervalMs: 200,
+      onError: (error) => errors.push(error),
+    }).start();
+    for (let i = 0; i < 8; i++) subject.recordRequest(20, true);
+    subject.recordRequest(40, false);
+    subject.recordRequest(40, false);
+
+    await waitFor(() => metrics.received.length >= 1);
+    const first = metrics.received[0]!;
+    expect(first.path).toBe("/api/proxy/scaling/metrics/edge%2F1");
+    expect(first.authorization).toBe("Bearer tok-123");
+    const sample = loadMetricsSchema.parse(first.sample);
+    expect(sample.instanceId).toBe("edge-1");
+    expect(sample.avgLatencyMs).toBe(24);
+    expect(sample.errorRatePercent).toBe(20);
+    // 10 requests in one ~200 ms window: about 50 per second, never more.
+    expect(sample.requestRate).toBeGreaterThan(10);
+    expect(sample.requestRate).toBeLessThanOrEqual(50);
+    expect(sample.memoryPercent).toBeGreaterThan(0);
+    expect(typeof sample.recordedAt).toBe("number");
+    expect(errors).toEqual([]);
+  });
+
+  it("measures this process's CPU time over wall time", async () => {
+    const batches: LoadMetrics[][] = [];
+    const subject = reporter({
+      send: async (samples) => void batches.push(samples),
+      sampleIntervalMs: 60_000,
+    });
+    subject.start();
+    const busyUntil = performance.now() + 300;
+    let spin = 0;
+    while (performance.now() < busyUntil) spin += Math.sqrt(spin + 1);
+    const busy = subject.sampleNow();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const idle = subject.sampleNow();
+    expect(spin).toBeGreaterThan(0);
+    expect(busy?.cpuPercent).toBeGreaterThan(idle?.cpuPercent ?? 100);
+    expect(busy?.cpuPercent).toBeGreaterThan(100 / 2 / 2 / 2);
+  });
+
+  it("pushes buffered samples in batches no larger than maxBatchSize", async () => {
+    const batches: LoadMetrics[][] = [];
+    let seq = 0;
+    const subject = reporter({
+      send: async (samples) => void batches.push(samples),
+      maxBatchSize: 3,
+      sampleIntervalMs: 60_000,
+      extra: () => ({ custom: { seq: seq++ } }),
+    });
+    for (let i = 0; i < 7; i++) subject.sampleNow();
+    await subject.flush();
+    expect(batches.map((batch) => batch.length)).toEqual([3, 3, 1]);
+    expect(batches.flat().map((sample) => sample.custom?.seq)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(subject.stats()).toMatchObject({ samplesSent: 7, buffered: 0, pushes: 3 });
+  });
+
+  it("backs off exponentially while the server answers 5xx, then delivers everything", async () => {
+    const metrics = await startMetricsServer((index) => (index < 3 ? 503 : 201));
+    const attemptTimes: number[] = [];
+    const subject = reporter({
+      send: async (samples) => {
+        attemptTimes.push(performance.now());
+        const response = await fetch(`${metrics.url}/api/proxy/scaling/metrics/p`, {
+          method: "POST",
+          body: JSON.stringify(samples[0]),
+        });
+        if (!response.ok) throw new MetricsPushError(`status ${response.status}`, { retryable: true });
+      },
+      sampleIntervalMs: 60_000,
+      pushIntervalMs: 20,
+      backoff: { initialMs: 100, maxMs: 10_000, jitter: 0 },
+    }).start();
+    subject.sampleNow();
+
+    await waitFor(() => metrics.received.length === 1);
+    expect(metrics.attempts()).toBe(4);
+    const gaps = attemptTimes.slice(1).map((time, index) => time - attemptTimes[index]!);
+    // Timers never fire early (1 ms rounding aside): each gap is at least its backoff step.
+    expect(gaps[0]).toBeGreaterThanOrEqual(99);
+    expect(gaps[1]).toBeGreaterThanOrEqual(199);
+    expect(gaps[2]).toBeGreaterThanOrEqual(399);
+    expect(subject.stats()).toMatchObject({
+      failedPushes: 3,
+      consecutiveFailures: 0,
+      samplesSent: 1,
+      buffered: 0,
+    });
+  });
+
+  it("drops the oldest samples past the buffer bound and counts them", async () => {
+    let serverUp = false;
+    const metrics = await startMetricsServer(() => (serverUp ? 201 : 503));
+    let seq = 0;
+    const subject = reporter({
+      http: { url: metrics.url, token: "t", proxyId: "p" },
+      sampleIntervalMs: 60_000,
+      maxBufferedSamples: 5,
+      extra: () => ({ custom: { seq: seq++ } }),
+    });
+    for (let i = 0; i < 12; i++) subject.sampleNow();
+    await subject.flush();
+    expect(subject.stats()).toMatchObject({
+      samplesDropped: 7,
+      buffered: 5,
+      samplesSent: 0,
+      failedPushes: 1,
+    });
+
+    serverUp = true;
+    await subject.flush();
+    const delivered = metrics.received.map((push) => loadMetricsSchema.parse(push.sample).custom?.seq);
+    expect(delivered).toEqual([7, 8, 9, 10, 11]);
+    expect(subject.stats()).toMatchObject({ samplesDropped: 7, buffered: 0, samplesSent: 5 });
+  });
+
+  it("keeps samples the server accepted before a mid-batch failure out of the retry", async () => {
+    const metrics = await startMetricsServer((index) => (index === 2 ? 500 : 201));
+    let seq = 0;
+    const subject = reporter({
+      http: { url: metrics.url, token: "t", proxyId: "p" },
+      sampleIntervalMs: 60_000,
+      extra: () => ({ custom: { seq: seq++ } }),
+    });
+    for (let i = 0; i < 4; i++) subject.sampleNow();
+    await subject.flush();
+    expect(subject.stats()).toMatchObject({ samplesSent: 2, buffered: 2 });
+    await subject.flush();
+    const delivered = metrics.received.map((push) => loadMetricsSchema.parse(push.sample).custom?.seq);
+    expect(delivered).toEqual([0, 1, 2, 3]);
+  });
+
+  it("drops a batch the server rejects with a 4xx instead of retrying it forever", async () => {
+    const metrics = await startMetricsServer(() => 400);
+    const subject = reporter({
+      http: { url: metrics.url, token: "t", proxyId: "p" },
+      sampleIntervalMs: 60_000,
+    });
+    subject.sampleNow();
+    subject.sampleNow();
+    await subject.flush();
+    await subject.flush();
+    expect(metrics.attempts()).toBe(1);
+    expect(subject.stats()).toMatchObject({
+      samplesRejected: 2,
+      buffered: 0,
+      lastError: expect.stringContaining("400"),
+    });
+  });
+
+  it("never throws to the caller, whatever fails", async () => {
+    const errors: string[] = [];
+    const subject = reporter({
+      http: { url: "http://127.0.0.1:1", token: "t", proxyId: "p", timeoutMs: 500 },
+      sampleIntervalMs: 50,
+      backoff: { initialMs: 20, maxMs: 40 },
+      extra: () => {
+        throw new Error("custom metrics provider broke");
+      },
+      onError: (error) => {
+        errors.push(error.message);
+        throw new Error("and so did the error handler");
+      },
+    }).start();
+    expect(() => {
+      subject.recordRequest(Number.NaN, true);
+      subject.recordRequest(-5, false);
+      subject.recordRequest(Number.POSITIVE_INFINITY);
+    }).not.toThrow();
+    const sample = subject.sampleNow();
+    expect(sample?.avgLatencyMs).toBe(0);
+    expect(sample?.errorRatePercent).toBeCloseTo(33.33, 1);
+    await waitFor(() => subject.stats().failedPushes >= 2);
+    expect(errors.some((message) => message.includes("custom metrics provider broke"))).toBe(true);
+    expect(errors.some((message) => message.includes("metrics push to http://127.0.0.1:1 failed"))).toBe(
+      true,
+    );
+    await expect(subject.stop()).resolves.toMatchObject({ samplesSent: 0 });
+
+    const throwing = reporter({
+      send: () => {
+        throw new Error("synchronous sender failure");
+      },
+      sampleIntervalMs: 60_000,
+    });
+    throwing.sampleNow();
+    await expect(throwing.flush()).resolves.toBeUndefined();
+    expect(throwing.stats()).toMatchObject({ buffered: 1, lastError: "synchronous sender failure" });
+  });
+
+  it("flushes the last window on stop", async () => {
+    const metrics = await startMetricsServer();
+    const subject = reporter({
+      http: { url: metrics.url, token: "t", proxyId: "p" },
+      sampleIntervalMs: 60_000,
+    }).start();
+    subject.recordRequest(12, true);
+    subject.recordRequest(18, true);
+    expect(metrics.received).toHaveLength(0);
+
+    const stats = await subject.stop();
+    expect(stats).toMatchObject({ samplesTaken: 1, samplesSent: 1, buffered: 0 });
+    expect(loadMetricsSchema.parse(metrics.received[0]?.sample).avgLatencyMs).toBe(15);
+  });
+
+  it("refuses to start without a destination", () => {
+    expect(() => new MetricsReporter({})).toThrow("MetricsReporter needs `send` or `http`");
+  });
+});
