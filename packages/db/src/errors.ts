@@ -1,0 +1,103 @@
+/** The row asked for does not exist (or belongs to another owner). The API maps it to 404. */
+export class NotFoundError extends Error {
+  override readonly name = "NotFoundError";
+  constructor(
+    readonly entity: string,
+    readonly id: string,
+  ) {
+    super(`${entity} ${id} not found`);
+  }
+}
+
+/** The change conflicts with the current state: a finished event, a duplicate name, a scale in flight. 409. */
+export class ConflictError extends Error {
+  override readonly name = "ConflictError";
+}
+
+/** The database cannot be reached, or its data directory is held by another process. 503. */
+export class DatabaseUnavailableError extends Error {
+  override readonly name = "DatabaseUnavailableError";
+}
+
+/** The PGlite data directory is open in another process (or already open in this one). */
+export class DataDirectoryInUseError extends DatabaseUnavailableError {
+  constructor(
+    readonly dataDir: string,
+    readonly ownerPid: number,
+  ) {
+    super(
+      `the data directory ${dataDir} is in use by process ${ownerPid}: stop that process, ` +
+        "or point PROXYSCALE_DATA_DIR at another directory (PGlite allows one process per directory)",
+    );
+  }
+}
+
+/** A migration failed or a committed migration file changed after it was applied. */
+export class MigrationError extends Error {
+  override readonly name = "MigrationError";
+}
+
+const CONNECTION_ERROR_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EPIPE",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+  "53300", // too_many_connections
+]);
+
+/** The driver's error under drizzle's wrapper (DrizzleQueryError keeps it as `cause`). */
+export function driverError(error: unknown): {
+  code?: string;
+  constraint_name?: string;
+  constraint?: string;
+} {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    if (typeof (current as { code?: unknown }).code === "string")
+      return current as unknown as { code: string };
+    current = (current as { cause?: unknown }).cause;
+  }
+  return {};
+}
+
+/** True when the error means the database is unreachable (connection refused, closed, shut down). */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (error instanceof DatabaseUnavailableError) return true;
+  const code = driverError(error).code;
+  return code !== undefined && (CONNECTION_ERROR_CODES.has(code) || code.startsWith("08"));
+}
+
+/** The violated constraint's name when the error is a unique, check or foreign key violation. */
+export function violatedConstraint(error: unknown): { code: string; constraint: string } | null {
+  const driver = driverError(error);
+  const constraint = driver.constraint_name ?? driver.constraint;
+  if (!driver.code || !constraint || !driver.code.startsWith("23")) return null;
+  return { code: driver.code, constraint };
+}
+
+/**
+ * Maps a database error to the exported classes where one applies (unreachable → DatabaseUnavailableError),
+ * and returns anything else unchanged. For callers that map errors to status codes.
+ */
+export function toDatabaseError(error: unknown): unknown {
+  if (error instanceof NotFoundError || error instanceof ConflictError) return error;
+  if (error instanceof DatabaseUnavailableError) return error;
+  if (isDatabaseUnavailable(error)) {
+    return new DatabaseUnavailableError("the database is unavailable", { cause: error });
+  }
+  return error;
+}
+
+/** An argument the database cannot use (a malformed cursor, an oversized batch). 400. */
+export class InvalidInputError extends Error {
+  override readonly name = "InvalidInputError";
+}

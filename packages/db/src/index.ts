@@ -1,0 +1,86 @@
+export {
+  type AdvisoryLock,
+  type Database,
+  DEFAULT_DATA_DIR,
+  DEFAULT_POOL_MAX,
+  MEMORY_DATA_DIR,
+  type OpenDatabaseOptions,
+  openDatabase,
+  redactUrl,
+} from "./connection.ts";
+export { type Db, isUuid, queryRows, withTransaction } from "./db.ts";
+export {
+  ConflictError,
+  DatabaseUnavailableError,
+  DataDirectoryInUseError,
+  InvalidInputError,
+  isDatabaseUnavailable,
+  MigrationError,
+  NotFoundError,
+  toDatabaseError,
+  violatedConstraint,
+} from "./errors.ts";
+export { MIGRATIONS_FOLDER, migrate, readMigrations } from "./migrate.ts";
+export * from "./queries/audit.ts";
+export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page } from "./queries/cursor.ts";
+export * from "./queries/leases.ts";
+export {
+  DEFAULT_RAW_RETENTION_DAYS,
+  DEFAULT_ROLLUP_RETENTION_DAYS,
+  insertSamples,
+  type LatestSample,
+  latestSamples,
+  MAX_BATCH_ROWS,
+  MAX_RANGE_POINTS,
+  type MetricsPoint,
+  metricsRange,
+  type PruneResult,
+  pruneMetrics,
+  ROLLUP_LATENESS_MINUTES,
+  rollupMetrics,
+  type SampleInput,
+} from "./queries/metrics.ts";
+export {
+  deleteEnvironmentPolicy,
+  deletePolicy,
+  type EnvironmentPolicyRecord,
+  getEffectivePolicy,
+  getEnvironmentPolicy,
+  getPolicy,
+  listEnvironmentPolicies,
+  type PolicySource,
+  setEnvironmentPolicy,
+  upsertPolicy,
+} from "./queries/policies.ts";
+export {
+  type CreateProxyInput,
+  countProxies,
+  createProxy,
+  deleteProxy,
+  getProxy,
+  listProxies,
+  type ProxyActuator,
+  type ProxyPatch,
+  type ProxyRecord,
+  setObservedReplicas,
+  setProxyHealth,
+  updateProxy,
+} from "./queries/proxies.ts";
+export * from "./queries/scaling.ts";
+export * as schema from "./schema/index.ts";
+export {
+  ACTIVE_EVENT_STATUSES,
+  ACTUATOR_KINDS,
+  type ActuatorKind,
+  FINISHED_EVENT_STATUSES,
+  type FinishedEventStatus,
+  type HistorySnapshot,
+  PROXY_HEALTH,
+  type ProxyHealth,
+  SCALING_EVENT_STATUSES,
+  SCALING_EVENT_TYPES,
+  type ScalingEventStatus,
+  type ScalingEventType,
+  TRIGGERED_BY,
+  type TriggeredBy,
+} from "./schema/index.ts";

@@ -1,0 +1,235 @@
+import { DEFAULT_POLICY, parsePolicy, type ScalingPolicy } from "@proxyscale/core";
+import { eq, sql } from "drizzle-orm";
+import { type Db, isUuid, withTransaction } from "../db.ts";
+import { NotFoundError } from "../errors.ts";
+import { environmentScalingPolicies, proxies, proxyScalingPolicies } from "../schema/index.ts";
+import { writeAudit } from "./audit.ts";
+import { lockProxy } from "./proxies.ts";
+
+export type PolicySource = "proxy" | "environment" | "default";
+
+/** The policy fields stored as their own columns; every other field (but `behavior`) goes to `strategy_settings`. */
+const COLUMN_FIELDS = [
+  "minReplicas",
+  "maxReplicas",
+  "targetCpuPercent",
+  "targetMemoryPercent",
+  "targetRequestRate",
+  "scaleUpThreshold",
+  "scaleDownThreshold",
+  "scaleUpCooldownSeconds",
+  "scaleDownCooldownSeconds",
+  "strategy",
+  "mode",
+] as const satisfies readonly (keyof ScalingPolicy)[];
+
+type PolicyColumnValues = Pick<ScalingPolicy, (typeof COLUMN_FIELDS)[number] | "behavior"> & {
+  strategySettings: Record<string, unknown>;
+};
+
+/** Splits a parsed policy into the table's columns. */
+export function policyToColumns(policy: ScalingPolicy): PolicyColumnValues {
+  const strategySettings: Record<string, unknown> = {};
+  const columns: Record<string, unknown> = { behavior: policy.behavior };
+  for (const [key, value] of Object.entries(policy)) {
+    if ((COLUMN_FIELDS as readonly string[]).includes(key)) columns[key] = value;
+    else if (key !== "behavior") strategySettings[key] = value;
+  }
+  return { ...(columns as Omit<PolicyColumnValues, "strategySettings">), strategySettings };
+}
+
+/**
+ * Reassembles a stored policy and parses it with core's schema, which fills the defaults of any field added to
+ * core after the row was written.
+ */
+export function columnsToPolicy(row: PolicyColumnValues): ScalingPolicy {
+  const policy: Record<string, unknown> = { ...row.strategySettings, behavior: row.behavior };
+  for (const key of COLUMN_FIELDS) policy[key] = row[key];
+  return parsePolicy(policy);
+}
+
+export async function getPolicy(db: Db, args: { proxyId: string }): Promise<ScalingPolicy | null> {
+  if (!isUuid(args.proxyId)) return null;
+  const [row] = await db
+    .select()
+    .from(proxyScalingPolicies)
+    .where(eq(proxyScalingPolicies.proxyId, args.proxyId));
+  return row ? columnsToPolicy(row) : null;
+}
+
+/** Creates or replaces the proxy's policy, with its audit entry, in one transaction. Throws NotFoundError. */
+export async function upsertPolicy(
+  db: Db,
+  args: { proxyId: string; policy: ScalingPolicy; actorId: string },
+): Promise<{ policy: ScalingPolicy; created: boolean }> {
+  const policy = parsePolicy(args.policy);
+  const columns = policyToColumns(policy);
+  return withTransaction(db, async (tx) => {
+    const proxy = await lockProxy(tx, args.proxyId);
+    const before = await getPolicy(tx, { proxyId: proxy.id });
+    const [row] = await tx
+      .insert(proxyScalingPolicies)
+      .values({
+        proxyId: proxy.id,
+        ownerId: proxy.ownerId,
+        ...columns,
+        createdBy: args.actorId,
+        updatedBy: args.actorId,
+      })
+      .onConflictDoUpdate({
+        target: proxyScalingPolicies.proxyId,
+        set: { ...columns, updatedBy: args.actorId, updatedAt: sql`now()` },
+      })
+      .returning();
+    const stored = columnsToPolicy(row!);
+    await writeAudit(tx, {
+      actorId: args.actorId,
+      action: before ? "policy.update" : "policy.create",
+      entityType: "policy",
+      entityId: proxy.id,
+      before,
+      after: stored,
+    });
+    return { policy: stored, created: before === null };
+  });
+}
+
+/** Removes the proxy's own policy (it falls back to its environment's or the default). Throws NotFoundError. */
+export async function deletePolicy(
+  db: Db,
+  args: { proxyId: string; actorId: string },
+): Promise<ScalingPolicy> {
+  return withTransaction(db, async (tx) => {
+    const proxy = await lockProxy(tx, args.proxyId);
+    const [row] = await tx
+      .delete(proxyScalingPolicies)
+      .where(eq(proxyScalingPolicies.proxyId, proxy.id))
+      .returning();
+    if (!row) throw new NotFoundError("policy of proxy", proxy.id);
+    const before = columnsToPolicy(row);
+    await writeAudit(tx, {
+      actorId: args.actorId,
+      action: "policy.delete",
+      entityType: "policy",
+      entityId: proxy.id,
+      before,
+      after: null,
+    });
+    return before;
+  });
+}
+
+export async function getEnvironmentPolicy(
+  db: Db,
+  args: { environment: string },
+): Promise<ScalingPolicy | null> {
+  const [row] = await db
+    .select()
+    .from(environmentScalingPolicies)
+    .where(eq(environmentScalingPolicies.environment, args.environment));
+  return row ? columnsToPolicy(row) : null;
+}
+
+export interface EnvironmentPolicyRecord {
+  environment: string;
+  policy: ScalingPolicy;
+  updatedBy: string;
+  updatedAt: Date;
+}
+
+export async function listEnvironmentPolicies(db: Db): Promise<EnvironmentPolicyRecord[]> {
+  const rows = await db
+    .select()
+    .from(environmentScalingPolicies)
+    .orderBy(environmentScalingPolicies.environment);
+  return rows.map((row) => ({
+    environment: row.environment,
+    policy: columnsToPolicy(row),
+    updatedBy: row.updatedBy,
+    updatedAt: row.updatedAt,
+  }));
+}
+
+/** Sets the default policy of an environment, with its audit entry, in one transaction. */
+export async function setEnvironmentPolicy(
+  db: Db,
+  args: { environment: string; policy: ScalingPolicy; actorId: string },
+): Promise<{ policy: ScalingPolicy; created: boolean }> {
+  const policy = parsePolicy(args.policy);
+  const columns = policyToColumns(policy);
+  return withTransaction(db, async (tx) => {
+    const [existing] = await tx
+      .select()
+      .from(environmentScalingPolicies)
+      .where(eq(environmentScalingPolicies.environment, args.environment))
+      .for("update");
+    const before = existing ? columnsToPolicy(existing) : null;
+    const [row] = await tx
+      .insert(environmentScalingPolicies)
+      .values({ environment: args.environment, ...columns, createdBy: args.actorId, updatedBy: args.actorId })
+      .onConflictDoUpdate({
+        target: environmentScalingPolicies.environment,
+        set: { ...columns, updatedBy: args.actorId, updatedAt: sql`now()` },
+      })
+      .returning();
+    const stored = columnsToPolicy(row!);
+    await writeAudit(tx, {
+      actorId: args.actorId,
+      action: before ? "environment_policy.update" : "environment_policy.create",
+      entityType: "environment_policy",
+      entityId: args.environment,
+      before,
+      after: stored,
+    });
+    return { policy: stored, created: before === null };
+  });
+}
+
+/** Removes an environment's default policy. Throws NotFoundError when it has none. */
+export async function deleteEnvironmentPolicy(
+  db: Db,
+  args: { environment: string; actorId: string },
+): Promise<ScalingPolicy> {
+  return withTransaction(db, async (tx) => {
+    const [row] = await tx
+      .delete(environmentScalingPolicies)
+      .where(eq(environmentScalingPolicies.environment, args.environment))
+      .returning();
+    if (!row) throw new NotFoundError("environment policy", args.environment);
+    const before = columnsToPolicy(row);
+    await writeAudit(tx, {
+      actorId: args.actorId,
+      action: "environment_policy.delete",
+      entityType: "environment_policy",
+      entityId: args.environment,
+      before,
+      after: null,
+    });
+    return before;
+  });
+}
+
+/** Picks the policy that applies: the proxy's own, else its environment's default, else core's DEFAULT_POLICY. */
+export function effectivePolicy(
+  own: PolicyColumnValues | null,
+  environment: PolicyColumnValues | null,
+): { policy: ScalingPolicy; source: PolicySource } {
+  if (own) return { policy: columnsToPolicy(own), source: "proxy" };
+  if (environment) return { policy: columnsToPolicy(environment), source: "environment" };
+  return { policy: structuredClone(DEFAULT_POLICY), source: "default" };
+}
+
+/** The policy that applies to the proxy and where it comes from, in one query; null when the proxy is absent. */
+export async function getEffectivePolicy(
+  db: Db,
+  args: { proxyId: string },
+): Promise<{ policy: ScalingPolicy; source: PolicySource } | null> {
+  if (!isUuid(args.proxyId)) return null;
+  const [row] = await db
+    .select({ own: proxyScalingPolicies, environment: environmentScalingPolicies })
+    .from(proxies)
+    .leftJoin(proxyScalingPolicies, eq(proxyScalingPolicies.proxyId, proxies.id))
+    .leftJoin(environmentScalingPolicies, eq(environmentScalingPolicies.environment, proxies.environment))
+    .where(eq(proxies.id, args.proxyId));
+  return row ? effectivePolicy(row.own, row.environment) : null;
+}

@@ -1,0 +1,580 @@
+import type {
+  Decision,
+  MetricSample,
+  ObservedState,
+  RecommendationRecord,
+  ScaleEventRecord,
+  ScalingPolicy,
+} from "@proxyscale/core";
+import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
+import { type Db, isUuid, queryRows, withTransaction } from "../db.ts";
+import { ConflictError, InvalidInputError, NotFoundError, violatedConstraint } from "../errors.ts";
+import {
+  ACTIVE_EVENT_STATUSES,
+  environmentScalingPolicies,
+  type FinishedEventStatus,
+  type HistorySnapshot,
+  proxies,
+  proxyLatestMetrics,
+  proxyScalingEvents,
+  proxyScalingHistory,
+  proxyScalingPolicies,
+  type ScalingEventStatus,
+  type ScalingEventType,
+  scalingDecisions,
+  type TriggeredBy,
+} from "../schema/index.ts";
+import { writeAudit } from "./audit.ts";
+import { afterCursor, type Page, pageSize, toPage } from "./cursor.ts";
+import { latestSamples, seriesSql } from "./metrics.ts";
+import { textArray } from "./pg-array.ts";
+import { effectivePolicy, type PolicySource } from "./policies.ts";
+import { lockProxy, type ProxyRecord, toProxyRecord } from "./proxies.ts";
+import { epochMs, timestampParam, toDate } from "./time.ts";
+
+export interface ScalingEventRecord {
+  id: string;
+  proxyId: string;
+  eventType: ScalingEventType;
+  previousReplicas: number;
+  newReplicas: number;
+  triggeredBy: TriggeredBy;
+  status: ScalingEventStatus;
+  reason: string;
+  error: string | null;
+  decisionId: string | null;
+  createdBy: string | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  completedAt: Date | null;
+  durationMs: number | null;
+}
+
+function toEventRecord(row: typeof proxyScalingEvents.$inferSelect): ScalingEventRecord {
+  return { ...row };
+}
+
+// Decisions
+
+export interface DecisionRecord {
+  id: string;
+  proxyId: string;
+  triggeredBy: TriggeredBy;
+  evaluatedAt: Date;
+  decision: Decision;
+  createdAt: Date;
+}
+
+/** Stores one evaluation, including one that changes nothing. Throws NotFoundError for an unknown proxy. */
+export async function recordDecision(
+  db: Db,
+  args: { proxyId: string; decision: Decision; triggeredBy: TriggeredBy },
+): Promise<{ id: string }> {
+  const { decision } = args;
+  if (!isUuid(args.proxyId)) throw new NotFoundError("proxy", args.proxyId);
+  try {
+    const [row] = await db
+      .insert(scalingDecisions)
+      .values({
+        proxyId: args.proxyId,
+        evaluatedAt: new Date(decision.evaluatedAt),
+        triggeredBy: args.triggeredBy,
+        strategy: decision.strategy,
+        action: decision.action,
+        currentReplicas: decision.currentReplicas,
+        recommendedReplicas: decision.recommendedReplicas,
+        desiredReplicas: decision.desiredReplicas,
+        loadScore: decision.loadScore,
+        explanation: decision.explanation,
+        decision,
+      })
+      .returning({ id: scalingDecisions.id });
+    return row!;
+  } catch (error) {
+    if (violatedConstraint(error)?.code === "23503") throw new NotFoundError("proxy", args.proxyId);
+    throw error;
+  }
+}
+
+/** Newest evaluation first. */
+export async function listDecisions(
+  db: Db,
+  args: { proxyId: string; limit?: number; cursor?: string | null },
+): Promise<Page<DecisionRecord>> {
+  const size = pageSize(args.limit);
+  if (!isUuid(args.proxyId)) return { items: [], nextCursor: null };
+  const rows = await db
+    .select({
+      id: scalingDecisions.id,
+      proxyId: scalingDecisions.proxyId,
+      triggeredBy: scalingDecisions.triggeredBy,
+      evaluatedAt: scalingDecisions.evaluatedAt,
+      decision: scalingDecisions.decision,
+      createdAt: scalingDecisions.createdAt,
+    })
+    .from(scalingDecisions)
+    .where(
+      and(
+        eq(scalingDecisions.proxyId, args.proxyId),
+        afterCursor(args.cursor, scalingDecisions.evaluatedAt, scalingDecisions.id),
+      ),
+    )
+    .orderBy(desc(scalingDecisions.evaluatedAt), desc(scalingDecisions.id))
+    .limit(size + 1);
+  return toPage(rows, size, (row) => ({ at: row.evaluatedAt, id: row.id }));
+}
+
+// Events
+
+export interface CreateScalingEventInput {
+  proxyId: string;
+  /** Derived from the replica counts when omitted; the database rejects one that contradicts them. */
+  eventType?: ScalingEventType;
+  /** The proxy's current replicas when omitted. */
+  previousReplicas?: number;
+  newReplicas: number;
+  triggeredBy: TriggeredBy;
+  reason: string;
+  decisionId?: string | null;
+  /** The metrics to keep with the event; the proxy's latest samples when omitted. */
+  snapshot?: HistorySnapshot;
+  /** Who asked; audited for manual and admin scales. */
+  actorId?: string;
+}
+
+/**
+ * Records a scale: the event (pending), its history snapshot and the proxy's desired replicas, in ONE transaction.
+ * Refused with ConflictError when the count is already in effect or another event of the proxy is in flight
+ * (a partial unique index guarantees the latter even between servers).
+ */
+export async function createScalingEvent(
+  db: Db,
+  input: CreateScalingEventInput,
+): Promise<ScalingEventRecord> {
+  try {
+    return await withTransaction(db, async (tx) => {
+      const proxy = await lockProxy(tx, input.proxyId);
+      const previousReplicas = input.previousReplicas ?? proxy.currentReplicas;
+      if (input.newReplicas === previousReplicas) {
+        throw new ConflictError(`proxy ${proxy.id} already runs ${previousReplicas} replicas`);
+      }
+      const [row] = await tx
+        .insert(proxyScalingEvents)
+        .values({
+          proxyId: proxy.id,
+          eventType: input.eventType ?? (input.newReplicas > previousReplicas ? "scale_up" : "scale_down"),
+          previousReplicas,
+          newReplicas: input.newReplicas,
+          triggeredBy: input.triggeredBy,
+          reason: input.reason,
+          decisionId: input.decisionId ?? null,
+          createdBy: input.actorId ?? null,
+        })
+        .returning();
+      const event = toEventRecord(row!);
+      const snapshot = input.snapshot ?? (await currentSnapshot(tx, proxy.id, input.decisionId ?? null));
+      await tx.insert(proxyScalingHistory).values({
+        eventId: event.id,
+        proxyId: proxy.id,
+        recordedAt: event.createdAt,
+        previousReplicas,
+        newReplicas: input.newReplicas,
+        loadScore: snapshot.loadScore,
+        metrics: snapshot.samples,
+        decision: snapshot.decision ?? null,
+      });
+      await tx
+        .update(proxies)
+        .set({ desiredReplicas: input.newReplicas, updatedAt: sql`now()` })
+        .where(eq(proxies.id, proxy.id));
+      if (input.triggeredBy !== "auto") {
+        await writeAudit(tx, {
+          actorId: input.actorId ?? input.triggeredBy,
+          action: "scaling.execute",
+          entityType: "scaling_event",
+          entityId: event.id,
+          before: { proxyId: proxy.id, desiredReplicas: proxy.desiredReplicas },
+          after: event,
+        });
+      }
+      return event;
+    });
+  } catch (error) {
+    const violation = violatedConstraint(error);
+    if (violation?.constraint === "proxy_scaling_events_one_active_per_proxy") {
+      throw new ConflictError(`proxy ${input.proxyId} already has a scaling event in flight`, {
+        cause: error,
+      });
+    }
+    if (violation?.code === "23503" && violation.constraint.includes("decision")) {
+      throw new NotFoundError("decision", String(input.decisionId));
+    }
+    throw error;
+  }
+}
+
+async function currentSnapshot(tx: Db, proxyId: string, decisionId: string | null): Promise<HistorySnapshot> {
+  const latest = (await latestSamples(tx, { proxyIds: [proxyId] })).get(proxyId) ?? [];
+  const samples: MetricSample[] = latest.map(
+    ({ loadScore: _score, replicas: _r, unhealthyReplicas: _u, ...s }) => s,
+  );
+  const loadScore =
+    latest.length > 0 ? latest.reduce((sum, sample) => sum + sample.loadScore, 0) / latest.length : null;
+  let decision: Decision | null = null;
+  if (decisionId && isUuid(decisionId)) {
+    const [row] = await tx
+      .select({ decision: scalingDecisions.decision })
+      .from(scalingDecisions)
+      .where(eq(scalingDecisions.id, decisionId));
+    decision = row?.decision ?? null;
+  }
+  return { loadScore, samples, decision };
+}
+
+/** pending → in_progress. Null when the event is not pending (another server took it, or it is finished). */
+export async function startScalingEvent(
+  db: Db,
+  args: { eventId: string },
+): Promise<ScalingEventRecord | null> {
+  if (!isUuid(args.eventId)) return null;
+  const [row] = await db
+    .update(proxyScalingEvents)
+    .set({ status: "in_progress", startedAt: sql`now()` })
+    .where(and(eq(proxyScalingEvents.id, args.eventId), eq(proxyScalingEvents.status, "pending")))
+    .returning();
+  return row ? toEventRecord(row) : null;
+}
+
+/** The failure message stored when a caller fails an event without one (the database requires an error). */
+export const UNSPECIFIED_ERROR = "failed without an error message";
+
+/**
+ * pending | in_progress → completed | failed | cancelled, in one `UPDATE … WHERE status IN (…) RETURNING`, so of
+ * concurrent completions exactly one wins. Sets completedAt and durationMs (from startedAt, or createdAt when it
+ * never started); a failed event keeps its error; `observedReplicas` updates the proxy's current replicas in the
+ * same transaction. A finished event is final: completing it again throws ConflictError and changes nothing.
+ */
+export async function completeScalingEvent(
+  db: Db,
+  args: { eventId: string; status: FinishedEventStatus; error?: string | null; observedReplicas?: number },
+): Promise<ScalingEventRecord> {
+  if (!isUuid(args.eventId)) throw new NotFoundError("scaling event", args.eventId);
+  const error = args.status === "failed" ? args.error?.trim() || UNSPECIFIED_ERROR : null;
+  return withTransaction(db, async (tx) => {
+    const completedAt = sql`now()::timestamptz(3)`;
+    const [row] = await tx
+      .update(proxyScalingEvents)
+      .set({
+        status: args.status,
+        error,
+        completedAt,
+        durationMs: sql`round(extract(epoch from (${completedAt} - coalesce(${proxyScalingEvents.startedAt}, ${proxyScalingEvents.createdAt}))) * 1000)::int`,
+      })
+      .where(
+        and(
+          eq(proxyScalingEvents.id, args.eventId),
+          inArray(proxyScalingEvents.status, [...ACTIVE_EVENT_STATUSES]),
+        ),
+      )
+      .returning();
+    if (!row) {
+      const existing = await getScalingEvent(tx, { id: args.eventId });
+      if (!existing) throw new NotFoundError("scaling event", args.eventId);
+      throw new ConflictError(`scaling event ${args.eventId} is already ${existing.status}`);
+    }
+    if (args.observedReplicas !== undefined) {
+      await tx
+        .update(proxies)
+        .set({ currentReplicas: args.observedReplicas, updatedAt: sql`now()` })
+        .where(eq(proxies.id, row.proxyId));
+    }
+    return toEventRecord(row);
+  });
+}
+
+export async function getScalingEvent(db: Db, args: { id: string }): Promise<ScalingEventRecord | null> {
+  if (!isUuid(args.id)) return null;
+  const [row] = await db.select().from(proxyScalingEvents).where(eq(proxyScalingEvents.id, args.id));
+  return row ? toEventRecord(row) : null;
+}
+
+/** Newest first. */
+export async function listScalingEvents(
+  db: Db,
+  args: { proxyId: string; limit?: number; cursor?: string | null },
+): Promise<Page<ScalingEventRecord>> {
+  const size = pageSize(args.limit);
+  if (!isUuid(args.proxyId)) return { items: [], nextCursor: null };
+  const rows = await db
+    .select()
+    .from(proxyScalingEvents)
+    .where(
+      and(
+        eq(proxyScalingEvents.proxyId, args.proxyId),
+        afterCursor(args.cursor, proxyScalingEvents.createdAt, proxyScalingEvents.id),
+      ),
+    )
+    .orderBy(desc(proxyScalingEvents.createdAt), desc(proxyScalingEvents.id))
+    .limit(size + 1);
+  return toPage(rows.map(toEventRecord), size, (event) => ({ at: event.createdAt, id: event.id }));
+}
+
+/** The proxy's pending or in-progress event (there is at most one). */
+export async function findActiveScalingEvent(
+  db: Db,
+  args: { proxyId: string },
+): Promise<ScalingEventRecord | null> {
+  if (!isUuid(args.proxyId)) return null;
+  const [row] = await db
+    .select()
+    .from(proxyScalingEvents)
+    .where(
+      and(
+        eq(proxyScalingEvents.proxyId, args.proxyId),
+        inArray(proxyScalingEvents.status, [...ACTIVE_EVENT_STATUSES]),
+      ),
+    );
+  return row ? toEventRecord(row) : null;
+}
+
+/** Events in flight across proxies, oldest first; `createdBefore` finds the ones a dead server left behind. */
+export async function listActiveScalingEvents(
+  db: Db,
+  args: { createdBefore?: Date | number; limit?: number } = {},
+): Promise<ScalingEventRecord[]> {
+  const rows = await db
+    .select()
+    .from(proxyScalingEvents)
+    .where(
+      and(
+        inArray(proxyScalingEvents.status, [...ACTIVE_EVENT_STATUSES]),
+        args.createdBefore === undefined
+          ? undefined
+          : lt(proxyScalingEvents.createdAt, toDate(args.createdBefore, "createdBefore")),
+      ),
+    )
+    .orderBy(proxyScalingEvents.createdAt)
+    .limit(pageSize(args.limit ?? 500));
+  return rows.map(toEventRecord);
+}
+
+export interface ScalingHistoryEntry {
+  id: string;
+  eventId: string;
+  proxyId: string;
+  recordedAt: Date;
+  previousReplicas: number;
+  newReplicas: number;
+  loadScore: number | null;
+  metrics: MetricSample[];
+  decision: Decision | null;
+}
+
+/** The snapshots of a proxy's scales, newest first. */
+export async function listScalingHistory(
+  db: Db,
+  args: { proxyId: string; limit?: number },
+): Promise<ScalingHistoryEntry[]> {
+  if (!isUuid(args.proxyId)) return [];
+  return db
+    .select()
+    .from(proxyScalingHistory)
+    .where(eq(proxyScalingHistory.proxyId, args.proxyId))
+    .orderBy(desc(proxyScalingHistory.recordedAt), desc(proxyScalingHistory.id))
+    .limit(pageSize(args.limit));
+}
+
+// Observed state for the engine
+
+export interface ObservedProxy {
+  proxy: ProxyRecord;
+  policy: ScalingPolicy;
+  policySource: PolicySource;
+  state: ObservedState;
+}
+
+/**
+ * Everything `decide` needs for N proxies, in ONE query: each proxy with its own and environment policy, its
+ * latest sample per instance (newer than now − historySeconds), its scale events in that window (plus any in
+ * flight; failed and cancelled ones changed nothing and are left out) and the recommendations of its decisions in
+ * that window. Unknown ids are absent from the map.
+ */
+export async function loadObservedStates(
+  db: Db,
+  args: { proxyIds: readonly string[]; now: number; historySeconds: number },
+): Promise<Map<string, ObservedProxy>> {
+  const result = new Map<string, ObservedProxy>();
+  const ids = args.proxyIds.filter(isUuid);
+  if (ids.length === 0) return result;
+  if (!(args.historySeconds >= 0)) throw new InvalidInputError("historySeconds: must not be negative");
+  const since = timestampParam(new Date(args.now - args.historySeconds * 1000));
+  const latest = proxyLatestMetrics;
+  const events = proxyScalingEvents;
+  const rows = await db
+    .select({
+      proxy: proxies,
+      own: proxyScalingPolicies,
+      environment: environmentScalingPolicies,
+      samples: sql<MetricSample[]>`(
+        select coalesce(json_agg(json_strip_nulls(json_build_object(
+          'instanceId', nullif(${latest.instanceId}, ''), 'at', ${epochMs(latest.recordedAt)},
+          'cpuPercent', ${latest.cpuPercent}, 'memoryPercent', ${latest.memoryPercent},
+          'requestRate', ${latest.requestRate}, 'avgLatencyMs', ${latest.avgLatencyMs},
+          'errorRatePercent', ${latest.errorRatePercent}, 'custom', ${latest.custom}
+        )) order by ${latest.instanceId}), '[]'::json)
+        from ${latest} where ${latest.proxyId} = ${proxies.id} and ${latest.recordedAt} >= ${since})`,
+      recentEvents: sql<ScaleEventRecord[]>`(
+        select coalesce(json_agg(json_build_object(
+          'at', ${epochMs(events.createdAt)}, 'fromReplicas', ${events.previousReplicas},
+          'toReplicas', ${events.newReplicas}
+        ) order by ${events.createdAt}), '[]'::json)
+        from ${events} where ${events.proxyId} = ${proxies.id}
+          and (${events.status} in ('pending', 'in_progress')
+            or (${events.status} = 'completed' and ${events.createdAt} >= ${since})))`,
+      recommendations: sql<RecommendationRecord[]>`(
+        select coalesce(json_agg(${scalingDecisions.decision} -> 'recommendation'
+          order by ${scalingDecisions.evaluatedAt}), '[]'::json)
+        from ${scalingDecisions} where ${scalingDecisions.proxyId} = ${proxies.id}
+          and ${scalingDecisions.evaluatedAt} >= ${since})`,
+    })
+    .from(proxies)
+    .leftJoin(proxyScalingPolicies, eq(proxyScalingPolicies.proxyId, proxies.id))
+    .leftJoin(environmentScalingPolicies, eq(environmentScalingPolicies.environment, proxies.environment))
+    .where(sql`${proxies.id} = any(${textArray(ids)}::uuid[])`);
+  for (const row of rows) {
+    const proxy = toProxyRecord(row.proxy);
+    const { policy, source } = effectivePolicy(row.own, row.environment);
+    result.set(proxy.id, {
+      proxy,
+      policy,
+      policySource: source,
+      state: {
+        currentReplicas: proxy.currentReplicas,
+        unhealthyReplicas: proxy.unhealthyReplicas,
+        samples: parseJson(row.samples),
+        recentEvents: parseJson(row.recentEvents),
+        recommendations: parseJson(row.recommendations),
+      },
+    });
+  }
+  return result;
+}
+
+/** json columns arrive parsed from postgres.js and PGlite alike; a string is parsed here to be safe. */
+function parseJson<T>(value: T | string): T {
+  return typeof value === "string" ? (JSON.parse(value) as T) : value;
+}
+
+// Summary
+
+export const TREND_FLAT_SLOPE_PER_HOUR = 1;
+export const DEFAULT_SUMMARY_HOURS = 24;
+export const MAX_SUMMARY_HOURS = 24 * 90;
+
+export interface ScalingSummary {
+  proxyId: string;
+  hoursBack: number;
+  from: Date;
+  to: Date;
+  events: {
+    total: number;
+    byType: Record<ScalingEventType, number>;
+    byStatus: Record<ScalingEventStatus, number>;
+  };
+  loadScore: { avg: number | null; max: number | null };
+  replicas: { avg: number | null; max: number | null };
+  /** Over completed events. */
+  avgScalingDurationMs: number | null;
+  /** Least-squares slope of the load score over the window; flat below TREND_FLAT_SLOPE_PER_HOUR. */
+  trend: { slopePerHour: number | null; direction: "rising" | "falling" | "flat" };
+  samples: number;
+}
+
+/**
+ * The seed's summary over the last `hoursBack` hours before `now`, computed in SQL in one statement: event
+ * counts by type and status, load score and replicas (avg, max), average duration of completed scales, and the
+ * load-score trend (`regr_slope`). Samples come from raw rows and, for minutes already rolled up, from rollups.
+ */
+export async function getScalingSummary(
+  db: Db,
+  args: { proxyId: string; hoursBack?: number; now: Date | number },
+): Promise<ScalingSummary> {
+  const hoursBack = args.hoursBack ?? DEFAULT_SUMMARY_HOURS;
+  if (!(hoursBack > 0 && hoursBack <= MAX_SUMMARY_HOURS)) {
+    throw new InvalidInputError(`hoursBack: must be greater than 0 and at most ${MAX_SUMMARY_HOURS}`);
+  }
+  if (!isUuid(args.proxyId)) throw new NotFoundError("proxy", args.proxyId);
+  const to = toDate(args.now, "now");
+  const from = new Date(to.getTime() - Math.round(hoursBack * 3_600_000));
+  const [row] = await queryRows<{
+    samples: number;
+    loadAvg: number | null;
+    loadMax: number | null;
+    replicasAvg: number | null;
+    replicasMax: number | null;
+    slopePerHour: number | null;
+    total: number;
+    scaleUp: number;
+    scaleDown: number;
+    pending: number;
+    inProgress: number;
+    completed: number;
+    failed: number;
+    cancelled: number;
+    avgDurationMs: number | null;
+  }>(
+    db,
+    sql`
+      with ${seriesSql(args.proxyId, from, to)},
+      metrics as (
+        select coalesce(sum(n), 0)::int as samples,
+          (sum(load_score * n) / nullif(sum(n), 0))::float8 as "loadAvg",
+          max(load_score_max)::float8 as "loadMax",
+          (sum(replicas * replica_n) / nullif(sum(replica_n), 0))::float8 as "replicasAvg",
+          max(replicas_max)::int as "replicasMax",
+          (regr_slope(load_score, extract(epoch from at)::float8) * 3600)::float8 as "slopePerHour"
+        from series
+      ),
+      events as (
+        select count(*)::int as total,
+          (count(*) filter (where event_type = 'scale_up'))::int as "scaleUp",
+          (count(*) filter (where event_type = 'scale_down'))::int as "scaleDown",
+          (count(*) filter (where status = 'pending'))::int as pending,
+          (count(*) filter (where status = 'in_progress'))::int as "inProgress",
+          (count(*) filter (where status = 'completed'))::int as completed,
+          (count(*) filter (where status = 'failed'))::int as failed,
+          (count(*) filter (where status = 'cancelled'))::int as cancelled,
+          (avg(duration_ms) filter (where status = 'completed'))::float8 as "avgDurationMs"
+        from proxy_scaling_events
+        where proxy_id = ${args.proxyId}::uuid
+          and created_at >= ${timestampParam(from)} and created_at <= ${timestampParam(to)}
+      )
+      select * from metrics, events`,
+  );
+  const r = row!;
+  const slope = r.slopePerHour;
+  const direction =
+    slope === null || Math.abs(slope) < TREND_FLAT_SLOPE_PER_HOUR ? "flat" : slope > 0 ? "rising" : "falling";
+  return {
+    proxyId: args.proxyId,
+    hoursBack,
+    from,
+    to,
+    events: {
+      total: r.total,
+      byType: { scale_up: r.scaleUp, scale_down: r.scaleDown },
+      byStatus: {
+        pending: r.pending,
+        in_progress: r.inProgress,
+        completed: r.completed,
+        failed: r.failed,
+        cancelled: r.cancelled,
+      },
+    },
+    loadScore: { avg: r.loadAvg, max: r.loadMax },
+    replicas: { avg: r.replicasAvg, max: r.replicasMax },
+    avgScalingDurationMs: r.avgDurationMs,
+    trend: { slopePerHour: slope, direction },
+    samples: r.samples,
+  };
+}

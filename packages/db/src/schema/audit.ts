@@ -1,0 +1,44 @@
+import { sql } from "drizzle-orm";
+import { check, index, jsonb, pgTable, text, uuid } from "drizzle-orm/pg-core";
+import { createdAt, ts } from "./columns.ts";
+
+/** Who changed what, when, with the entity before and after. Entities are not foreign keys: the log outlives them. */
+export const auditLog = pgTable(
+  "audit_log",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    actorId: text("actor_id").notNull(),
+    action: text("action").notNull(),
+    entityType: text("entity_type").notNull(),
+    entityId: text("entity_id").notNull(),
+    before: jsonb("before"),
+    after: jsonb("after"),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("audit_log_time_idx").on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index("audit_log_entity_time_idx").on(
+      t.entityId,
+      t.createdAt.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
+    index("audit_log_actor_time_idx").on(
+      t.actorId,
+      t.createdAt.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
+    check("audit_log_action_not_blank", sql`length(${t.action}) > 0`),
+  ],
+);
+
+/** Named leases with an expiry, so that several servers share work and a dead server's work is taken over. */
+export const leases = pgTable(
+  "leases",
+  {
+    name: text("name").primaryKey(),
+    holder: text("holder").notNull(),
+    acquiredAt: ts("acquired_at").notNull(),
+    expiresAt: ts("expires_at").notNull(),
+  },
+  (t) => [check("leases_expiry_after_acquire", sql`${t.expiresAt} > ${t.acquiredAt}`)],
+);

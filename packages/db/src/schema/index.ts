@@ -1,0 +1,5 @@
+export * from "./audit.ts";
+export * from "./metrics.ts";
+export * from "./policies.ts";
+export * from "./proxies.ts";
+export * from "./scaling.ts";
