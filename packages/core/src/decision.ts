@@ -1,5 +1,7 @@
 import type { MetricSample } from "./metrics.ts";
+import type { FleetMetrics } from "./observe.ts";
 import type { StrategyName } from "./policy.ts";
+import type { StrategyBasis } from "./strategies/index.ts";
 
 export type ScaleDirection = "scale_up" | "scale_down";
 export type ScalingAction = ScaleDirection | "none";
@@ -44,8 +46,9 @@ export interface MetricProposal {
 
 /** Every limit that changed (or held) the number, with the values involved. */
 export type Limit =
-  | { kind: "noMetrics"; liveSamples: number; maxAgeSeconds: number }
-  | { kind: "tolerance"; direction: ScaleDirection; tolerance: number; ratio: number }
+  /** No live sample at all, or (with `metric`) none carrying that metric. */
+  | { kind: "noMetrics"; liveSamples: number; maxAgeSeconds: number; metric?: string }
+  | { kind: "tolerance"; direction: ScaleDirection; tolerance: number; ratio: number; metric?: string }
   | {
       kind: "cooldown";
       direction: ScaleDirection;
@@ -66,7 +69,8 @@ export type Limit =
   | { kind: "maxReplicas"; value: number; from: number; to: number }
   | { kind: "tierCap"; value: number; from: number; to: number }
   | { kind: "budget"; value: number; from: number; to: number }
-  | { kind: "health"; unhealthyReplicas: number; servingReplicas: number }
+  /** `loadFactor`: how much a fleet-average reading was raised to put unhealthy replicas' share on serving ones. */
+  | { kind: "health"; unhealthyReplicas: number; servingReplicas: number; loadFactor?: number }
   | { kind: "minAdjustmentMagnitude"; value: number; from: number; to: number };
 
 export type LimitKind = Limit["kind"];
@@ -81,8 +85,12 @@ export interface Decision {
   desiredReplicas: number;
   /** The seed's composite score of the averaged live samples, when there are any. */
   loadScore: number | null;
-  /** The averaged metrics the decision used. */
+  /** Per metric: the reading, its target (or threshold) and what it proposed. */
   metrics: MetricProposal[];
+  /** The averaged live samples as reported (null without live samples). */
+  averages?: FleetMetrics | null;
+  /** The facts the strategy based its recommendation on (null without live samples). */
+  basis?: StrategyBasis | null;
   limits: Limit[];
   /** One sentence a person can read. */
   explanation: string;

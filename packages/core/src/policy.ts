@@ -38,11 +38,8 @@ function scalingRulesSchema(defaults: { stabilizationWindowSeconds: number; poli
       .default(defaults.stabilizationWindowSeconds),
     selectPolicy: z.enum(SELECT_POLICIES).default("Max"),
     policies: z.array(hpaScalingPolicySchema).min(1).default(defaults.policies),
-    tolerance: z
-      .number()
-      .min(0, { message: "must not be negative" })
-      .lt(1, { message: "must be below 1" })
-      .default(0.1),
+    /** KEP-4951 configurable tolerance: no upper bound (a scale-down tolerance ≥ 1 never scales down). */
+    tolerance: z.number().min(0, { message: "must not be negative" }).default(0.1),
   });
 }
 

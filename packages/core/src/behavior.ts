@@ -1,0 +1,105 @@
+/**
+ * HPA `behavior`, ported from kubernetes pkg/controller/podautoscaler/horizontal.go
+ * (stabilizeRecommendationWithBehaviors, calculateScaleUpLimitWithScalingRules,
+ * calculateScaleDownLimitWithBehaviors, getReplicasChangePerPeriod). Pure: `now` is passed in.
+ */
+import type { RecommendationRecord, ScaleEventRecord } from "./decision.ts";
+import type { Behavior, HpaScalingPolicy, ScalingRules } from "./policy.ts";
+
+/**
+ * Brings `current` within [min of the scale-up window, max of the scale-down window], both windows
+ * including the new recommendation. An empty window is no constraint. A record counts when it is
+ * strictly newer than `now − window`, as HPA's `timestamp.After(cutoff)`.
+ */
+export function stabilize(
+  currentReplicas: number,
+  recommended: number,
+  history: readonly RecommendationRecord[],
+  behavior: Behavior,
+  now: number,
+): number {
+  const upCutoff = now - behavior.scaleUp.stabilizationWindowSeconds * 1000;
+  const downCutoff = now - behavior.scaleDown.stabilizationWindowSeconds * 1000;
+  let up = recommended;
+  let down = recommended;
+  for (const rec of history) {
+    if (rec.at > upCutoff && rec.replicas < up) up = rec.replicas;
+    if (rec.at > downCutoff && rec.replicas > down) down = rec.replicas;
+  }
+  let stabilized = currentReplicas;
+  if (stabilized < up) stabilized = up;
+  if (stabilized > down) stabilized = down;
+  return stabilized;
+}
+
+/** The bound a direction's rate policies allow, and the policy that set it (none when Disabled). */
+export interface RateBound {
+  limit: number;
+  policy?: HpaScalingPolicy | undefined;
+}
+
+/** Replicas added (direction 1) or removed (direction −1) by events strictly newer than `now − period`. */
+export function replicasChangedInPeriod(
+  events: readonly ScaleEventRecord[],
+  periodSeconds: number,
+  direction: 1 | -1,
+  now: number,
+): number {
+  const cutoff = now - periodSeconds * 1000;
+  let changed = 0;
+  for (const event of events) {
+    if (event.at <= cutoff) continue;
+    const change = (event.toReplicas - event.fromReplicas) * direction;
+    if (change > 0) changed += change;
+  }
+  return changed;
+}
+
+/** The most replicas scale-up rules allow now. Percent rounds up, as HPA does. */
+export function scaleUpBound(
+  currentReplicas: number,
+  events: readonly ScaleEventRecord[],
+  rules: ScalingRules,
+  now: number,
+): RateBound {
+  if (rules.selectPolicy === "Disabled") return { limit: currentReplicas };
+  const pickMin = rules.selectPolicy === "Min";
+  let best: RateBound | undefined;
+  for (const policy of rules.policies) {
+    const added = replicasChangedInPeriod(events, policy.periodSeconds, 1, now);
+    const removed = replicasChangedInPeriod(events, policy.periodSeconds, -1, now);
+    const periodStart = currentReplicas - added + removed;
+    const proposed =
+      policy.type === "Pods" ? periodStart + policy.value : Math.ceil(periodStart * (1 + policy.value / 100));
+    if (best === undefined || (pickMin ? proposed < best.limit : proposed > best.limit)) {
+      best = { limit: proposed, policy };
+    }
+  }
+  return best ?? { limit: currentReplicas };
+}
+
+/** The fewest replicas scale-down rules allow now. Percent truncates, as HPA does. */
+export function scaleDownBound(
+  currentReplicas: number,
+  events: readonly ScaleEventRecord[],
+  rules: ScalingRules,
+  now: number,
+): RateBound {
+  if (rules.selectPolicy === "Disabled") return { limit: currentReplicas };
+  const pickMin = rules.selectPolicy === "Min";
+  let best: RateBound | undefined;
+  for (const policy of rules.policies) {
+    const added = replicasChangedInPeriod(events, policy.periodSeconds, 1, now);
+    const removed = replicasChangedInPeriod(events, policy.periodSeconds, -1, now);
+    const periodStart = currentReplicas - added + removed;
+    const proposed =
+      policy.type === "Pods"
+        ? periodStart - policy.value
+        : Math.trunc(periodStart * (1 - policy.value / 100));
+    // For scale-down the smallest change ("Min") is the highest bound.
+    if (best === undefined || (pickMin ? proposed > best.limit : proposed < best.limit)) {
+      best = { limit: proposed, policy };
+    }
+  }
+  return best ?? { limit: currentReplicas };
+}

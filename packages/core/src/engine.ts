@@ -1,0 +1,225 @@
+import { scaleDownBound, scaleUpBound, stabilize } from "./behavior.ts";
+import type {
+  Decision,
+  Limit,
+  MetricProposal,
+  ObservedState,
+  ScaleEventRecord,
+  ScalingAction,
+} from "./decision.ts";
+import { explainDecision } from "./explain.ts";
+import { type FleetMetrics, type FleetObservation, observeFleet } from "./observe.ts";
+import type { ScalingPolicy } from "./policy.ts";
+import { computeLoadScore } from "./score.ts";
+import { type StrategyBasis, strategies } from "./strategies/index.ts";
+import type { StrategyInput } from "./strategies/types.ts";
+
+/**
+ * Spreads a fleet average over the serving replicas: unhealthy replicas carry no load, so the load they are
+ * averaged in with falls on the others. Per-request readings (latency, error rate) stay as they are.
+ */
+function projectOntoServing(metrics: FleetMetrics, factor: number): FleetMetrics {
+  let custom: Record<string, number> | undefined;
+  if (metrics.custom !== undefined) {
+    custom = {};
+    for (const name in metrics.custom) custom[name] = metrics.custom[name]! * factor;
+  }
+  return {
+    cpuPercent: Math.min(100, metrics.cpuPercent * factor),
+    memoryPercent: Math.min(100, metrics.memoryPercent * factor),
+    requestRate: metrics.requestRate * factor,
+    avgLatencyMs: metrics.avgLatencyMs,
+    errorRatePercent: metrics.errorRatePercent,
+    custom,
+  };
+}
+
+function strategyInput(
+  policy: ScalingPolicy,
+  currentReplicas: number,
+  unhealthyReplicas: number,
+  observation: FleetObservation,
+): { input: StrategyInput; loadFactor: number } {
+  const servingReplicas = currentReplicas - unhealthyReplicas;
+  // A fleet average describes every replica; per-instance readings are taken as the serving replicas' own.
+  const loadFactor = observation.fleetAverage && servingReplicas > 0 ? currentReplicas / servingReplicas : 1;
+  const readyWithMetrics = observation.fleetAverage
+    ? servingReplicas
+    : Math.min(observation.liveSamples, servingReplicas);
+  const metrics =
+    loadFactor === 1 ? observation.averages : projectOntoServing(observation.averages, loadFactor);
+  const noServingCapacity = currentReplicas > 0 && servingReplicas === 0;
+  return {
+    input: {
+      policy,
+      currentReplicas,
+      unhealthyReplicas,
+      servingReplicas,
+      readyWithMetrics,
+      missingReplicas: servingReplicas - readyWithMetrics,
+      metrics,
+      loadScore: noServingCapacity ? 100 : computeLoadScore(metrics, policy),
+      observation,
+    },
+    loadFactor,
+  };
+}
+
+function lastScaleAt(events: readonly ScaleEventRecord[]): number | undefined {
+  let last: number | undefined;
+  for (const event of events) if (last === undefined || event.at > last) last = event.at;
+  return last;
+}
+
+/**
+ * The scaling decision for `state` at `now`: a pure function of its arguments (no clock, no randomness, no I/O).
+ *
+ * Pipeline: live samples → averages (health-adjusted) → strategy proposal → the seed's cooldowns (threshold
+ * strategy) → HPA stabilization windows → HPA rate policies → min/max → tier cap → budget → action.
+ * A fleet outside [minReplicas, maxReplicas] goes straight to the nearest bound, as HPA does.
+ */
+export function decide(policy: ScalingPolicy, state: ObservedState, now: number): Decision {
+  const current = state.currentReplicas;
+  const unhealthy = Math.min(Math.max(0, state.unhealthyReplicas), current);
+  const strategy = strategies[policy.strategy];
+  const observation = observeFleet(state.samples, current, policy.metricsMaxAgeSeconds, now);
+  const limits: Limit[] = [];
+
+  let recommended = current;
+  let loadScore: number | null = null;
+  let metrics: MetricProposal[] = [];
+  let basis: StrategyBasis | null = null;
+  if (observation === null) {
+    limits.push({ kind: "noMetrics", liveSamples: 0, maxAgeSeconds: policy.metricsMaxAgeSeconds });
+  } else {
+    const { input, loadFactor } = strategyInput(policy, current, unhealthy, observation);
+    if (unhealthy > 0) {
+      limits.push({
+        kind: "health",
+        unhealthyReplicas: unhealthy,
+        servingReplicas: input.servingReplicas,
+        loadFactor,
+      });
+    }
+    const proposal = strategy.propose(input);
+    recommended = proposal.recommendedReplicas;
+    loadScore = input.loadScore;
+    metrics = proposal.metrics;
+    basis = proposal.basis;
+    for (const limit of proposal.limits) limits.push(limit);
+  }
+
+  const { minReplicas, maxReplicas, behavior } = policy;
+  let desired = recommended;
+  if (current > maxReplicas || current < minReplicas) {
+    desired = current > maxReplicas ? maxReplicas : minReplicas;
+    limits.push({
+      kind: current > maxReplicas ? "maxReplicas" : "minReplicas",
+      value: desired,
+      from: current,
+      to: desired,
+    });
+  } else if (desired !== current) {
+    if (strategy.usesCooldowns) {
+      const last = lastScaleAt(state.recentEvents);
+      if (last !== undefined) {
+        const up = desired > current;
+        const cooldownSeconds = up ? policy.scaleUpCooldownSeconds : policy.scaleDownCooldownSeconds;
+        const remainingMs = cooldownSeconds * 1000 - (now - last);
+        if (remainingMs > 0) {
+          limits.push({
+            kind: "cooldown",
+            direction: up ? "scale_up" : "scale_down",
+            cooldownSeconds,
+            remainingSeconds: remainingMs / 1000,
+            lastScaleAt: last,
+          });
+          desired = current;
+        }
+      }
+    }
+    if (desired !== current) {
+      const stabilized = stabilize(current, desired, state.recommendations, behavior, now);
+      if (stabilized !== desired) {
+        const up = desired > current;
+        limits.push({
+          kind: "stabilization",
+          direction: up ? "scale_up" : "scale_down",
+          windowSeconds: (up ? behavior.scaleUp : behavior.scaleDown).stabilizationWindowSeconds,
+          from: desired,
+          to: stabilized,
+        });
+        desired = stabilized;
+      }
+    }
+    if (desired > current) {
+      const bound = scaleUpBound(current, state.recentEvents, behavior.scaleUp, now);
+      const limit = Math.max(bound.limit, current);
+      if (desired > limit) {
+        limits.push({
+          kind: "ratePolicy",
+          direction: "scale_up",
+          selectPolicy: behavior.scaleUp.selectPolicy,
+          policy: bound.policy,
+          from: desired,
+          to: limit,
+        });
+        desired = limit;
+      }
+    } else if (desired < current) {
+      const bound = scaleDownBound(current, state.recentEvents, behavior.scaleDown, now);
+      const limit = Math.min(bound.limit, current);
+      if (desired < limit) {
+        limits.push({
+          kind: "ratePolicy",
+          direction: "scale_down",
+          selectPolicy: behavior.scaleDown.selectPolicy,
+          policy: bound.policy,
+          from: desired,
+          to: limit,
+        });
+        desired = limit;
+      }
+    }
+    if (desired > maxReplicas) {
+      limits.push({ kind: "maxReplicas", value: maxReplicas, from: desired, to: maxReplicas });
+      desired = maxReplicas;
+    } else if (desired < minReplicas) {
+      limits.push({ kind: "minReplicas", value: minReplicas, from: desired, to: minReplicas });
+      desired = minReplicas;
+    }
+  }
+
+  const caps = state.caps;
+  if (caps !== undefined) {
+    const tier = caps.tierMaxReplicas;
+    if (tier !== undefined && desired > tier) {
+      limits.push({ kind: "tierCap", value: tier, from: desired, to: tier });
+      desired = tier;
+    }
+    const budget = caps.budgetMaxReplicas;
+    if (budget !== undefined && desired > budget) {
+      limits.push({ kind: "budget", value: budget, from: desired, to: budget });
+      desired = budget;
+    }
+  }
+
+  const action: ScalingAction = desired > current ? "scale_up" : desired < current ? "scale_down" : "none";
+  const decision: Decision = {
+    strategy: policy.strategy,
+    action,
+    currentReplicas: current,
+    recommendedReplicas: recommended,
+    desiredReplicas: desired,
+    loadScore,
+    metrics,
+    averages: observation === null ? null : observation.averages,
+    basis,
+    limits,
+    explanation: "",
+    recommendation: { at: now, replicas: recommended },
+    evaluatedAt: now,
+  };
+  decision.explanation = explainDecision(decision);
+  return decision;
+}

@@ -1,0 +1,86 @@
+import type { Decision, Limit } from "./decision.ts";
+import { formatNumber } from "./format.ts";
+import { strategies } from "./strategies/index.ts";
+
+function shortMetric(metric: string): string {
+  switch (metric) {
+    case "cpuPercent":
+      return "cpu";
+    case "memoryPercent":
+      return "memory";
+    case "avgLatencyMs":
+      return "latency";
+    case "errorRatePercent":
+      return "error rate";
+    default:
+      return metric.startsWith("custom.") ? metric.slice(7) : metric;
+  }
+}
+
+const DIRECTION = { scale_up: "scale-up", scale_down: "scale-down" } as const;
+const RULES = { scale_up: "scaleUp", scale_down: "scaleDown" } as const;
+
+/** One limit as a clause, e.g. "capped at 4 by scaleUp policy Pods 4 per 15s". */
+export function describeLimit(limit: Limit): string {
+  switch (limit.kind) {
+    case "noMetrics":
+      return limit.metric === undefined
+        ? `no live metrics in the last ${limit.maxAgeSeconds}s`
+        : `no live ${limit.metric} reading: no scale down`;
+    case "health": {
+      const factor =
+        limit.loadFactor !== undefined && limit.loadFactor !== 1
+          ? `, their load ×${formatNumber(limit.loadFactor, 2)}`
+          : "";
+      const total = limit.unhealthyReplicas + limit.servingReplicas;
+      return `${limit.unhealthyReplicas} of ${total} replicas unhealthy (${limit.servingReplicas} serving${factor})`;
+    }
+    case "tolerance":
+      return `${limit.metric === undefined ? "" : `${shortMetric(limit.metric)} `}ratio ${formatNumber(limit.ratio, 2)} within ${DIRECTION[limit.direction]} tolerance ${limit.tolerance}`;
+    case "cooldown":
+      return `held by ${DIRECTION[limit.direction]} cooldown ${limit.cooldownSeconds}s (${formatNumber(limit.remainingSeconds)}s left)`;
+    case "stabilization":
+      return `held at ${limit.to} by ${RULES[limit.direction]} stabilization window ${limit.windowSeconds}s`;
+    case "ratePolicy": {
+      const verb = limit.direction === "scale_up" ? "capped at" : "limited to";
+      if (limit.policy === undefined)
+        return `held at ${limit.to}: ${RULES[limit.direction]} selectPolicy Disabled`;
+      const { type, value, periodSeconds } = limit.policy;
+      return `${verb} ${limit.to} by ${RULES[limit.direction]} policy ${type} ${value} per ${periodSeconds}s`;
+    }
+    case "minReplicas":
+      return `raised to ${limit.to} by minReplicas ${limit.value}`;
+    case "maxReplicas":
+      return `capped at ${limit.to} by maxReplicas ${limit.value}`;
+    case "tierCap":
+      return `capped at ${limit.to} by tier cap ${limit.value}`;
+    case "budget":
+      return `capped at ${limit.to} by budget ${limit.value}`;
+    case "minAdjustmentMagnitude":
+      return `${limit.to >= limit.from ? "raised" : "lowered"} to ${limit.to} by minAdjustmentMagnitude ${limit.value}`;
+  }
+}
+
+/**
+ * The decision as one readable sentence, built only from the structured decision (so a stored decision can be
+ * explained again): the strategy's reasoning, every limit in pipeline order, then the outcome.
+ * e.g. "cpu 78% vs target 50% → 5 replicas; capped at 4 by scaleUp policy Pods 4 per 15s; scale up 2 → 4".
+ */
+export function explainDecision(decision: Omit<Decision, "explanation">): string {
+  let sentence = "";
+  const basis = decision.basis;
+  if (basis !== undefined && basis !== null) {
+    // The registry entry for basis.strategy takes exactly this basis; TypeScript cannot correlate the two.
+    sentence = strategies[basis.strategy].describe(basis as never);
+  }
+  for (const limit of decision.limits) {
+    sentence = sentence === "" ? describeLimit(limit) : `${sentence}; ${describeLimit(limit)}`;
+  }
+  const outcome =
+    decision.action === "scale_up"
+      ? `scale up ${decision.currentReplicas} → ${decision.desiredReplicas}`
+      : decision.action === "scale_down"
+        ? `scale down ${decision.currentReplicas} → ${decision.desiredReplicas}`
+        : `no change at ${decision.currentReplicas}`;
+  return sentence === "" ? outcome : `${sentence}; ${outcome}`;
+}
