@@ -1,0 +1,89 @@
+import { z } from "zod";
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+const optionalText = z
+  .string()
+  .transform((value) => value.trim())
+  .pipe(z.string())
+  .optional()
+  .transform((value) => (value ? value : undefined));
+
+/** Every env var the server reads, validated at start. Empty values count as unset. */
+export const envSchema = z
+  .object({
+    PORT: z.coerce
+      .number({ message: "must be a port number" })
+      .int({ message: "must be a whole number" })
+      .min(0, { message: "must be a port: 0 to 65535" })
+      .max(65_535, { message: "must be a port: 0 to 65535" })
+      .default(8080),
+    HOST: z.string().min(1).default("127.0.0.1"),
+    DATABASE_URL: optionalText.pipe(
+      z
+        .url({ protocol: /^postgres(ql)?$/, message: "must be a postgres:// or postgresql:// URL" })
+        .optional(),
+    ),
+    PROXYSCALE_DATA_DIR: z.string().min(1).default("./.proxyscale"),
+    PROXYSCALE_JWT_SECRET: optionalText.pipe(
+      z
+        .string()
+        .min(32, { message: "must be at least 32 characters (HS256 needs a 256-bit key)" })
+        .optional(),
+    ),
+    PROXYSCALE_JWKS_URL: optionalText.pipe(
+      z.url({ protocol: /^https?$/, message: "must be an http:// or https:// URL" }).optional(),
+    ),
+    PROXYSCALE_JWT_ISSUER: optionalText,
+    PROXYSCALE_JWT_AUDIENCE: optionalText,
+    PROXYSCALE_MAX_BODY_BYTES: z.coerce
+      .number({ message: "must be a number of bytes" })
+      .int({ message: "must be a whole number of bytes" })
+      .min(1_024, { message: "must be at least 1024" })
+      .max(64 * 1024 * 1024, { message: "must be at most 67108864 (64 MiB)" })
+      .default(4 * 1024 * 1024),
+    PROXYSCALE_PUBLIC_URL: optionalText.pipe(z.url({ message: "must be a URL" }).optional()),
+    LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+  })
+  .loose();
+
+export interface ServerConfig {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  jwtSecret: string | undefined;
+  jwksUrl: string | undefined;
+  jwtIssuer: string | undefined;
+  jwtAudience: string | undefined;
+  maxBodyBytes: number;
+  publicUrl: string | undefined;
+  logLevel: (typeof LOG_LEVELS)[number];
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Reads the config from env; throws ConfigError naming every bad variable, its rule, and never its value. */
+export function loadConfig(env: Record<string, string | undefined>): ServerConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  const value = parsed.data;
+  return {
+    port: value.PORT,
+    host: value.HOST,
+    databaseUrl: value.DATABASE_URL,
+    dataDir: value.PROXYSCALE_DATA_DIR,
+    jwtSecret: value.PROXYSCALE_JWT_SECRET,
+    jwksUrl: value.PROXYSCALE_JWKS_URL,
+    jwtIssuer: value.PROXYSCALE_JWT_ISSUER,
+    jwtAudience: value.PROXYSCALE_JWT_AUDIENCE,
+    maxBodyBytes: value.PROXYSCALE_MAX_BODY_BYTES,
+    publicUrl: value.PROXYSCALE_PUBLIC_URL,
+    logLevel: value.LOG_LEVEL,
+  };
+}

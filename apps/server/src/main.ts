@@ -1,0 +1,65 @@
+import { relative } from "node:path";
+import { ConfigError, loadConfig } from "./config.ts";
+import { startServer } from "./start.ts";
+
+/** `pnpm --filter @proxyscale/server start`: zero config runs on embedded PGlite in ./.proxyscale. */
+async function main() {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`proxyscale: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+
+  const running = await startServer(config);
+  const lines = [
+    "",
+    `ProxyScale is running at ${running.url}`,
+    `  REST ${running.url}/api · reference ${running.url}/api/docs · tRPC ${running.url}/trpc · metrics ${running.url}/metrics`,
+    `  database: ${running.database.driver === "pglite" ? `embedded PGlite in ${running.database.dataDir}` : "PostgreSQL"}`,
+  ];
+  if (running.secretFile) {
+    const secretPath = relative(process.cwd(), running.secretFile.path) || running.secretFile.path;
+    if (running.firstAdminToken) {
+      lines.push(
+        `  created the JWT secret ${secretPath} (mode 0600)`,
+        "",
+        "Admin token (valid 30 days):",
+        `  ${running.firstAdminToken}`,
+      );
+    }
+    lines.push(
+      "",
+      "Mint more tokens with the CLI:",
+      `  PROXYSCALE_JWT_SECRET="$(cat ${running.secretFile.path})" pnpm --filter @proxyscale/sdk exec proxyscale token --role operator --tier pro --sub you`,
+    );
+  }
+  process.stdout.write(`${lines.join("\n")}\n\n`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`proxyscale: ${signal}: finishing in-flight requests\n`);
+    running.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`proxyscale: shutdown failed: ${String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `proxyscale: failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
+  process.exit(1);
+});

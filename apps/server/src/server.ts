@@ -1,0 +1,200 @@
+import { existsSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
+import {
+  type AuthConfig,
+  appRouter,
+  createContext,
+  createRestHandler,
+  type Logger,
+  type ScalingExecutor,
+} from "@proxyscale/api";
+import type { Tier } from "@proxyscale/core";
+import type { Database } from "@proxyscale/db";
+import { createHTTPHandler } from "@trpc/server/adapters/standalone";
+import { getHTTPStatusCodeFromError } from "@trpc/server/http";
+import { createPendingExecutor } from "./executor.ts";
+import { createServerMetrics, type ServerMetrics } from "./metrics.ts";
+import { createStaticHandler } from "./static.ts";
+
+export const DEFAULT_ADMIN_DIST = fileURLToPath(new URL("../../admin/dist", import.meta.url));
+
+export interface ServerDeps {
+  database: Database;
+  auth: AuthConfig;
+  logger: Logger;
+  clock?: () => number;
+  /** Takes the events `scaling.execute` creates. Default: leave them pending for an external actuator. */
+  executor?: ScalingExecutor;
+  maxBodyBytes?: number;
+  /** Base URL printed in the OpenAPI document. Default: from each request's Host header. */
+  publicUrl?: string;
+  /** Built admin UI to serve at `/`; default apps/admin/dist when it exists. `null` serves none. */
+  adminDistDir?: string | null;
+  requestsPerMinute?: Partial<Record<Tier, number>>;
+  metrics?: ServerMetrics;
+  /** Longest wait for in-flight requests on close before their connections are cut. Default 10 s. */
+  shutdownGraceMs?: number;
+}
+
+export interface ProxyScaleServer {
+  httpServer: http.Server;
+  metrics: ServerMetrics;
+  /** Resolves with the bound URL (port 0 picks a free port). */
+  listen(port: number, host?: string): Promise<{ url: string; port: number }>;
+  /** Stops accepting, lets in-flight requests finish (up to the grace), then resolves. Leaves the database open. */
+  close(): Promise<void>;
+}
+
+const UUID_SEGMENT = /\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?=\/|$)/gi;
+
+/** A route label with bounded cardinality: ids become {id}, unmatched paths share one label. */
+function routeLabel(pathname: string, status: number): string {
+  if (status === 404 || status === 405) return "unmatched";
+  if (pathname.startsWith("/trpc/")) {
+    const procedure = pathname.slice("/trpc/".length);
+    return procedure.includes(",") ? "/trpc/(batch)" : `/trpc/${procedure}`;
+  }
+  if (pathname.startsWith("/api/")) return pathname.replace(UUID_SEGMENT, "/{id}").replace(/\/+$/, "");
+  if (["/metrics", "/healthz", "/readyz"].includes(pathname)) return pathname;
+  return "static";
+}
+
+export function createServer(deps: ServerDeps): ProxyScaleServer {
+  const logger = deps.logger;
+  const metrics = deps.metrics ?? createServerMetrics();
+  const contextFactory = createContext({
+    db: deps.database.db,
+    clock: deps.clock ?? Date.now,
+    logger,
+    executor: deps.executor ?? createPendingExecutor(logger),
+    auth: deps.auth,
+    telemetry: metrics.telemetry,
+    requestsPerMinute: deps.requestsPerMinute,
+  });
+  const logServerError = ({
+    error,
+    path,
+    status,
+  }: {
+    error: Error;
+    path: string | undefined;
+    status: number;
+  }) => {
+    if (status >= 500) {
+      const cause = (error as { cause?: unknown }).cause;
+      logger.error({ path, status, err: cause instanceof Error ? cause : error }, "request failed");
+    }
+  };
+  const rest = createRestHandler({
+    createContext: contextFactory,
+    maxBodyBytes: deps.maxBodyBytes,
+    publicUrl: deps.publicUrl,
+    onError: logServerError,
+  });
+  const trpc = createHTTPHandler({
+    router: appRouter,
+    basePath: "/trpc/",
+    maxBodySize: deps.maxBodyBytes,
+    createContext: ({ req }) => contextFactory({ authorization: req.headers.authorization }),
+    onError: ({ error, path }) => logServerError({ error, path, status: getHTTPStatusCodeFromError(error) }),
+  });
+  const adminDir = deps.adminDistDir === undefined ? DEFAULT_ADMIN_DIST : deps.adminDistDir;
+  const serveStatic = adminDir && existsSync(adminDir) ? createStaticHandler(adminDir) : null;
+
+  let closing = false;
+  const inFlight = new Set<http.ServerResponse>();
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const started = process.hrtime.bigint();
+    const pathname = new URL(req.url ?? "/", "http://localhost").pathname;
+    const method = req.method ?? "GET";
+    inFlight.add(res);
+    if (closing) res.setHeader("connection", "close");
+    res.on("close", () => {
+      inFlight.delete(res);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const route = routeLabel(pathname, res.statusCode);
+      metrics.observeRequest(route, method, res.statusCode, seconds);
+      logger.debug(
+        { method, route, status: res.statusCode, ms: Math.round(seconds * 10_000) / 10 },
+        "request",
+      );
+    });
+
+    if (pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
+    if (pathname === "/readyz") {
+      try {
+        await deps.database.ping();
+        return sendJson(res, closing ? 503 : 200, { status: closing ? "shutting down" : "ready" });
+      } catch {
+        return sendJson(res, 503, { status: "database unreachable" });
+      }
+    }
+    if (pathname === "/metrics") {
+      const body = await metrics.registry.metrics();
+      res.writeHead(200, { "content-type": metrics.registry.contentType });
+      res.end(body);
+      return;
+    }
+    if (pathname === "/trpc" || pathname.startsWith("/trpc/")) return trpc(req, res);
+    if (pathname === "/api" || pathname.startsWith("/api/")) return rest(req, res);
+    if (serveStatic && (method === "GET" || method === "HEAD") && (await serveStatic(req, res, pathname)))
+      return;
+    sendJson(res, 404, { code: "NOT_FOUND", message: `no route ${method} ${pathname}`, httpStatus: 404 });
+  };
+
+  const httpServer = http.createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      logger.error({ err: error }, "unhandled request error");
+      if (!res.headersSent)
+        sendJson(res, 500, { code: "INTERNAL_SERVER_ERROR", message: "internal error", httpStatus: 500 });
+      else res.destroy();
+    });
+  });
+  httpServer.keepAliveTimeout = 5_000;
+
+  return {
+    httpServer,
+    metrics,
+    listen(port, host = "127.0.0.1") {
+      return new Promise((resolve, reject) => {
+        httpServer.once("error", reject);
+        httpServer.listen(port, host, () => {
+          httpServer.off("error", reject);
+          const address = httpServer.address() as AddressInfo;
+          const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+          resolve({
+            url: `http://${shownHost === "0.0.0.0" ? "localhost" : shownHost}:${address.port}`,
+            port: address.port,
+          });
+        });
+      });
+    },
+    close() {
+      if (closing) return Promise.resolve();
+      closing = true;
+      return new Promise<void>((resolve) => {
+        const force = setTimeout(() => httpServer.closeAllConnections(), deps.shutdownGraceMs ?? 10_000);
+        // Keep-alive connections whose request finishes after close() started are closed as they go idle.
+        const sweep = setInterval(() => httpServer.closeIdleConnections(), 25);
+        httpServer.close(() => {
+          clearTimeout(force);
+          clearInterval(sweep);
+          resolve();
+        });
+        httpServer.closeIdleConnections();
+      });
+    },
+  };
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown) {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(payload),
+  });
+  res.end(payload);
+}

@@ -1,0 +1,48 @@
+import { TIER_LIMITS, type TierLimits } from "@proxyscale/core";
+import { getEffectivePolicy, getProxy, type ProxyRecord } from "@proxyscale/db";
+import { TRPCError } from "@trpc/server";
+import { z } from "zod";
+import type { Context } from "./context.ts";
+import { notFound } from "./errors.ts";
+
+export type AuthedContext = Context & { user: NonNullable<Context["user"]> };
+
+/** Admins see every proxy; everyone else only their own. */
+export function ownerScope(ctx: AuthedContext): string | undefined {
+  return ctx.user.role === "admin" ? undefined : ctx.user.sub;
+}
+
+/** The proxy if the caller may see it; otherwise 404, whether it is missing or someone else's. */
+export async function loadVisibleProxy(ctx: AuthedContext, proxyId: string): Promise<ProxyRecord> {
+  const proxy = await getProxy(ctx.db, { id: proxyId, ownerId: ownerScope(ctx) });
+  if (!proxy) throw notFound("proxy", proxyId);
+  return proxy;
+}
+
+/** The policy that applies to a visible proxy, and where it comes from. */
+export async function effectivePolicyOf(ctx: AuthedContext, proxyId: string) {
+  const effective = await getEffectivePolicy(ctx.db, { proxyId });
+  if (!effective) throw notFound("proxy", proxyId);
+  return effective;
+}
+
+export function tierLimits(ctx: AuthedContext): TierLimits {
+  return TIER_LIMITS[ctx.user.tier];
+}
+
+/** 403 naming the cap. */
+export function tierCapExceeded(ctx: AuthedContext, cap: keyof TierLimits, requested: number): TRPCError {
+  const allowed = tierLimits(ctx)[cap];
+  return new TRPCError({
+    code: "FORBIDDEN",
+    message: `tier cap ${cap}: tier ${ctx.user.tier} allows at most ${allowed}, requested ${requested}`,
+  });
+}
+
+/**
+ * An output typed from the TypeScript record it returns (not re-declared as a schema); the OpenAPI document
+ * shows it as an object with this description.
+ */
+export function recordOutput<T>(description: string) {
+  return z.custom<T>().meta({ description, override: { type: "object" } });
+}

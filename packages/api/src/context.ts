@@ -1,0 +1,81 @@
+import type { Decision, Tier } from "@proxyscale/core";
+import type { Db, ProxyRecord, ScalingEventRecord } from "@proxyscale/db";
+import { type AuthConfig, createTokenVerifier, type TokenVerifier, type VerifiedToken } from "./auth.ts";
+import { createRateLimiter, type RateLimiter } from "./rate-limit.ts";
+
+/** A pino-compatible logger: structured object first, message second. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/**
+ * Receives every scaling event `scaling.execute` creates. The actuator side (a later issue) takes it from
+ * `pending` through `in_progress` to a final status; until then an external actuator completes it through
+ * `scaling.complete`. `submit` must not throw or block: the request has already been answered with 202.
+ */
+export interface ScalingExecutor {
+  submit(event: ScalingEventRecord): void;
+}
+
+/** Hooks the server turns into Prometheus metrics. All optional, all synchronous and cheap. */
+export interface ApiTelemetry {
+  sampleRecorded?(proxyId: string, loadScore: number): void;
+  decisionMade?(proxy: ProxyRecord, decision: Decision): void;
+  scalingEventChanged?(event: ScalingEventRecord): void;
+  proxyRemoved?(proxyId: string): void;
+}
+
+/** Everything the procedures touch, injected by whoever assembles the API (server, test, benchmark). */
+export interface ApiDeps {
+  db: Db;
+  clock: () => number;
+  logger: Logger;
+  executor: ScalingExecutor;
+  auth: AuthConfig;
+  telemetry?: ApiTelemetry;
+  /** Requests per minute by tier; defaults to core's TIER_LIMITS. */
+  requestsPerMinute?: Partial<Record<Tier, number>>;
+}
+
+/** What one request sees. `user` is set by `protectedProcedure` once the token is verified. */
+export interface Context {
+  db: Db;
+  clock: () => number;
+  logger: Logger;
+  executor: ScalingExecutor;
+  telemetry: ApiTelemetry;
+  verifyToken: TokenVerifier;
+  rateLimiter: RateLimiter;
+  /** The raw Authorization header; verified lazily so public procedures never fail on a bad token. */
+  authorization: string | undefined;
+  user?: VerifiedToken;
+}
+
+export interface RequestInfo {
+  authorization?: string | undefined;
+}
+
+export type ContextFactory = (request: RequestInfo) => Context;
+
+/** Builds the per-request context factory. The verifier and rate limiter live as long as the factory. */
+export function createContext(deps: ApiDeps): ContextFactory {
+  const verifyToken = createTokenVerifier(deps.auth, deps.clock);
+  const rateLimiter = createRateLimiter({
+    clock: deps.clock,
+    requestsPerMinute: deps.requestsPerMinute ?? {},
+  });
+  const telemetry = deps.telemetry ?? {};
+  return (request) => ({
+    db: deps.db,
+    clock: deps.clock,
+    logger: deps.logger,
+    executor: deps.executor,
+    telemetry,
+    verifyToken,
+    rateLimiter,
+    authorization: request.authorization,
+  });
+}

@@ -1,0 +1,54 @@
+import { ConflictError, InvalidInputError, isDatabaseUnavailable, NotFoundError } from "@proxyscale/db";
+import { TRPCError } from "@trpc/server";
+import { ZodError } from "zod";
+
+/** A zod issue as clients see it: `field` is the dotted path ("behavior.scaleUp.tolerance"), `""` for the body itself. */
+export interface ApiIssue {
+  field: string;
+  path: (string | number)[];
+  code: string;
+  message: string;
+}
+
+export function toApiIssues(error: ZodError): ApiIssue[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.map((key) => (typeof key === "symbol" ? String(key) : key));
+    return { field: path.join("."), path, code: issue.code, message: issue.message };
+  });
+}
+
+export function describeIssues(issues: ApiIssue[]): string {
+  return `Invalid input: ${issues.map((issue) => (issue.field ? `${issue.field}: ${issue.message}` : issue.message)).join("; ")}`;
+}
+
+/**
+ * A 400 for a rule that needs the database to check (e.g. a replica count outside the effective policy).
+ * It is shaped as a zod error so clients read it exactly like a schema failure.
+ */
+export function inputError(field: string, message: string, input?: unknown): TRPCError {
+  const path = field.split(".");
+  return new TRPCError({
+    code: "BAD_REQUEST",
+    message,
+    cause: new ZodError([{ code: "custom", path, message, input }]),
+  });
+}
+
+export function notFound(what: string, id: string): TRPCError {
+  return new TRPCError({ code: "NOT_FOUND", message: `${what} ${id} not found` });
+}
+
+/** Maps the db package's errors (and driver connection failures) to tRPC codes; other errors pass through. */
+export function mapDomainError(error: TRPCError): TRPCError {
+  const cause = error.cause;
+  if (cause instanceof NotFoundError)
+    return new TRPCError({ code: "NOT_FOUND", message: cause.message, cause });
+  if (cause instanceof ConflictError)
+    return new TRPCError({ code: "CONFLICT", message: cause.message, cause });
+  if (cause instanceof InvalidInputError)
+    return new TRPCError({ code: "BAD_REQUEST", message: cause.message, cause });
+  if (error.code === "INTERNAL_SERVER_ERROR" && isDatabaseUnavailable(cause)) {
+    return new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "database is unreachable", cause });
+  }
+  return error;
+}

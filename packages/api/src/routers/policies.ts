@@ -1,0 +1,201 @@
+import {
+  PRESET_NAMES,
+  type PresetName,
+  policyFromPreset,
+  type ScalingPolicy,
+  scalingPolicySchema,
+} from "@proxyscale/core";
+import {
+  deletePolicy,
+  getEnvironmentPolicy,
+  listEnvironmentPolicies,
+  type PolicySource,
+  setEnvironmentPolicy,
+  upsertPolicy,
+} from "@proxyscale/db";
+import { z } from "zod";
+import {
+  type AuthedContext,
+  effectivePolicyOf,
+  loadVisibleProxy,
+  recordOutput,
+  tierCapExceeded,
+  tierLimits,
+} from "../access.ts";
+import { notFound, toApiIssues } from "../errors.ts";
+import { environmentSchema, proxyIdSchema } from "../schemas.ts";
+import { adminProcedure, viewerProcedure } from "../trpc.ts";
+
+export interface EffectivePolicy {
+  proxyId: string;
+  policy: ScalingPolicy;
+  source: PolicySource;
+}
+
+const TAGS = ["policies"];
+
+function assertWithinTierCap(ctx: AuthedContext, policy: ScalingPolicy) {
+  if (policy.maxReplicas > tierLimits(ctx).maxReplicasPerProxy) {
+    throw tierCapExceeded(ctx, "maxReplicasPerProxy", policy.maxReplicas);
+  }
+}
+
+export const policiesRouter = {
+  get: viewerProcedure
+    .meta({
+      openapi: {
+        method: "GET",
+        path: "/proxy/scaling/policies/{proxyId}",
+        tags: TAGS,
+        summary: "The proxy's effective policy and where it comes from (proxy, environment or default)",
+      },
+    })
+    .input(z.strictObject({ proxyId: proxyIdSchema }))
+    .output(recordOutput<EffectivePolicy>("The effective policy and its source"))
+    .query(async ({ ctx, input }) => {
+      await loadVisibleProxy(ctx, input.proxyId);
+      const effective = await effectivePolicyOf(ctx, input.proxyId);
+      return { proxyId: input.proxyId, ...effective };
+    }),
+
+  upsert: adminProcedure
+    .meta({
+      openapi: {
+        method: "POST",
+        path: "/proxy/scaling/policies/{proxyId}",
+        tags: TAGS,
+        summary: "Create (201) or replace (200) the proxy's own policy. Admin only.",
+      },
+      successStatus: (output) => ((output as { created: boolean }).created ? 201 : 200),
+    })
+    .input(scalingPolicySchema.safeExtend({ proxyId: proxyIdSchema }))
+    .output(recordOutput<EffectivePolicy & { created: boolean }>("The stored policy"))
+    .mutation(async ({ ctx, input }) => {
+      const { proxyId, ...policy } = input;
+      assertWithinTierCap(ctx, policy);
+      await loadVisibleProxy(ctx, proxyId);
+      const stored = await upsertPolicy(ctx.db, { proxyId, policy, actorId: ctx.user.sub });
+      return { proxyId, policy: stored.policy, source: "proxy" as const, created: stored.created };
+    }),
+
+  delete: adminProcedure
+    .meta({
+      openapi: {
+        method: "DELETE",
+        path: "/proxy/scaling/policies/{proxyId}",
+        tags: TAGS,
+        summary:
+          "Remove the proxy's own policy; the environment's or the global default applies again. Admin only.",
+      },
+    })
+    .input(z.strictObject({ proxyId: proxyIdSchema }))
+    .output(recordOutput<EffectivePolicy>("The policy that now applies"))
+    .mutation(async ({ ctx, input }) => {
+      await loadVisibleProxy(ctx, input.proxyId);
+      await deletePolicy(ctx.db, { proxyId: input.proxyId, actorId: ctx.user.sub });
+      const effective = await effectivePolicyOf(ctx, input.proxyId);
+      return { proxyId: input.proxyId, ...effective };
+    }),
+
+  listPresets: viewerProcedure
+    .meta({
+      openapi: { method: "GET", path: "/policies/presets", tags: TAGS, summary: "Named starting policies" },
+    })
+    .input(z.strictObject({}))
+    .output(
+      recordOutput<{ presets: Array<{ name: PresetName; policy: ScalingPolicy }> }>(
+        "The presets, normalized",
+      ),
+    )
+    .query(() => ({ presets: PRESET_NAMES.map((name) => ({ name, policy: policyFromPreset(name) })) })),
+
+  validate: viewerProcedure
+    .meta({
+      openapi: {
+        method: "POST",
+        path: "/policies/validate",
+        tags: TAGS,
+        summary: "Dry check of a policy: the normalized policy or the issues. Saves nothing.",
+      },
+    })
+    .input(z.strictObject({ policy: z.unknown() }))
+    .output(
+      recordOutput<{
+        valid: boolean;
+        policy: ScalingPolicy | null;
+        issues: ReturnType<typeof toApiIssues>;
+        warnings: string[];
+      }>("Whether the policy is valid, with issues naming each field"),
+    )
+    .mutation(({ ctx, input }) => {
+      const parsed = scalingPolicySchema.safeParse(input.policy);
+      if (!parsed.success)
+        return { valid: false, policy: null, issues: toApiIssues(parsed.error), warnings: [] };
+      const cap = tierLimits(ctx).maxReplicasPerProxy;
+      const warnings =
+        parsed.data.maxReplicas > cap
+          ? [
+              `maxReplicas ${parsed.data.maxReplicas} exceeds tier ${ctx.user.tier}'s cap maxReplicasPerProxy (${cap})`,
+            ]
+          : [];
+      return { valid: true, policy: parsed.data, issues: [], warnings };
+    }),
+
+  listEnvironments: viewerProcedure
+    .meta({
+      openapi: {
+        method: "GET",
+        path: "/policies/environments",
+        tags: TAGS,
+        summary: "Default policies per environment",
+      },
+    })
+    .input(z.strictObject({}))
+    .output(
+      recordOutput<{ items: Array<{ environment: string; policy: ScalingPolicy }> }>("Environment defaults"),
+    )
+    .query(async ({ ctx }) => {
+      const items = await listEnvironmentPolicies(ctx.db);
+      return { items: items.map((item) => ({ environment: item.environment, policy: item.policy })) };
+    }),
+
+  getEnvironment: viewerProcedure
+    .meta({
+      openapi: {
+        method: "GET",
+        path: "/policies/environments/{environment}",
+        tags: TAGS,
+        summary: "The default policy of one environment",
+      },
+    })
+    .input(z.strictObject({ environment: environmentSchema }))
+    .output(recordOutput<{ environment: string; policy: ScalingPolicy }>("The environment's default policy"))
+    .query(async ({ ctx, input }) => {
+      const policy = await getEnvironmentPolicy(ctx.db, { environment: input.environment });
+      if (!policy) throw notFound("environment policy", input.environment);
+      return { environment: input.environment, policy };
+    }),
+
+  setEnvironment: adminProcedure
+    .meta({
+      openapi: {
+        method: "PUT",
+        path: "/policies/environments/{environment}",
+        tags: TAGS,
+        summary: "Set an environment's default policy: 201 created, 200 replaced. Admin only.",
+      },
+      successStatus: (output) => ((output as { created: boolean }).created ? 201 : 200),
+    })
+    .input(scalingPolicySchema.safeExtend({ environment: environmentSchema }))
+    .output(
+      recordOutput<{ environment: string; policy: ScalingPolicy; created: boolean }>(
+        "The stored default policy",
+      ),
+    )
+    .mutation(async ({ ctx, input }) => {
+      const { environment, ...policy } = input;
+      assertWithinTierCap(ctx, policy);
+      const stored = await setEnvironmentPolicy(ctx.db, { environment, policy, actorId: ctx.user.sub });
+      return { environment, policy: stored.policy, created: stored.created };
+    }),
+};

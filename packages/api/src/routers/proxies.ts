@@ -1,0 +1,124 @@
+import { type ActuatorConfig, redactActuatorConfig } from "@proxyscale/core";
+import {
+  countProxies,
+  createProxy,
+  deleteProxy,
+  listProxies,
+  type ProxyRecord,
+  updateProxy,
+} from "@proxyscale/db";
+import { z } from "zod";
+import { loadVisibleProxy, ownerScope, recordOutput, tierCapExceeded, tierLimits } from "../access.ts";
+import { cursorSchema, limitSchema, proxyFieldsSchema, proxyIdSchema, proxyPatchSchema } from "../schemas.ts";
+import { operatorProcedure, viewerProcedure } from "../trpc.ts";
+
+/** A proxy as the API returns it: the actuator's secrets redacted. */
+export type ProxyView = Omit<ProxyRecord, "actuator"> & { actuator: ActuatorConfig };
+
+export function toProxyView(proxy: ProxyRecord): ProxyView {
+  const actuator = { ...proxy.actuator.config, kind: proxy.actuator.kind } as ActuatorConfig;
+  return { ...proxy, actuator: redactActuatorConfig(actuator) };
+}
+
+function toStoredActuator(actuator: ActuatorConfig): ProxyRecord["actuator"] {
+  const { kind, ...config } = actuator;
+  return { kind, config };
+}
+
+const TAGS = ["proxies"];
+
+export const proxiesRouter = {
+  register: operatorProcedure
+    .meta({
+      openapi: {
+        method: "POST",
+        path: "/proxies",
+        tags: TAGS,
+        summary: "Register a proxy (owned by the caller)",
+      },
+      successStatus: 201,
+    })
+    .input(proxyFieldsSchema)
+    .output(recordOutput<ProxyView>("The registered proxy"))
+    .mutation(async ({ ctx, input }) => {
+      const owned = await countProxies(ctx.db, { ownerId: ctx.user.sub });
+      if (owned >= tierLimits(ctx).maxProxiesPerOwner)
+        throw tierCapExceeded(ctx, "maxProxiesPerOwner", owned + 1);
+      const proxy = await createProxy(ctx.db, {
+        ownerId: ctx.user.sub,
+        name: input.name,
+        environment: input.environment,
+        region: input.region,
+        actuator: toStoredActuator(input.actuator),
+        actorId: ctx.user.sub,
+      });
+      return toProxyView(proxy);
+    }),
+
+  list: viewerProcedure
+    .meta({
+      openapi: {
+        method: "GET",
+        path: "/proxies",
+        tags: TAGS,
+        summary: "List the proxies the caller may see",
+      },
+    })
+    .input(z.strictObject({ limit: limitSchema.default(50), cursor: cursorSchema.optional() }))
+    .output(recordOutput<{ items: ProxyView[]; nextCursor: string | null }>("A page of proxies"))
+    .query(async ({ ctx, input }) => {
+      const page = await listProxies(ctx.db, {
+        ownerId: ownerScope(ctx),
+        limit: input.limit,
+        cursor: input.cursor,
+      });
+      return { items: page.items.map(toProxyView), nextCursor: page.nextCursor ?? null };
+    }),
+
+  get: viewerProcedure
+    .meta({ openapi: { method: "GET", path: "/proxies/{proxyId}", tags: TAGS, summary: "Get one proxy" } })
+    .input(z.strictObject({ proxyId: proxyIdSchema }))
+    .output(recordOutput<ProxyView>("The proxy"))
+    .query(async ({ ctx, input }) => toProxyView(await loadVisibleProxy(ctx, input.proxyId))),
+
+  update: operatorProcedure
+    .meta({
+      openapi: {
+        method: "PATCH",
+        path: "/proxies/{proxyId}",
+        tags: TAGS,
+        summary: "Change a proxy's fields",
+      },
+    })
+    .input(proxyPatchSchema.extend({ proxyId: proxyIdSchema }))
+    .output(recordOutput<ProxyView>("The updated proxy"))
+    .mutation(async ({ ctx, input }) => {
+      const { proxyId, actuator, ...fields } = input;
+      await loadVisibleProxy(ctx, proxyId);
+      const proxy = await updateProxy(ctx.db, {
+        id: proxyId,
+        ownerId: ownerScope(ctx),
+        patch: { ...fields, ...(actuator ? { actuator: toStoredActuator(actuator) } : {}) },
+        actorId: ctx.user.sub,
+      });
+      return toProxyView(proxy);
+    }),
+
+  delete: operatorProcedure
+    .meta({
+      openapi: {
+        method: "DELETE",
+        path: "/proxies/{proxyId}",
+        tags: TAGS,
+        summary: "Delete a proxy and its data",
+      },
+    })
+    .input(z.strictObject({ proxyId: proxyIdSchema }))
+    .output(recordOutput<{ proxyId: string; deleted: true }>("The deleted proxy's id"))
+    .mutation(async ({ ctx, input }) => {
+      await loadVisibleProxy(ctx, input.proxyId);
+      await deleteProxy(ctx.db, { id: input.proxyId, ownerId: ownerScope(ctx), actorId: ctx.user.sub });
+      ctx.telemetry.proxyRemoved?.(input.proxyId);
+      return { proxyId: input.proxyId, deleted: true as const };
+    }),
+};

@@ -1,0 +1,282 @@
+import {
+  type Decision,
+  decide,
+  type ScalingPolicy,
+  scalingCompletionSchema,
+  validateReplicaRequest,
+} from "@proxyscale/core";
+import {
+  completeScalingEvent,
+  createScalingEvent,
+  findActiveScalingEvent,
+  getScalingEvent,
+  getScalingSummary,
+  listDecisions,
+  listScalingEvents,
+  loadObservedStates,
+  MAX_SUMMARY_HOURS,
+  type ObservedProxy,
+  recordDecision,
+  type ScalingEventRecord,
+  type ScalingSummary,
+} from "@proxyscale/db";
+import { TRPCError } from "@trpc/server";
+import { z } from "zod";
+import {
+  type AuthedContext,
+  effectivePolicyOf,
+  loadVisibleProxy,
+  ownerScope,
+  recordOutput,
+  tierCapExceeded,
+  tierLimits,
+} from "../access.ts";
+import { inputError, notFound } from "../errors.ts";
+import {
+  cursorSchema,
+  evaluateOptionsSchema,
+  eventIdSchema,
+  executeScalingSchema,
+  limitSchema,
+  proxyIdSchema,
+} from "../schemas.ts";
+import { operatorProcedure, viewerProcedure } from "../trpc.ts";
+
+const TAGS = ["scaling"];
+
+/** Evaluation first reads this much history; a policy whose windows reach further is read again with its own. */
+export const EVALUATION_HISTORY_SECONDS = 3_600;
+
+/** The longest window the engine looks back over for this policy: cooldowns, stabilization, rate periods. */
+export function historySecondsFor(policy: ScalingPolicy): number {
+  const { scaleUp, scaleDown } = policy.behavior;
+  return Math.max(
+    policy.scaleUpCooldownSeconds,
+    policy.scaleDownCooldownSeconds,
+    policy.metricsMaxAgeSeconds,
+    scaleUp.stabilizationWindowSeconds,
+    scaleDown.stabilizationWindowSeconds,
+    ...scaleUp.policies.map((rule) => rule.periodSeconds),
+    ...scaleDown.policies.map((rule) => rule.periodSeconds),
+  );
+}
+
+async function loadObserved(ctx: AuthedContext, proxyId: string, now: number): Promise<ObservedProxy> {
+  const load = async (historySeconds: number) =>
+    (await loadObservedStates(ctx.db, { proxyIds: [proxyId], now, historySeconds })).get(proxyId);
+  let observed = await load(EVALUATION_HISTORY_SECONDS);
+  const owner = ownerScope(ctx);
+  if (!observed || (owner !== undefined && observed.proxy.ownerId !== owner))
+    throw notFound("proxy", proxyId);
+  const needed = historySecondsFor(observed.policy);
+  if (needed > EVALUATION_HISTORY_SECONDS) observed = (await load(needed)) ?? observed;
+  return observed;
+}
+
+export type EvaluationResult = Decision & { decisionId: string; proxyId: string; policySource: string };
+
+function triggeredByFor(ctx: AuthedContext): "manual" | "admin" {
+  return ctx.user.role === "admin" ? "admin" : "manual";
+}
+
+export const scalingRouter = {
+  evaluate: operatorProcedure
+    .meta({
+      openapi: {
+        method: "POST",
+        path: "/proxy/scaling/evaluate/{proxyId}",
+        tags: TAGS,
+        summary:
+          "Run the engine on the proxy's current state; returns the decision with its explanation and stores it",
+      },
+    })
+    .input(evaluateOptionsSchema.extend({ proxyId: proxyIdSchema }))
+    .output(
+      recordOutput<EvaluationResult>("The decision: action, replica counts, loadScore, limits, explanation"),
+    )
+    .mutation(async ({ ctx, input }) => {
+      const now = ctx.clock();
+      const observed = await loadObserved(ctx, input.proxyId, now);
+      const state = {
+        ...observed.state,
+        ...(input.currentReplicas === undefined ? {} : { currentReplicas: input.currentReplicas }),
+        caps: { ...observed.state.caps, tierMaxReplicas: tierLimits(ctx).maxReplicasPerProxy },
+      };
+      const decision = decide(observed.policy, state, now);
+      const { id } = await recordDecision(ctx.db, {
+        proxyId: input.proxyId,
+        decision,
+        triggeredBy: triggeredByFor(ctx),
+      });
+      ctx.telemetry.decisionMade?.(observed.proxy, decision);
+      return { ...decision, decisionId: id, proxyId: input.proxyId, policySource: observed.policySource };
+    }),
+
+  execute: operatorProcedure
+    .meta({
+      openapi: {
+        method: "POST",
+        path: "/proxy/scaling/execute/{proxyId}",
+        tags: TAGS,
+        summary: "Start a manual scale: creates a pending event and hands it to the executor (202 Accepted)",
+      },
+      successStatus: 202,
+    })
+    .input(executeScalingSchema.extend({ proxyId: proxyIdSchema }))
+    .output(recordOutput<ScalingEventRecord>("The scaling event (status pending)"))
+    .mutation(async ({ ctx, input }) => {
+      const triggeredBy = input.triggeredBy ?? triggeredByFor(ctx);
+      if (triggeredBy === "admin" && ctx.user.role !== "admin") {
+        throw new TRPCError({
+          code: "FORBIDDEN",
+          message: `triggeredBy admin requires role admin; your token has role ${ctx.user.role}`,
+        });
+      }
+      if (input.newReplicaCount > tierLimits(ctx).maxReplicasPerProxy) {
+        throw tierCapExceeded(ctx, "maxReplicasPerProxy", input.newReplicaCount);
+      }
+      const proxy = await loadVisibleProxy(ctx, input.proxyId);
+      const { policy } = await effectivePolicyOf(ctx, input.proxyId);
+      const allowed = validateReplicaRequest(policy, input.newReplicaCount);
+      if (!allowed.success) {
+        throw inputError(
+          "newReplicaCount",
+          allowed.error.issues[0]?.message ?? "is not allowed",
+          input.newReplicaCount,
+        );
+      }
+      if (input.newReplicaCount === proxy.currentReplicas) {
+        throw inputError(
+          "newReplicaCount",
+          `must differ from the current replica count (${proxy.currentReplicas})`,
+          input.newReplicaCount,
+        );
+      }
+      const active = await findActiveScalingEvent(ctx.db, { proxyId: input.proxyId });
+      if (active) {
+        throw new TRPCError({
+          code: "CONFLICT",
+          message: `scaling event ${active.id} is still ${active.status}; complete or cancel it first`,
+        });
+      }
+      const event = await createScalingEvent(ctx.db, {
+        proxyId: input.proxyId,
+        eventType: input.newReplicaCount > proxy.currentReplicas ? "scale_up" : "scale_down",
+        previousReplicas: proxy.currentReplicas,
+        newReplicas: input.newReplicaCount,
+        triggeredBy,
+        reason: input.reason,
+        actorId: ctx.user.sub,
+      });
+      ctx.telemetry.scalingEventChanged?.(event);
+      ctx.executor.submit(event);
+      return event;
+    }),
+
+  complete: operatorProcedure
+    .meta({
+      openapi: {
+        method: "POST",
+        path: "/proxy/scaling/complete",
+        tags: TAGS,
+        summary: "Finish a scaling event (for external actuators): completed, failed or cancelled",
+      },
+    })
+    .input(scalingCompletionSchema.extend({ eventId: eventIdSchema }))
+    .output(recordOutput<ScalingEventRecord>("The finished event"))
+    .mutation(async ({ ctx, input }) => {
+      const existing = await getScalingEvent(ctx.db, { id: input.eventId });
+      if (!existing) throw notFound("scaling event", input.eventId);
+      await loadVisibleProxy(ctx, existing.proxyId).catch(() => {
+        throw notFound("scaling event", input.eventId);
+      });
+      const event = await completeScalingEvent(ctx.db, {
+        eventId: input.eventId,
+        status: input.status,
+        error: input.error,
+        observedReplicas: input.observedReplicas,
+      });
+      ctx.telemetry.scalingEventChanged?.(event);
+      return event;
+    }),
+
+  events: viewerProcedure
+    .meta({
+      openapi: {
+        method: "GET",
+        path: "/proxy/scaling/events/{proxyId}",
+        tags: TAGS,
+        summary: "The proxy's scaling events, newest first (limit default 50, cursor for the next page)",
+      },
+    })
+    .input(
+      z.strictObject({
+        proxyId: proxyIdSchema,
+        limit: limitSchema.default(50),
+        cursor: cursorSchema.optional(),
+      }),
+    )
+    .output(recordOutput<{ items: ScalingEventRecord[]; nextCursor: string | null }>("A page of events"))
+    .query(async ({ ctx, input }) => {
+      await loadVisibleProxy(ctx, input.proxyId);
+      const page = await listScalingEvents(ctx.db, {
+        proxyId: input.proxyId,
+        limit: input.limit,
+        cursor: input.cursor,
+      });
+      return { items: page.items, nextCursor: page.nextCursor ?? null };
+    }),
+
+  summary: viewerProcedure
+    .meta({
+      openapi: {
+        method: "GET",
+        path: "/proxy/scaling/summary/{proxyId}",
+        tags: TAGS,
+        summary:
+          "Events, load and replica statistics and the load trend over the last hoursBack hours (default 24)",
+      },
+    })
+    .input(
+      z.strictObject({
+        proxyId: proxyIdSchema,
+        hoursBack: z
+          .number()
+          .int({ message: "must be a whole number of hours" })
+          .min(1, { message: "must be at least 1" })
+          .max(MAX_SUMMARY_HOURS, { message: `must be at most ${MAX_SUMMARY_HOURS} (90 days)` })
+          .default(24),
+      }),
+    )
+    .output(recordOutput<ScalingSummary>("The summary"))
+    .query(async ({ ctx, input }) => {
+      await loadVisibleProxy(ctx, input.proxyId);
+      return getScalingSummary(ctx.db, {
+        proxyId: input.proxyId,
+        hoursBack: input.hoursBack,
+        now: ctx.clock(),
+      });
+    }),
+
+  decisions: viewerProcedure
+    .meta({
+      openapi: {
+        method: "GET",
+        path: "/proxy/scaling/decisions/{proxyId}",
+        tags: TAGS,
+        summary: "Stored decisions with their explanations, newest first",
+      },
+    })
+    .input(
+      z.strictObject({
+        proxyId: proxyIdSchema,
+        limit: limitSchema.default(50),
+        cursor: cursorSchema.optional(),
+      }),
+    )
+    .output(recordOutput<Awaited<ReturnType<typeof listDecisions>>>("A page of decisions"))
+    .query(async ({ ctx, input }) => {
+      await loadVisibleProxy(ctx, input.proxyId);
+      return listDecisions(ctx.db, { proxyId: input.proxyId, limit: input.limit, cursor: input.cursor });
+    }),
+};

@@ -1,0 +1,69 @@
+import { actuatorConfigSchema, SCALING_TRIGGERS } from "@proxyscale/core";
+import { PROXY_HEALTH } from "@proxyscale/db";
+import { z } from "zod";
+
+/**
+ * Inputs that exist only at the API's edge (ids, paging, the proxy registration form, the seed's execute body).
+ * Everything about policies, metrics and actuators comes from core's schemas.
+ */
+export const proxyIdSchema = z.uuid({ message: "must be a proxy id (uuid)" });
+export const eventIdSchema = z.uuid({ message: "must be a scaling event id (uuid)" });
+
+export const limitSchema = z
+  .number()
+  .int({ message: "must be an integer" })
+  .min(1, { message: "must be at least 1" })
+  .max(500, { message: "must be at most 500" });
+export const cursorSchema = z.string().min(1).max(500);
+
+export const environmentSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, {
+  message: "must be an environment name: lowercase letters, digits, _ or -, at most 63",
+});
+
+export const proxyNameSchema = z
+  .string()
+  .trim()
+  .min(1, { message: "must not be blank" })
+  .max(200, { message: "must be at most 200 characters" });
+
+export const proxyFieldsSchema = z.strictObject({
+  name: proxyNameSchema,
+  environment: environmentSchema.default("production"),
+  region: z.string().min(1).max(100).nullable().default(null),
+  actuator: actuatorConfigSchema.default({ kind: "none" }),
+});
+
+export const proxyPatchSchema = z.strictObject({
+  name: proxyNameSchema.optional(),
+  environment: environmentSchema.optional(),
+  region: z.string().min(1).max(100).nullable().optional(),
+  actuator: actuatorConfigSchema.optional(),
+});
+
+/** The seed's execute body. `auto` is the control loop's own trigger and is not accepted from callers. */
+export const executeScalingSchema = z.strictObject({
+  newReplicaCount: z
+    .number({ message: "must be a number" })
+    .int({ message: "must be an integer" })
+    .min(0, { message: "must be ≥ 0" }),
+  reason: z.string().trim().min(1, { message: "must not be blank" }).max(500).default("manual scale"),
+  triggeredBy: z.enum(SCALING_TRIGGERS).exclude(["auto"], { message: "must be manual or admin" }).optional(),
+});
+
+export const evaluateOptionsSchema = z.strictObject({
+  /** For proxies whose replicas are managed outside ProxyScale: the count to evaluate against. */
+  currentReplicas: z
+    .number()
+    .int({ message: "must be an integer" })
+    .min(0, { message: "must be ≥ 0" })
+    .optional(),
+});
+
+export const proxyHealthSchema = z.strictObject({
+  health: z.enum(PROXY_HEALTH),
+  unhealthyReplicas: z
+    .number()
+    .int({ message: "must be an integer" })
+    .min(0, { message: "must be ≥ 0" })
+    .default(0),
+});

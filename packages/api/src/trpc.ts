@@ -1,0 +1,87 @@
+import { type Role, roleAtLeast } from "@proxyscale/core";
+import { initTRPC, TRPCError } from "@trpc/server";
+import type { OpenApiMeta } from "trpc-to-openapi";
+import { ZodError } from "zod";
+import { AuthenticationError } from "./auth.ts";
+import type { Context } from "./context.ts";
+import { describeIssues, mapDomainError, toApiIssues } from "./errors.ts";
+
+/**
+ * Procedure metadata: trpc-to-openapi's `openapi` block, plus the REST success status
+ * (a number, or a function of the output for "201 created / 200 updated").
+ */
+export type ApiMeta = OpenApiMeta & {
+  successStatus?: number | ((output: unknown) => number);
+};
+
+const t = initTRPC
+  .context<Context>()
+  .meta<ApiMeta>()
+  .create({
+    isDev: false,
+    /** The one error formatter: tRPC and REST responses both carry `data.zodIssues` for invalid input. */
+    errorFormatter({ shape, error }) {
+      const zodIssues = error.cause instanceof ZodError ? toApiIssues(error.cause) : undefined;
+      return {
+        ...shape,
+        // tRPC's own input errors carry zod's JSON dump as message; a readable list replaces it.
+        message:
+          zodIssues && error.message === error.cause?.message ? describeIssues(zodIssues) : shape.message,
+        data: { ...shape.data, zodIssues },
+      };
+    },
+  });
+
+export const router = t.router;
+export const createCallerFactory = t.createCallerFactory;
+
+/** Every procedure maps db errors (not found, conflict, unreachable) to their codes. */
+const mapErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok) return { ...result, error: mapDomainError(result.error) };
+  return result;
+});
+
+export const publicProcedure = t.procedure.use(mapErrors);
+
+/** A valid bearer token, within the user's rate limit. */
+export const protectedProcedure = publicProcedure.use(async ({ ctx, next }) => {
+  const header = ctx.authorization;
+  if (!header)
+    throw new TRPCError({ code: "UNAUTHORIZED", message: "missing Authorization: Bearer <token>" });
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!match)
+    throw new TRPCError({ code: "UNAUTHORIZED", message: "Authorization header must be Bearer <token>" });
+  let user: NonNullable<Context["user"]>;
+  try {
+    user = await ctx.verifyToken(match[1]!);
+  } catch (error) {
+    if (error instanceof AuthenticationError)
+      throw new TRPCError({ code: "UNAUTHORIZED", message: error.message });
+    throw error;
+  }
+  const verdict = ctx.rateLimiter.take(user.sub, user.tier);
+  if (!verdict.allowed) {
+    throw new TRPCError({
+      code: "TOO_MANY_REQUESTS",
+      message: `rate limit: tier ${user.tier} allows ${verdict.limitPerMinute} requests per minute; retry in ${verdict.retryAfterSeconds} s`,
+    });
+  }
+  return next({ ctx: { ...ctx, user } });
+});
+
+function requireRole(required: Role) {
+  return protectedProcedure.use(({ ctx, next }) => {
+    if (!roleAtLeast(ctx.user.role, required)) {
+      throw new TRPCError({
+        code: "FORBIDDEN",
+        message: `requires role ${required} or above; your token has role ${ctx.user.role}`,
+      });
+    }
+    return next({ ctx });
+  });
+}
+
+export const viewerProcedure = protectedProcedure;
+export const operatorProcedure = requireRole("operator");
+export const adminProcedure = requireRole("admin");
