@@ -1,0 +1,168 @@
+import {
+  type Agent,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  request,
+  type ServerResponse,
+} from "node:http";
+import { request as httpsRequest } from "node:https";
+
+/** Headers that describe one hop's connection and never travel through a proxy (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+export interface ForwardTarget {
+  protocol: "http:" | "https:";
+  hostname: string;
+  port: number;
+  /** Prefix for the request path (an upstream URL's path). */
+  basePath: string;
+  agent: Agent;
+}
+
+export type ForwardOutcome =
+  | { kind: "responded"; status: number }
+  /** Nothing reached the client. `retryable`: nothing reached the target either, so another one may take it. */
+  | { kind: "failed"; error: Error; retryable: boolean };
+
+export interface ForwardOptions {
+  /** Headers added to the response (e.g. which replica answered). */
+  responseHeaders?: Record<string, string>;
+  /** Fail unanswered requests with 504 after this long. */
+  timeoutMs?: number;
+  /** On a connection failure, return `failed` with `retryable` instead of answering 502, when safe. */
+  allowRetry?: boolean;
+}
+
+export function targetFromUrl(url: string, agent: Agent): ForwardTarget {
+  const parsed = new URL(url);
+  return {
+    protocol: parsed.protocol === "https:" ? "https:" : "http:",
+    hostname: parsed.hostname.replace(/^\[|\]$/g, ""),
+    port: Number(parsed.port) || (parsed.protocol === "https:" ? 443 : 80),
+    basePath: parsed.pathname.replace(/\/$/, ""),
+    agent,
+  };
+}
+
+function forwardedHeaders(req: IncomingMessage, target: ForwardTarget): IncomingHttpHeaders {
+  const listed = new Set(
+    (req.headers.connection ?? "")
+      .split(",")
+      .map((name) => name.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const headers: IncomingHttpHeaders = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (!HOP_BY_HOP.has(name) && !listed.has(name)) headers[name] = value;
+  }
+  const client = req.socket.remoteAddress ?? "";
+  const priorFor = req.headers["x-forwarded-for"];
+  headers["x-forwarded-for"] = priorFor ? `${priorFor}, ${client}` : client;
+  headers["x-forwarded-proto"] ??= "encrypted" in req.socket ? "https" : "http";
+  if (req.headers.host) headers["x-forwarded-host"] ??= req.headers.host;
+  headers.host = `${target.hostname}:${target.port}`;
+  return headers;
+}
+
+/** True when the request carries no body, so it can be sent again to another target. */
+function isReplayable(req: IncomingMessage): boolean {
+  const method = req.method ?? "GET";
+  const bodyless = !req.headers["transfer-encoding"] && (req.headers["content-length"] ?? "0") === "0";
+  return bodyless && ["GET", "HEAD", "OPTIONS"].includes(method);
+}
+
+/**
+ * Forwards one request to `target` and streams the answer back. Resolves when the exchange is over:
+ * `responded` once the target's status was sent to the client, `failed` when it never answered.
+ */
+export function forwardRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: ForwardTarget,
+  options: ForwardOptions = {},
+): Promise<ForwardOutcome> {
+  return new Promise((resolve) => {
+    const replayable = options.allowRetry === true && isReplayable(req);
+    const send = target.protocol === "https:" ? httpsRequest : request;
+    let settled = false;
+    const settle = (outcome: ForwardOutcome) => {
+      if (settled) return;
+      settled = true;
+      resolve(outcome);
+    };
+    const upstream = send({
+      protocol: target.protocol,
+      hostname: target.hostname,
+      port: target.port,
+      method: req.method,
+      path: `${target.basePath}${req.url ?? "/"}`,
+      headers: forwardedHeaders(req, target),
+      agent: target.agent,
+    });
+    let answered = false;
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => upstream.destroy(new GatewayTimeout(options.timeoutMs ?? 0)), options.timeoutMs);
+
+    upstream.on("response", (answer) => {
+      answered = true;
+      const headers: Record<string, string | string[]> = {};
+      for (const [name, value] of Object.entries(answer.headers)) {
+        if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+      }
+      res.writeHead(answer.statusCode ?? 502, { ...headers, ...options.responseHeaders });
+      answer.pipe(res);
+      answer.on("error", () => res.destroy());
+      res.on("finish", () => {
+        clearTimeout(timer);
+        settle({ kind: "responded", status: answer.statusCode ?? 502 });
+      });
+      res.on("close", () => {
+        clearTimeout(timer);
+        if (!res.writableFinished) upstream.destroy();
+        settle({ kind: "responded", status: res.writableFinished ? (answer.statusCode ?? 502) : 499 });
+      });
+    });
+    upstream.on("error", (error) => {
+      clearTimeout(timer);
+      if (answered) {
+        res.destroy();
+        return settle({ kind: "responded", status: 502 });
+      }
+      if (replayable && !(error instanceof GatewayTimeout) && !res.headersSent && !res.destroyed) {
+        return settle({ kind: "failed", error, retryable: true });
+      }
+      if (!res.headersSent && !res.destroyed) {
+        const status = error instanceof GatewayTimeout ? 504 : 502;
+        res.writeHead(status, { "content-type": "text/plain", ...options.responseHeaders });
+        res.end(status === 504 ? "upstream timed out\n" : "upstream unreachable\n");
+      }
+      settle({ kind: "failed", error, retryable: false });
+    });
+    // A client that goes away before the answer takes its request with it.
+    res.once("close", () => {
+      if (!answered) upstream.destroy();
+    });
+
+    if (replayable) upstream.end();
+    else req.pipe(upstream);
+  });
+}
+
+class GatewayTimeout extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+    this.name = "GatewayTimeout";
+  }
+}

@@ -1,0 +1,165 @@
+import { type Agent, createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { ActuatorLogger } from "../types.ts";
+import { type ForwardTarget, forwardRequest } from "./forward.ts";
+
+export type BalanceMode = "leastConnections" | "roundRobin";
+
+interface Backend {
+  id: number;
+  target: ForwardTarget;
+  inFlight: number;
+  inRotation: boolean;
+  idleWaiters: Array<() => void>;
+}
+
+export interface FrontStats {
+  requests: number;
+  /** Requests answered 502/503/504 by the front itself or failed on the way. */
+  failures: number;
+  /** Requests sent again to another replica after a connection failure. */
+  retries: number;
+  inFlight: number;
+  backends: Array<{ id: number; inFlight: number; inRotation: boolean }>;
+}
+
+/**
+ * The one address clients use: an HTTP listener that forwards each request to a ready replica. Replicas leave
+ * the rotation before they stop, so no new request reaches a draining replica.
+ */
+export class FrontListener {
+  private readonly server: Server;
+  private readonly backends = new Map<number, Backend>();
+  private rotation: Backend[] = [];
+  private cursor = 0;
+  private readonly counters = { requests: 0, failures: 0, retries: 0, inFlight: 0 };
+
+  constructor(
+    private readonly balance: BalanceMode,
+    private readonly logger: ActuatorLogger,
+  ) {
+    this.server = createServer((req, res) => {
+      this.counters.requests += 1;
+      this.counters.inFlight += 1;
+      res.once("close", () => {
+        this.counters.inFlight -= 1;
+      });
+      void this.route(req, res);
+    });
+    this.server.keepAliveTimeout = 60_000;
+    this.server.headersTimeout = 65_000;
+  }
+
+  async listen(host: string, port: number): Promise<{ host: string; port: number; url: string }> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    const address = this.server.address() as AddressInfo;
+    const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    return { host: address.address, port: address.port, url: `http://${urlHost}:${address.port}` };
+  }
+
+  add(id: number, port: number, agent: Agent): void {
+    const backend: Backend = {
+      id,
+      target: { protocol: "http:", hostname: "127.0.0.1", port, basePath: "", agent },
+      inFlight: 0,
+      inRotation: true,
+      idleWaiters: [],
+    };
+    this.backends.set(id, backend);
+    this.rotation = [...this.rotation, backend];
+  }
+
+  /** Takes a replica out of the rotation; requests already sent to it go on. */
+  removeFromRotation(id: number): void {
+    const backend = this.backends.get(id);
+    if (!backend) return;
+    backend.inRotation = false;
+    this.rotation = this.rotation.filter((candidate) => candidate.id !== id);
+  }
+
+  /** Resolves once the replica has no request in flight through the front, or after `timeoutMs`. */
+  async waitIdle(id: number, timeoutMs: number): Promise<boolean> {
+    const backend = this.backends.get(id);
+    if (!backend || backend.inFlight === 0) return true;
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      backend.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  forget(id: number): void {
+    this.removeFromRotation(id);
+    this.backends.delete(id);
+  }
+
+  stats(): FrontStats {
+    return {
+      ...this.counters,
+      backends: [...this.backends.values()].map(({ id, inFlight, inRotation }) => ({
+        id,
+        inFlight,
+        inRotation,
+      })),
+    };
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private pick(exclude: ReadonlySet<number>): Backend | undefined {
+    const candidates = this.rotation.filter((backend) => !exclude.has(backend.id));
+    if (candidates.length === 0) return undefined;
+    const start = this.cursor++ % candidates.length;
+    if (this.balance === "roundRobin") return candidates[start];
+    // Least connections; ties go round-robin so equal replicas share the load.
+    let best = candidates[start]!;
+    for (let offset = 1; offset < candidates.length; offset++) {
+      const candidate = candidates[(start + offset) % candidates.length]!;
+      if (candidate.inFlight < best.inFlight) best = candidate;
+    }
+    return best;
+  }
+
+  private async route(req: Parameters<typeof forwardRequest>[0], res: Parameters<typeof forwardRequest>[1]) {
+    const tried = new Set<number>();
+    for (;;) {
+      const backend = this.pick(tried);
+      if (!backend) {
+        this.counters.failures += 1;
+        if (!res.headersSent) {
+          res.writeHead(503, { "content-type": "text/plain", "retry-after": "1" });
+          res.end(tried.size === 0 ? "no ready replicas\n" : "no replica could take the request\n");
+        }
+        return;
+      }
+      tried.add(backend.id);
+      backend.inFlight += 1;
+      const outcome = await forwardRequest(req, res, backend.target, { allowRetry: true });
+      backend.inFlight -= 1;
+      if (backend.inFlight === 0) for (const wake of backend.idleWaiters.splice(0)) wake();
+      if (outcome.kind === "responded") {
+        if (outcome.status >= 502 && outcome.status <= 504) this.counters.failures += 1;
+        return;
+      }
+      if (!outcome.retryable) {
+        this.counters.failures += 1;
+        this.logger.warn({ replica: backend.id, error: outcome.error.message }, "replica failed a request");
+        return;
+      }
+      this.counters.retries += 1;
+    }
+  }
+}

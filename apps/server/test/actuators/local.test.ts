@@ -1,0 +1,326 @@
+import { readFileSync } from "node:fs";
+import { Agent, createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
+import { type LocalActuatorConfig, loadMetricsSchema, parseActuatorConfig } from "@proxyscale/core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  ActuatorError,
+  createActuator,
+  type HelloUpstream,
+  LocalActuator,
+  type ReplicaCounts,
+  startHelloUpstream,
+} from "../../src/actuators/index.ts";
+import { INSTANCE_HEADER } from "../../src/actuators/local/protocol.ts";
+
+const TEST_TIMEOUT = 60_000;
+
+let upstream: HelloUpstream;
+const cleanups: Array<() => Promise<unknown>> = [];
+
+beforeAll(async () => {
+  upstream = await startHelloUpstream({ latencyMs: 2 });
+});
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+afterAll(async () => {
+  await upstream.close();
+});
+
+function localConfig(overrides: Record<string, unknown> = {}): LocalActuatorConfig {
+  return parseActuatorConfig({
+    kind: "local",
+    upstreamUrl: upstream.url,
+    reporting: { enabled: false },
+    ...overrides,
+  }) as LocalActuatorConfig;
+}
+
+async function startLocal(
+  initialReplicas: number,
+  overrides: Record<string, unknown> = {},
+  deps: Partial<Parameters<typeof LocalActuator.create>[1]> = {},
+) {
+  const actuator = await LocalActuator.create(localConfig(overrides), {
+    proxyId: "edge",
+    initialReplicas,
+    ...deps,
+  });
+  cleanups.push(async () => {
+    const pids = actuator.replicasInfo().map((info) => info.pid);
+    await actuator.close();
+    // Belt and braces: whatever close() missed must not outlive the test.
+    for (const pid of pids) if (pid !== undefined && isAlive(pid)) process.kill(pid, "SIGKILL");
+  });
+  return actuator;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor<T>(probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+interface Answer {
+  status: number;
+  instance: string | undefined;
+  startedAt: number;
+  endedAt: number;
+}
+
+/** One HTTP exchange through a keep-alive agent, like a real client. */
+function send(url: string, agent: Agent, method: "GET" | "POST" = "GET"): Promise<Answer> {
+  const startedAt = performance.now();
+  return new Promise((resolve, reject) => {
+    const body = method === "POST" ? JSON.stringify({ order: Math.random() }) : undefined;
+    const req = request(
+      url,
+      { method, agent, headers: body ? { "content-type": "application/json" } : {} },
+      (res) => {
+        res.resume();
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            instance: res.headers[INSTANCE_HEADER] as string | undefined,
+            startedAt,
+            endedAt: performance.now(),
+          }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+describe("local actuator", () => {
+  it(
+    "scales 1 → 3 → 1 with real worker processes behind one front address",
+    async () => {
+      const actuator = await startLocal(1, { balance: "roundRobin" });
+      expect(await actuator.getReplicas()).toEqual({ replicas: 1, readyReplicas: 1, unhealthyReplicas: 0 });
+      const [first] = actuator.replicasInfo();
+      expect(first?.pid).not.toBe(process.pid);
+      expect(isAlive(first!.pid!)).toBe(true);
+
+      await expect(
+        actuator.setReplicas(3, { proxyId: "edge", eventId: "e1", fromReplicas: 1 }),
+      ).resolves.toEqual({
+        status: "completed",
+        observedReplicas: 3,
+      });
+      expect(await actuator.getReplicas()).toEqual({ replicas: 3, readyReplicas: 3, unhealthyReplicas: 0 });
+      const three = actuator.replicasInfo();
+      expect(new Set(three.map((info) => info.pid)).size).toBe(3);
+      for (const info of three) expect(isAlive(info.pid!)).toBe(true);
+
+      const agent = new Agent({ keepAlive: true });
+      const answers = await Promise.all(
+        Array.from({ length: 9 }, () => send(`${actuator.url}/hello`, agent)),
+      );
+      agent.destroy();
+      expect(answers.every((answer) => answer.status === 200)).toBe(true);
+      expect(new Set(answers.map((answer) => answer.instance))).toEqual(
+        new Set(three.map((info) => info.instanceId)),
+      );
+
+      await expect(
+        actuator.setReplicas(1, { proxyId: "edge", eventId: "e2", fromReplicas: 3 }),
+      ).resolves.toEqual({
+        status: "completed",
+        observedReplicas: 1,
+      });
+      const [survivor] = actuator.replicasInfo();
+      const stopped = three.filter((info) => info.instanceId !== survivor?.instanceId);
+      expect(stopped).toHaveLength(2);
+      for (const info of stopped) expect(isAlive(info.pid!)).toBe(false);
+      expect((await fetch(`${actuator.url}/after`)).headers.get(INSTANCE_HEADER)).toBe(survivor?.instanceId);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    "drains on scale-in: a stream of GETs and POSTs through the front loses no request",
+    async () => {
+      const actuator = await startLocal(3);
+      const agent = new Agent({ keepAlive: true, maxSockets: 6 });
+      const answers: Answer[] = [];
+      const failures: unknown[] = [];
+      let streaming = true;
+      const client = async (method: "GET" | "POST") => {
+        while (streaming) {
+          try {
+            answers.push(await send(`${actuator.url}/orders?delayMs=150`, agent, method));
+          } catch (error) {
+            failures.push(error);
+          }
+        }
+      };
+      const clients = [0, 1, 2, 3, 4, 5].map((index) => client(index % 2 === 0 ? "GET" : "POST"));
+
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const before = new Set(actuator.replicasInfo().map((info) => info.instanceId));
+      const scaleInAt = performance.now();
+      await actuator.setReplicas(1, { proxyId: "edge", eventId: "in", fromReplicas: 3 });
+      const scaledInAt = performance.now();
+      const survivor = actuator.replicasInfo()[0]?.instanceId;
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      streaming = false;
+      await Promise.all(clients);
+      agent.destroy();
+
+      expect(failures).toEqual([]);
+      expect(answers.filter((answer) => answer.status !== 200)).toEqual([]);
+      // The removed replicas had requests in flight when the scale-in began, and finished them.
+      const drained = answers.filter(
+        (answer) =>
+          answer.instance !== survivor && answer.startedAt < scaleInAt && answer.endedAt > scaleInAt,
+      );
+      expect(drained.length).toBeGreaterThan(0);
+      expect(before.size).toBe(3);
+      // Nothing started after the scale-in went anywhere but the survivor.
+      const late = answers.filter((answer) => answer.startedAt > scaledInAt);
+      expect(late.length).toBeGreaterThan(0);
+      expect(late.every((answer) => answer.instance === survivor)).toBe(true);
+      // And no request needed a second try on another replica.
+      expect(actuator.frontStats()).toMatchObject({ failures: 0, retries: 0 });
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    "notices a replica killed with SIGKILL, reports it unhealthy, and replaces it",
+    async () => {
+      const actuator = await startLocal(2, { restartDelayMs: 400 });
+      const events: ReplicaCounts[] = [];
+      const stopWatching = actuator.watch((counts) => events.push(counts));
+      const [victim, bystander] = actuator.replicasInfo();
+
+      process.kill(victim!.pid!, "SIGKILL");
+      await waitFor(() => events.find((counts) => counts.unhealthyReplicas === 1));
+      expect(events[0]).toEqual({ replicas: 2, readyReplicas: 1, unhealthyReplicas: 1 });
+      expect(await actuator.getReplicas()).toMatchObject({ replicas: 2, unhealthyReplicas: 1 });
+      // Meanwhile the front serves from the survivor alone.
+      const during = await fetch(`${actuator.url}/during`);
+      expect(during.status).toBe(200);
+      expect(during.headers.get(INSTANCE_HEADER)).toBe(bystander?.instanceId);
+
+      await waitFor(() =>
+        events.find((counts) => counts.readyReplicas === 2 && counts.unhealthyReplicas === 0),
+      );
+      stopWatching();
+      const replaced = actuator.replicasInfo();
+      expect(replaced).toHaveLength(2);
+      expect(replaced.map((info) => info.pid)).not.toContain(victim?.pid);
+      const replacement = replaced.find((info) => info.instanceId !== bystander?.instanceId);
+      expect(isAlive(replacement!.pid!)).toBe(true);
+      expect(await actuator.getReplicas()).toEqual({ replicas: 2, readyReplicas: 2, unhealthyReplicas: 0 });
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    "runs each replica's MetricsReporter against ProxyScale's metrics path, token kept out of argv",
+    async () => {
+      const pushes: Array<{ path: string; authorization: string | undefined; sample: unknown }> = [];
+      const metricsServer = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on("data", (chunk: Buffer) => chunks.push(chunk));
+        req.on("end", () => {
+          pushes.push({
+            path: req.url ?? "",
+            authorization: req.headers.authorization,
+            sample: JSON.parse(Buffer.concat(chunks).toString("utf8")),
+          });
+          res.writeHead(201).end("{}");
+        });
+      });
+      await new Promise<void>((resolve) => metricsServer.listen(0, "127.0.0.1", resolve));
+      cleanups.push(() => new Promise((resolve) => metricsServer.close(resolve)));
+      const metricsUrl = `http://127.0.0.1:${(metricsServer.address() as AddressInfo).port}`;
+
+      const actuator = await startLocal(
+        1,
+        { reporting: { intervalMs: 200 } },
+        { metricsReporting: { url: metricsUrl, token: "secret-token-abc" } },
+      );
+      const [replica] = actuator.replicasInfo();
+      const cmdline = readFileSync(`/proc/${replica!.pid}/cmdline`, "utf8");
+      expect(cmdline).not.toContain("secret-token-abc");
+
+      const agent = new Agent({ keepAlive: true });
+      for (let i = 0; i < 20; i++) await send(`${actuator.url}/load`, agent);
+      agent.destroy();
+      const busy = await waitFor(() =>
+        pushes.find((push) => loadMetricsSchema.parse(push.sample).requestRate > 0),
+      );
+      expect(busy.path).toBe("/api/proxy/scaling/metrics/edge");
+      expect(busy.authorization).toBe("Bearer secret-token-abc");
+      const sample = loadMetricsSchema.parse(busy.sample);
+      expect(sample.instanceId).toBe(replica?.instanceId);
+      expect(sample.errorRatePercent).toBe(0);
+      expect(sample.avgLatencyMs).toBeGreaterThan(0);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    "serializes concurrent scales and ends at the last one asked for",
+    async () => {
+      const actuator = await startLocal(0);
+      const results = await Promise.all([
+        actuator.setReplicas(2, { proxyId: "edge", eventId: "a", fromReplicas: 0 }),
+        actuator.setReplicas(1, { proxyId: "edge", eventId: "b", fromReplicas: 2 }),
+      ]);
+      expect(results).toEqual([
+        { status: "completed", observedReplicas: 2 },
+        { status: "completed", observedReplicas: 1 },
+      ]);
+      expect(await actuator.getReplicas()).toEqual({ replicas: 1, readyReplicas: 1, unhealthyReplicas: 0 });
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    "fails a scale whose replicas are not ready in time, keeps none of them, and answers 503 meanwhile",
+    async () => {
+      const actuator = await startLocal(0, { readyTimeoutMs: 1 });
+      const empty = await fetch(`${actuator.url}/nobody`);
+      expect(empty.status).toBe(503);
+      expect(await empty.text()).toBe("no ready replicas\n");
+
+      const error = await actuator
+        .setReplicas(2, { proxyId: "edge", eventId: "slow", fromReplicas: 0 })
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ActuatorError);
+      expect(error).toMatchObject({
+        code: "start_failed",
+        message: expect.stringContaining("not ready within 1 ms"),
+      });
+      expect(await actuator.getReplicas()).toEqual({ replicas: 0, readyReplicas: 0, unhealthyReplicas: 0 });
+      expect(actuator.replicasInfo()).toEqual([]);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it("refuses reporting without a destination, naming the fix", async () => {
+    await expect(
+      createActuator(localConfig({ reporting: { enabled: true } }), { proxyId: "edge" }),
+    ).rejects.toThrow("reporting is enabled but has no ProxyScale URL and token");
+  });
+});
