@@ -267,7 +267,8 @@ export class LocalActuator implements Actuator {
       exited: new Promise((resolve) => child.once("exit", () => resolve())),
     };
     child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-      for (const line of chunk.split("\n").filter(Boolean)) this.logger.debug({ instanceId, line }, "replica output");
+      for (const line of chunk.split("\n").filter(Boolean))
+        this.logger.debug({ instanceId, line }, "replica output");
     });
     child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
       replica.stderrTail = (replica.stderrTail + chunk).slice(-STDERR_TAIL);
