@@ -3,7 +3,7 @@
  * (stabilizeRecommendationWithBehaviors, calculateScaleUpLimitWithScalingRules,
  * calculateScaleDownLimitWithBehaviors, getReplicasChangePerPeriod). Pure: `now` is passed in.
  */
-import type { RecommendationRecord, ScaleEventRecord } from "./decision.ts";
+import type { Limit, RecommendationRecord, ScaleEventRecord } from "./decision.ts";
 import type { Behavior, HpaScalingPolicy, ScalingRules } from "./policy.ts";
 
 /**
@@ -102,4 +102,51 @@ export function scaleDownBound(
     }
   }
   return best ?? { limit: currentReplicas };
+}
+
+/**
+ * Applies the rate policies of the direction `desired` moves in (HPA convertDesiredReplicasWithBehaviorRate,
+ * without its min/max part): never past the bound, and never backwards past `current` when earlier events
+ * already used the period's allowance. Returns the limit when the bound changed the number.
+ */
+export function limitRate(
+  currentReplicas: number,
+  desired: number,
+  events: readonly ScaleEventRecord[],
+  behavior: Behavior,
+  now: number,
+): { desired: number; limit?: Limit } {
+  if (desired > currentReplicas) {
+    const bound = scaleUpBound(currentReplicas, events, behavior.scaleUp, now);
+    const allowed = Math.max(bound.limit, currentReplicas);
+    if (desired <= allowed) return { desired };
+    return {
+      desired: allowed,
+      limit: {
+        kind: "ratePolicy",
+        direction: "scale_up",
+        selectPolicy: behavior.scaleUp.selectPolicy,
+        policy: bound.policy,
+        from: desired,
+        to: allowed,
+      },
+    };
+  }
+  if (desired < currentReplicas) {
+    const bound = scaleDownBound(currentReplicas, events, behavior.scaleDown, now);
+    const allowed = Math.min(bound.limit, currentReplicas);
+    if (desired >= allowed) return { desired };
+    return {
+      desired: allowed,
+      limit: {
+        kind: "ratePolicy",
+        direction: "scale_down",
+        selectPolicy: behavior.scaleDown.selectPolicy,
+        policy: bound.policy,
+        from: desired,
+        to: allowed,
+      },
+    };
+  }
+  return { desired };
 }

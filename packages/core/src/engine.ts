@@ -1,4 +1,4 @@
-import { scaleDownBound, scaleUpBound, stabilize } from "./behavior.ts";
+import { limitRate, stabilize } from "./behavior.ts";
 import type {
   Decision,
   Limit,
@@ -152,34 +152,10 @@ export function decide(policy: ScalingPolicy, state: ObservedState, now: number)
         desired = stabilized;
       }
     }
-    if (desired > current) {
-      const bound = scaleUpBound(current, state.recentEvents, behavior.scaleUp, now);
-      const limit = Math.max(bound.limit, current);
-      if (desired > limit) {
-        limits.push({
-          kind: "ratePolicy",
-          direction: "scale_up",
-          selectPolicy: behavior.scaleUp.selectPolicy,
-          policy: bound.policy,
-          from: desired,
-          to: limit,
-        });
-        desired = limit;
-      }
-    } else if (desired < current) {
-      const bound = scaleDownBound(current, state.recentEvents, behavior.scaleDown, now);
-      const limit = Math.min(bound.limit, current);
-      if (desired < limit) {
-        limits.push({
-          kind: "ratePolicy",
-          direction: "scale_down",
-          selectPolicy: behavior.scaleDown.selectPolicy,
-          policy: bound.policy,
-          from: desired,
-          to: limit,
-        });
-        desired = limit;
-      }
+    const rated = limitRate(current, desired, state.recentEvents, behavior, now);
+    if (rated.limit !== undefined) {
+      limits.push(rated.limit);
+      desired = rated.desired;
     }
     if (desired > maxReplicas) {
       limits.push({ kind: "maxReplicas", value: maxReplicas, from: desired, to: maxReplicas });
