@@ -23,7 +23,8 @@ async function main() {
     `  database: ${running.database.driver === "pglite" ? `embedded PGlite in ${running.database.dataDir}` : "PostgreSQL"}`,
   ];
   if (running.secretFile) {
-    const secretPath = relative(process.cwd(), running.secretFile.path) || running.secretFile.path;
+    const shortPath = relative(process.cwd(), running.secretFile.path);
+    const secretPath = shortPath && !shortPath.startsWith("..") ? shortPath : running.secretFile.path;
     if (running.firstAdminToken) {
       lines.push(
         `  created the JWT secret ${secretPath} (mode 0600)`,

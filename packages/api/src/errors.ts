@@ -1,6 +1,6 @@
 import { ConflictError, InvalidInputError, isDatabaseUnavailable, NotFoundError } from "@proxyscale/db";
 import { TRPCError } from "@trpc/server";
-import { ZodError } from "zod";
+import { ZodError, ZodRealError } from "zod";
 
 /** A zod issue as clients see it: `field` is the dotted path ("behavior.scaleUp.tolerance"), `""` for the body itself. */
 export interface ApiIssue {
@@ -10,10 +10,19 @@ export interface ApiIssue {
   message: string;
 }
 
+/** One entry per offending field; an unknown-keys issue becomes one entry per unknown key, named by it. */
 export function toApiIssues(error: ZodError): ApiIssue[] {
-  return error.issues.map((issue) => {
+  return error.issues.flatMap((issue): ApiIssue[] => {
     const path = issue.path.map((key) => (typeof key === "symbol" ? String(key) : key));
-    return { field: path.join("."), path, code: issue.code, message: issue.message };
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => ({
+        field: [...path, key].join("."),
+        path: [...path, key],
+        code: issue.code,
+        message: "is not a known field",
+      }));
+    }
+    return [{ field: path.join("."), path, code: issue.code, message: issue.message }];
   });
 }
 
@@ -30,7 +39,7 @@ export function inputError(field: string, message: string, input?: unknown): TRP
   return new TRPCError({
     code: "BAD_REQUEST",
     message,
-    cause: new ZodError([{ code: "custom", path, message, input }]),
+    cause: new ZodRealError([{ code: "custom", path, message, input }]),
   });
 }
 

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type AnyProcedure, getErrorShape, TRPCError } from "@trpc/server";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
-import { ZodError } from "zod";
+import { ZodRealError } from "zod";
 import type { Context, ContextFactory } from "./context.ts";
 import { renderDocsPage } from "./docs-page.ts";
 import { createOpenApiDocument } from "./openapi.ts";
@@ -279,14 +279,14 @@ async function readJsonObject(req: IncomingMessage, maxBodyBytes: number): Promi
     throw new TRPCError({
       code: "BAD_REQUEST",
       message: `request body is not valid JSON: ${(error as Error).message}`,
-      cause: new ZodError([{ code: "custom", path: [], message: "must be valid JSON", input: undefined }]),
+      cause: new ZodRealError([{ code: "custom", path: [], message: "must be valid JSON", input: undefined }]),
     });
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new TRPCError({
       code: "BAD_REQUEST",
       message: "request body must be a JSON object",
-      cause: new ZodError([{ code: "custom", path: [], message: "must be a JSON object", input: parsed }]),
+      cause: new ZodRealError([{ code: "custom", path: [], message: "must be a JSON object", input: parsed }]),
     });
   }
   return parsed as Record<string, unknown>;
