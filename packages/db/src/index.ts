@@ -70,10 +70,6 @@ export * from "./queries/scaling.ts";
 export * as schema from "./schema/index.ts";
 export {
   ACTIVE_EVENT_STATUSES,
-  ACTUATOR_KINDS,
-  type ActuatorKind,
-  FINISHED_EVENT_STATUSES,
-  type FinishedEventStatus,
   type HistorySnapshot,
   PROXY_HEALTH,
   type ProxyHealth,
@@ -81,6 +77,4 @@ export {
   SCALING_EVENT_TYPES,
   type ScalingEventStatus,
   type ScalingEventType,
-  TRIGGERED_BY,
-  type TriggeredBy,
 } from "./schema/index.ts";

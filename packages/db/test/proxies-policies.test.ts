@@ -1,5 +1,5 @@
 import { DEFAULT_POLICY, parsePolicy } from "@proxyscale/core";
-import { expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   ConflictError,
   countProxies,
@@ -23,282 +23,306 @@ import {
 } from "../src/index.ts";
 import { forEachDriver, inFreshSchema, unique } from "./drivers.ts";
 
-forEachDriver("proxies", ({ database }) => {
+forEachDriver("proxies and policies", ({ database }) => {
   const db = () => database().db;
 
-  it("creates a proxy with defaults and audits it with the after state", async () => {
-    const ownerId = unique("owner");
-    const proxy = await createProxy(db(), { ownerId, name: "edge", actorId: ownerId });
-    expect(proxy).toMatchObject({
-      ownerId,
-      name: "edge",
-      environment: "production",
-      region: null,
-      actuator: { kind: "none", config: {} },
-      currentReplicas: 1,
-      desiredReplicas: 1,
-      health: "healthy",
-      unhealthyReplicas: 0,
+  describe("proxies", () => {
+    it("creates a proxy with defaults and audits it with the after state", async () => {
+      const ownerId = unique("owner");
+      const proxy = await createProxy(db(), { ownerId, name: "edge", actorId: ownerId });
+      expect(proxy).toMatchObject({
+        ownerId,
+        name: "edge",
+        environment: "production",
+        region: null,
+        actuator: { kind: "none", config: {} },
+        currentReplicas: 1,
+        desiredReplicas: 1,
+        health: "healthy",
+        unhealthyReplicas: 0,
+      });
+      expect(proxy.createdAt).toBeInstanceOf(Date);
+      const audit = await listAudit(db(), { entityId: proxy.id });
+      expect(audit.items).toHaveLength(1);
+      expect(audit.items[0]).toMatchObject({ actorId: ownerId, action: "proxy.create", before: null });
+      expect((audit.items[0]!.after as { name: string }).name).toBe("edge");
     });
-    expect(proxy.createdAt).toBeInstanceOf(Date);
-    const audit = await listAudit(db(), { entityId: proxy.id });
-    expect(audit.items).toHaveLength(1);
-    expect(audit.items[0]).toMatchObject({ actorId: ownerId, action: "proxy.create", before: null });
-    expect((audit.items[0]!.after as { name: string }).name).toBe("edge");
-  });
 
-  it("redacts actuator secrets in the audit log but stores them on the proxy", async () => {
-    const ownerId = unique("owner");
-    const proxy = await createProxy(db(), {
-      ownerId,
-      name: "hooked",
-      actuator: {
-        kind: "webhook",
-        config: { url: "http://x", secret: "s3cr3t", headers: { Authorization: "b" } },
-      },
-      actorId: ownerId,
+    it("redacts actuator secrets in the audit log but stores them on the proxy", async () => {
+      const ownerId = unique("owner");
+      const secret = "a-webhook-secret-of-some-length";
+      const proxy = await createProxy(db(), {
+        ownerId,
+        name: "hooked",
+        actuator: {
+          kind: "webhook",
+          config: { url: "http://hooks.test/scale", secret, headers: { Authorization: "b" } },
+        },
+        actorId: ownerId,
+      });
+      expect(proxy.actuator.config.secret).toBe(secret);
+      const [entry] = (await listAudit(db(), { entityId: proxy.id })).items;
+      const after = entry!.after as { actuator: { kind: string; config: Record<string, unknown> } };
+      expect(after.actuator.kind).toBe("webhook");
+      expect(after.actuator.config).toMatchObject({
+        url: "http://hooks.test/scale",
+        secret: "[redacted]",
+        headers: { Authorization: "[redacted]" },
+      });
+      expect(JSON.stringify(entry)).not.toContain(secret);
     });
-    expect(proxy.actuator.config.secret).toBe("s3cr3t");
-    const [entry] = (await listAudit(db(), { entityId: proxy.id })).items;
-    const after = entry!.after as { actuator: { config: Record<string, unknown> } };
-    expect(after.actuator.config).toEqual({
-      url: "http://x",
-      secret: "[redacted]",
-      headers: { Authorization: "[redacted]" },
+
+    it("redacts every value of an actuator config core cannot parse", async () => {
+      const ownerId = unique("owner");
+      const proxy = await createProxy(db(), {
+        ownerId,
+        name: "odd",
+        actuator: { kind: "command", config: { token: "tok-123", anything: "x" } },
+        actorId: ownerId,
+      });
+      const [entry] = (await listAudit(db(), { entityId: proxy.id })).items;
+      expect((entry!.after as { actuator: unknown }).actuator).toEqual({
+        kind: "command",
+        config: { token: "[redacted]", anything: "[redacted]" },
+      });
     });
-    expect(JSON.stringify(entry)).not.toContain("s3cr3t");
-  });
 
-  it("refuses a second proxy with the same name for the same owner with ConflictError", async () => {
-    const ownerId = unique("owner");
-    await createProxy(db(), { ownerId, name: "dup", actorId: ownerId });
-    await expect(createProxy(db(), { ownerId, name: "dup", actorId: ownerId })).rejects.toBeInstanceOf(
-      ConflictError,
-    );
-    const other = await createProxy(db(), { ownerId: unique("owner"), name: "dup", actorId: "x" });
-    expect(other.name).toBe("dup");
-    expect(await countProxies(db(), { ownerId })).toBe(1);
-  });
-
-  it("hides another owner's proxy from get, update and delete", async () => {
-    const ownerId = unique("owner");
-    const proxy = await createProxy(db(), { ownerId, name: "mine", actorId: ownerId });
-    expect(await getProxy(db(), { id: proxy.id, ownerId: "someone-else" })).toBeNull();
-    expect((await getProxy(db(), { id: proxy.id, ownerId }))?.id).toBe(proxy.id);
-    expect((await getProxy(db(), { id: proxy.id }))?.id).toBe(proxy.id);
-    await expect(
-      updateProxy(db(), { id: proxy.id, ownerId: "someone-else", patch: { name: "x" }, actorId: "x" }),
-    ).rejects.toBeInstanceOf(NotFoundError);
-    await expect(
-      deleteProxy(db(), { id: proxy.id, ownerId: "someone-else", actorId: "x" }),
-    ).rejects.toBeInstanceOf(NotFoundError);
-    expect(await getProxy(db(), { id: "not-a-uuid" })).toBeNull();
-  });
-
-  it("updates a proxy and audits before and after", async () => {
-    const ownerId = unique("owner");
-    const proxy = await createProxy(db(), { ownerId, name: "old", actorId: ownerId });
-    const updated = await updateProxy(db(), {
-      id: proxy.id,
-      ownerId,
-      patch: { name: "new", region: "eu-west-1", desiredReplicas: 4 },
-      actorId: "admin-1",
+    it("refuses a second proxy with the same name for the same owner with ConflictError", async () => {
+      const ownerId = unique("owner");
+      await createProxy(db(), { ownerId, name: "dup", actorId: ownerId });
+      await expect(createProxy(db(), { ownerId, name: "dup", actorId: ownerId })).rejects.toBeInstanceOf(
+        ConflictError,
+      );
+      const other = await createProxy(db(), { ownerId: unique("owner"), name: "dup", actorId: "x" });
+      expect(other.name).toBe("dup");
+      expect(await countProxies(db(), { ownerId })).toBe(1);
     });
-    expect(updated).toMatchObject({
-      name: "new",
-      region: "eu-west-1",
-      desiredReplicas: 4,
-      environment: "production",
+
+    it("hides another owner's proxy from get, update and delete", async () => {
+      const ownerId = unique("owner");
+      const proxy = await createProxy(db(), { ownerId, name: "mine", actorId: ownerId });
+      expect(await getProxy(db(), { id: proxy.id, ownerId: "someone-else" })).toBeNull();
+      expect((await getProxy(db(), { id: proxy.id, ownerId }))?.id).toBe(proxy.id);
+      expect((await getProxy(db(), { id: proxy.id }))?.id).toBe(proxy.id);
+      await expect(
+        updateProxy(db(), { id: proxy.id, ownerId: "someone-else", patch: { name: "x" }, actorId: "x" }),
+      ).rejects.toBeInstanceOf(NotFoundError);
+      await expect(
+        deleteProxy(db(), { id: proxy.id, ownerId: "someone-else", actorId: "x" }),
+      ).rejects.toBeInstanceOf(NotFoundError);
+      expect(await getProxy(db(), { id: "not-a-uuid" })).toBeNull();
     });
-    expect(updated.updatedAt.getTime()).toBeGreaterThanOrEqual(proxy.updatedAt.getTime());
-    const [entry] = (await listAudit(db(), { entityId: proxy.id, limit: 1 })).items;
-    expect(entry).toMatchObject({ action: "proxy.update", actorId: "admin-1" });
-    expect((entry!.before as { name: string }).name).toBe("old");
-    expect((entry!.after as { name: string }).name).toBe("new");
-  });
 
-  it("deletes a proxy with its policy by cascade and audits it", async () => {
-    const ownerId = unique("owner");
-    const proxy = await createProxy(db(), { ownerId, name: "gone", actorId: ownerId });
-    await upsertPolicy(db(), { proxyId: proxy.id, policy: DEFAULT_POLICY, actorId: ownerId });
-    const deleted = await deleteProxy(db(), { id: proxy.id, ownerId, actorId: ownerId });
-    expect(deleted.id).toBe(proxy.id);
-    expect(await getProxy(db(), { id: proxy.id })).toBeNull();
-    expect(await getPolicy(db(), { proxyId: proxy.id })).toBeNull();
-    const [entry] = (await listAudit(db(), { entityId: proxy.id, limit: 1 })).items;
-    expect(entry).toMatchObject({ action: "proxy.delete", after: null });
-    await expect(deleteProxy(db(), { id: proxy.id, actorId: ownerId })).rejects.toBeInstanceOf(NotFoundError);
-  });
-
-  it("pages proxies newest first with a cursor, scoped to the owner", async () => {
-    const ownerId = unique("owner");
-    const created = [];
-    for (let i = 0; i < 5; i++)
-      created.push(await createProxy(db(), { ownerId, name: `p${i}`, actorId: ownerId }));
-    const first = await listProxies(db(), { ownerId, limit: 2 });
-    const second = await listProxies(db(), { ownerId, limit: 2, cursor: first.nextCursor });
-    const third = await listProxies(db(), { ownerId, limit: 2, cursor: second.nextCursor });
-    const names = [...first.items, ...second.items, ...third.items].map((proxy) => proxy.name);
-    expect(names).toEqual(["p4", "p3", "p2", "p1", "p0"]);
-    expect(third.nextCursor).toBeNull();
-    expect(await countProxies(db(), { ownerId })).toBe(5);
-  });
-
-  it("records health and observed replicas", async () => {
-    const ownerId = unique("owner");
-    const proxy = await createProxy(db(), { ownerId, name: "h", actorId: ownerId });
-    const degraded = await setProxyHealth(db(), { id: proxy.id, health: "degraded", unhealthyReplicas: 2 });
-    expect(degraded).toMatchObject({ health: "degraded", unhealthyReplicas: 2 });
-    const observed = await setObservedReplicas(db(), { id: proxy.id, currentReplicas: 7 });
-    expect(observed.currentReplicas).toBe(7);
-    await expect(
-      setObservedReplicas(db(), { id: "00000000-0000-4000-8000-000000000000", currentReplicas: 1 }),
-    ).rejects.toBeInstanceOf(NotFoundError);
-  });
-});
-
-forEachDriver("policies", ({ database }) => {
-  const db = () => database().db;
-
-  const custom = parsePolicy({
-    minReplicas: 2,
-    maxReplicas: 20,
-    scaleUpThreshold: 75,
-    strategy: "targetTracking",
-    targetLatencyMs: 120,
-    customMetricTargets: { queue_depth: 50 },
-    behavior: { scaleDown: { stabilizationWindowSeconds: 600 } },
-  });
-
-  it("round-trips a full policy through columns and jsonb", async () => {
-    const ownerId = unique("owner");
-    const proxy = await createProxy(db(), { ownerId, name: "p", actorId: ownerId });
-    const first = await upsertPolicy(db(), { proxyId: proxy.id, policy: custom, actorId: "admin" });
-    expect(first.created).toBe(true);
-    expect(first.policy).toEqual(custom);
-    expect(await getPolicy(db(), { proxyId: proxy.id })).toEqual(custom);
-    const second = await upsertPolicy(db(), {
-      proxyId: proxy.id,
-      policy: { ...custom, maxReplicas: 30 },
-      actorId: "admin",
+    it("updates a proxy and audits before and after", async () => {
+      const ownerId = unique("owner");
+      const proxy = await createProxy(db(), { ownerId, name: "old", actorId: ownerId });
+      const updated = await updateProxy(db(), {
+        id: proxy.id,
+        ownerId,
+        patch: { name: "new", region: "eu-west-1", desiredReplicas: 4 },
+        actorId: "admin-1",
+      });
+      expect(updated).toMatchObject({
+        name: "new",
+        region: "eu-west-1",
+        desiredReplicas: 4,
+        environment: "production",
+      });
+      expect(updated.updatedAt.getTime()).toBeGreaterThanOrEqual(proxy.updatedAt.getTime());
+      const [entry] = (await listAudit(db(), { entityId: proxy.id, limit: 1 })).items;
+      expect(entry).toMatchObject({ action: "proxy.update", actorId: "admin-1" });
+      expect((entry!.before as { name: string }).name).toBe("old");
+      expect((entry!.after as { name: string }).name).toBe("new");
     });
-    expect(second).toEqual({ policy: { ...custom, maxReplicas: 30 }, created: false });
-    const audit = (await listAudit(db(), { entityId: proxy.id, entityType: "policy" })).items;
-    expect(audit.map((entry) => entry.action)).toEqual(["policy.update", "policy.create"]);
-    expect((audit[0]!.before as { maxReplicas: number }).maxReplicas).toBe(20);
-    expect((audit[0]!.after as { maxReplicas: number }).maxReplicas).toBe(30);
+
+    it("deletes a proxy with its policy by cascade and audits it", async () => {
+      const ownerId = unique("owner");
+      const proxy = await createProxy(db(), { ownerId, name: "gone", actorId: ownerId });
+      await upsertPolicy(db(), { proxyId: proxy.id, policy: DEFAULT_POLICY, actorId: ownerId });
+      const deleted = await deleteProxy(db(), { id: proxy.id, ownerId, actorId: ownerId });
+      expect(deleted.id).toBe(proxy.id);
+      expect(await getProxy(db(), { id: proxy.id })).toBeNull();
+      expect(await getPolicy(db(), { proxyId: proxy.id })).toBeNull();
+      const [entry] = (await listAudit(db(), { entityId: proxy.id, limit: 1 })).items;
+      expect(entry).toMatchObject({ action: "proxy.delete", after: null });
+      await expect(deleteProxy(db(), { id: proxy.id, actorId: ownerId })).rejects.toBeInstanceOf(
+        NotFoundError,
+      );
+    });
+
+    it("pages proxies newest first with a cursor, scoped to the owner", async () => {
+      const ownerId = unique("owner");
+      const created = [];
+      for (let i = 0; i < 5; i++)
+        created.push(await createProxy(db(), { ownerId, name: `p${i}`, actorId: ownerId }));
+      const first = await listProxies(db(), { ownerId, limit: 2 });
+      const second = await listProxies(db(), { ownerId, limit: 2, cursor: first.nextCursor });
+      const third = await listProxies(db(), { ownerId, limit: 2, cursor: second.nextCursor });
+      const names = [...first.items, ...second.items, ...third.items].map((proxy) => proxy.name);
+      expect(names).toEqual(["p4", "p3", "p2", "p1", "p0"]);
+      expect(third.nextCursor).toBeNull();
+      expect(await countProxies(db(), { ownerId })).toBe(5);
+    });
+
+    it("records health and observed replicas", async () => {
+      const ownerId = unique("owner");
+      const proxy = await createProxy(db(), { ownerId, name: "h", actorId: ownerId });
+      const degraded = await setProxyHealth(db(), { id: proxy.id, health: "degraded", unhealthyReplicas: 2 });
+      expect(degraded).toMatchObject({ health: "degraded", unhealthyReplicas: 2 });
+      const observed = await setObservedReplicas(db(), { id: proxy.id, currentReplicas: 7 });
+      expect(observed.currentReplicas).toBe(7);
+      await expect(
+        setObservedReplicas(db(), { id: "00000000-0000-4000-8000-000000000000", currentReplicas: 1 }),
+      ).rejects.toBeInstanceOf(NotFoundError);
+    });
   });
 
-  it("keeps the seed's columns consistent with the stored policy", async () => {
-    const ownerId = unique("owner");
-    const proxy = await createProxy(db(), { ownerId, name: "p", actorId: ownerId });
-    await upsertPolicy(db(), { proxyId: proxy.id, policy: custom, actorId: "admin" });
-    const { proxyScalingPolicies } = await import("../src/schema/index.ts");
-    const { eq } = await import("drizzle-orm");
-    const [row] = await db()
-      .select()
-      .from(proxyScalingPolicies)
-      .where(eq(proxyScalingPolicies.proxyId, proxy.id));
-    expect(row).toMatchObject({
-      ownerId,
-      createdBy: "admin",
+  describe("policies", () => {
+    const custom = parsePolicy({
       minReplicas: 2,
       maxReplicas: 20,
-      targetCpuPercent: 70,
       scaleUpThreshold: 75,
-      scaleDownThreshold: 30,
-      scaleUpCooldownSeconds: 60,
-      scaleDownCooldownSeconds: 300,
       strategy: "targetTracking",
-    });
-    expect(row!.behavior.scaleDown.stabilizationWindowSeconds).toBe(600);
-    expect(row!.strategySettings).toMatchObject({
       targetLatencyMs: 120,
       customMetricTargets: { queue_depth: 50 },
+      behavior: { scaleDown: { stabilizationWindowSeconds: 600 } },
     });
-  });
 
-  it("rejects an invalid policy before writing anything", async () => {
-    const ownerId = unique("owner");
-    const proxy = await createProxy(db(), { ownerId, name: "p", actorId: ownerId });
-    await expect(
-      upsertPolicy(db(), { proxyId: proxy.id, policy: { ...custom, minReplicas: 50 }, actorId: "admin" }),
-    ).rejects.toThrow(/maxReplicas/);
-    expect(await getPolicy(db(), { proxyId: proxy.id })).toBeNull();
-  });
-
-  it("throws NotFoundError for the policy of an unknown proxy", async () => {
-    await expect(
-      upsertPolicy(db(), { proxyId: "00000000-0000-4000-8000-000000000000", policy: custom, actorId: "a" }),
-    ).rejects.toBeInstanceOf(NotFoundError);
-  });
-
-  it("resolves the effective policy: proxy, then environment, then default", async () => {
-    await inFreshSchema(database(), async (tx) => {
-      const proxy = await createProxy(tx, { ownerId: "o", name: "p", environment: "staging", actorId: "o" });
-      expect(await getEffectivePolicy(tx, { proxyId: proxy.id })).toEqual({
-        policy: DEFAULT_POLICY,
-        source: "default",
-      });
-      const staging = parsePolicy({ maxReplicas: 4 });
-      expect(
-        (await setEnvironmentPolicy(tx, { environment: "staging", policy: staging, actorId: "admin" }))
-          .created,
-      ).toBe(true);
-      expect(await getEffectivePolicy(tx, { proxyId: proxy.id })).toEqual({
-        policy: staging,
-        source: "environment",
-      });
-      await upsertPolicy(tx, { proxyId: proxy.id, policy: custom, actorId: "admin" });
-      expect(await getEffectivePolicy(tx, { proxyId: proxy.id })).toEqual({
-        policy: custom,
-        source: "proxy",
-      });
-      await deletePolicy(tx, { proxyId: proxy.id, actorId: "admin" });
-      expect((await getEffectivePolicy(tx, { proxyId: proxy.id }))?.source).toBe("environment");
-      expect(await getEffectivePolicy(tx, { proxyId: "00000000-0000-4000-8000-000000000000" })).toBeNull();
-    });
-  });
-
-  it("sets, lists and deletes environment policies with audit entries", async () => {
-    await inFreshSchema(database(), async (tx) => {
-      const prod = parsePolicy({ minReplicas: 3 });
-      await setEnvironmentPolicy(tx, { environment: "production", policy: prod, actorId: "admin" });
-      const updated = await setEnvironmentPolicy(tx, {
-        environment: "production",
-        policy: { ...prod, maxReplicas: 12 },
+    it("round-trips a full policy through columns and jsonb", async () => {
+      const ownerId = unique("owner");
+      const proxy = await createProxy(db(), { ownerId, name: "p", actorId: ownerId });
+      const first = await upsertPolicy(db(), { proxyId: proxy.id, policy: custom, actorId: "admin" });
+      expect(first.created).toBe(true);
+      expect(first.policy).toEqual(custom);
+      expect(await getPolicy(db(), { proxyId: proxy.id })).toEqual(custom);
+      const second = await upsertPolicy(db(), {
+        proxyId: proxy.id,
+        policy: { ...custom, maxReplicas: 30 },
         actorId: "admin",
       });
-      expect(updated.created).toBe(false);
-      await setEnvironmentPolicy(tx, { environment: "dev", policy: DEFAULT_POLICY, actorId: "admin" });
-      const list = await listEnvironmentPolicies(tx);
-      expect(list.map((entry) => [entry.environment, entry.policy.maxReplicas])).toEqual([
-        ["dev", 10],
-        ["production", 12],
-      ]);
-      expect(await getEnvironmentPolicy(tx, { environment: "staging" })).toBeNull();
-      await deleteEnvironmentPolicy(tx, { environment: "dev", actorId: "admin" });
-      expect(await getEnvironmentPolicy(tx, { environment: "dev" })).toBeNull();
-      await expect(
-        deleteEnvironmentPolicy(tx, { environment: "dev", actorId: "admin" }),
-      ).rejects.toBeInstanceOf(NotFoundError);
-      const actions = (await listAudit(tx, { entityType: "environment_policy" })).items.map(
-        (entry) => entry.action,
-      );
-      expect(actions.sort()).toEqual([
-        "environment_policy.create",
-        "environment_policy.create",
-        "environment_policy.delete",
-        "environment_policy.update",
-      ]);
+      expect(second).toEqual({ policy: { ...custom, maxReplicas: 30 }, created: false });
+      const audit = (await listAudit(db(), { entityId: proxy.id, entityType: "policy" })).items;
+      expect(audit.map((entry) => entry.action)).toEqual(["policy.update", "policy.create"]);
+      expect((audit[0]!.before as { maxReplicas: number }).maxReplicas).toBe(20);
+      expect((audit[0]!.after as { maxReplicas: number }).maxReplicas).toBe(30);
     });
-  });
 
-  it("deletePolicy of a proxy without one throws NotFoundError", async () => {
-    const ownerId = unique("owner");
-    const proxy = await createProxy(db(), { ownerId, name: "p", actorId: ownerId });
-    await expect(deletePolicy(db(), { proxyId: proxy.id, actorId: "a" })).rejects.toBeInstanceOf(
-      NotFoundError,
-    );
+    it("keeps the seed's columns consistent with the stored policy", async () => {
+      const ownerId = unique("owner");
+      const proxy = await createProxy(db(), { ownerId, name: "p", actorId: ownerId });
+      await upsertPolicy(db(), { proxyId: proxy.id, policy: custom, actorId: "admin" });
+      const { proxyScalingPolicies } = await import("../src/schema/index.ts");
+      const { eq } = await import("drizzle-orm");
+      const [row] = await db()
+        .select()
+        .from(proxyScalingPolicies)
+        .where(eq(proxyScalingPolicies.proxyId, proxy.id));
+      expect(row).toMatchObject({
+        ownerId,
+        createdBy: "admin",
+        minReplicas: 2,
+        maxReplicas: 20,
+        targetCpuPercent: 70,
+        scaleUpThreshold: 75,
+        scaleDownThreshold: 30,
+        scaleUpCooldownSeconds: 60,
+        scaleDownCooldownSeconds: 300,
+        strategy: "targetTracking",
+      });
+      expect(row!.behavior.scaleDown.stabilizationWindowSeconds).toBe(600);
+      expect(row!.strategySettings).toMatchObject({
+        targetLatencyMs: 120,
+        customMetricTargets: { queue_depth: 50 },
+      });
+    });
+
+    it("rejects an invalid policy before writing anything", async () => {
+      const ownerId = unique("owner");
+      const proxy = await createProxy(db(), { ownerId, name: "p", actorId: ownerId });
+      await expect(
+        upsertPolicy(db(), { proxyId: proxy.id, policy: { ...custom, minReplicas: 50 }, actorId: "admin" }),
+      ).rejects.toThrow(/maxReplicas/);
+      expect(await getPolicy(db(), { proxyId: proxy.id })).toBeNull();
+    });
+
+    it("throws NotFoundError for the policy of an unknown proxy", async () => {
+      await expect(
+        upsertPolicy(db(), { proxyId: "00000000-0000-4000-8000-000000000000", policy: custom, actorId: "a" }),
+      ).rejects.toBeInstanceOf(NotFoundError);
+    });
+
+    it("resolves the effective policy: proxy, then environment, then default", async () => {
+      await inFreshSchema(database(), async (tx) => {
+        const proxy = await createProxy(tx, {
+          ownerId: "o",
+          name: "p",
+          environment: "staging",
+          actorId: "o",
+        });
+        expect(await getEffectivePolicy(tx, { proxyId: proxy.id })).toEqual({
+          policy: DEFAULT_POLICY,
+          source: "default",
+        });
+        const staging = parsePolicy({ maxReplicas: 4 });
+        expect(
+          (await setEnvironmentPolicy(tx, { environment: "staging", policy: staging, actorId: "admin" }))
+            .created,
+        ).toBe(true);
+        expect(await getEffectivePolicy(tx, { proxyId: proxy.id })).toEqual({
+          policy: staging,
+          source: "environment",
+        });
+        await upsertPolicy(tx, { proxyId: proxy.id, policy: custom, actorId: "admin" });
+        expect(await getEffectivePolicy(tx, { proxyId: proxy.id })).toEqual({
+          policy: custom,
+          source: "proxy",
+        });
+        await deletePolicy(tx, { proxyId: proxy.id, actorId: "admin" });
+        expect((await getEffectivePolicy(tx, { proxyId: proxy.id }))?.source).toBe("environment");
+        expect(await getEffectivePolicy(tx, { proxyId: "00000000-0000-4000-8000-000000000000" })).toBeNull();
+      });
+    });
+
+    it("sets, lists and deletes environment policies with audit entries", async () => {
+      await inFreshSchema(database(), async (tx) => {
+        const prod = parsePolicy({ minReplicas: 3 });
+        await setEnvironmentPolicy(tx, { environment: "production", policy: prod, actorId: "admin" });
+        const updated = await setEnvironmentPolicy(tx, {
+          environment: "production",
+          policy: { ...prod, maxReplicas: 12 },
+          actorId: "admin",
+        });
+        expect(updated.created).toBe(false);
+        await setEnvironmentPolicy(tx, { environment: "dev", policy: DEFAULT_POLICY, actorId: "admin" });
+        const list = await listEnvironmentPolicies(tx);
+        expect(list.map((entry) => [entry.environment, entry.policy.maxReplicas])).toEqual([
+          ["dev", 10],
+          ["production", 12],
+        ]);
+        expect(await getEnvironmentPolicy(tx, { environment: "staging" })).toBeNull();
+        await deleteEnvironmentPolicy(tx, { environment: "dev", actorId: "admin" });
+        expect(await getEnvironmentPolicy(tx, { environment: "dev" })).toBeNull();
+        await expect(
+          deleteEnvironmentPolicy(tx, { environment: "dev", actorId: "admin" }),
+        ).rejects.toBeInstanceOf(NotFoundError);
+        const actions = (await listAudit(tx, { entityType: "environment_policy" })).items.map(
+          (entry) => entry.action,
+        );
+        expect(actions.sort()).toEqual([
+          "environment_policy.create",
+          "environment_policy.create",
+          "environment_policy.delete",
+          "environment_policy.update",
+        ]);
+      });
+    });
+
+    it("deletePolicy of a proxy without one throws NotFoundError", async () => {
+      const ownerId = unique("owner");
+      const proxy = await createProxy(db(), { ownerId, name: "p", actorId: ownerId });
+      await expect(deletePolicy(db(), { proxyId: proxy.id, actorId: "a" })).rejects.toBeInstanceOf(
+        NotFoundError,
+      );
+    });
   });
 });

@@ -1,7 +1,8 @@
+import { type ActuatorKind, parseActuatorConfig, REDACTED, redactActuatorConfig } from "@proxyscale/core";
 import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
 import { type Db, isUuid, withTransaction } from "../db.ts";
 import { ConflictError, NotFoundError, violatedConstraint } from "../errors.ts";
-import { type ActuatorKind, type ProxyHealth, proxies } from "../schema/index.ts";
+import { type ProxyHealth, proxies } from "../schema/index.ts";
 import { writeAudit } from "./audit.ts";
 import { afterCursor, type Page, pageSize, toPage } from "./cursor.ts";
 
@@ -67,24 +68,26 @@ export function toProxyRecord(row: ProxyRow): ProxyRecord {
   };
 }
 
-const SECRET_KEY = /secret|token|password|passwd|authorization|api[-_]?key|private[-_]?key|credential/i;
-
-/** Actuator configs hold webhook secrets and cluster tokens: the audit log keeps that they changed, not their values. */
-export function redactSecrets(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(redactSecrets);
-  if (value && typeof value === "object" && !(value instanceof Date)) {
-    return Object.fromEntries(
-      Object.entries(value).map(([key, inner]) => [
-        key,
-        SECRET_KEY.test(key) ? "[redacted]" : redactSecrets(inner),
-      ]),
+/**
+ * The audit log keeps that an actuator's secrets changed, never their values: core's redaction when the config
+ * parses as core's actuator config, else every value of it redacted.
+ */
+function redactActuator(actuator: ProxyActuator): ProxyActuator {
+  try {
+    const { kind: _kind, ...config } = redactActuatorConfig(
+      parseActuatorConfig({ ...actuator.config, kind: actuator.kind }),
     );
+    return { kind: actuator.kind, config };
+  } catch {
+    return {
+      kind: actuator.kind,
+      config: Object.fromEntries(Object.keys(actuator.config).map((key) => [key, REDACTED])),
+    };
   }
-  return value;
 }
 
 function auditView(record: ProxyRecord | null) {
-  return record ? redactSecrets(record) : null;
+  return record ? { ...record, actuator: redactActuator(record.actuator) } : null;
 }
 
 function ownedBy(id: string, ownerId: string | undefined): SQL | undefined {

@@ -1,10 +1,14 @@
-import type {
-  Decision,
-  MetricSample,
-  ObservedState,
-  RecommendationRecord,
-  ScaleEventRecord,
-  ScalingPolicy,
+import {
+  type CompletionStatus,
+  type Decision,
+  type MetricSample,
+  type ObservedState,
+  type RecommendationRecord,
+  type ScaleEventRecord,
+  type ScalingPolicy,
+  type ScalingTrigger,
+  STEADY_TREND_POINTS,
+  type TrendDirection,
 } from "@proxyscale/core";
 import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
 import { type Db, isUuid, queryRows, withTransaction } from "../db.ts";
@@ -12,7 +16,6 @@ import { ConflictError, InvalidInputError, NotFoundError, violatedConstraint } f
 import {
   ACTIVE_EVENT_STATUSES,
   environmentScalingPolicies,
-  type FinishedEventStatus,
   type HistorySnapshot,
   proxies,
   proxyLatestMetrics,
@@ -22,7 +25,6 @@ import {
   type ScalingEventStatus,
   type ScalingEventType,
   scalingDecisions,
-  type TriggeredBy,
 } from "../schema/index.ts";
 import { writeAudit } from "./audit.ts";
 import { afterCursor, type Page, pageSize, toPage } from "./cursor.ts";
@@ -38,7 +40,7 @@ export interface ScalingEventRecord {
   eventType: ScalingEventType;
   previousReplicas: number;
   newReplicas: number;
-  triggeredBy: TriggeredBy;
+  triggeredBy: ScalingTrigger;
   status: ScalingEventStatus;
   reason: string;
   error: string | null;
@@ -59,7 +61,7 @@ function toEventRecord(row: typeof proxyScalingEvents.$inferSelect): ScalingEven
 export interface DecisionRecord {
   id: string;
   proxyId: string;
-  triggeredBy: TriggeredBy;
+  triggeredBy: ScalingTrigger;
   evaluatedAt: Date;
   decision: Decision;
   createdAt: Date;
@@ -68,7 +70,7 @@ export interface DecisionRecord {
 /** Stores one evaluation, including one that changes nothing. Throws NotFoundError for an unknown proxy. */
 export async function recordDecision(
   db: Db,
-  args: { proxyId: string; decision: Decision; triggeredBy: TriggeredBy },
+  args: { proxyId: string; decision: Decision; triggeredBy: ScalingTrigger },
 ): Promise<{ id: string }> {
   const { decision } = args;
   if (!isUuid(args.proxyId)) throw new NotFoundError("proxy", args.proxyId);
@@ -133,7 +135,7 @@ export interface CreateScalingEventInput {
   /** The proxy's current replicas when omitted. */
   previousReplicas?: number;
   newReplicas: number;
-  triggeredBy: TriggeredBy;
+  triggeredBy: ScalingTrigger;
   reason: string;
   decisionId?: string | null;
   /** The metrics to keep with the event; the proxy's latest samples when omitted. */
@@ -256,7 +258,7 @@ export const UNSPECIFIED_ERROR = "failed without an error message";
  */
 export async function completeScalingEvent(
   db: Db,
-  args: { eventId: string; status: FinishedEventStatus; error?: string | null; observedReplicas?: number },
+  args: { eventId: string; status: CompletionStatus; error?: string | null; observedReplicas?: number },
 ): Promise<ScalingEventRecord> {
   if (!isUuid(args.eventId)) throw new NotFoundError("scaling event", args.eventId);
   const error = args.status === "failed" ? args.error?.trim() || UNSPECIFIED_ERROR : null;
@@ -467,7 +469,6 @@ function parseJson<T>(value: T | string): T {
 
 // Summary
 
-export const TREND_FLAT_SLOPE_PER_HOUR = 1;
 export const DEFAULT_SUMMARY_HOURS = 24;
 export const MAX_SUMMARY_HOURS = 24 * 90;
 
@@ -485,8 +486,12 @@ export interface ScalingSummary {
   replicas: { avg: number | null; max: number | null };
   /** Over completed events. */
   avgScalingDurationMs: number | null;
-  /** Least-squares slope of the load score over the window; flat below TREND_FLAT_SLOPE_PER_HOUR. */
-  trend: { slopePerHour: number | null; direction: "rising" | "falling" | "flat" };
+  /**
+   * Least-squares slope of the load score (points per hour) and core's reading of it: "steady" when the fitted
+   * change across the samples' span is under core's STEADY_TREND_POINTS. slopePerHour is null with fewer than
+   * two points.
+   */
+  trend: { slopePerHour: number | null; direction: TrendDirection };
   samples: number;
 }
 
@@ -513,6 +518,8 @@ export async function getScalingSummary(
     replicasAvg: number | null;
     replicasMax: number | null;
     slopePerHour: number | null;
+    points: number;
+    spanHours: number | null;
     total: number;
     scaleUp: number;
     scaleDown: number;
@@ -532,7 +539,9 @@ export async function getScalingSummary(
           max(load_score_max)::float8 as "loadMax",
           (sum(replicas * replica_n) / nullif(sum(replica_n), 0))::float8 as "replicasAvg",
           max(replicas_max)::int as "replicasMax",
-          (regr_slope(load_score, extract(epoch from at)::float8) * 3600)::float8 as "slopePerHour"
+          (regr_slope(load_score, extract(epoch from at)::float8) * 3600)::float8 as "slopePerHour",
+          count(*)::int as points,
+          (extract(epoch from max(at) - min(at)) / 3600)::float8 as "spanHours"
         from series
       ),
       events as (
@@ -552,9 +561,11 @@ export async function getScalingSummary(
       select * from metrics, events`,
   );
   const r = row!;
-  const slope = r.slopePerHour;
-  const direction =
-    slope === null || Math.abs(slope) < TREND_FLAT_SLOPE_PER_HOUR ? "flat" : slope > 0 ? "rising" : "falling";
+  // regr_slope is null when every point has the same time: no change, as core reads it.
+  const slope = r.points < 2 ? null : (r.slopePerHour ?? 0);
+  const change = (slope ?? 0) * (r.spanHours ?? 0);
+  const direction: TrendDirection =
+    Math.abs(change) < STEADY_TREND_POINTS ? "steady" : change > 0 ? "rising" : "falling";
   return {
     proxyId: args.proxyId,
     hoursBack,

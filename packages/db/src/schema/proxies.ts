@@ -1,9 +1,7 @@
+import { ACTUATOR_KINDS, type ActuatorKind } from "@proxyscale/core";
 import { sql } from "drizzle-orm";
 import { check, index, integer, jsonb, pgTable, text, unique, uuid } from "drizzle-orm/pg-core";
 import { createdAt, oneOf, updatedAt } from "./columns.ts";
-
-export const ACTUATOR_KINDS = ["none", "local", "kubernetes", "webhook", "command"] as const;
-export type ActuatorKind = (typeof ACTUATOR_KINDS)[number];
 
 export const PROXY_HEALTH = ["healthy", "degraded", "unhealthy"] as const;
 export type ProxyHealth = (typeof PROXY_HEALTH)[number];

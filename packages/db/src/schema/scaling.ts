@@ -1,5 +1,5 @@
-import type { Decision, MetricSample, StrategyName } from "@proxyscale/core";
-import { STRATEGY_NAMES } from "@proxyscale/core";
+import type { Decision, MetricSample, ScaleDirection, ScalingTrigger, StrategyName } from "@proxyscale/core";
+import { COMPLETION_STATUSES, SCALING_TRIGGERS, STRATEGY_NAMES } from "@proxyscale/core";
 import { sql } from "drizzle-orm";
 import {
   check,
@@ -15,17 +15,13 @@ import {
 import { createdAt, oneOf, ts } from "./columns.ts";
 import { proxies } from "./proxies.ts";
 
-export const SCALING_EVENT_TYPES = ["scale_up", "scale_down"] as const;
-export type ScalingEventType = (typeof SCALING_EVENT_TYPES)[number];
+export const SCALING_EVENT_TYPES = ["scale_up", "scale_down"] as const satisfies readonly ScaleDirection[];
+export type ScalingEventType = ScaleDirection;
 
-export const TRIGGERED_BY = ["auto", "manual", "admin"] as const;
-export type TriggeredBy = (typeof TRIGGERED_BY)[number];
-
-export const SCALING_EVENT_STATUSES = ["pending", "in_progress", "completed", "failed", "cancelled"] as const;
-export type ScalingEventStatus = (typeof SCALING_EVENT_STATUSES)[number];
+/** An event is active until it reaches one of core's completion statuses. */
 export const ACTIVE_EVENT_STATUSES = ["pending", "in_progress"] as const;
-export const FINISHED_EVENT_STATUSES = ["completed", "failed", "cancelled"] as const;
-export type FinishedEventStatus = (typeof FINISHED_EVENT_STATUSES)[number];
+export const SCALING_EVENT_STATUSES = [...ACTIVE_EVENT_STATUSES, ...COMPLETION_STATUSES] as const;
+export type ScalingEventStatus = (typeof SCALING_EVENT_STATUSES)[number];
 
 export const DECISION_ACTIONS = ["scale_up", "scale_down", "none"] as const;
 
@@ -38,7 +34,7 @@ export const scalingDecisions = pgTable(
       .notNull()
       .references(() => proxies.id, { onDelete: "cascade" }),
     evaluatedAt: ts("evaluated_at").notNull(),
-    triggeredBy: text("triggered_by").$type<TriggeredBy>().notNull(),
+    triggeredBy: text("triggered_by").$type<ScalingTrigger>().notNull(),
     strategy: text("strategy").$type<StrategyName>().notNull(),
     action: text("action").$type<Decision["action"]>().notNull(),
     currentReplicas: integer("current_replicas").notNull(),
@@ -56,7 +52,7 @@ export const scalingDecisions = pgTable(
       t.id.desc().nullsFirst(),
     ),
     index("scaling_decisions_time_brin").using("brin", t.evaluatedAt),
-    check("scaling_decisions_triggered_by_valid", oneOf(t.triggeredBy, TRIGGERED_BY)),
+    check("scaling_decisions_triggered_by_valid", oneOf(t.triggeredBy, SCALING_TRIGGERS)),
     check("scaling_decisions_strategy_valid", oneOf(t.strategy, STRATEGY_NAMES)),
     check("scaling_decisions_action_valid", oneOf(t.action, DECISION_ACTIONS)),
     check(
@@ -77,7 +73,7 @@ export const proxyScalingEvents = pgTable(
     eventType: text("event_type").$type<ScalingEventType>().notNull(),
     previousReplicas: integer("previous_replicas").notNull(),
     newReplicas: integer("new_replicas").notNull(),
-    triggeredBy: text("triggered_by").$type<TriggeredBy>().notNull(),
+    triggeredBy: text("triggered_by").$type<ScalingTrigger>().notNull(),
     status: text("status").$type<ScalingEventStatus>().notNull().default("pending"),
     reason: text("reason").notNull().default(""),
     error: text("error"),
@@ -99,7 +95,7 @@ export const proxyScalingEvents = pgTable(
       .on(t.proxyId)
       .where(sql`${t.status} in ('pending', 'in_progress')`),
     check("proxy_scaling_events_event_type_valid", oneOf(t.eventType, SCALING_EVENT_TYPES)),
-    check("proxy_scaling_events_triggered_by_valid", oneOf(t.triggeredBy, TRIGGERED_BY)),
+    check("proxy_scaling_events_triggered_by_valid", oneOf(t.triggeredBy, SCALING_TRIGGERS)),
     check("proxy_scaling_events_status_valid", oneOf(t.status, SCALING_EVENT_STATUSES)),
     check(
       "proxy_scaling_events_replicas_non_negative",
