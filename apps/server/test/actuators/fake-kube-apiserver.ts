@@ -86,7 +86,9 @@ export class FakeKubeApiServer {
     await new Promise((resolve) => this.server.close(resolve));
   }
 
-  addWorkload(workload: Omit<FakeWorkload, "resourceVersion" | "statusReplicas" | "unready"> & Partial<FakeWorkload>) {
+  addWorkload(
+    workload: Omit<FakeWorkload, "resourceVersion" | "statusReplicas" | "unready"> & Partial<FakeWorkload>,
+  ) {
     const full: FakeWorkload = {
       statusReplicas: workload.specReplicas,
       unready: 0,
@@ -141,9 +143,14 @@ export class FakeKubeApiServer {
             ? "get-scale"
             : "get-workload"
           : undefined;
-    if (!verb) return send(405, status(405, "MethodNotAllowed", `the server does not allow this method on the requested resource`));
+    if (!verb)
+      return send(
+        405,
+        status(405, "MethodNotAllowed", `the server does not allow this method on the requested resource`),
+      );
     if (!identity.verbs.includes(verb)) {
-      const [action, subresource] = verb === "get-workload" ? ["get", resource] : [verb.split("-")[0], `${resource}/scale`];
+      const [action, subresource] =
+        verb === "get-workload" ? ["get", resource] : [verb.split("-")[0], `${resource}/scale`];
       return send(
         403,
         status(
@@ -172,7 +179,9 @@ export class FakeKubeApiServer {
           ),
         );
       }
-      const patch = body as { metadata?: { resourceVersion?: string }; spec?: { replicas?: unknown } } | undefined;
+      const patch = body as
+        | { metadata?: { resourceVersion?: string }; spec?: { replicas?: unknown } }
+        | undefined;
       if (typeof patch !== "object" || patch === null) {
         return send(400, status(400, "BadRequest", "error decoding patch: invalid character"));
       }

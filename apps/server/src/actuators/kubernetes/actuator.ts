@@ -81,7 +81,8 @@ export class KubernetesActuator implements Actuator {
     for (let attempt = 0; ; attempt++) {
       throwIfAborted(ctx.signal, `scaling ${this.displayName}`);
       const scale = await this.getScale();
-      if (scale.spec?.replicas === replicas) break;
+      // ScaleSpec.replicas is omitempty: absent means 0.
+      if ((scale.spec?.replicas ?? 0) === replicas) break;
       const patch = {
         metadata: { resourceVersion: scale.metadata?.resourceVersion },
         spec: { replicas },

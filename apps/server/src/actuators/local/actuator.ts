@@ -124,7 +124,7 @@ export class LocalActuator implements Actuator {
     return this.counts();
   }
 
-  setReplicas(replicas: number, ctx: SetReplicasContext): Promise<SetReplicasResult> {
+  async setReplicas(replicas: number, ctx: SetReplicasContext): Promise<SetReplicasResult> {
     assertReplicaCount(replicas);
     // One scale at a time: a second call waits for the first and then scales from where it left off.
     const run = this.queue.then(async (): Promise<SetReplicasResult> => {

@@ -1,0 +1,303 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type KubernetesActuatorConfig, parseActuatorConfig } from "@proxyscale/core";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ActuatorError, KubernetesActuator, loadKubeconfig } from "../../src/actuators/index.ts";
+import { FakeKubeApiServer } from "./fake-kube-apiserver.ts";
+
+let dir: string;
+let tls: { key: Buffer; cert: Buffer };
+let api: FakeKubeApiServer;
+let apiUrl: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "proxyscale-kube-"));
+  // A self-signed serving certificate for 127.0.0.1, as a cluster CA would issue.
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=kube-apiserver",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      "-keyout",
+      join(dir, "apiserver.key"),
+      "-out",
+      join(dir, "ca.crt"),
+    ],
+    { stdio: "ignore" },
+  );
+  tls = { key: readFileSync(join(dir, "apiserver.key")), cert: readFileSync(join(dir, "ca.crt")) };
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+beforeEach(async () => {
+  api = new FakeKubeApiServer(tls);
+  apiUrl = await api.start();
+  api.identities.set("operator-token", {
+    user: "system:serviceaccount:prod:proxyscale",
+    verbs: ["get-scale", "patch-scale", "get-workload"],
+  });
+  api.identities.set("viewer-token", { user: "system:serviceaccount:prod:viewer", verbs: ["get-scale"] });
+  api.addWorkload({ resource: "deployments", namespace: "prod", name: "edge", specReplicas: 3 });
+});
+afterEach(() => api.stop());
+
+function writeKubeconfig(
+  name: string,
+  options: { token?: string; ca?: "data" | "file" | "none"; insecure?: boolean; server?: string } = {},
+) {
+  const ca = options.ca ?? "data";
+  const caLine =
+    ca === "data"
+      ? `    certificate-authority-data: ${tls.cert.toString("base64")}\n`
+      : ca === "file"
+        ? "    certificate-authority: ca.crt\n"
+        : "";
+  const path = join(dir, name);
+  writeFileSync(
+    path,
+    `apiVersion: v1
+kind: Config
+current-context: prod
+clusters:
+- name: lab
+  cluster:
+    server: ${options.server ?? apiUrl}
+${caLine}${options.insecure ? "    insecure-skip-tls-verify: true\n" : ""}contexts:
+- name: prod
+  context:
+    cluster: lab
+    user: scaler
+    namespace: prod
+- name: broken
+  context:
+    cluster: nowhere
+users:
+- name: scaler
+  user:
+    token: ${options.token ?? "operator-token"}
+`,
+  );
+  return path;
+}
+
+function kube(overrides: Record<string, unknown>, env: Record<string, string> = {}): KubernetesActuator {
+  const config = parseActuatorConfig({
+    kind: "kubernetes",
+    name: "edge",
+    pollIntervalMs: 20,
+    waitForReplicasMs: 5_000,
+    ...overrides,
+  }) as KubernetesActuatorConfig;
+  return new KubernetesActuator(config, { proxyId: "edge", env });
+}
+
+const ctx = { proxyId: "edge", eventId: "evt", fromReplicas: 3 };
+const scalePath = "/apis/apps/v1/namespaces/prod/deployments/edge/scale";
+
+describe("kubernetes actuator", () => {
+  it("reads and patches the scale subresource over TLS with kubeconfig credentials", async () => {
+    api.rolloutDelayMs = 150;
+    const actuator = kube({ credentials: { source: "kubeconfig", path: writeKubeconfig("config") } });
+    expect(await actuator.getReplicas()).toEqual({ replicas: 3, readyReplicas: 3, unhealthyReplicas: 0 });
+
+    await expect(actuator.setReplicas(5, ctx)).resolves.toEqual({ status: "completed", observedReplicas: 5 });
+    const patch = api.requests.find((request) => request.method === "PATCH");
+    expect(patch).toEqual({
+      method: "PATCH",
+      path: `${scalePath}?fieldManager=proxyscale`,
+      contentType: "application/merge-patch+json",
+      authorization: "Bearer operator-token",
+      body: { metadata: { resourceVersion: "1000" }, spec: { replicas: 5 } },
+    });
+    // It waited for the rollout: GETs of the scale came after the PATCH until status.replicas reached 5.
+    const afterPatch = api.requests.slice(api.requests.indexOf(patch!) + 1);
+    expect(afterPatch.length).toBeGreaterThan(1);
+    expect(afterPatch.every((request) => request.method === "GET" && request.path === scalePath)).toBe(true);
+    expect(api.workload("prod", "deployments", "edge")).toMatchObject({ specReplicas: 5, statusReplicas: 5 });
+  });
+
+  it("reports what it observed when the rollout outlasts the wait", async () => {
+    api.rolloutDelayMs = 2_000;
+    const actuator = kube({
+      credentials: { source: "kubeconfig", path: writeKubeconfig("config") },
+      waitForReplicasMs: 100,
+    });
+    await expect(actuator.setReplicas(6, ctx)).resolves.toEqual({ status: "completed", observedReplicas: 3 });
+  });
+
+  it("uses in-cluster service-account credentials, re-reading the rotated token", async () => {
+    api.addWorkload({
+      resource: "statefulsets",
+      namespace: "edge-ns",
+      name: "edge",
+      specReplicas: 2,
+      unready: 1,
+    });
+    api.identities.set("rotated-token", {
+      user: "system:serviceaccount:edge-ns:proxyscale",
+      verbs: ["get-scale", "get-workload", "patch-scale"],
+    });
+    const serviceAccountDir = join(dir, "sa");
+    mkdirSync(serviceAccountDir, { recursive: true });
+    writeFileSync(join(serviceAccountDir, "token"), "operator-token\n");
+    writeFileSync(join(serviceAccountDir, "ca.crt"), tls.cert);
+    writeFileSync(join(serviceAccountDir, "namespace"), "edge-ns");
+    const actuator = kube(
+      { workload: "statefulset", credentials: { source: "inCluster", serviceAccountDir } },
+      { KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: String(api.port) },
+    );
+    expect(await actuator.getReplicas()).toEqual({ replicas: 2, readyReplicas: 1, unhealthyReplicas: 1 });
+    expect(api.requests.map((request) => request.path)).toEqual([
+      "/apis/apps/v1/namespaces/edge-ns/statefulsets/edge/scale",
+      "/apis/apps/v1/namespaces/edge-ns/statefulsets/edge",
+    ]);
+
+    writeFileSync(join(serviceAccountDir, "token"), "rotated-token\n");
+    await actuator.setReplicas(4, ctx);
+    expect(api.requests.at(-1)?.authorization).toBe("Bearer rotated-token");
+    expect(api.workload("edge-ns", "statefulsets", "edge")?.specReplicas).toBe(4);
+  });
+
+  it("explains where in-cluster credentials are missing", () => {
+    expect(() =>
+      kube({ credentials: { source: "inCluster", serviceAccountDir: join(dir, "sa") } }, {}),
+    ).toThrow("in-cluster credentials need KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT");
+    expect(() =>
+      kube(
+        { credentials: { source: "inCluster", serviceAccountDir: join(dir, "missing") } },
+        { KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: "6443" },
+      ),
+    ).toThrow(`cannot read the service account token at ${join(dir, "missing", "token")}`);
+  });
+
+  it("retries a 409 Conflict on a fresh GET and wins", async () => {
+    api.concurrentWriters = 2;
+    const actuator = kube({ credentials: { source: "kubeconfig", path: writeKubeconfig("config") } });
+    await expect(actuator.setReplicas(7, ctx)).resolves.toEqual({ status: "completed", observedReplicas: 7 });
+    const writes = api.requests.filter((request) => request.method === "PATCH");
+    expect(writes).toHaveLength(3);
+    // Each retry carried the resourceVersion of a new read, not the stale one.
+    const versions = writes.map(
+      (request) => (request.body as { metadata: { resourceVersion: string } }).metadata.resourceVersion,
+    );
+    expect(new Set(versions).size).toBe(3);
+  });
+
+  it("gives up with a conflict error when the scale keeps changing", async () => {
+    api.concurrentWriters = 10;
+    const actuator = kube({
+      credentials: { source: "kubeconfig", path: writeKubeconfig("config") },
+      conflictRetries: 2,
+    });
+    const error = await actuator.setReplicas(7, ctx).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ActuatorError);
+    expect(error).toMatchObject({
+      code: "conflict",
+      status: 409,
+      message: expect.stringContaining("409 Conflict 3 times"),
+    });
+    expect(api.workload("prod", "deployments", "edge")?.specReplicas).toBe(3);
+  });
+
+  it("names a missing workload with the API server's own message", async () => {
+    const actuator = kube({
+      name: "ghost",
+      credentials: { source: "kubeconfig", path: writeKubeconfig("config") },
+    });
+    await expect(actuator.getReplicas()).rejects.toMatchObject({
+      code: "not_found",
+      status: 404,
+      message: 'GET deployment prod/ghost: not found: deployments.apps "ghost" not found',
+    });
+  });
+
+  it("reports rejected credentials (401) and missing RBAC (403) clearly", async () => {
+    const rejected = kube({
+      credentials: { source: "kubeconfig", path: writeKubeconfig("bad", { token: "expired" }) },
+    });
+    await expect(rejected.getReplicas()).rejects.toMatchObject({
+      code: "unauthorized",
+      status: 401,
+      message: expect.stringContaining(
+        `the API server rejected the credentials from kubeconfig ${join(dir, "bad")}`,
+      ),
+    });
+    const viewer = kube({
+      credentials: { source: "kubeconfig", path: writeKubeconfig("viewer", { token: "viewer-token" }) },
+    });
+    await expect(viewer.setReplicas(4, ctx)).rejects.toMatchObject({
+      code: "forbidden",
+      message:
+        'PATCH deployment prod/edge: forbidden by RBAC: deployments.apps "edge" is forbidden: User "system:serviceaccount:prod:viewer" cannot patch resource "deployments/scale" in API group "apps" in the namespace "prod"',
+    });
+    // Without RBAC to read the Deployment, readiness is unknown and every replica counts as ready.
+    expect(await viewer.getReplicas()).toEqual({ replicas: 3, readyReplicas: 3, unhealthyReplicas: 0 });
+  });
+
+  it("verifies the server certificate unless insecure-skip-tls-verify is set", async () => {
+    const unverified = kube({
+      credentials: { source: "kubeconfig", path: writeKubeconfig("noca", { ca: "none" }) },
+    });
+    await expect(unverified.getReplicas()).rejects.toMatchObject({
+      code: "unavailable",
+      message: expect.stringMatching(/self[- ]signed certificate/),
+    });
+    const insecure = kube({
+      credentials: {
+        source: "kubeconfig",
+        path: writeKubeconfig("insecure", { ca: "none", insecure: true }),
+      },
+    });
+    expect(await insecure.getReplicas()).toMatchObject({ replicas: 3 });
+    const caFile = kube({
+      credentials: { source: "kubeconfig", path: writeKubeconfig("cafile", { ca: "file" }) },
+    });
+    expect(await caFile.getReplicas()).toMatchObject({ replicas: 3 });
+  });
+
+  it("skips the PATCH when the scale already asks for the count", async () => {
+    const actuator = kube({ credentials: { source: "kubeconfig", path: writeKubeconfig("config") } });
+    await expect(actuator.setReplicas(3, ctx)).resolves.toEqual({ status: "completed", observedReplicas: 3 });
+    expect(api.requests.some((request) => request.method === "PATCH")).toBe(false);
+  });
+
+  it("scales to zero, whose Scale omits spec.replicas", async () => {
+    const actuator = kube({ credentials: { source: "kubeconfig", path: writeKubeconfig("config") } });
+    await expect(actuator.setReplicas(0, ctx)).resolves.toEqual({ status: "completed", observedReplicas: 0 });
+    const before = api.requests.length;
+    await expect(actuator.setReplicas(0, ctx)).resolves.toEqual({ status: "completed", observedReplicas: 0 });
+    expect(api.requests.slice(before).some((request) => request.method === "PATCH")).toBe(false);
+  });
+});
+
+describe("kubeconfig parsing", () => {
+  it("refuses exec plugins and dangling contexts with the reason", () => {
+    const path = join(dir, "exec-config");
+    writeFileSync(
+      path,
+      `current-context: eks
+clusters: [{ name: c, cluster: { server: "https://example.invalid" } }]
+contexts: [{ name: eks, context: { cluster: c, user: u } }]
+users: [{ name: u, user: { exec: { command: aws, args: [eks, get-token] } } }]
+`,
+    );
+    expect(() => loadKubeconfig(path, undefined)).toThrow("authenticates with exec/auth-provider");
+    expect(() => loadKubeconfig(writeKubeconfig("dangling"), "broken")).toThrow(
+      'names missing cluster "nowhere"',
+    );
+    expect(() => loadKubeconfig(writeKubeconfig("nocontext"), "staging")).toThrow('has no context "staging"');
+  });
+});
