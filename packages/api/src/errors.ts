@@ -1,6 +1,6 @@
 import { ConflictError, InvalidInputError, isDatabaseUnavailable, NotFoundError } from "@proxyscale/db";
 import { TRPCError } from "@trpc/server";
-import { ZodError, ZodRealError } from "zod";
+import { type ZodError, ZodRealError } from "zod";
 
 /** A zod issue as clients see it: `field` is the dotted path ("behavior.scaleUp.tolerance"), `""` for the body itself. */
 export interface ApiIssue {

@@ -279,14 +279,18 @@ async function readJsonObject(req: IncomingMessage, maxBodyBytes: number): Promi
     throw new TRPCError({
       code: "BAD_REQUEST",
       message: `request body is not valid JSON: ${(error as Error).message}`,
-      cause: new ZodRealError([{ code: "custom", path: [], message: "must be valid JSON", input: undefined }]),
+      cause: new ZodRealError([
+        { code: "custom", path: [], message: "must be valid JSON", input: undefined },
+      ]),
     });
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new TRPCError({
       code: "BAD_REQUEST",
       message: "request body must be a JSON object",
-      cause: new ZodRealError([{ code: "custom", path: [], message: "must be a JSON object", input: parsed }]),
+      cause: new ZodRealError([
+        { code: "custom", path: [], message: "must be a JSON object", input: parsed },
+      ]),
     });
   }
   return parsed as Record<string, unknown>;

@@ -1,6 +1,7 @@
-import { listAudit } from "@proxyscale/db";
+import { getProxy, getScalingEvent, listAudit } from "@proxyscale/db";
 import { z } from "zod";
-import { loadVisibleProxy, recordOutput } from "../access.ts";
+import { type AuthedContext, ownerScope, recordOutput } from "../access.ts";
+import { notFound } from "../errors.ts";
 import { cursorSchema, limitSchema } from "../schemas.ts";
 import { viewerProcedure } from "../trpc.ts";
 
@@ -12,7 +13,7 @@ export const auditRouter = {
         path: "/audit",
         tags: ["audit"],
         summary:
-          "Audit entries, newest first. Admins see all; others see one of their proxies (entityId) or their own actions.",
+          "Audit entries, newest first. Admins see all; others see one of their proxies or scaling events (entityId), or their own actions.",
       },
     })
     .input(
@@ -27,9 +28,18 @@ export const auditRouter = {
     .query(async ({ ctx, input }) => {
       if (ctx.user.role === "admin") return listAudit(ctx.db, input);
       if (input.entityId) {
-        await loadVisibleProxy(ctx, input.entityId);
+        await assertVisibleEntity(ctx, input.entityId);
         return listAudit(ctx.db, { ...input, actorId: undefined });
       }
       return listAudit(ctx.db, { ...input, actorId: ctx.user.sub });
     }),
 };
+
+/** A non-admin may read the audit trail of their own proxies (and policies, keyed by proxy) and scaling events. */
+async function assertVisibleEntity(ctx: AuthedContext, entityId: string): Promise<void> {
+  const owner = ownerScope(ctx);
+  if (await getProxy(ctx.db, { id: entityId, ownerId: owner })) return;
+  const event = await getScalingEvent(ctx.db, { id: entityId });
+  if (event && (await getProxy(ctx.db, { id: event.proxyId, ownerId: owner }))) return;
+  throw notFound("audit entity", entityId);
+}
