@@ -6,7 +6,7 @@
 import { Agent, createServer } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import type { AddressInfo } from "node:net";
-import { MetricsReporter } from "@proxyscale/sdk";
+import { MetricsReporter } from "@proxyscale/sdk/reporter";
 import { forwardRequest, targetFromUrl } from "./forward.ts";
 import {
   INSTANCE_HEADER,
