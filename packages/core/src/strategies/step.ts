@@ -40,9 +40,16 @@ function metricValue(input: StrategyInput, metric: string): number | undefined {
   return undefined;
 }
 
-/** The step whose interval holds the breach; bounds' inclusiveness depends on the side of the threshold. */
-export function matchStep(steps: readonly StepAdjustment[], breach: number): StepAdjustment | undefined {
-  const above = breach >= 0;
+/**
+ * The step whose interval holds the breach. For the scale-out alarm (metric at or above its threshold) a lower
+ * bound is inclusive and an upper bound exclusive; for the scale-in alarm the other way round.
+ */
+export function matchStep(
+  steps: readonly StepAdjustment[],
+  breach: number,
+  alarm: "scaleOut" | "scaleIn",
+): StepAdjustment | undefined {
+  const above = alarm === "scaleOut";
   for (const step of steps) {
     const lower = step.metricIntervalLowerBound ?? Number.NEGATIVE_INFINITY;
     const upper = step.metricIntervalUpperBound ?? Number.POSITIVE_INFINITY;
@@ -84,10 +91,10 @@ export const stepStrategy: Strategy<StepBasis> = {
     } else {
       if (value >= config.scaleOut.threshold) {
         alarm = "scaleOut";
-        step = matchStep(config.scaleOut.stepAdjustments, value - config.scaleOut.threshold);
+        step = matchStep(config.scaleOut.stepAdjustments, value - config.scaleOut.threshold, alarm);
       } else if (value <= config.scaleIn.threshold) {
         alarm = "scaleIn";
-        step = matchStep(config.scaleIn.stepAdjustments, value - config.scaleIn.threshold);
+        step = matchStep(config.scaleIn.stepAdjustments, value - config.scaleIn.threshold, alarm);
       }
       if (step !== undefined) {
         const adjustment = step.scalingAdjustment;

@@ -1,0 +1,272 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  computeLoadScore,
+  decide,
+  type MetricSample,
+  type ObservedState,
+  parsePolicy,
+  type ScalingPolicy,
+  STRATEGY_NAMES,
+} from "../src/index.ts";
+import { NOW, seconds } from "./fixtures.ts";
+
+const percent = fc.double({ min: 0, max: 100, noNaN: true });
+
+const metricsArb = fc.record({
+  cpuPercent: percent,
+  memoryPercent: percent,
+  requestRate: fc.double({ min: 0, max: 1e7, noNaN: true }),
+  errorRatePercent: percent,
+});
+
+const policyArb = fc
+  .record({
+    minReplicas: fc.integer({ min: 0, max: 5 }),
+    span: fc.integer({ min: 0, max: 20 }),
+    scaleDownThreshold: fc.integer({ min: 1, max: 60 }),
+    thresholdGap: fc.integer({ min: 1, max: 40 }),
+    scaleUpCooldownSeconds: fc.integer({ min: 0, max: 600 }),
+    scaleDownCooldownSeconds: fc.integer({ min: 0, max: 600 }),
+    scaleUpStep: fc.integer({ min: 1, max: 3 }),
+    scaleDownStep: fc.integer({ min: 1, max: 3 }),
+    strategy: fc.constantFrom(...STRATEGY_NAMES),
+    targetCpuPercent: fc.integer({ min: 10, max: 100 }),
+    upWindow: fc.integer({ min: 0, max: 600 }),
+    downWindow: fc.integer({ min: 0, max: 600 }),
+    upSelect: fc.constantFrom("Max", "Min", "Disabled"),
+    downSelect: fc.constantFrom("Max", "Min", "Disabled"),
+    upPolicies: fc.array(
+      fc.record({
+        type: fc.constantFrom("Pods", "Percent"),
+        value: fc.integer({ min: 1, max: 200 }),
+        periodSeconds: fc.integer({ min: 1, max: 300 }),
+      }),
+      { minLength: 1, maxLength: 2 },
+    ),
+    downPolicies: fc.array(
+      fc.record({
+        type: fc.constantFrom("Pods", "Percent"),
+        value: fc.integer({ min: 1, max: 100 }),
+        periodSeconds: fc.integer({ min: 1, max: 300 }),
+      }),
+      { minLength: 1, maxLength: 2 },
+    ),
+    tolerance: fc.double({ min: 0, max: 0.5, noNaN: true }),
+  })
+  .map((p) =>
+    parsePolicy({
+      minReplicas: p.minReplicas,
+      maxReplicas: Math.max(1, p.minReplicas + p.span),
+      scaleDownThreshold: p.scaleDownThreshold,
+      scaleUpThreshold: Math.min(100, p.scaleDownThreshold + p.thresholdGap),
+      scaleUpCooldownSeconds: p.scaleUpCooldownSeconds,
+      scaleDownCooldownSeconds: p.scaleDownCooldownSeconds,
+      scaleUpStep: p.scaleUpStep,
+      scaleDownStep: p.scaleDownStep,
+      strategy: p.strategy,
+      targetCpuPercent: p.targetCpuPercent,
+      behavior: {
+        scaleUp: {
+          stabilizationWindowSeconds: p.upWindow,
+          selectPolicy: p.upSelect,
+          policies: p.upPolicies,
+          tolerance: p.tolerance,
+        },
+        scaleDown: {
+          stabilizationWindowSeconds: p.downWindow,
+          selectPolicy: p.downSelect,
+          policies: p.downPolicies,
+          tolerance: p.tolerance,
+        },
+      },
+    }),
+  );
+
+const sampleArb: fc.Arbitrary<MetricSample> = fc.record({
+  instanceId: fc.option(fc.constantFrom("a", "b", "c", "d", "e", "f"), { nil: undefined }),
+  at: fc.integer({ min: NOW - seconds(120), max: NOW }),
+  cpuPercent: percent,
+  memoryPercent: percent,
+  requestRate: fc.double({ min: 0, max: 5000, noNaN: true }),
+  avgLatencyMs: fc.double({ min: 0, max: 2000, noNaN: true }),
+  errorRatePercent: percent,
+});
+
+const stateArb: fc.Arbitrary<ObservedState> = fc
+  .record({
+    currentReplicas: fc.integer({ min: 0, max: 30 }),
+    unhealthyShare: fc.double({ min: 0, max: 1, noNaN: true }),
+    samples: fc.array(sampleArb, { maxLength: 12 }),
+    recentEvents: fc.array(
+      fc.record({
+        at: fc.integer({ min: NOW - seconds(900), max: NOW }),
+        fromReplicas: fc.integer({ min: 0, max: 30 }),
+        toReplicas: fc.integer({ min: 0, max: 30 }),
+      }),
+      { maxLength: 6 },
+    ),
+    recommendations: fc.array(
+      fc.record({
+        at: fc.integer({ min: NOW - seconds(900), max: NOW }),
+        replicas: fc.integer({ min: 0, max: 40 }),
+      }),
+      { maxLength: 20 },
+    ),
+    caps: fc.option(
+      fc.record({
+        tierMaxReplicas: fc.option(fc.integer({ min: 0, max: 40 }), { nil: undefined }),
+        budgetMaxReplicas: fc.option(fc.integer({ min: 0, max: 40 }), { nil: undefined }),
+      }),
+      { nil: undefined },
+    ),
+  })
+  .map(({ unhealthyShare, ...s }) => ({
+    ...s,
+    unhealthyReplicas: Math.floor(s.currentReplicas * unhealthyShare),
+  }));
+
+/** A state whose count is within the policy's bounds and whose caps never bind. */
+const inRange = (policy: ScalingPolicy, state: ObservedState): ObservedState => ({
+  ...state,
+  currentReplicas: Math.min(Math.max(state.currentReplicas, policy.minReplicas), policy.maxReplicas),
+  unhealthyReplicas: Math.min(state.unhealthyReplicas, policy.minReplicas),
+  caps: undefined,
+});
+
+function lastEventAt(state: ObservedState): number | undefined {
+  return state.recentEvents.length === 0 ? undefined : Math.max(...state.recentEvents.map((e) => e.at));
+}
+
+describe("engine invariants (fast-check)", () => {
+  it("the load score is always within [0, 100]", () => {
+    fc.assert(
+      fc.property(
+        metricsArb,
+        fc.double({ min: 1e-3, max: 1e6, noNaN: true }),
+        (metrics, targetRequestRate) => {
+          const score = computeLoadScore(metrics, { targetRequestRate });
+          expect(score).toBeGreaterThanOrEqual(0);
+          expect(score).toBeLessThanOrEqual(100);
+        },
+      ),
+    );
+  });
+
+  it("desired replicas lie in [minReplicas, maxReplicas], lowered only by a cap below them", () => {
+    fc.assert(
+      fc.property(policyArb, stateArb, (policy, state) => {
+        const cap = Math.min(
+          state.caps?.tierMaxReplicas ?? Infinity,
+          state.caps?.budgetMaxReplicas ?? Infinity,
+        );
+        const { desiredReplicas } = decide(policy, state, NOW);
+        expect(desiredReplicas).toBeLessThanOrEqual(Math.min(policy.maxReplicas, cap));
+        expect(desiredReplicas).toBeGreaterThanOrEqual(Math.min(policy.minReplicas, cap));
+        expect(Number.isInteger(desiredReplicas)).toBe(true);
+      }),
+    );
+  });
+
+  it("never moves past the strategy's recommendation, nor against it (count within bounds, no caps)", () => {
+    fc.assert(
+      fc.property(policyArb, stateArb, (policy, raw) => {
+        const state = inRange(policy, raw);
+        const d = decide(policy, state, NOW);
+        const low = Math.min(d.currentReplicas, d.recommendedReplicas);
+        const high = Math.max(d.currentReplicas, d.recommendedReplicas);
+        expect(d.desiredReplicas).toBeGreaterThanOrEqual(Math.max(low, policy.minReplicas));
+        expect(d.desiredReplicas).toBeLessThanOrEqual(Math.min(high, policy.maxReplicas));
+      }),
+    );
+  });
+
+  it("threshold: nothing scales inside a cooldown", () => {
+    fc.assert(
+      fc.property(policyArb, stateArb, (anyPolicy, raw) => {
+        const policy = { ...anyPolicy, strategy: "threshold" as const };
+        const state = inRange(policy, raw);
+        const last = lastEventAt(state);
+        fc.pre(last !== undefined);
+        const sinceLast = NOW - last!;
+        const { action } = decide(policy, state, NOW);
+        if (sinceLast < seconds(policy.scaleUpCooldownSeconds)) expect(action).not.toBe("scale_up");
+        if (sinceLast < seconds(policy.scaleDownCooldownSeconds)) expect(action).not.toBe("scale_down");
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("threshold: moves one step at most", () => {
+    fc.assert(
+      fc.property(policyArb, stateArb, (anyPolicy, raw) => {
+        const policy = { ...anyPolicy, strategy: "threshold" as const };
+        const state = inRange(policy, raw);
+        const d = decide(policy, state, NOW);
+        const moved = d.desiredReplicas - d.currentReplicas;
+        expect(moved).toBeLessThanOrEqual(policy.scaleUpStep);
+        expect(-moved).toBeLessThanOrEqual(policy.scaleDownStep);
+      }),
+    );
+  });
+
+  it("the same input always gives the same decision, and the input is left untouched", () => {
+    fc.assert(
+      fc.property(policyArb, stateArb, fc.integer({ min: 0, max: 120_000 }), (policy, state, offset) => {
+        const now = NOW + offset;
+        const before = structuredClone(state);
+        const first = decide(policy, state, now);
+        const second = decide(structuredClone(policy), structuredClone(state), now);
+        expect(second).toEqual(first);
+        expect(state).toEqual(before);
+      }),
+    );
+  });
+
+  it("rate policies are never exceeded (count within bounds, no caps)", () => {
+    // An independent reading of HPA's rule: a scale-up may not pass the best (Max) or the tightest (Min) policy
+    // bound computed from the replicas at each period's start.
+    fc.assert(
+      fc.property(policyArb, stateArb, (policy, raw) => {
+        const state = inRange(policy, raw);
+        const d = decide(policy, state, NOW);
+        const current = d.currentReplicas;
+        const up = d.desiredReplicas > current;
+        const down = d.desiredReplicas < current;
+        fc.pre(up || down);
+        const rules = up ? policy.behavior.scaleUp : policy.behavior.scaleDown;
+        expect(rules.selectPolicy).not.toBe("Disabled");
+        const bounds = rules.policies.map((p) => {
+          const inPeriod = state.recentEvents.filter((e) => e.at > NOW - seconds(p.periodSeconds));
+          const added = inPeriod.reduce((sum, e) => sum + Math.max(0, e.toReplicas - e.fromReplicas), 0);
+          const removed = inPeriod.reduce((sum, e) => sum + Math.max(0, e.fromReplicas - e.toReplicas), 0);
+          const start = current - added + removed;
+          if (up) return p.type === "Pods" ? start + p.value : Math.ceil(start * (1 + p.value / 100));
+          return p.type === "Pods" ? start - p.value : Math.trunc(start * (1 - p.value / 100));
+        });
+        if (up) {
+          const bound = rules.selectPolicy === "Max" ? Math.max(...bounds) : Math.min(...bounds);
+          expect(d.desiredReplicas).toBeLessThanOrEqual(Math.max(bound, current, policy.minReplicas));
+        } else {
+          const bound = rules.selectPolicy === "Max" ? Math.min(...bounds) : Math.max(...bounds);
+          expect(d.desiredReplicas).toBeGreaterThanOrEqual(Math.min(bound, current, policy.maxReplicas));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("every decision explains itself, ending with its outcome", () => {
+    fc.assert(
+      fc.property(policyArb, stateArb, (policy, state) => {
+        const d = decide(policy, state, NOW);
+        const outcome =
+          d.action === "none"
+            ? `no change at ${d.currentReplicas}`
+            : `${d.action === "scale_up" ? "scale up" : "scale down"} ${d.currentReplicas} → ${d.desiredReplicas}`;
+        expect(d.explanation.endsWith(outcome)).toBe(true);
+        expect(d.recommendation).toEqual({ at: NOW, replicas: d.recommendedReplicas });
+      }),
+    );
+  });
+});
