@@ -73,10 +73,11 @@ export async function disposeDatabase(database: Database): Promise<void> {
 export function forEachDriver(
   title: string,
   body: (context: { database: () => Database; driver: TestDriver }) => void,
+  options?: OpenDatabaseOptions,
 ) {
   for (const driver of drivers) {
     describe.skipIf(!driver.available)(`${title} [${driver.name}]`, () => {
-      registerDriverSuite(driver, body);
+      registerDriverSuite(driver, body, options);
     });
   }
 }
@@ -84,10 +85,11 @@ export function forEachDriver(
 function registerDriverSuite(
   driver: TestDriver,
   body: (context: { database: () => Database; driver: TestDriver }) => void,
+  options?: OpenDatabaseOptions,
 ) {
   let database: Database | undefined;
   beforeAll(async () => {
-    database = await driver.open();
+    database = await driver.open(options);
   });
   afterAll(async () => {
     if (database) await disposeDatabase(database);
@@ -128,4 +130,15 @@ let counter = 0;
 export function unique(prefix: string): string {
   counter += 1;
   return `${prefix}-${counter}-${randomBytes(3).toString("hex")}`;
+}
+
+/** Counts the statements drizzle sends (a drizzle Logger), to prove a read is a constant number of queries. */
+export class StatementCounter {
+  statements: string[] = [];
+  logQuery(query: string): void {
+    this.statements.push(query);
+  }
+  reset(): void {
+    this.statements = [];
+  }
 }
