@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { type CommandActuatorConfig, parseActuatorConfig } from "@proxyscale/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ActuatorError, CommandActuator } from "../../src/actuators/index.ts";
+import { isAlive } from "./processes.ts";
 
 const node = process.execPath;
 let dir: string;
@@ -38,15 +39,6 @@ function command(overrides: Record<string, unknown>): CommandActuator {
 }
 
 const ctx = { proxyId: "edge", eventId: "evt-1", fromReplicas: 2 };
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe("command actuator", () => {
   it("passes arguments with spaces and shell metacharacters to the program literally", async () => {

@@ -12,6 +12,7 @@ import {
   startHelloUpstream,
 } from "../../src/actuators/index.ts";
 import { INSTANCE_HEADER } from "../../src/actuators/local/protocol.ts";
+import { isAlive } from "./processes.ts";
 
 const TEST_TIMEOUT = 60_000;
 
@@ -54,15 +55,6 @@ async function startLocal(
     for (const pid of pids) if (pid !== undefined && isAlive(pid)) process.kill(pid, "SIGKILL");
   });
   return actuator;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function waitFor<T>(probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
