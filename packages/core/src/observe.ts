@@ -54,8 +54,12 @@ export function observeFleet(
     if (byId) {
       index = byId.get(id) ?? -1;
     } else {
+      const last = id.length - 1;
+      const lastChar = id.charCodeAt(last);
       for (let i = 0; i < instances.length; i++) {
-        if (instances[i]!.instanceId === id) {
+        const other = instances[i]!.instanceId!;
+        // Ids rarely share length and last character; checking those first skips most full comparisons.
+        if (other.length === id.length && (last < 0 || other.charCodeAt(last) === lastChar) && other === id) {
           index = i;
           break;
         }

@@ -123,6 +123,34 @@ function targetLabel(metric: string, target: number): string {
   }
 }
 
+function proposeFor(
+  input: StrategyInput,
+  tolerance: MetricReplicaInput["tolerance"],
+  metric: string,
+  value: number,
+  target: number,
+  utilization: boolean,
+): MetricProposal {
+  const result = hpaReplicasForMetric({
+    currentReplicas: input.currentReplicas,
+    readyWithMetrics: input.readyWithMetrics,
+    missingReplicas: input.missingReplicas,
+    unreadyReplicas: input.unhealthyReplicas,
+    value,
+    target,
+    missingValueOnScaleDown: utilization ? Math.max(100, target) : target,
+    tolerance,
+  });
+  return {
+    metric,
+    value,
+    target,
+    ratio: result.ratio,
+    proposedReplicas: result.replicas,
+    withinTolerance: result.withinTolerance,
+  };
+}
+
 export const targetTrackingStrategy: Strategy<TargetTrackingBasis> = {
   name: "targetTracking",
   usesCooldowns: false,
@@ -136,41 +164,32 @@ export const targetTrackingStrategy: Strategy<TargetTrackingBasis> = {
     let winner: MetricProposal | undefined;
     let missingMetric: string | undefined;
 
-    const consider = (metric: string, value: number, target: number, utilization: boolean) => {
-      const result = hpaReplicasForMetric({
-        currentReplicas,
-        readyWithMetrics: input.readyWithMetrics,
-        missingReplicas: input.missingReplicas,
-        unreadyReplicas: input.unhealthyReplicas,
-        value,
-        target,
-        missingValueOnScaleDown: utilization ? Math.max(100, target) : target,
-        tolerance,
-      });
-      const proposal: MetricProposal = {
-        metric,
-        value,
-        target,
-        ratio: result.ratio,
-        proposedReplicas: result.replicas,
-        withinTolerance: result.withinTolerance,
-      };
-      proposals.push(proposal);
-      if (winner === undefined || proposal.proposedReplicas > winner.proposedReplicas) winner = proposal;
-    };
-
     // HPA cannot compute a count without a ready replica's reading ("did not receive metrics for any ready pods").
     if (input.readyWithMetrics > 0) {
-      consider("cpuPercent", values.cpuPercent, policy.targetCpuPercent, true);
-      consider("memoryPercent", values.memoryPercent, policy.targetMemoryPercent, true);
-      consider("requestRate", values.requestRate, policy.targetRequestRate, false);
+      proposals.push(
+        proposeFor(input, tolerance, "cpuPercent", values.cpuPercent, policy.targetCpuPercent, true),
+      );
+      proposals.push(
+        proposeFor(input, tolerance, "memoryPercent", values.memoryPercent, policy.targetMemoryPercent, true),
+      );
+      proposals.push(
+        proposeFor(input, tolerance, "requestRate", values.requestRate, policy.targetRequestRate, false),
+      );
       if (policy.targetLatencyMs !== undefined) {
-        consider("avgLatencyMs", values.avgLatencyMs, policy.targetLatencyMs, false);
+        proposals.push(
+          proposeFor(input, tolerance, "avgLatencyMs", values.avgLatencyMs, policy.targetLatencyMs, false),
+        );
       }
       for (const name in policy.customMetricTargets) {
         const value = values.custom?.[name];
         if (value === undefined) missingMetric ??= `custom.${name}`;
-        else consider(`custom.${name}`, value, policy.customMetricTargets[name]!, false);
+        else
+          proposals.push(
+            proposeFor(input, tolerance, `custom.${name}`, value, policy.customMetricTargets[name]!, false),
+          );
+      }
+      for (const proposal of proposals) {
+        if (winner === undefined || proposal.proposedReplicas > winner.proposedReplicas) winner = proposal;
       }
       recommended = winner!.proposedReplicas;
     }
