@@ -2,6 +2,7 @@ import { DEFAULT_POLICY, type Decision, type MetricSample } from "@proxyscale/co
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import {
+  acquireLeases,
   ConflictError,
   completeScalingEvent,
   createProxy,
@@ -25,6 +26,7 @@ import {
   openDatabase,
   queryRows,
   recordDecision,
+  releaseLeases,
   rollupMetrics,
   setEnvironmentPolicy,
   startScalingEvent,
@@ -517,6 +519,35 @@ forEachDriver(
         counter.reset();
         await latestSamples(db(), { proxyIds: ids });
         expect(counter.statements).toHaveLength(1);
+      });
+    });
+
+    describe("leases", () => {
+      it("grant a free lease once, renew it for its holder, and pass it on when it expires or is released", async () => {
+        const name = unique("lease");
+        const other = unique("lease");
+        expect(
+          await acquireLeases(db(), { names: [name, other], holder: "server-a", ttlMs: 60_000 }),
+        ).toEqual([name, other].sort());
+        expect(await acquireLeases(db(), { names: [name], holder: "server-b", ttlMs: 60_000 })).toEqual([]);
+        expect(await acquireLeases(db(), { names: [name], holder: "server-a", ttlMs: 60_000 })).toEqual([
+          name,
+        ]);
+        expect(await releaseLeases(db(), { names: [name, other], holder: "server-b" })).toBe(0);
+        expect(await releaseLeases(db(), { names: [name], holder: "server-a" })).toBe(1);
+        expect(await acquireLeases(db(), { names: [name], holder: "server-b", ttlMs: 60_000 })).toEqual([
+          name,
+        ]);
+        // A lease that has run out is free for the next holder.
+        await db().execute(
+          sql`update leases set expires_at = acquired_at + interval '1 millisecond' where name = ${other}`,
+        );
+        expect(await acquireLeases(db(), { names: [other], holder: "server-b", ttlMs: 60_000 })).toEqual([
+          other,
+        ]);
+        await expect(acquireLeases(db(), { names: [name], holder: "x", ttlMs: 0 })).rejects.toBeInstanceOf(
+          InvalidInputError,
+        );
       });
     });
 
