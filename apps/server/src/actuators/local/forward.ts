@@ -70,7 +70,9 @@ function forwardedHeaders(req: IncomingMessage, target: ForwardTarget): Incoming
   headers["x-forwarded-for"] = priorFor ? `${priorFor}, ${client}` : client;
   headers["x-forwarded-proto"] ??= "encrypted" in req.socket ? "https" : "http";
   if (req.headers.host) headers["x-forwarded-host"] ??= req.headers.host;
-  headers.host = `${target.hostname}:${target.port}`;
+  const defaultPort = target.protocol === "https:" ? 443 : 80;
+  const hostname = target.hostname.includes(":") ? `[${target.hostname}]` : target.hostname;
+  headers.host = target.port === defaultPort ? hostname : `${hostname}:${target.port}`;
   return headers;
 }
 
