@@ -47,16 +47,19 @@ export interface ProxyScaleServer {
   close(): Promise<void>;
 }
 
-const UUID_SEGMENT = /\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?=\/|$)/gi;
+const TRPC_PROCEDURES = new Set(Object.keys(appRouter._def.procedures));
 
-/** A route label with bounded cardinality: ids become {id}, unmatched paths share one label. */
-function routeLabel(pathname: string, status: number): string {
-  if (status === 404 || status === 405) return "unmatched";
+/**
+ * A route label with bounded cardinality: REST requests by their route template, tRPC calls by procedure,
+ * anything that matched no route as "unmatched".
+ */
+function routeLabel(pathname: string, restTemplate: string | undefined): string {
+  if (pathname.startsWith("/api")) return restTemplate ? `/api${restTemplate}` : "unmatched";
   if (pathname.startsWith("/trpc/")) {
-    const procedure = pathname.slice("/trpc/".length);
-    return procedure.includes(",") ? "/trpc/(batch)" : `/trpc/${procedure}`;
+    const procedures = pathname.slice("/trpc/".length).split(",");
+    if (!procedures.every((procedure) => TRPC_PROCEDURES.has(procedure))) return "unmatched";
+    return procedures.length > 1 ? "/trpc/(batch)" : `/trpc/${procedures[0]}`;
   }
-  if (pathname.startsWith("/api/")) return pathname.replace(UUID_SEGMENT, "/{id}").replace(/\/+$/, "");
   if (["/metrics", "/healthz", "/readyz"].includes(pathname)) return pathname;
   return "static";
 }
@@ -87,8 +90,10 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
       logger.error({ path, status, err: cause instanceof Error ? cause : error }, "request failed");
     }
   };
+  const restTemplates = new WeakMap<http.IncomingMessage, string>();
   const rest = createRestHandler({
     createContext: contextFactory,
+    onRoute: (req, template) => restTemplates.set(req, template),
     maxBodyBytes: deps.maxBodyBytes,
     publicUrl: deps.publicUrl,
     onError: logServerError,
@@ -115,7 +120,7 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
     res.on("close", () => {
       inFlight.delete(res);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const route = routeLabel(pathname, res.statusCode);
+      const route = routeLabel(pathname, restTemplates.get(req));
       metrics.observeRequest(route, method, res.statusCode, seconds);
       logger.debug(
         { method, route, status: res.statusCode, ms: Math.round(seconds * 10_000) / 10 },

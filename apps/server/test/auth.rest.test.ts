@@ -157,7 +157,7 @@ forEachDriver("authentication", (suite) => {
     const providerToken = (
       alg: "RS256" | "ES256",
       kid: string,
-      key: CryptoKey,
+      key: Parameters<SignJWT["sign"]>[0],
       claims: Record<string, unknown>,
     ) =>
       new SignJWT(claims)

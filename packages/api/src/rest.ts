@@ -27,6 +27,8 @@ export interface RestHandlerOptions {
   maxBodyBytes?: number;
   /** Public base URL printed into the OpenAPI document's `servers`. Default: the request's own host. */
   publicUrl?: string;
+  /** Told which route template ("/proxy/scaling/evaluate/{proxyId}") a request matched, for metrics labels. */
+  onRoute?: (req: IncomingMessage, template: string) => void;
   /** Called for every error response (the server logs 5xx). */
   onError?: (info: { error: TRPCError; path: string | undefined; status: number }) => void;
 }
@@ -43,6 +45,7 @@ export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 interface Route {
   method: string;
+  template: string;
   pattern: RegExp;
   procedurePath: string;
   procedure: AnyProcedure;
@@ -61,6 +64,7 @@ function buildRoutes(router: AppRouter): Route[] {
     const source = meta.openapi.path.replace(/\{(\w+)\}/g, (_, name: string) => `(?<${name}>[^/]+)`);
     routes.push({
       method: meta.openapi.method,
+      template: meta.openapi.path,
       pattern: new RegExp(`^${source}/?$`),
       procedurePath,
       procedure,
@@ -172,6 +176,9 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
     const path = url.pathname.slice(basePath.length) || "/";
     const method = req.method ?? "GET";
 
+    if (method === "GET" && (path === "/openapi.json" || path === "/docs" || path === "/docs/")) {
+      options.onRoute?.(req, path.replace(/\/$/, ""));
+    }
     if (method === "GET" && path === "/openapi.json") {
       sendJson(
         res,
@@ -218,6 +225,7 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
       return;
     }
 
+    options.onRoute?.(req, route.template);
     let input: unknown;
     let ctx: Context | undefined;
     try {
