@@ -1,0 +1,124 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../src/config.ts";
+
+const serverDir = fileURLToPath(new URL("..", import.meta.url));
+const tsx = join(serverDir, "node_modules", ".bin", "tsx");
+
+/** Environment for the child: none of this shell's ProxyScale or database settings leak in. */
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
+  return { ...env, ...extra };
+}
+
+const children: ChildProcess[] = [];
+const directories: string[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill("SIGKILL");
+  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
+});
+
+function run(env: NodeJS.ProcessEnv) {
+  const child = spawn(tsx, ["src/main.ts"], { cwd: serverDir, env, stdio: ["ignore", "pipe", "pipe"] });
+  children.push(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr?.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, exited, output: () => ({ stdout, stderr }) };
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe("configuration", () => {
+  it("applies defaults when nothing is set", () => {
+    expect(loadConfig({})).toMatchObject({
+      port: 8080,
+      host: "127.0.0.1",
+      databaseUrl: undefined,
+      dataDir: "./.proxyscale",
+      logLevel: "info",
+      maxBodyBytes: 4 * 1024 * 1024,
+    });
+  });
+
+  it("names every bad variable and its rule, never its value", () => {
+    const secret = "short-secret";
+    let error: unknown;
+    try {
+      loadConfig({
+        PORT: "eighty",
+        DATABASE_URL: "mysql://db/x",
+        PROXYSCALE_JWT_SECRET: secret,
+        PROXYSCALE_JWKS_URL: "not a url",
+        LOG_LEVEL: "loud",
+      });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    for (const variable of [
+      "PORT",
+      "DATABASE_URL",
+      "PROXYSCALE_JWT_SECRET",
+      "PROXYSCALE_JWKS_URL",
+      "LOG_LEVEL",
+    ]) {
+      expect(message).toContain(`${variable}:`);
+    }
+    expect(message).toContain("at least 32 characters");
+    expect(message).not.toContain(secret);
+  });
+
+  it("exits 1 with a clear message on a bad value", async () => {
+    const { exited, output } = run(cleanEnv({ PORT: "99999" }));
+    expect(await exited).toBe(1);
+    expect(output().stderr).toContain("PORT: must be a port: 0 to 65535");
+  });
+});
+
+describe("embedded start (pnpm --filter @proxyscale/server start)", () => {
+  it("runs on PGlite with zero config, creates a 0600 secret, prints URL, admin token and CLI command, stops on SIGTERM", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "proxyscale-main-"));
+    directories.push(dataDir);
+    const { child, exited, output } = run(
+      cleanEnv({ PORT: "0", PROXYSCALE_DATA_DIR: dataDir, LOG_LEVEL: "warn" }),
+    );
+    await waitFor(() => output().stdout.includes("proxyscale token"), 60_000);
+
+    const { stdout } = output();
+    const url = /ProxyScale is running at (http:\/\/\S+)/.exec(stdout)?.[1];
+    const adminToken = /Admin token \(valid 30 days\):\n\s+(\S+)/.exec(stdout)?.[1];
+    expect(url).toBeDefined();
+    expect(adminToken).toBeDefined();
+    expect(stdout).toContain("pnpm --filter @proxyscale/sdk exec proxyscale token --role");
+    expect(statSync(join(dataDir, "jwt-secret")).mode & 0o777).toBe(0o600);
+
+    const created = await fetch(`${url}/api/proxies`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "first" }),
+    });
+    expect(created.status).toBe(201);
+
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect(output().stderr).toContain("SIGTERM");
+  });
+});
