@@ -47,26 +47,22 @@ function states(): ObservedState[] {
   });
 }
 
-interface Result {
+interface Workload {
   name: string;
-  opsPerSecond: number;
+  iterations: number;
+  body: (i: number) => number;
 }
 
 let sink = 0;
 
-/** Median ops/s of `rounds` timed rounds of `iterations` calls, after a warm-up. */
-function measure(name: string, iterations: number, body: (i: number) => number, rounds = 5): Result {
-  for (let i = 0; i < iterations; i++) sink += body(i);
-  const rates: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const start = process.hrtime.bigint();
-    for (let i = 0; i < iterations; i++) sink += body(i);
-    const elapsedNs = Number(process.hrtime.bigint() - start);
-    rates.push((iterations / elapsedNs) * 1e9);
-  }
-  rates.sort((a, b) => a - b);
-  return { name, opsPerSecond: rates[Math.floor(rates.length / 2)]! };
+/** ops/s of one timed round. */
+function round(workload: Workload): number {
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < workload.iterations; i++) sink += workload.body(i);
+  return (workload.iterations / Number(process.hrtime.bigint() - start)) * 1e9;
 }
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 const inputs = states();
 const serialized = inputs.map((s) => JSON.stringify(s));
@@ -78,32 +74,60 @@ const policies: Record<string, ScalingPolicy> = {
   }),
   step: parsePolicy({ strategy: "step" }),
 };
-const N = 300_000;
+const N = 100_000;
+const ROUNDS = 9;
 
-const baseline = measure("baseline: JSON.parse(state)", N / 4, (i) => {
-  const parsed = JSON.parse(serialized[i % VARIANTS]!) as ObservedState;
-  return parsed.currentReplicas;
-});
-const scoreLoop = measure("reference: computeLoadScore × 10 samples", N, (i) => {
-  const s = inputs[i % VARIANTS]!.samples;
-  let total = 0;
-  for (const sample of s) total += computeLoadScore(sample, DEFAULT_POLICY);
-  return total;
-});
-const results = Object.entries(policies).map(([name, policy]) =>
-  measure(name, N, (i) => {
-    const decision = decide(policy, inputs[i % VARIANTS]!, NOW + (i % 1000));
-    return decision.desiredReplicas + decision.explanation.length;
-  }),
-);
+const baseline: Workload = {
+  name: "baseline: JSON.parse(state)",
+  iterations: N / 10,
+  body: (i) => (JSON.parse(serialized[i % VARIANTS]!) as ObservedState).currentReplicas,
+};
+const workloads: Workload[] = [
+  {
+    name: "reference: computeLoadScore × 10 samples",
+    iterations: N,
+    body: (i) => {
+      let total = 0;
+      for (const sample of inputs[i % VARIANTS]!.samples) total += computeLoadScore(sample, DEFAULT_POLICY);
+      return total;
+    },
+  },
+  ...Object.entries(policies).map(([name, policy]) => ({
+    name,
+    iterations: N,
+    body: (i: number) => {
+      const decision = decide(policy, inputs[i % VARIANTS]!, NOW + (i % 1000));
+      return decision.desiredReplicas + decision.explanation.length;
+    },
+  })),
+];
+
+// Warm up, then interleave the rounds so that a busy machine slows baseline and workloads alike; the ratio of
+// each round is taken against the baseline measured just before it.
+for (const w of [baseline, ...workloads]) round(w);
+const rates = new Map<Workload, number[]>([baseline, ...workloads].map((w) => [w, []]));
+const ratios = new Map<Workload, number[]>(workloads.map((w) => [w, []]));
+for (let r = 0; r < ROUNDS; r++) {
+  const base = round(baseline);
+  rates.get(baseline)!.push(base);
+  for (const w of workloads) {
+    const rate = round(w);
+    rates.get(w)!.push(rate);
+    ratios.get(w)!.push(rate / base);
+  }
+}
 
 const format = (n: number) => Math.round(n).toLocaleString("en-US");
 console.log(`Node ${process.version}, ${cpus()[0]?.model ?? "unknown CPU"}, one thread\n`);
-console.log("| workload | ops/s | ns/op | ratio to JSON.parse baseline |");
+console.log("| workload | ops/s (median) | ns/op | ratio to JSON.parse baseline (median) |");
 console.log("| --- | ---: | ---: | ---: |");
-for (const r of [baseline, scoreLoop, ...results]) {
+console.log(
+  `| ${baseline.name} | ${format(median(rates.get(baseline)!))} | ${(1e9 / median(rates.get(baseline)!)).toFixed(0)} | 1.00 |`,
+);
+for (const w of workloads) {
+  const rate = median(rates.get(w)!);
   console.log(
-    `| ${r.name} | ${format(r.opsPerSecond)} | ${(1e9 / r.opsPerSecond).toFixed(0)} | ${(r.opsPerSecond / baseline.opsPerSecond).toFixed(2)} |`,
+    `| ${w.name} | ${format(rate)} | ${(1e9 / rate).toFixed(0)} | ${median(ratios.get(w)!).toFixed(2)} |`,
   );
 }
 if (sink === Number.NEGATIVE_INFINITY) console.log(sink);

@@ -3,8 +3,9 @@
  * (simulated) actuator applies the decision at once, and the event and recommendation are fed back into the
  * next state. Demand ramps up, holds, ramps down and settles. Prints one line per decision.
  */
-import type { MetricSample, RecommendationRecord, ScaleEventRecord } from "./decision.ts";
+import type { RecommendationRecord, ScaleEventRecord } from "./decision.ts";
 import { decide } from "./engine.ts";
+import type { MetricSample } from "./metrics.ts";
 import { DEFAULT_POLICY } from "./policy.ts";
 
 const TICK_SECONDS = 30;
