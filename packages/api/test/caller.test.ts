@@ -1,0 +1,155 @@
+import { randomBytes } from "node:crypto";
+import { type Database, openDatabase, type ScalingEventRecord } from "@proxyscale/db";
+import { TRPCError } from "@trpc/server";
+import { sql } from "drizzle-orm";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { signToken } from "../src/auth.ts";
+import { type ApiDeps, createContext, type Logger } from "../src/context.ts";
+import { createCaller } from "../src/root.ts";
+
+const POSTGRES_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const postgresRequired = Boolean(process.env.CI) || process.env.PROXYSCALE_REQUIRE_POSTGRES === "1";
+
+async function postgresReachable(): Promise<boolean> {
+  const client = postgres(POSTGRES_URL, { max: 1, connect_timeout: 3, onnotice: () => {} });
+  try {
+    await client`select 1`;
+    return true;
+  } catch (error) {
+    if (postgresRequired) throw error;
+    console.warn(
+      `[@proxyscale/api tests] WARNING: PostgreSQL unreachable (${(error as Error).message}): skipping it.`,
+    );
+    return false;
+  } finally {
+    await client.end({ timeout: 1 });
+  }
+}
+
+const postgresAvailable = await postgresReachable();
+const SECRET = `caller-secret-${randomBytes(16).toString("hex")}`;
+const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+const HIGH_LOAD = {
+  cpuPercent: 95,
+  memoryPercent: 90,
+  requestRate: 1500,
+  avgLatencyMs: 40,
+  errorRatePercent: 2,
+};
+
+const drivers = [
+  { name: "pglite", available: true, open: () => openDatabase({ dataDir: "memory://" }) },
+  {
+    name: "postgres",
+    available: postgresAvailable,
+    open: () =>
+      openDatabase({ url: POSTGRES_URL, pgSchema: `caller_${randomBytes(6).toString("hex")}`, poolMax: 2 }),
+  },
+];
+
+for (const driver of drivers) {
+  describe.skipIf(!driver.available)(`tRPC caller over injected dependencies [${driver.name}]`, () => {
+    let database: Database;
+    let now = Date.UTC(2030, 0, 1, 12, 0, 0);
+    const submitted: ScalingEventRecord[] = [];
+    let deps: ApiDeps;
+
+    beforeAll(async () => {
+      database = await driver.open();
+      deps = {
+        db: database.db,
+        clock: () => now,
+        logger: silent,
+        executor: { submit: (event) => submitted.push(event) },
+        auth: { jwtSecret: SECRET },
+      };
+    });
+    afterAll(async () => {
+      if (database.driver === "postgres") {
+        await database.db.execute(sql.raw(`drop schema if exists "${database.schema}" cascade`));
+      }
+      await database.close();
+    });
+
+    async function callerFor(
+      role: "viewer" | "operator" | "admin",
+      sub = `user-${randomBytes(3).toString("hex")}`,
+    ) {
+      const bearer = await signToken({ sub, role, tier: "pro", secret: SECRET, now, expiresIn: "1h" });
+      return createCaller(createContext(deps)({ authorization: `Bearer ${bearer}` }));
+    }
+
+    it("refuses a caller without a token", async () => {
+      const anonymous = createCaller(createContext(deps)({}));
+      await expect(anonymous.proxies.list({})).rejects.toMatchObject({ code: "UNAUTHORIZED" });
+    });
+
+    it("runs register → record → evaluate → execute → complete against the test database with the injected clock and executor", async () => {
+      const operator = await callerFor("operator");
+      const proxy = await operator.proxies.register({ name: "caller-proxy" });
+      const recorded = await operator.metrics.record({ proxyId: proxy.id, ...HIGH_LOAD });
+      expect(recorded.sample.at).toBe(now);
+
+      now += 1_000;
+      const decision = await operator.scaling.evaluate({ proxyId: proxy.id });
+      expect(decision).toMatchObject({
+        action: "scale_up",
+        evaluatedAt: now,
+        currentReplicas: 1,
+        desiredReplicas: 2,
+      });
+
+      const event = await operator.scaling.execute({
+        proxyId: proxy.id,
+        newReplicaCount: decision.desiredReplicas,
+      });
+      expect(submitted.map((entry) => entry.id)).toContain(event.id);
+      expect(event.status).toBe("pending");
+
+      const finished = await operator.scaling.complete({
+        eventId: event.id,
+        status: "completed",
+        observedReplicas: 2,
+      });
+      expect(finished.status).toBe("completed");
+      expect((await operator.proxies.get({ proxyId: proxy.id })).currentReplicas).toBe(2);
+    });
+
+    it("validates input with core's schemas and maps db errors to tRPC codes", async () => {
+      const operator = await callerFor("operator");
+      const proxy = await operator.proxies.register({ name: "validated" });
+      const invalid = operator.metrics.record({ proxyId: proxy.id, ...HIGH_LOAD, cpuPercent: 101 });
+      await expect(invalid).rejects.toBeInstanceOf(TRPCError);
+      await expect(invalid).rejects.toMatchObject({ code: "BAD_REQUEST" });
+      await expect(operator.proxies.register({ name: "validated" })).rejects.toMatchObject({
+        code: "CONFLICT",
+      });
+      const viewer = await callerFor("viewer");
+      await expect(viewer.proxies.get({ proxyId: proxy.id })).rejects.toMatchObject({ code: "NOT_FOUND" });
+      await expect(viewer.proxies.register({ name: "nope" })).rejects.toMatchObject({ code: "FORBIDDEN" });
+    });
+
+    it("checks token expiry against the injected clock", async () => {
+      const bearer = await signToken({
+        sub: "clocked",
+        role: "viewer",
+        tier: "free",
+        secret: SECRET,
+        now,
+        expiresIn: 60,
+      });
+      const context = createContext(deps);
+      await expect(
+        createCaller(context({ authorization: `Bearer ${bearer}` })).proxies.list({}),
+      ).resolves.toBeDefined();
+      now += 61_000;
+      await expect(
+        createCaller(context({ authorization: `Bearer ${bearer}` })).proxies.list({}),
+      ).rejects.toMatchObject({
+        code: "UNAUTHORIZED",
+        message: "token has expired",
+      });
+    });
+  });
+}
