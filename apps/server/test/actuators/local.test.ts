@@ -310,6 +310,23 @@ describe("local actuator", () => {
     TEST_TIMEOUT,
   );
 
+  it(
+    "passes the upstream's own errors through and answers 502 when the upstream is unreachable",
+    async () => {
+      const actuator = await startLocal(1);
+      const failing = await fetch(`${actuator.url}/boom?status=503`);
+      expect(failing.status).toBe(503);
+      expect(failing.headers.get(INSTANCE_HEADER)).toBe(actuator.replicasInfo()[0]?.instanceId);
+
+      const unreachable = await startLocal(1, { upstreamUrl: "http://127.0.0.1:1" });
+      const answer = await fetch(`${unreachable.url}/anything`);
+      expect(answer.status).toBe(502);
+      expect(await answer.text()).toBe("upstream unreachable\n");
+      expect(unreachable.frontStats()).toMatchObject({ requests: 1, failures: 1 });
+    },
+    TEST_TIMEOUT,
+  );
+
   it("refuses reporting without a destination, naming the fix", async () => {
     await expect(
       createActuator(localConfig({ reporting: { enabled: true } }), { proxyId: "edge" }),

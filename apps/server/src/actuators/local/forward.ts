@@ -123,7 +123,16 @@ export function forwardRequest(
       for (const [name, value] of Object.entries(answer.headers)) {
         if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
       }
-      res.writeHead(answer.statusCode ?? 502, { ...headers, ...options.responseHeaders });
+      try {
+        res.writeHead(answer.statusCode ?? 502, { ...headers, ...options.responseHeaders });
+      } catch (error) {
+        // A header Node refuses to send on: answer 502 rather than relay it.
+        clearTimeout(timer);
+        upstream.destroy();
+        if (!res.headersSent)
+          res.writeHead(502, { "content-type": "text/plain" }).end("bad upstream response\n");
+        return settle({ kind: "failed", error: error as Error, retryable: false });
+      }
       answer.pipe(res);
       answer.on("error", () => res.destroy());
       res.on("finish", () => {

@@ -44,7 +44,11 @@ export class FrontListener {
       res.once("close", () => {
         this.counters.inFlight -= 1;
       });
-      void this.route(req, res);
+      this.route(req, res).catch((error: unknown) => {
+        this.counters.failures += 1;
+        this.logger.error({ error: String(error) }, "front listener failed a request");
+        res.destroy();
+      });
     });
     this.server.keepAliveTimeout = 60_000;
     this.server.headersTimeout = 65_000;

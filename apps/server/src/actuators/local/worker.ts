@@ -7,7 +7,7 @@ import { Agent, createServer } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import type { AddressInfo } from "node:net";
 import { MetricsReporter } from "@proxyscale/sdk/reporter";
-import { forwardRequest, targetFromUrl } from "./forward.ts";
+import { type ForwardOutcome, forwardRequest, targetFromUrl } from "./forward.ts";
 import {
   INSTANCE_HEADER,
   WORKER_CONFIG_ENV,
@@ -58,14 +58,17 @@ const server = createServer((req, res) => {
   inFlight += 1;
   const responseHeaders: Record<string, string> = { [INSTANCE_HEADER]: config.instanceId };
   if (draining) responseHeaders.connection = "close";
-  void forwardRequest(req, res, upstream, { responseHeaders, timeoutMs: config.upstreamTimeoutMs }).then(
-    (outcome) => {
+  void forwardRequest(req, res, upstream, { responseHeaders, timeoutMs: config.upstreamTimeoutMs })
+    .catch((error: Error): ForwardOutcome => {
+      if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" }).end("proxy error\n");
+      return { kind: "failed", error, retryable: false };
+    })
+    .then((outcome) => {
       inFlight -= 1;
       const ok = outcome.kind === "responded" && outcome.status < 500;
       reporter?.recordRequest(performance.now() - startedAt, ok);
       if (draining && inFlight === 0) void finishDrain();
-    },
-  );
+    });
 });
 // Longer than the front's idle socket timeout, so the front always closes idle connections first.
 server.keepAliveTimeout = 60_000;
