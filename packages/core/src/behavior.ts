@@ -1,7 +1,8 @@
 /**
  * HPA `behavior`, ported from kubernetes pkg/controller/podautoscaler/horizontal.go
  * (stabilizeRecommendationWithBehaviors, calculateScaleUpLimitWithScalingRules,
- * calculateScaleDownLimitWithBehaviors, getReplicasChangePerPeriod). Pure: `now` is passed in.
+ * calculateScaleDownLimitWithBehaviors, convertDesiredReplicasWithBehaviorRate, getReplicasChangePerPeriod).
+ * Pure: `now` is passed in.
  */
 import type { Limit, RecommendationRecord, ScaleEventRecord } from "./decision.ts";
 import type { Behavior, HpaScalingPolicy, ScalingRules } from "./policy.ts";
@@ -55,50 +56,42 @@ export function replicasChangedInPeriod(
   return changed;
 }
 
-/** The most replicas scale-up rules allow now. Percent rounds up, as HPA does. */
-export function scaleUpBound(
+/**
+ * The bound a direction's rules allow now: the most replicas going up (`direction` 1), the fewest going down
+ * (−1). Percent rounds up on the way up and truncates on the way down, as HPA does. Max picks the policy that
+ * allows the largest change, Min the smallest; on a tie the first policy wins.
+ */
+export function rateBound(
   currentReplicas: number,
   events: readonly ScaleEventRecord[],
   rules: ScalingRules,
+  direction: 1 | -1,
   now: number,
 ): RateBound {
   if (rules.selectPolicy === "Disabled") return { limit: currentReplicas };
-  const pickMin = rules.selectPolicy === "Min";
+  const widest = rules.selectPolicy === "Max";
   let best: RateBound | undefined;
+  let bestReach = 0;
   for (const policy of rules.policies) {
     const added = replicasChangedInPeriod(events, policy.periodSeconds, 1, now);
     const removed = replicasChangedInPeriod(events, policy.periodSeconds, -1, now);
     const periodStart = currentReplicas - added + removed;
-    const proposed =
-      policy.type === "Pods" ? periodStart + policy.value : Math.ceil(periodStart * (1 + policy.value / 100));
-    if (best === undefined || (pickMin ? proposed < best.limit : proposed > best.limit)) {
-      best = { limit: proposed, policy };
+    let proposed: number;
+    if (direction === 1) {
+      proposed =
+        policy.type === "Pods"
+          ? periodStart + policy.value
+          : Math.ceil(periodStart * (1 + policy.value / 100));
+    } else {
+      proposed =
+        policy.type === "Pods"
+          ? periodStart - policy.value
+          : Math.trunc(periodStart * (1 - policy.value / 100));
     }
-  }
-  return best ?? { limit: currentReplicas };
-}
-
-/** The fewest replicas scale-down rules allow now. Percent truncates, as HPA does. */
-export function scaleDownBound(
-  currentReplicas: number,
-  events: readonly ScaleEventRecord[],
-  rules: ScalingRules,
-  now: number,
-): RateBound {
-  if (rules.selectPolicy === "Disabled") return { limit: currentReplicas };
-  const pickMin = rules.selectPolicy === "Min";
-  let best: RateBound | undefined;
-  for (const policy of rules.policies) {
-    const added = replicasChangedInPeriod(events, policy.periodSeconds, 1, now);
-    const removed = replicasChangedInPeriod(events, policy.periodSeconds, -1, now);
-    const periodStart = currentReplicas - added + removed;
-    const proposed =
-      policy.type === "Pods"
-        ? periodStart - policy.value
-        : Math.trunc(periodStart * (1 - policy.value / 100));
-    // For scale-down the smallest change ("Min") is the highest bound.
-    if (best === undefined || (pickMin ? proposed > best.limit : proposed < best.limit)) {
+    const reach = direction * proposed;
+    if (best === undefined || (widest ? reach > bestReach : reach < bestReach)) {
       best = { limit: proposed, policy };
+      bestReach = reach;
     }
   }
   return best ?? { limit: currentReplicas };
@@ -117,7 +110,7 @@ export function limitRate(
   now: number,
 ): { desired: number; limit?: Limit } {
   if (desired > currentReplicas) {
-    const bound = scaleUpBound(currentReplicas, events, behavior.scaleUp, now);
+    const bound = rateBound(currentReplicas, events, behavior.scaleUp, 1, now);
     const allowed = Math.max(bound.limit, currentReplicas);
     if (desired <= allowed) return { desired };
     return {
@@ -133,7 +126,7 @@ export function limitRate(
     };
   }
   if (desired < currentReplicas) {
-    const bound = scaleDownBound(currentReplicas, events, behavior.scaleDown, now);
+    const bound = rateBound(currentReplicas, events, behavior.scaleDown, -1, now);
     const allowed = Math.min(bound.limit, currentReplicas);
     if (desired >= allowed) return { desired };
     return {

@@ -83,7 +83,7 @@ export interface Decision {
   recommendedReplicas: number;
   /** What the proxy should run after every limit. */
   desiredReplicas: number;
-  /** The seed's composite score of the averaged live samples, when there are any. */
+  /** The seed's composite score of the live samples' averages (health-adjusted), when there are any. */
   loadScore: number | null;
   /** Per metric: the reading, its target (or threshold) and what it proposed. */
   metrics: MetricProposal[];
