@@ -71,7 +71,23 @@ export type Limit =
   | { kind: "budget"; value: number; from: number; to: number }
   /** `loadFactor`: how much a fleet-average reading was raised to put unhealthy replicas' share on serving ones. */
   | { kind: "health"; unhealthyReplicas: number; servingReplicas: number; loadFactor?: number }
-  | { kind: "minAdjustmentMagnitude"; value: number; from: number; to: number };
+  | { kind: "minAdjustmentMagnitude"; value: number; from: number; to: number }
+  /**
+   * Added by the control loop, not by `decide`: metrics missed `missedIntervals` ≥ `failureThreshold`
+   * reconcile intervals; `replicas` is the policy's fallback count (absent: hold).
+   */
+  | {
+      kind: "fallback";
+      missedIntervals: number;
+      failureThreshold: number;
+      replicas?: number;
+      from: number;
+      to: number;
+    }
+  /** Added by the control loop: a scale of this proxy was already in flight, so this one was skipped. */
+  | { kind: "inFlight"; eventId: string; toReplicas: number; from: number; to: number }
+  /** Added by the control loop: the policy's mode is dryRun, so the decision was recorded and not executed. */
+  | { kind: "dryRun" };
 
 export type LimitKind = Limit["kind"];
 

@@ -58,6 +58,14 @@ export function describeLimit(limit: Limit): string {
       return `capped at ${limit.to} by budget ${limit.value}`;
     case "minAdjustmentMagnitude":
       return `${limit.to >= limit.from ? "raised" : "lowered"} to ${limit.to} by minAdjustmentMagnitude ${limit.value}`;
+    case "fallback":
+      return limit.replicas === undefined
+        ? `fallback after ${limit.missedIntervals} missed intervals (threshold ${limit.failureThreshold}): hold at ${limit.to}`
+        : `fallback after ${limit.missedIntervals} missed intervals (threshold ${limit.failureThreshold}): ${limit.to} replicas`;
+    case "inFlight":
+      return `skipped: scale to ${limit.toReplicas} already in flight (event ${limit.eventId})`;
+    case "dryRun":
+      return "dry run: not executed";
   }
 }
 

@@ -123,6 +123,16 @@ export const stepScalingSchema = z.strictObject({
 });
 export type StepScaling = z.output<typeof stepScalingSchema>;
 
+/**
+ * KEDA's `fallback`: once a proxy's metrics have missed `failureThreshold` reconcile intervals in a row, the
+ * control loop holds the count (`replicas` absent) or moves to `replicas` (kept within min/max).
+ */
+export const fallbackSchema = z.strictObject({
+  failureThreshold: z.number().int().min(1, { message: "must be at least 1" }).default(3),
+  replicas: z.number().int({ message: "must be an integer" }).min(0, { message: "must be ≥ 0" }).optional(),
+});
+export type Fallback = z.output<typeof fallbackSchema>;
+
 const policyFields = {
   /** The seed's fields, with the seed's defaults. */
   minReplicas: z
@@ -156,6 +166,7 @@ const policyFields = {
   metricsMaxAgeSeconds: seconds.min(1, { message: "must be at least 1" }).default(60),
   behavior: behaviorSchema.prefault({}),
   stepScaling: stepScalingSchema.prefault({}),
+  fallback: fallbackSchema.prefault({}),
 };
 
 function checkPolicyRules(
