@@ -25,6 +25,7 @@ export class AuthenticationError extends Error {
 export type TokenVerifier = (token: string) => Promise<VerifiedToken>;
 
 const SECRET_ALGORITHMS = ["HS256"];
+const VERIFIED_CACHE_SIZE = 10_000;
 const JWKS_ALGORITHMS = ["RS256", "ES256"];
 
 function secretKey(secret: string): Uint8Array {
@@ -42,8 +43,16 @@ export function createTokenVerifier(config: AuthConfig, now: () => number = Date
   }
   const secret = config.jwtSecret ? secretKey(config.jwtSecret) : undefined;
   const jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl)) : undefined;
+  // Verified tokens, so a client's repeated requests skip the signature check (a tenth of an evaluate's CPU).
+  // A token stays valid from its first successful check until exp, which is re-checked on every hit.
+  const verified = new Map<string, VerifiedToken>();
 
   return async (token) => {
+    const cached = verified.get(token);
+    if (cached && cached.expiresAt !== undefined) {
+      if (now() < cached.expiresAt + (config.clockToleranceSeconds ?? 0) * 1000) return cached;
+      verified.delete(token);
+    }
     let alg: string | undefined;
     try {
       alg = decodeProtectedHeader(token).alg;
@@ -75,7 +84,10 @@ export function createTokenVerifier(config: AuthConfig, now: () => number = Date
       const fields = claims.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
       throw new AuthenticationError(`token claims are invalid (${fields.join("; ")})`);
     }
-    return { ...claims.data, expiresAt: payload.exp === undefined ? undefined : payload.exp * 1000 };
+    const result = { ...claims.data, expiresAt: payload.exp === undefined ? undefined : payload.exp * 1000 };
+    if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value as string);
+    verified.set(token, result);
+    return result;
   };
 }
 
