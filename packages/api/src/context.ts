@@ -36,6 +36,8 @@ export interface ApiDeps {
   executor: ScalingExecutor;
   auth: AuthConfig;
   telemetry?: ApiTelemetry;
+  /** Told after samples are stored (the control loop evaluates those proxies). Must not throw or block. */
+  onMetricsRecorded?: (proxyIds: readonly string[]) => void;
   /** Requests per minute by tier; defaults to core's TIER_LIMITS. */
   requestsPerMinute?: Partial<Record<Tier, number>>;
 }
@@ -47,6 +49,7 @@ export interface Context {
   logger: Logger;
   executor: ScalingExecutor;
   telemetry: ApiTelemetry;
+  onMetricsRecorded: (proxyIds: readonly string[]) => void;
   verifyToken: TokenVerifier;
   rateLimiter: RateLimiter;
   /** The raw Authorization header; verified lazily so public procedures never fail on a bad token. */
@@ -68,12 +71,14 @@ export function createContext(deps: ApiDeps): ContextFactory {
     requestsPerMinute: deps.requestsPerMinute ?? {},
   });
   const telemetry = deps.telemetry ?? {};
+  const onMetricsRecorded = deps.onMetricsRecorded ?? (() => {});
   return (request) => ({
     db: deps.db,
     clock: deps.clock,
     logger: deps.logger,
     executor: deps.executor,
     telemetry,
+    onMetricsRecorded,
     verifyToken,
     rateLimiter,
     authorization: request.authorization,

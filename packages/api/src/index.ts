@@ -20,6 +20,10 @@ export type { AppRouter } from "./root.ts";
 export { appRouter, createCaller } from "./root.ts";
 export { MAX_BATCH_SAMPLES } from "./routers/metrics.ts";
 export type { ProxyView } from "./routers/proxies.ts";
-export type { EvaluationResult } from "./routers/scaling.ts";
+export {
+  EVALUATION_HISTORY_SECONDS,
+  type EvaluationResult,
+  historySecondsFor,
+} from "./routers/scaling.ts";
 export * from "./schemas.ts";
 export type { ApiMeta } from "./trpc.ts";

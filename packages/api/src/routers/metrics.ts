@@ -64,6 +64,7 @@ async function recordSamples(
   }
   const last = rows.at(-1);
   if (last) ctx.telemetry.sampleRecorded?.(proxyId, last.loadScore);
+  ctx.onMetricsRecorded([proxyId]);
   return rows.map((row) => ({ sample: row.sample, loadScore: row.loadScore }));
 }
 

@@ -146,11 +146,10 @@ export const scalingRouter = {
         );
       }
       if (input.newReplicaCount === proxy.currentReplicas) {
-        throw inputError(
-          "newReplicaCount",
-          `must differ from the current replica count (${proxy.currentReplicas})`,
-          input.newReplicaCount,
-        );
+        throw new TRPCError({
+          code: "CONFLICT",
+          message: `newReplicaCount: the proxy already runs ${proxy.currentReplicas} replicas`,
+        });
       }
       const active = await findActiveScalingEvent(ctx.db, { proxyId: input.proxyId });
       if (active) {
