@@ -22,6 +22,7 @@ export {
 } from "./errors.ts";
 export { MIGRATIONS_FOLDER, migrate, readMigrations } from "./migrate.ts";
 export * from "./queries/audit.ts";
+export * from "./queries/control.ts";
 export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page } from "./queries/cursor.ts";
 export * from "./queries/leases.ts";
 export {

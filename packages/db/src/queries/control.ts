@@ -1,0 +1,203 @@
+import type { PolicyMode } from "@proxyscale/core";
+import { sql } from "drizzle-orm";
+import type { Database } from "../connection.ts";
+import { type Db, isUuid, queryRows } from "../db.ts";
+import { InvalidInputError } from "../errors.ts";
+import type { ScalingEventStatus, ScalingEventType } from "../schema/index.ts";
+import { inList, textArray } from "./pg-array.ts";
+
+/**
+ * Queries of the server's control loop: which proxies a server reconciles, what it needs besides the engine's
+ * observed state, and the lease rows it coordinates through.
+ */
+
+/**
+ * A proxy's shard: its uuid's first 32 bits modulo `shardCount`. The same expression in SQL and in JS, so a
+ * server can filter in the database and decide for one proxy without asking it. Ids are random (v4), so shards
+ * fill evenly.
+ */
+export function proxyShard(proxyId: string, shardCount: number): number {
+  return Number.parseInt(proxyId.slice(0, 8), 16) % shardCount;
+}
+
+function shardSql(shardCount: number) {
+  return sql`(('x' || substr(p.id::text, 1, 8))::bit(32)::bigint % ${shardCount})`;
+}
+
+/**
+ * Ids of proxies in `shards` whose effective policy mode is not `off` (their own policy's, else their
+ * environment's, else `defaultMode`), in id order after `afterId`: one page of a reconcile.
+ */
+export async function listAutomaticProxyIds(
+  db: Db,
+  args: {
+    shards: readonly number[];
+    shardCount: number;
+    defaultMode: PolicyMode;
+    afterId?: string | null;
+    limit: number;
+  },
+): Promise<string[]> {
+  if (!(Number.isInteger(args.shardCount) && args.shardCount > 0)) {
+    throw new InvalidInputError("shardCount: must be a positive integer");
+  }
+  if (!(Number.isInteger(args.limit) && args.limit > 0)) {
+    throw new InvalidInputError("limit: must be a positive integer");
+  }
+  if (args.shards.length === 0) return [];
+  const after = args.afterId && isUuid(args.afterId) ? args.afterId : null;
+  const rows = await queryRows<{ id: string }>(
+    db,
+    sql`
+      select p.id from proxies p
+        left join proxy_scaling_policies own on own.proxy_id = p.id
+        left join environment_scaling_policies env on env.environment = p.environment
+      where coalesce(own.mode, env.mode, ${args.defaultMode}) <> 'off'
+        and ${shardSql(args.shardCount)} in (select unnest(${`{${args.shards.join(",")}}`}::int[]))
+        ${after === null ? sql`` : sql`and p.id > ${after}::uuid`}
+      order by p.id
+      limit ${args.limit}`,
+  );
+  return rows.map((row) => row.id);
+}
+
+/** The part of a scaling event the control loop needs to decide whether to skip, adopt or recover it. */
+export interface ActiveEventSummary {
+  id: string;
+  proxyId: string;
+  status: Extract<ScalingEventStatus, "pending" | "in_progress">;
+  eventType: ScalingEventType;
+  previousReplicas: number;
+  newReplicas: number;
+  createdAt: Date;
+  startedAt: Date | null;
+}
+
+export interface ControlFacts {
+  /** The newest sample of any instance (null: never reported). */
+  lastSampleAt: Date | null;
+  /** The proxy's pending or in-progress event, if any. */
+  activeEvent: ActiveEventSummary | null;
+}
+
+/**
+ * For each proxy: when it last reported and its event in flight, in ONE query (what the engine's observed state
+ * leaves out: samples older than the window and the status of events). Unknown ids are absent.
+ */
+export async function loadControlFacts(
+  db: Db,
+  args: { proxyIds: readonly string[] },
+): Promise<Map<string, ControlFacts>> {
+  const result = new Map<string, ControlFacts>();
+  const ids = args.proxyIds.filter(isUuid);
+  if (ids.length === 0) return result;
+  const rows = await queryRows<{
+    id: string;
+    lastSampleAt: string | Date | null;
+    active:
+      | (Omit<ActiveEventSummary, "createdAt" | "startedAt"> & {
+          createdAt: string;
+          startedAt: string | null;
+        })
+      | string
+      | null;
+  }>(
+    db,
+    sql`
+      select p.id,
+        (select max(m.recorded_at) from proxy_latest_metrics m where m.proxy_id = p.id) as "lastSampleAt",
+        (select json_build_object(
+            'id', e.id, 'proxyId', e.proxy_id, 'status', e.status, 'eventType', e.event_type,
+            'previousReplicas', e.previous_replicas, 'newReplicas', e.new_replicas,
+            'createdAt', e.created_at, 'startedAt', e.started_at)
+          from proxy_scaling_events e
+          where e.proxy_id = p.id and e.status in ('pending', 'in_progress')
+          limit 1) as active
+      from proxies p
+      where ${inList(sql`p.id`, ids, "uuid")}`,
+  );
+  for (const row of rows) {
+    const active = typeof row.active === "string" ? JSON.parse(row.active) : row.active;
+    result.set(row.id, {
+      lastSampleAt: row.lastSampleAt === null ? null : new Date(row.lastSampleAt),
+      activeEvent:
+        active === null
+          ? null
+          : {
+              ...active,
+              createdAt: new Date(active.createdAt),
+              startedAt: active.startedAt === null ? null : new Date(active.startedAt),
+            },
+    });
+  }
+  return result;
+}
+
+export interface LeaseRow {
+  name: string;
+  holder: string;
+  expiresAt: Date;
+  /** Judged by the database's clock, as acquireLeases judges it. */
+  live: boolean;
+}
+
+/** Every lease whose name starts with `prefix` (e.g. `shard:`), live or expired. */
+export async function listLeases(db: Db, args: { prefix: string }): Promise<LeaseRow[]> {
+  const pattern = `${args.prefix.replaceAll("\\", "\\\\").replaceAll("%", "\\%").replaceAll("_", "\\_")}%`;
+  const rows = await queryRows<{ name: string; holder: string; expiresAt: string | Date; live: boolean }>(
+    db,
+    sql`select name, holder, expires_at as "expiresAt", expires_at > now() as live
+        from leases where name like ${pattern} order by name`,
+  );
+  return rows.map((row) => ({ ...row, expiresAt: new Date(row.expiresAt) }));
+}
+
+/** Of `names`, the ones held by anyone and not expired. */
+export async function liveLeaseNames(db: Db, args: { names: readonly string[] }): Promise<Set<string>> {
+  if (args.names.length === 0) return new Set();
+  const rows = await queryRows<{ name: string }>(
+    db,
+    sql`select name from leases where ${inList(sql`name`, args.names, "text")} and expires_at > now()`,
+  );
+  return new Set(rows.map((row) => row.name));
+}
+
+/**
+ * The notification channel of a schema's control loops. Channels are per database, not per schema, so the
+ * schema is part of the name: servers of different schemas (test suites) never hear each other.
+ */
+export function controlChannel(schema: string): string {
+  return `proxyscale_control_${schema}`;
+}
+
+/** Tells every server listening on the schema's channel that these proxies want evaluating (PostgreSQL only). */
+export async function notifyControl(
+  db: Db,
+  args: { schema: string; proxyIds: readonly string[] },
+): Promise<void> {
+  if (args.proxyIds.length === 0) return;
+  await db.execute(
+    sql`select pg_notify(${controlChannel(args.schema)}, id) from unnest(${textArray([...args.proxyIds])}::text[]) as id`,
+  );
+}
+
+/**
+ * Listens on the schema's control channel; `onProxyId` gets each notified proxy id. PostgreSQL keeps one
+ * connection for it (outside the pool). On PGlite there is one process, so nothing needs telling: returns null.
+ */
+export async function listenControl(
+  database: Database,
+  onProxyId: (proxyId: string) => void,
+): Promise<{ unlisten(): Promise<void> } | null> {
+  if (database.driver !== "postgres") return null;
+  const client = (database.db as unknown as { $client: PostgresListener }).$client;
+  const subscription = await client.listen(controlChannel(database.schema), (payload) => {
+    if (isUuid(payload)) onProxyId(payload);
+  });
+  return { unlisten: () => subscription.unlisten() };
+}
+
+/** The slice of postgres.js's client that LISTEN needs. */
+interface PostgresListener {
+  listen(channel: string, onNotify: (payload: string) => void): Promise<{ unlisten(): Promise<void> }>;
+}
