@@ -133,6 +133,36 @@ forEachDriver("schema and migrations", ({ database, driver }) => {
       }
     });
 
+    it("backfill the decision recommendation columns of rows written before migration 0001", async () => {
+      const schema = randomSchemaName("backfill");
+      const [first, ...later] = readMigrations();
+      try {
+        await migrate(db(), { schema, migrations: [first!] });
+        await db().execute(
+          sql.raw(
+            `insert into "${schema}".proxies (id, owner_id, name) values ('00000000-0000-4000-8000-0000000000cc', 'o', 'p')`,
+          ),
+        );
+        await db().execute(
+          sql.raw(`insert into "${schema}".scaling_decisions (proxy_id, evaluated_at, triggered_by, strategy, action,
+              current_replicas, recommended_replicas, desired_replicas, explanation, decision)
+            values ('00000000-0000-4000-8000-0000000000cc', '2030-01-01T00:00:05Z', 'auto', 'threshold', 'none', 2, 3, 2,
+              'e', '{"recommendation": {"at": 1893456000000, "replicas": 3}}')`),
+        );
+        expect((await migrate(db(), { schema, migrations: [first!, ...later] })).applied).toEqual(
+          later.map((migration) => migration.tag),
+        );
+        const rows = await queryRows<{ at: number; replicas: number }>(
+          db(),
+          sql.raw(`select round(extract(epoch from recommendation_at) * 1000)::float8 as at,
+                     recommendation_replicas as replicas from "${schema}".scaling_decisions`),
+        );
+        expect(rows).toEqual([{ at: 1893456000000, replicas: 3 }]);
+      } finally {
+        await dropSchema(db(), schema);
+      }
+    });
+
     it("keep an isolated pgSchema's rows in that schema", async () => {
       const ownerId = unique("owner");
       await createProxy(db(), { ownerId, name: "isolated", actorId: ownerId });

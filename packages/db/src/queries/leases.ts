@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { type Db, queryRows } from "../db.ts";
 import { InvalidInputError } from "../errors.ts";
-import { textArray } from "./pg-array.ts";
+import { inList, textArray } from "./pg-array.ts";
 
 /**
  * Takes or renews the named leases for `holder`, in one statement: a lease is granted when it is free, expired,
@@ -41,7 +41,7 @@ export async function releaseLeases(
   if (args.names.length === 0) return 0;
   const rows = await queryRows<{ name: string }>(
     db,
-    sql`delete from leases where name = any(${textArray([...args.names])}::text[]) and holder = ${args.holder}
+    sql`delete from leases where ${inList(sql`name`, args.names, "text")} and holder = ${args.holder}
         returning name`,
   );
   return rows.length;

@@ -1,5 +1,5 @@
 import { DEFAULT_POLICY, parsePolicy, type ScalingPolicy } from "@proxyscale/core";
-import { eq, sql } from "drizzle-orm";
+import { eq, type SQL, sql } from "drizzle-orm";
 import { type Db, isUuid, withTransaction } from "../db.ts";
 import { NotFoundError } from "../errors.ts";
 import { environmentScalingPolicies, proxies, proxyScalingPolicies } from "../schema/index.ts";
@@ -47,6 +47,69 @@ export function columnsToPolicy(row: PolicyColumnValues): ScalingPolicy {
   for (const key of COLUMN_FIELDS) policy[key] = row[key];
   return parsePolicy(policy);
 }
+
+const SQL_COLUMN: Record<(typeof COLUMN_FIELDS)[number], string> = {
+  minReplicas: "min_replicas",
+  maxReplicas: "max_replicas",
+  targetCpuPercent: "target_cpu_percent",
+  targetMemoryPercent: "target_memory_percent",
+  targetRequestRate: "target_request_rate",
+  scaleUpThreshold: "scale_up_threshold",
+  scaleDownThreshold: "scale_down_threshold",
+  scaleUpCooldownSeconds: "scale_up_cooldown_seconds",
+  scaleDownCooldownSeconds: "scale_down_cooldown_seconds",
+  strategy: "strategy",
+  mode: "mode",
+};
+
+/**
+ * The policy columns of the table aliased `alias`, named "<alias>.<field>", jsonb as text: the text is the memo
+ * key of `policyFromRow`, and parsing JSON once per distinct policy beats the driver parsing it per row.
+ */
+export function policyColumnsSql(alias: string): SQL {
+  const columns = COLUMN_FIELDS.map((field) => `${alias}.${SQL_COLUMN[field]} as "${alias}.${field}"`);
+  columns.push(`${alias}.behavior::text as "${alias}.behavior"`);
+  columns.push(`${alias}.strategy_settings::text as "${alias}.strategySettings"`);
+  return sql.raw(columns.join(", "));
+}
+
+const MEMO_LIMIT = 10_000;
+const parsedPolicies = new Map<string, ScalingPolicy>();
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * The policy selected with `policyColumnsSql(alias)`, or null when the row has none (a left join's miss). Parsed
+ * once per distinct content (many proxies share a policy) and returned frozen, shared between callers.
+ */
+export function policyFromRow(row: Record<string, unknown>, alias: string): ScalingPolicy | null {
+  if (row[`${alias}.minReplicas`] === null || row[`${alias}.minReplicas`] === undefined) return null;
+  const behavior = row[`${alias}.behavior`] as string;
+  const settings = row[`${alias}.strategySettings`] as string;
+  const key = [...COLUMN_FIELDS.map((field) => row[`${alias}.${field}`]), behavior, settings].join("\u0001");
+  const cached = parsedPolicies.get(key);
+  if (cached) return cached;
+  const columns = Object.fromEntries(COLUMN_FIELDS.map((field) => [field, row[`${alias}.${field}`]]));
+  const policy = deepFreeze(
+    columnsToPolicy({
+      ...(columns as Pick<ScalingPolicy, (typeof COLUMN_FIELDS)[number]>),
+      behavior: JSON.parse(behavior),
+      strategySettings: JSON.parse(settings),
+    }),
+  );
+  if (parsedPolicies.size >= MEMO_LIMIT) parsedPolicies.clear();
+  parsedPolicies.set(key, policy);
+  return policy;
+}
+
+/** Core's default, frozen so that sharing it between proxies is safe. */
+export const FROZEN_DEFAULT_POLICY: ScalingPolicy = deepFreeze(structuredClone(DEFAULT_POLICY));
 
 export async function getPolicy(db: Db, args: { proxyId: string }): Promise<ScalingPolicy | null> {
   if (!isUuid(args.proxyId)) return null;

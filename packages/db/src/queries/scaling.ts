@@ -15,23 +15,20 @@ import { type Db, isUuid, queryRows, withTransaction } from "../db.ts";
 import { ConflictError, InvalidInputError, NotFoundError, violatedConstraint } from "../errors.ts";
 import {
   ACTIVE_EVENT_STATUSES,
-  environmentScalingPolicies,
   type HistorySnapshot,
   proxies,
-  proxyLatestMetrics,
   proxyScalingEvents,
   proxyScalingHistory,
-  proxyScalingPolicies,
   type ScalingEventStatus,
   type ScalingEventType,
   scalingDecisions,
 } from "../schema/index.ts";
 import { writeAudit } from "./audit.ts";
 import { afterCursor, type Page, pageSize, toPage } from "./cursor.ts";
-import { latestSamples, seriesSql } from "./metrics.ts";
-import { textArray } from "./pg-array.ts";
-import { effectivePolicy, type PolicySource } from "./policies.ts";
-import { lockProxy, type ProxyRecord, toProxyRecord } from "./proxies.ts";
+import { fetchLatestSamples, latestSamples, seriesSql } from "./metrics.ts";
+import { inList } from "./pg-array.ts";
+import { FROZEN_DEFAULT_POLICY, type PolicySource, policyColumnsSql, policyFromRow } from "./policies.ts";
+import { lockProxy, type ProxyRecord } from "./proxies.ts";
 import { epochMs, timestampParam, toDate } from "./time.ts";
 
 export interface ScalingEventRecord {
@@ -88,6 +85,8 @@ export async function recordDecision(
         desiredReplicas: decision.desiredReplicas,
         loadScore: decision.loadScore,
         explanation: decision.explanation,
+        recommendationAt: new Date(decision.recommendation.at),
+        recommendationReplicas: decision.recommendation.replicas,
         decision,
       })
       .returning({ id: scalingDecisions.id });
@@ -395,11 +394,28 @@ export interface ObservedProxy {
   state: ObservedState;
 }
 
+type ProxyWithPolicyRow = {
+  id: string;
+  ownerId: string;
+  name: string;
+  environment: string;
+  region: string | null;
+  actuatorKind: ProxyRecord["actuator"]["kind"];
+  actuatorConfig: Record<string, unknown>;
+  currentReplicas: number;
+  desiredReplicas: number;
+  health: ProxyRecord["health"];
+  unhealthyReplicas: number;
+  createdAt: number;
+  updatedAt: number;
+} & { [K in `own.${string}`]: unknown };
+
 /**
- * Everything `decide` needs for N proxies, in ONE query: each proxy with its own and environment policy, its
- * latest sample per instance (newer than now − historySeconds), its scale events in that window (plus any in
- * flight; failed and cancelled ones changed nothing and are left out) and the recommendations of its decisions in
- * that window. Unknown ids are absent from the map.
+ * Everything `decide` needs for N proxies in a constant number of queries (five, whatever N): the proxies with
+ * their own policies, the environment policies, the latest sample per instance (newer than now − historySeconds),
+ * the scale events in that window plus any in flight (failed and cancelled ones changed nothing and are left
+ * out), and the recommendations of the decisions in that window. Unknown ids are absent from the map.
+ * Policies are parsed once per distinct content and shared, frozen, between proxies.
  */
 export async function loadObservedStates(
   db: Db,
@@ -409,62 +425,92 @@ export async function loadObservedStates(
   const ids = args.proxyIds.filter(isUuid);
   if (ids.length === 0) return result;
   if (!(args.historySeconds >= 0)) throw new InvalidInputError("historySeconds: must not be negative");
-  const since = timestampParam(new Date(args.now - args.historySeconds * 1000));
-  const latest = proxyLatestMetrics;
-  const events = proxyScalingEvents;
-  const rows = await db
-    .select({
-      proxy: proxies,
-      own: proxyScalingPolicies,
-      environment: environmentScalingPolicies,
-      samples: sql<MetricSample[]>`(
-        select coalesce(json_agg(json_strip_nulls(json_build_object(
-          'instanceId', nullif(${latest.instanceId}, ''), 'at', ${epochMs(latest.recordedAt)},
-          'cpuPercent', ${latest.cpuPercent}, 'memoryPercent', ${latest.memoryPercent},
-          'requestRate', ${latest.requestRate}, 'avgLatencyMs', ${latest.avgLatencyMs},
-          'errorRatePercent', ${latest.errorRatePercent}, 'custom', ${latest.custom}
-        )) order by ${latest.instanceId}), '[]'::json)
-        from ${latest} where ${latest.proxyId} = ${proxies.id} and ${latest.recordedAt} >= ${since})`,
-      recentEvents: sql<ScaleEventRecord[]>`(
-        select coalesce(json_agg(json_build_object(
-          'at', ${epochMs(events.createdAt)}, 'fromReplicas', ${events.previousReplicas},
-          'toReplicas', ${events.newReplicas}
-        ) order by ${events.createdAt}), '[]'::json)
-        from ${events} where ${events.proxyId} = ${proxies.id}
-          and (${events.status} in ('pending', 'in_progress')
-            or (${events.status} = 'completed' and ${events.createdAt} >= ${since})))`,
-      recommendations: sql<RecommendationRecord[]>`(
-        select coalesce(json_agg(${scalingDecisions.decision} -> 'recommendation'
-          order by ${scalingDecisions.evaluatedAt}), '[]'::json)
-        from ${scalingDecisions} where ${scalingDecisions.proxyId} = ${proxies.id}
-          and ${scalingDecisions.evaluatedAt} >= ${since})`,
-    })
-    .from(proxies)
-    .leftJoin(proxyScalingPolicies, eq(proxyScalingPolicies.proxyId, proxies.id))
-    .leftJoin(environmentScalingPolicies, eq(environmentScalingPolicies.environment, proxies.environment))
-    .where(sql`${proxies.id} = any(${textArray(ids)}::uuid[])`);
-  for (const row of rows) {
-    const proxy = toProxyRecord(row.proxy);
-    const { policy, source } = effectivePolicy(row.own, row.environment);
+  const sinceDate = new Date(args.now - args.historySeconds * 1000);
+  const since = timestampParam(sinceDate);
+  const [proxyRows, environmentRows, samples, eventRows, recommendationRows] = await Promise.all([
+    queryRows<ProxyWithPolicyRow>(
+      db,
+      sql`select p.id, p.owner_id as "ownerId", p.name, p.environment, p.region,
+            p.actuator_kind as "actuatorKind", p.actuator_config as "actuatorConfig",
+            p.current_replicas as "currentReplicas", p.desired_replicas as "desiredReplicas", p.health,
+            p.unhealthy_replicas as "unhealthyReplicas",
+            ${epochMs(sql`p.created_at`)}::float8 as "createdAt", ${epochMs(sql`p.updated_at`)}::float8 as "updatedAt",
+            ${policyColumnsSql("own")}
+          from proxies p left join proxy_scaling_policies own on own.proxy_id = p.id
+          where ${inList(sql`p.id`, ids, "uuid")}`,
+    ),
+    queryRows<Record<string, unknown>>(
+      db,
+      sql`select environment, ${policyColumnsSql("env")} from environment_scaling_policies env`,
+    ),
+    fetchLatestSamples(db, ids, sinceDate),
+    queryRows<{ proxyId: string } & ScaleEventRecord>(
+      db,
+      sql`select proxy_id as "proxyId", ${epochMs(sql`created_at`)}::float8 as at,
+            previous_replicas as "fromReplicas", new_replicas as "toReplicas"
+          from proxy_scaling_events
+          where ${inList(sql`proxy_id`, ids, "uuid")}
+            and (status in ('pending', 'in_progress') or (status = 'completed' and created_at >= ${since}))
+          order by created_at`,
+    ),
+    queryRows<{ proxyId: string } & RecommendationRecord>(
+      db,
+      sql`select proxy_id as "proxyId", ${epochMs(sql`recommendation_at`)}::float8 as at,
+            recommendation_replicas as replicas
+          from scaling_decisions
+          where ${inList(sql`proxy_id`, ids, "uuid")} and evaluated_at >= ${since}
+          order by evaluated_at`,
+    ),
+  ]);
+  const environmentPolicies = new Map(
+    environmentRows.map((row) => [row.environment as string, policyFromRow(row, "env")]),
+  );
+  const events = groupBy(eventRows, ({ proxyId, ...event }) => [proxyId, event]);
+  const recommendations = groupBy(recommendationRows, ({ proxyId, ...record }) => [proxyId, record]);
+  for (const row of proxyRows) {
+    const own = policyFromRow(row, "own");
+    const environment = environmentPolicies.get(row.environment) ?? null;
+    const proxy: ProxyRecord = {
+      id: row.id,
+      ownerId: row.ownerId,
+      name: row.name,
+      environment: row.environment,
+      region: row.region,
+      actuator: { kind: row.actuatorKind, config: row.actuatorConfig },
+      currentReplicas: row.currentReplicas,
+      desiredReplicas: row.desiredReplicas,
+      health: row.health,
+      unhealthyReplicas: row.unhealthyReplicas,
+      createdAt: new Date(row.createdAt),
+      updatedAt: new Date(row.updatedAt),
+    };
     result.set(proxy.id, {
       proxy,
-      policy,
-      policySource: source,
+      policy: own ?? environment ?? FROZEN_DEFAULT_POLICY,
+      policySource: own ? "proxy" : environment ? "environment" : "default",
       state: {
         currentReplicas: proxy.currentReplicas,
         unhealthyReplicas: proxy.unhealthyReplicas,
-        samples: parseJson(row.samples),
-        recentEvents: parseJson(row.recentEvents),
-        recommendations: parseJson(row.recommendations),
+        samples: (samples.get(proxy.id) ?? []).map(
+          ({ loadScore: _score, replicas: _replicas, unhealthyReplicas: _unhealthy, ...sample }) => sample,
+        ),
+        recentEvents: events.get(proxy.id) ?? [],
+        recommendations: recommendations.get(proxy.id) ?? [],
       },
     });
   }
   return result;
 }
 
-/** json columns arrive parsed from postgres.js and PGlite alike; a string is parsed here to be safe. */
-function parseJson<T>(value: T | string): T {
-  return typeof value === "string" ? (JSON.parse(value) as T) : value;
+function groupBy<T, V>(rows: readonly T[], split: (row: T) => [string, V]): Map<string, V[]> {
+  const groups = new Map<string, V[]>();
+  for (const row of rows) {
+    const [key, value] = split(row);
+    const group = groups.get(key);
+    if (group) group.push(value);
+    else groups.set(key, [value]);
+  }
+  return groups;
 }
 
 // Summary

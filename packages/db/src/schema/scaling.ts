@@ -42,6 +42,9 @@ export const scalingDecisions = pgTable(
     desiredReplicas: integer("desired_replicas").notNull(),
     loadScore: doublePrecision("load_score"),
     explanation: text("explanation").notNull(),
+    /** The decision's recommendation as columns: stabilization windows read thousands of them per tick. */
+    recommendationAt: ts("recommendation_at").notNull(),
+    recommendationReplicas: integer("recommendation_replicas").notNull(),
     decision: jsonb("decision").$type<Decision>().notNull(),
     createdAt: createdAt(),
   },
@@ -57,7 +60,7 @@ export const scalingDecisions = pgTable(
     check("scaling_decisions_action_valid", oneOf(t.action, DECISION_ACTIONS)),
     check(
       "scaling_decisions_replicas_non_negative",
-      sql`${t.currentReplicas} >= 0 and ${t.recommendedReplicas} >= 0 and ${t.desiredReplicas} >= 0`,
+      sql`${t.currentReplicas} >= 0 and ${t.recommendedReplicas} >= 0 and ${t.desiredReplicas} >= 0 and ${t.recommendationReplicas} >= 0`,
     ),
   ],
 );
