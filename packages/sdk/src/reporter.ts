@@ -30,40 +30,37 @@ export interface HttpMetricsSenderOptions {
 }
 
 /**
- * The default sender: one `POST /api/proxy/scaling/metrics/:proxyId` per sample, in order.
- * 408, 429, 5xx and network errors are retryable; any other status rejects the rest of the batch.
+ * The default sender: one `POST /api/proxy/scaling/metrics/:proxyId/batch` per batch. The server stores a batch
+ * in one statement, so a batch is accepted whole or not at all. 408, 429, 5xx and network errors are retryable;
+ * any other status rejects the batch. The server takes at most 5,000 samples per batch.
  */
 export function createHttpMetricsSender(options: HttpMetricsSenderOptions): MetricsSender {
   const endpoint = new URL(
-    `api/proxy/scaling/metrics/${encodeURIComponent(options.proxyId)}`,
+    `api/proxy/scaling/metrics/${encodeURIComponent(options.proxyId)}/batch`,
     withSlash(options.url),
   );
   const timeoutMs = options.timeoutMs ?? 10_000;
   return async (samples) => {
-    for (const [index, sample] of samples.entries()) {
-      let response: Response;
-      try {
-        response = await fetch(endpoint, {
-          method: "POST",
-          headers: { "content-type": "application/json", authorization: `Bearer ${options.token}` },
-          body: JSON.stringify(sample),
-          signal: AbortSignal.timeout(timeoutMs),
-        });
-      } catch (error) {
-        throw new MetricsPushError(`metrics push to ${endpoint.origin} failed: ${describe(error)}`, {
-          retryable: true,
-          accepted: index,
-        });
-      }
-      const detail = await response.text().catch(() => "");
-      if (!response.ok) {
-        const status = response.status;
-        throw new MetricsPushError(`metrics push answered ${status}: ${detail.slice(0, 300)}`, {
-          retryable: status === 408 || status === 429 || status >= 500,
-          status,
-          accepted: index,
-        });
-      }
+    let response: Response;
+    try {
+      response = await fetch(endpoint, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${options.token}` },
+        body: JSON.stringify({ samples }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (error) {
+      throw new MetricsPushError(`metrics push to ${endpoint.origin} failed: ${describe(error)}`, {
+        retryable: true,
+      });
+    }
+    const detail = await response.text().catch(() => "");
+    if (!response.ok) {
+      const status = response.status;
+      throw new MetricsPushError(`metrics push answered ${status}: ${detail.slice(0, 300)}`, {
+        retryable: status === 408 || status === 429 || status >= 500,
+        status,
+      });
     }
   };
 }
@@ -80,7 +77,7 @@ export interface MetricsReporterOptions {
   pushIntervalMs?: number;
   /** The buffer's bound; past it the oldest samples are dropped and counted. Default 720. */
   maxBufferedSamples?: number;
-  /** Samples per `send` call. Default 100. */
+  /** Samples per `send` call. Default 100; the default sender's server takes at most 5,000. */
   maxBatchSize?: number;
   /** Retry delays after failed pushes: doubling from `initialMs` up to `maxMs`. Default 1 s to 60 s. */
   backoff?: { initialMs?: number; maxMs?: number; jitter?: number };

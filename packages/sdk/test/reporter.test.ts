@@ -7,11 +7,11 @@ import { MetricsPushError, MetricsReporter } from "../src/reporter.ts";
 interface ReceivedPush {
   path: string;
   authorization: string | undefined;
-  sample: unknown;
+  samples: unknown[];
   at: number;
 }
 
-/** A real HTTP endpoint standing in for ProxyScale's metrics path; `answer` decides each status. */
+/** A real HTTP endpoint standing in for ProxyScale's batch metrics path; `answer` decides each status. */
 async function startMetricsServer(answer: (index: number) => number = () => 201) {
   const received: ReceivedPush[] = [];
   let requests = 0;
@@ -22,7 +22,7 @@ async function startMetricsServer(answer: (index: number) => number = () => 201)
       received.push({
         path: req.url ?? "",
         authorization: req.headers.authorization,
-        sample: JSON.parse(body),
+        samples: (JSON.parse(body) as { samples: unknown[] }).samples,
         at: Date.now(),
       });
     }
@@ -76,9 +76,10 @@ describe("MetricsReporter", () => {
 
     await waitFor(() => metrics.received.length >= 1);
     const first = metrics.received[0]!;
-    expect(first.path).toBe("/api/proxy/scaling/metrics/edge%2F1");
+    expect(first.path).toBe("/api/proxy/scaling/metrics/edge%2F1/batch");
     expect(first.authorization).toBe("Bearer tok-123");
-    const sample = loadMetricsSchema.parse(first.sample);
+    expect(first.samples).toHaveLength(1);
+    const sample = loadMetricsSchema.parse(first.samples[0]);
     expect(sample.instanceId).toBe("edge-1");
     expect(sample.avgLatencyMs).toBe(24);
     expect(sample.errorRatePercent).toBe(20);
@@ -131,9 +132,9 @@ describe("MetricsReporter", () => {
     const subject = reporter({
       send: async (samples) => {
         attemptTimes.push(performance.now());
-        const response = await fetch(`${metrics.url}/api/proxy/scaling/metrics/p`, {
+        const response = await fetch(`${metrics.url}/api/proxy/scaling/metrics/p/batch`, {
           method: "POST",
-          body: JSON.stringify(samples[0]),
+          body: JSON.stringify({ samples }),
         });
         if (!response.ok) throw new MetricsPushError(`status ${response.status}`, { retryable: true });
       },
@@ -179,16 +180,49 @@ describe("MetricsReporter", () => {
 
     serverUp = true;
     await subject.flush();
-    const delivered = metrics.received.map((push) => loadMetricsSchema.parse(push.sample).custom?.seq);
+    const delivered = metrics.received
+      .flatMap((push) => push.samples)
+      .map((sample) => loadMetricsSchema.parse(sample).custom?.seq);
     expect(delivered).toEqual([7, 8, 9, 10, 11]);
+    expect(metrics.received).toHaveLength(1);
     expect(subject.stats()).toMatchObject({ samplesDropped: 7, buffered: 0, samplesSent: 5 });
   });
 
-  it("keeps samples the server accepted before a mid-batch failure out of the retry", async () => {
-    const metrics = await startMetricsServer((index) => (index === 2 ? 500 : 201));
+  it("sends one POST per batch with the default sender, and retries a failed batch whole", async () => {
+    const metrics = await startMetricsServer((index) => (index === 1 ? 500 : 201));
     let seq = 0;
     const subject = reporter({
       http: { url: metrics.url, token: "t", proxyId: "p" },
+      sampleIntervalMs: 60_000,
+      maxBatchSize: 3,
+      extra: () => ({ custom: { seq: seq++ } }),
+    });
+    for (let i = 0; i < 7; i++) subject.sampleNow();
+    await subject.flush();
+    expect(metrics.attempts()).toBe(2);
+    expect(subject.stats()).toMatchObject({ samplesSent: 3, buffered: 4, failedPushes: 1 });
+    await subject.flush();
+    const batches = metrics.received.map((push) =>
+      push.samples.map((sample) => loadMetricsSchema.parse(sample).custom?.seq),
+    );
+    expect(batches).toEqual([[0, 1, 2], [3, 4, 5], [6]]);
+    expect(metrics.attempts()).toBe(4);
+  });
+
+  it("keeps samples a sender reports as accepted before a failure out of the retry", async () => {
+    const delivered: number[] = [];
+    let failOnce = true;
+    let seq = 0;
+    const subject = reporter({
+      send: async (samples) => {
+        const seqs = samples.map((sample) => sample.custom?.seq ?? -1);
+        if (failOnce) {
+          failOnce = false;
+          delivered.push(...seqs.slice(0, 2));
+          throw new MetricsPushError("third sample failed", { retryable: true, accepted: 2 });
+        }
+        delivered.push(...seqs);
+      },
       sampleIntervalMs: 60_000,
       extra: () => ({ custom: { seq: seq++ } }),
     });
@@ -196,8 +230,8 @@ describe("MetricsReporter", () => {
     await subject.flush();
     expect(subject.stats()).toMatchObject({ samplesSent: 2, buffered: 2 });
     await subject.flush();
-    const delivered = metrics.received.map((push) => loadMetricsSchema.parse(push.sample).custom?.seq);
     expect(delivered).toEqual([0, 1, 2, 3]);
+    expect(subject.stats()).toMatchObject({ samplesSent: 4, buffered: 0 });
   });
 
   it("drops a batch the server rejects with a 4xx instead of retrying it forever", async () => {
@@ -270,7 +304,7 @@ describe("MetricsReporter", () => {
 
     const stats = await subject.stop();
     expect(stats).toMatchObject({ samplesTaken: 1, samplesSent: 1, buffered: 0 });
-    expect(loadMetricsSchema.parse(metrics.received[0]?.sample).avgLatencyMs).toBe(15);
+    expect(loadMetricsSchema.parse(metrics.received[0]?.samples[0]).avgLatencyMs).toBe(15);
   });
 
   it("refuses to start without a destination", () => {
