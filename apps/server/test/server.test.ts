@@ -36,7 +36,8 @@ interface PromSample {
 
 /**
  * A strict reader of the Prometheus text format (0.0.4): every line is a HELP, a TYPE or a sample of a
- * declared family, labels are quoted, values are numbers. Throws on anything else.
+ * declared family, labels are quoted, values are numbers (NaN and Inf in any case, as Prometheus's own parser,
+ * Go's ParseFloat, accepts them; prom-client writes "Nan"). Throws on anything else.
  */
 function parsePrometheus(text: string): { types: Map<string, string>; samples: PromSample[] } {
   const types = new Map<string, string>();
@@ -51,9 +52,8 @@ function parsePrometheus(text: string): { types: Map<string, string>; samples: P
       continue;
     }
     if (/^# HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*$/.test(line)) continue;
-    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)( -?\d+)?$/.exec(
-      line,
-    );
+    const sample =
+      /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.e+-]+|[Nn][Aa][Nn]|[+-]?[Ii]nf)( -?\d+)?$/.exec(line);
     if (!sample) throw new Error(`line ${index + 1} is not Prometheus text: ${line}`);
     const name = sample[1]!;
     if (!types.has(familyOf(name))) throw new Error(`line ${index + 1}: sample ${name} has no TYPE`);
