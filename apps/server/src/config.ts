@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { type ControlConfig, controlConfigFrom, controlEnvFields } from "./control/config.ts";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -44,6 +45,7 @@ export const envSchema = z
       .default(4 * 1024 * 1024),
     PROXYSCALE_PUBLIC_URL: optionalText.pipe(z.url({ message: "must be a URL" }).optional()),
     LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+    ...controlEnvFields,
   })
   .loose();
 
@@ -59,6 +61,8 @@ export interface ServerConfig {
   maxBodyBytes: number;
   publicUrl: string | undefined;
   logLevel: (typeof LOG_LEVELS)[number];
+  /** The control loop and the demo (PROXYSCALE_RECONCILE_SECONDS, _LEASE_SECONDS, _DEMO, …). */
+  control: ControlConfig;
 }
 
 export class ConfigError extends Error {
@@ -85,5 +89,6 @@ export function loadConfig(env: Record<string, string | undefined>): ServerConfi
     maxBodyBytes: value.PROXYSCALE_MAX_BODY_BYTES,
     publicUrl: value.PROXYSCALE_PUBLIC_URL,
     logLevel: value.LOG_LEVEL,
+    control: controlConfigFrom(value),
   };
 }

@@ -22,6 +22,13 @@ async function main() {
     `  REST ${running.url}/api · reference ${running.url}/api/docs · tRPC ${running.url}/trpc · metrics ${running.url}/metrics`,
     `  database: ${running.database.driver === "pglite" ? `embedded PGlite in ${running.database.dataDir}` : "PostgreSQL"}`,
   ];
+  if (running.demo) {
+    lines.push(
+      "",
+      `Demo proxy ${running.demo.name}: ${running.demo.frontUrl} (local workers in front of ${running.demo.upstreamUrl})`,
+      "  watch it scale under load: npm run demo:load   (PROXYSCALE_DEMO=0 skips the demo)",
+    );
+  }
   if (running.secretFile) {
     const shortPath = relative(process.cwd(), running.secretFile.path);
     const secretPath = shortPath && !shortPath.startsWith("..") ? shortPath : running.secretFile.path;

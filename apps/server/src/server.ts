@@ -27,6 +27,8 @@ export interface ServerDeps {
   clock?: () => number;
   /** Takes the events `scaling.execute` creates. Default: leave them pending for an external actuator. */
   executor?: ScalingExecutor;
+  /** Told after metrics are stored (the control loop evaluates those proxies at once). */
+  onMetricsRecorded?: (proxyIds: readonly string[]) => void;
   maxBodyBytes?: number;
   /** Base URL printed in the OpenAPI document. Default: from each request's Host header. */
   publicUrl?: string;
@@ -72,6 +74,7 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
     clock: deps.clock ?? Date.now,
     logger,
     executor: deps.executor ?? createPendingExecutor(logger),
+    onMetricsRecorded: deps.onMetricsRecorded,
     auth: deps.auth,
     telemetry: metrics.telemetry,
     requestsPerMinute: deps.requestsPerMinute,

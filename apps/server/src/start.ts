@@ -2,7 +2,10 @@ import { signToken } from "@proxyscale/api";
 import { type Database, openDatabase } from "@proxyscale/db";
 import type { DestinationStream } from "pino";
 import type { ServerConfig } from "./config.ts";
+import { ControlLoop } from "./control/loop.ts";
+import { type DemoInfo, type RunningDemo, startDemo } from "./demo/register.ts";
 import { createLogger } from "./logger.ts";
+import { createServerMetrics } from "./metrics.ts";
 import { ensureSecretFile } from "./secret.ts";
 import { createServer, type ProxyScaleServer, type ServerDeps } from "./server.ts";
 
@@ -15,6 +18,10 @@ export interface RunningServer {
   secretFile: { path: string; created: boolean } | null;
   /** An admin token, minted only when the secret file was created by this start. */
   firstAdminToken: string | null;
+  /** Evaluates and scales proxies (event-driven on metrics pushes, and every reconcile interval). */
+  control: ControlLoop;
+  /** The demo proxy, unless PROXYSCALE_DEMO=0 (or it could not start: see the log). */
+  demo: DemoInfo | null;
   /** Graceful stop: no new connections, in-flight requests finish, then the database closes. */
   close(): Promise<void>;
 }
@@ -35,18 +42,64 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     audience: config.jwtAudience,
   };
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const metrics = options.overrides?.metrics ?? createServerMetrics();
+  let bound: { url: string; port: number } | undefined;
+  const jwtSecret = auth.jwtSecret;
+  const control = new ControlLoop({
+    database,
+    logger,
+    reconcileIntervalMs: config.control.reconcileIntervalMs,
+    leaseTtlMs: config.control.leaseTtlMs,
+    acceptedTimeoutMs: config.control.acceptedTimeoutMs,
+    telemetry: metrics.telemetry,
+    metricsRegistry: metrics.registry,
+    // Local workers push their metrics here, with a token of the proxy's owner (needs the HS256 secret).
+    metricsReporting: async (proxy) =>
+      bound && jwtSecret
+        ? {
+            url: bound.url,
+            token: await signToken({
+              sub: proxy.ownerId,
+              role: "operator",
+              tier: "enterprise",
+              secret: jwtSecret,
+              expiresIn: "365d",
+            }),
+          }
+        : undefined,
+  });
   const server = createServer({
     database,
     auth,
     logger,
     maxBodyBytes: config.maxBodyBytes,
     publicUrl: config.publicUrl,
+    metrics,
+    executor: control.executor,
+    onMetricsRecorded: control.onMetricsRecorded,
     ...options.overrides,
   });
-  let bound: { url: string; port: number };
+  let demo: RunningDemo | null = null;
   try {
     bound = await server.listen(config.port, config.host);
+    await control.start();
+    if (config.control.demo.enabled) {
+      try {
+        demo = await startDemo({
+          database,
+          control,
+          logger,
+          serverUrl: bound.url,
+          port: config.control.demo.port ?? (bound.port === 0 || config.port === 0 ? 0 : bound.port + 1),
+          dataDir: config.dataDir,
+        });
+      } catch (error) {
+        logger.warn({ err: (error as Error).message }, "demo skipped");
+      }
+    }
   } catch (error) {
+    await server.close();
+    await control.close();
     await database.close();
     throw error;
   }
@@ -65,13 +118,18 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         })
       : null;
   return {
-    ...bound,
+    url: bound.url,
+    port: bound.port,
     server,
     database,
     secretFile: secretFile ? { path: secretFile.path, created: secretFile.created } : null,
     firstAdminToken,
+    control,
+    demo: demo?.info ?? null,
     async close() {
       await server.close();
+      await control.close();
+      await demo?.close();
       await database.close();
       logger.info({}, "proxyscale server stopped");
     },
