@@ -84,13 +84,11 @@ describe("server", () => {
   let database: Database;
   let server: TestServer;
   let operator: Client;
-  let admin: Client;
 
   beforeAll(async () => {
     database = await openDatabase({ dataDir: "memory://" });
     server = await startTestServer(database);
     operator = client(server.url, await token({ role: "operator", sub: unique("operator") }));
-    admin = client(server.url, await token({ role: "admin", sub: unique("admin") }));
   });
   afterAll(async () => {
     await server?.close();
