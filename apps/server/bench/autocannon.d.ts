@@ -17,8 +17,6 @@ declare module "autocannon" {
   interface Options {
     url: string;
     connections?: number;
-    /** Requests per second across all connections (open-loop load); unlimited when absent. */
-    overallRate?: number;
     duration?: number;
     method?: string;
     headers?: Record<string, string>;
