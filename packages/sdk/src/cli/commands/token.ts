@@ -1,0 +1,72 @@
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseLifetime, signToken } from "@proxyscale/api/auth";
+import { ROLES, TIERS, tokenClaimsSchema } from "@proxyscale/core";
+import { CliError, type Command, noPositionals, parseCommand, UsageError } from "../command.ts";
+import { validate } from "../files.ts";
+
+/** Where an embedded server keeps its HS256 secret, inside its data directory. */
+const SECRET_FILE_NAME = "jwt-secret";
+const DEFAULT_DATA_DIR = "./.proxyscale";
+
+const OPTIONS = {
+  secret: { type: "string" },
+  "data-dir": { type: "string" },
+  sub: { type: "string" },
+  role: { type: "string", default: "viewer" },
+  tier: { type: "string", default: "free" },
+  expires: { type: "string", default: "30d" },
+} as const;
+
+/** --secret, else PROXYSCALE_JWT_SECRET, else the secret file an embedded server created in its data dir. */
+function findSecret(
+  flag: string | undefined,
+  dataDir: string | undefined,
+  env: Record<string, string | undefined>,
+) {
+  const given = flag ?? env.PROXYSCALE_JWT_SECRET;
+  if (given?.trim()) return given.trim();
+  const path = join(resolve(dataDir ?? env.PROXYSCALE_DATA_DIR ?? DEFAULT_DATA_DIR), SECRET_FILE_NAME);
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch {
+    throw new CliError(
+      `no JWT secret: pass --secret, set PROXYSCALE_JWT_SECRET, or point --data-dir (PROXYSCALE_DATA_DIR) at the server's data directory (${path} does not exist)`,
+    );
+  }
+}
+
+export const tokenCommand: Command = {
+  name: "token",
+  summary: "mint an HS256 JWT with the server's secret",
+  usage: `--sub <user> [--role ${ROLES.join("|")}] [--tier ${TIERS.join("|")}] [--expires 30d] [--secret S | --data-dir DIR]`,
+  examples: [
+    "proxyscale token --sub alice --role operator --tier pro",
+    'PROXYSCALE_TOKEN="$(proxyscale token --sub ops --role admin --tier enterprise --expires 12h)"',
+  ],
+  async run(argv, env) {
+    const { values, positionals } = parseCommand(argv, OPTIONS, env);
+    noPositionals(positionals);
+    if (!values.sub) throw new UsageError("missing --sub <user>: the user id the token is for");
+    const claims = validate(
+      tokenClaimsSchema,
+      { sub: values.sub, role: values.role, tier: values.tier },
+      "invalid token claims",
+    );
+    let lifetimeSeconds: number;
+    try {
+      lifetimeSeconds = parseLifetime(/^\d+$/.test(values.expires) ? Number(values.expires) : values.expires);
+    } catch (error) {
+      throw new UsageError(`--expires: ${(error as Error).message}`);
+    }
+    const secret = findSecret(values.secret, values["data-dir"], env);
+    const now = Date.now();
+    const token = await signToken({ ...claims, secret, expiresIn: lifetimeSeconds, now });
+    const expiresAt = new Date(Math.floor(now / 1000) * 1000 + lifetimeSeconds * 1000).toISOString();
+    return {
+      data: { token, ...claims, expiresAt },
+      // The bare token, so `$(proxyscale token ...)` captures it.
+      text: token,
+    };
+  },
+};
