@@ -139,7 +139,6 @@ export class ControlLoop {
       holder: this.holder,
       ttlMs: this.leaseTtlMs,
       logger: this.logger,
-      clock: this.clock,
       canRelease: (shard) => !this.executor.hasRunningIn((proxyId) => shardOf(proxyId) === shard),
     });
     this.executor = new ScaleExecutor({

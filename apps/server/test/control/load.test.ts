@@ -1,0 +1,154 @@
+import { type Database, listScalingEvents, openDatabase } from "@proxyscale/db";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { LocalActuator } from "../../src/actuators/local/actuator.ts";
+import { type HelloUpstream, startHelloUpstream } from "../../src/actuators/local/upstream.ts";
+import { TrafficGenerator } from "../../src/demo/traffic.ts";
+import { type Client, client, token, unique } from "../support.ts";
+import { type ControlNode, eventually, startControlNode } from "./harness.ts";
+
+/**
+ * The real scenario: a `local` proxy (worker processes forwarding to a real upstream, reporting their own
+ * metrics), real HTTP load through its front, and the control loop scaling it out and back in.
+ */
+let database: Database;
+let node: ControlNode;
+let upstream: HelloUpstream;
+let admin: Client;
+
+beforeAll(async () => {
+  database = await openDatabase({ dataDir: "memory://" });
+  upstream = await startHelloUpstream({ latencyMs: 5, jitterMs: 5 });
+  node = await startControlNode(database, { reconcileIntervalMs: 1_000 });
+  admin = client(node.url, await token({ role: "admin", sub: "load-admin" }));
+});
+
+afterAll(async () => {
+  await node?.close();
+  await upstream?.close();
+  await database?.close();
+});
+
+async function localProxy(policy: Record<string, unknown>, actuator: Record<string, unknown> = {}) {
+  const created = await admin.request("POST", "/api/proxies", {
+    body: {
+      name: unique("local"),
+      actuator: {
+        kind: "local",
+        upstreamUrl: upstream.url,
+        readyTimeoutMs: 30_000,
+        drainTimeoutMs: 5_000,
+        reporting: { enabled: true, intervalMs: 500 },
+        ...actuator,
+      },
+    },
+  });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  const proxyId = created.body.id as string;
+  const stored = await admin.request("POST", `/api/proxy/scaling/policies/${proxyId}`, { body: policy });
+  expect(stored.status, JSON.stringify(stored.body)).toBeLessThan(300);
+  const actuator_ = (await node.control.ensureActuator(proxyId)) as LocalActuator;
+  return { proxyId, actuator: actuator_ };
+}
+
+const replicasOf = async (proxyId: string) =>
+  (await admin.request("GET", `/api/proxies/${proxyId}`)).body as {
+    currentReplicas: number;
+    health: string;
+    unhealthyReplicas: number;
+  };
+
+describe("the real load scenario (local actuator, real processes, real HTTP load)", () => {
+  it("scales out above min under load and back to min afterwards, within cooldowns, and no request fails while replicas drain", async () => {
+    const policy = {
+      strategy: "threshold",
+      minReplicas: 1,
+      maxReplicas: 3,
+      targetRequestRate: 40,
+      scaleUpThreshold: 15,
+      scaleDownThreshold: 6,
+      scaleUpCooldownSeconds: 3,
+      scaleDownCooldownSeconds: 4,
+      metricsMaxAgeSeconds: 3,
+      behavior: { scaleUp: { stabilizationWindowSeconds: 0 }, scaleDown: { stabilizationWindowSeconds: 2 } },
+    };
+    const { proxyId, actuator } = await localProxy(policy);
+    expect((await replicasOf(proxyId)).currentReplicas).toBe(1);
+    const traffic = new TrafficGenerator({ url: actuator.url, maxInFlight: 64 }).start();
+    try {
+      traffic.setRate(120);
+      const peak = await eventually(
+        async () => {
+          const { currentReplicas } = await replicasOf(proxyId);
+          return currentReplicas >= 3 ? currentReplicas : undefined;
+        },
+        30_000,
+        "scale-out to 3 replicas under load",
+      );
+      expect(peak).toBe(3);
+
+      // Light load keeps flowing while the replicas drain: none of it may fail.
+      traffic.setRate(8);
+      await eventually(
+        async () => ((await replicasOf(proxyId)).currentReplicas === 1 ? true : undefined),
+        40_000,
+        "scale-in back to 1 replica",
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    } finally {
+      await traffic.stop();
+    }
+
+    const totals = traffic.snapshot();
+    expect(totals.failures).toEqual({});
+    expect(totals.failed).toBe(0);
+    expect(totals.ok).toBeGreaterThan(500);
+    expect(totals.instances.size).toBeGreaterThanOrEqual(3);
+
+    const events = (await listScalingEvents(database.db, { proxyId, limit: 100 })).items.reverse();
+    expect(events.every((event) => event.status === "completed" && event.triggeredBy === "auto")).toBe(true);
+    const ups = events.filter((event) => event.eventType === "scale_up");
+    const downs = events.filter((event) => event.eventType === "scale_down");
+    expect(ups.length).toBeGreaterThanOrEqual(2);
+    expect(downs.length).toBeGreaterThanOrEqual(2);
+    for (let i = 1; i < events.length; i++) {
+      const gapMs = events[i]!.createdAt.getTime() - events[i - 1]!.createdAt.getTime();
+      const cooldownMs =
+        (events[i]!.eventType === "scale_up"
+          ? policy.scaleUpCooldownSeconds
+          : policy.scaleDownCooldownSeconds) * 1000;
+      expect(
+        gapMs,
+        `event ${i} (${events[i]!.eventType}) came ${gapMs} ms after the previous one`,
+      ).toBeGreaterThanOrEqual(cooldownMs);
+    }
+    expect(actuator.replicasInfo()).toHaveLength(1);
+    expect((await replicasOf(proxyId)).currentReplicas).toBe(1);
+  });
+
+  it("reports a crashed replica unhealthy on the proxy and healthy again once it is replaced", async () => {
+    const { proxyId, actuator } = await localProxy(
+      { mode: "off", minReplicas: 1, maxReplicas: 3 },
+      { reporting: { enabled: false }, restartDelayMs: 500 },
+    );
+    const scaled = await admin.request("POST", `/api/proxy/scaling/execute/${proxyId}`, {
+      body: { newReplicaCount: 2 },
+    });
+    expect(scaled.status).toBe(202);
+    await eventually(async () => ((await replicasOf(proxyId)).currentReplicas === 2 ? true : undefined));
+    await eventually(() => actuator.replicasInfo().every((replica) => replica.state === "ready"));
+
+    const victim = actuator.replicasInfo()[0]!;
+    process.kill(victim.pid!, "SIGKILL");
+    const degraded = await eventually(async () => {
+      const row = await replicasOf(proxyId);
+      return row.health !== "healthy" ? row : undefined;
+    });
+    expect(degraded).toMatchObject({ health: "degraded", unhealthyReplicas: 1, currentReplicas: 2 });
+    const healed = await eventually(async () => {
+      const row = await replicasOf(proxyId);
+      return row.health === "healthy" ? row : undefined;
+    });
+    expect(healed).toMatchObject({ unhealthyReplicas: 0, currentReplicas: 2 });
+    expect(actuator.replicasInfo().map((replica) => replica.pid)).not.toContain(victim.pid);
+  });
+});
