@@ -110,20 +110,11 @@ export interface LatestSample extends MetricSample {
   unhealthyReplicas: number | null;
 }
 
-interface LatestSampleRow {
+type LatestSampleRow = Omit<LatestSample, "instanceId" | "custom"> & {
   proxyId: string;
   instanceId: string;
-  at: number;
-  cpuPercent: number;
-  memoryPercent: number;
-  requestRate: number;
-  avgLatencyMs: number;
-  errorRatePercent: number;
-  loadScore: number;
-  replicas: number | null;
-  unhealthyReplicas: number | null;
   custom: Record<string, number> | null;
-}
+};
 
 /**
  * The latest rows of the given proxies, as plain typed columns (times as epoch ms): at fleet scale the cost is
@@ -204,19 +195,15 @@ export function seriesSql(proxyId: string, from: Date, to: Date) {
     )`;
 }
 
-export interface MetricsPoint {
+/** One interval of a range: sample-weighted averages of the metrics, the max load score, the sample count. */
+export type MetricsPoint = Omit<MetricSample, "instanceId" | "custom"> & {
   /** Start of the point's interval, epoch ms. */
   at: number;
-  cpuPercent: number;
-  memoryPercent: number;
-  requestRate: number;
-  avgLatencyMs: number;
-  errorRatePercent: number;
   loadScore: number;
   loadScoreMax: number;
   replicas: number | null;
   samples: number;
-}
+};
 
 /**
  * Downsamples [from, to] to at most `points` equal intervals (sample-weighted averages); intervals without

@@ -28,7 +28,7 @@ import { afterCursor, type Page, pageSize, toPage } from "./cursor.ts";
 import { fetchLatestSamples, latestSamples, seriesSql } from "./metrics.ts";
 import { inList } from "./pg-array.ts";
 import { FROZEN_DEFAULT_POLICY, type PolicySource, policyColumnsSql, policyFromRow } from "./policies.ts";
-import { lockProxy, type ProxyRecord } from "./proxies.ts";
+import { lockProxy, type ProxyRecord, toProxyRecord } from "./proxies.ts";
 import { epochMs, timestampParam, toDate } from "./time.ts";
 
 export interface ScalingEventRecord {
@@ -394,18 +394,8 @@ export interface ObservedProxy {
   state: ObservedState;
 }
 
-type ProxyWithPolicyRow = {
-  id: string;
-  ownerId: string;
-  name: string;
-  environment: string;
-  region: string | null;
-  actuatorKind: ProxyRecord["actuator"]["kind"];
-  actuatorConfig: Record<string, unknown>;
-  currentReplicas: number;
-  desiredReplicas: number;
-  health: ProxyRecord["health"];
-  unhealthyReplicas: number;
+/** A proxies row with its times as epoch ms, plus its own policy's columns as `own.<field>`. */
+type ProxyWithPolicyRow = Omit<typeof proxies.$inferSelect, "createdAt" | "updatedAt"> & {
   createdAt: number;
   updatedAt: number;
 } & { [K in `own.${string}`]: unknown };
@@ -470,20 +460,11 @@ export async function loadObservedStates(
   for (const row of proxyRows) {
     const own = policyFromRow(row, "own");
     const environment = environmentPolicies.get(row.environment) ?? null;
-    const proxy: ProxyRecord = {
-      id: row.id,
-      ownerId: row.ownerId,
-      name: row.name,
-      environment: row.environment,
-      region: row.region,
-      actuator: { kind: row.actuatorKind, config: row.actuatorConfig },
-      currentReplicas: row.currentReplicas,
-      desiredReplicas: row.desiredReplicas,
-      health: row.health,
-      unhealthyReplicas: row.unhealthyReplicas,
+    const proxy = toProxyRecord({
+      ...row,
       createdAt: new Date(row.createdAt),
       updatedAt: new Date(row.updatedAt),
-    };
+    });
     result.set(proxy.id, {
       proxy,
       policy: own ?? environment ?? FROZEN_DEFAULT_POLICY,
