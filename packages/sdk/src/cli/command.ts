@@ -34,10 +34,7 @@ export interface Output {
 }
 
 export interface Session {
-  url: string;
-  json: boolean;
-  env: Record<string, string | undefined>;
-  /** The API client; asking for it without a token is a usage error. */
+  /** The API client; asking for it without a token is a usage error (commands like `token` never ask). */
   client(): ProxyScaleClient;
 }
 
@@ -50,6 +47,11 @@ export interface Command {
   /** Examples shown by --help. */
   examples: string[];
   run(argv: string[], env: Record<string, string | undefined>): Promise<Output>;
+}
+
+/** --url, else PROXYSCALE_URL, else the default. */
+export function serverUrl(flag: unknown, env: Record<string, string | undefined>): string {
+  return typeof flag === "string" ? flag : (env.PROXYSCALE_URL ?? DEFAULT_URL);
 }
 
 type OptionsConfig = NonNullable<ParseArgsConfig["options"]>;
@@ -75,17 +77,14 @@ export function parseCommand<const T extends OptionsConfig>(
   }
   const { values, positionals } = parsed;
   // The generic result type stays deferred inside this function; the global flags' types are known.
-  const global = values as { url?: string; token?: string; json?: boolean };
-  const url = global.url ?? env.PROXYSCALE_URL ?? DEFAULT_URL;
+  const global = values as { url?: string; token?: string };
+  const url = serverUrl(global.url, env);
   if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
     throw new UsageError(`--url (or PROXYSCALE_URL) must be an http:// or https:// URL, got ${url}`);
   }
   const token = global.token ?? env.PROXYSCALE_TOKEN;
   let client: ProxyScaleClient | undefined;
   const session: Session = {
-    url,
-    json: global.json === true,
-    env,
     client() {
       if (!token) {
         throw new UsageError(

@@ -71,14 +71,15 @@ export function describeFailure(error: unknown, url: string): ErrorReport {
   if (error instanceof CliError) return { message: error.message, issues: error.issues, exitCode: 1 };
   if (isProxyScaleError(error)) {
     const status = statusOf(error);
-    if (status === undefined) {
-      // No answer at all: fetch failed before a response arrived.
-      const cause = error.cause?.cause instanceof Error ? error.cause.cause : error.cause;
-      const reason = cause instanceof Error ? cause.message : error.message;
+    if (status !== undefined) {
+      const issues = issuesOf(error).map((issue) => ({ field: issue.field, message: issue.message }));
+      return { message: error.message, status, code: error.data?.code, issues, exitCode: 1 };
+    }
+    // fetch rejects with a TypeError when no response arrives at all (refused, DNS, reset).
+    if (error.cause instanceof TypeError) {
+      const reason = error.cause.cause instanceof Error ? error.cause.cause.message : error.cause.message;
       return { message: `cannot reach ProxyScale at ${url}: ${reason}`, issues: [], exitCode: 1 };
     }
-    const issues = issuesOf(error).map((issue) => ({ field: issue.field, message: issue.message }));
-    return { message: error.message, status, code: error.data?.code, issues, exitCode: 1 };
   }
   return { message: error instanceof Error ? error.message : String(error), issues: [], exitCode: 1 };
 }

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { type Command, DEFAULT_URL, GLOBAL_OPTIONS, UsageError } from "./command.ts";
+import { type Command, DEFAULT_URL, GLOBAL_OPTIONS, serverUrl, UsageError } from "./command.ts";
 import { evaluateCommand } from "./commands/evaluate.ts";
 import { eventsCommand } from "./commands/events.ts";
 import { metricsPushCommand } from "./commands/metrics.ts";
@@ -110,8 +110,7 @@ export async function main(
     io.stdout.write(render(output, json));
     return 0;
   } catch (error) {
-    const url = typeof global.url === "string" ? global.url : (env.PROXYSCALE_URL ?? DEFAULT_URL);
-    const report = describeFailure(error, url);
+    const report = describeFailure(error, serverUrl(global.url, env));
     io.stderr.write(renderFailure(report, json));
     if (error instanceof UsageError && !json) io.stderr.write(`\n${commandHelp(command)}\n`);
     return report.exitCode;
