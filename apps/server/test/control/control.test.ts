@@ -10,8 +10,9 @@ import {
 } from "@proxyscale/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyFallback, missedIntervals } from "../../src/control/fallback.ts";
-import { type Client, client, HIGH_LOAD, MID_LOAD, token, unique } from "../support.ts";
-import { type ControlNode, eventually, FleetReceiver, startControlNode } from "./harness.ts";
+import { type Client, client, HIGH_LOAD, MID_LOAD, TEST_SECRET, token, unique } from "../support.ts";
+import { eventually, FleetReceiver } from "./harness.ts";
+import { type ControlNode, startControlNode } from "./node.ts";
 
 let database: Database;
 let node: ControlNode;
@@ -23,7 +24,7 @@ let operator: Client;
 beforeAll(async () => {
   database = await openDatabase({ dataDir: "memory://" });
   receiver = await new FleetReceiver().start();
-  node = await startControlNode(database, { reconcileIntervalMs: 60_000 });
+  node = await startControlNode(database, TEST_SECRET, { reconcileIntervalMs: 60_000 });
   admin = client(node.url, await token({ role: "admin", sub: "control-admin" }));
   operatorId = unique("control-operator");
   operator = client(node.url, await token({ role: "operator", sub: operatorId }));

@@ -1,67 +1,6 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { signToken } from "@proxyscale/api";
-import type { Database } from "@proxyscale/db";
 import { verifyWebhookSignature } from "../../src/actuators/webhook.ts";
-import { ControlLoop, type ControlLoopOptions } from "../../src/control/loop.ts";
-import { createLogger } from "../../src/logger.ts";
-import { createServerMetrics } from "../../src/metrics.ts";
-import { createServer, type ProxyScaleServer } from "../../src/server.ts";
-import { TEST_SECRET } from "../support.ts";
-
-export interface ControlNode {
-  url: string;
-  control: ControlLoop;
-  server: ProxyScaleServer;
-  close(): Promise<void>;
-}
-
-/** A server as start.ts wires it (the control loop is its executor and hears every push), on an ephemeral port. */
-export async function startControlNode(
-  database: Database,
-  options: Partial<Omit<ControlLoopOptions, "database">> = {},
-): Promise<ControlNode> {
-  const logger = createLogger(process.env.CONTROL_TEST_LOG === "1" ? "debug" : "silent");
-  const metrics = createServerMetrics({ defaultMetrics: false });
-  let url = "";
-  const control = new ControlLoop({
-    database,
-    logger,
-    telemetry: metrics.telemetry,
-    metricsRegistry: metrics.registry,
-    metricsReporting: async (proxy) => ({
-      url,
-      token: await signToken({
-        sub: proxy.ownerId,
-        role: "operator",
-        tier: "enterprise",
-        secret: TEST_SECRET,
-        expiresIn: "1h",
-      }),
-    }),
-    ...options,
-  });
-  const server = createServer({
-    database,
-    auth: { jwtSecret: TEST_SECRET },
-    logger,
-    adminDistDir: null,
-    metrics,
-    executor: control.executor,
-    onMetricsRecorded: control.onMetricsRecorded,
-  });
-  url = (await server.listen(0, "127.0.0.1")).url;
-  await control.start();
-  return {
-    url,
-    control,
-    server,
-    async close() {
-      await server.close();
-      await control.close();
-    },
-  };
-}
 
 export interface ScaleCall {
   proxyId: string;
@@ -89,6 +28,8 @@ export class FleetReceiver {
   readonly badSignatures: string[] = [];
   readonly replicas = new Map<string, number>();
   behaviour: ReceiverBehaviour = {};
+  /** Overrides `behaviour` for one proxy. */
+  readonly behaviourOf = new Map<string, ReceiverBehaviour>();
   private server: Server | undefined;
   url = "";
 
@@ -96,7 +37,9 @@ export class FleetReceiver {
 
   async start(): Promise<this> {
     this.server = createHttpServer((req, res) => {
-      void this.handle(req).then(
+      const closed = new AbortController();
+      res.on("close", () => closed.abort());
+      void this.handle(req, closed.signal).then(
         ({ status, body }) => {
           res.writeHead(status, { "content-type": "application/json" });
           res.end(JSON.stringify(body));
@@ -128,7 +71,10 @@ export class FleetReceiver {
     return this.calls.filter((call) => call.proxyId === proxyId);
   }
 
-  private async handle(req: IncomingMessage): Promise<{ status: number; body: unknown }> {
+  private async handle(
+    req: IncomingMessage,
+    closed: AbortSignal,
+  ): Promise<{ status: number; body: unknown }> {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const raw = Buffer.concat(chunks);
@@ -153,9 +99,23 @@ export class FleetReceiver {
     }
     const call = JSON.parse(raw.toString("utf8")) as Omit<ScaleCall, "at">;
     this.calls.push({ ...call, at: Date.now() });
-    const { delayMs = 0, status = 200, applyBeforeDelay = false } = this.behaviour;
+    const {
+      delayMs = 0,
+      status = 200,
+      applyBeforeDelay = false,
+    } = this.behaviourOf.get(call.proxyId) ?? this.behaviour;
     if (applyBeforeDelay) this.replicas.set(call.proxyId, call.toReplicas);
-    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    if (delayMs > 0) {
+      // The caller may die meanwhile (a killed server): then nobody waits for the answer.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delayMs);
+        closed.addEventListener("abort", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      if (closed.aborted) return { status: 499, body: null };
+    }
     if (status === 200) {
       this.replicas.set(call.proxyId, call.toReplicas);
       return { status, body: { observedReplicas: call.toReplicas } };

@@ -3,8 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalActuator } from "../../src/actuators/local/actuator.ts";
 import { type HelloUpstream, startHelloUpstream } from "../../src/actuators/local/upstream.ts";
 import { TrafficGenerator } from "../../src/demo/traffic.ts";
-import { type Client, client, token, unique } from "../support.ts";
-import { type ControlNode, eventually, startControlNode } from "./harness.ts";
+import { type Client, client, TEST_SECRET, token, unique } from "../support.ts";
+import { eventually } from "./harness.ts";
+import { type ControlNode, startControlNode } from "./node.ts";
 
 /**
  * The real scenario: a `local` proxy (worker processes forwarding to a real upstream, reporting their own
@@ -18,7 +19,7 @@ let admin: Client;
 beforeAll(async () => {
   database = await openDatabase({ dataDir: "memory://" });
   upstream = await startHelloUpstream({ latencyMs: 5, jitterMs: 5 });
-  node = await startControlNode(database, { reconcileIntervalMs: 1_000 });
+  node = await startControlNode(database, TEST_SECRET, { reconcileIntervalMs: 1_000 });
   admin = client(node.url, await token({ role: "admin", sub: "load-admin" }));
 });
 

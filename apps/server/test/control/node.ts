@@ -1,0 +1,61 @@
+import { signToken } from "@proxyscale/api";
+import type { Database } from "@proxyscale/db";
+import { ControlLoop, type ControlLoopOptions } from "../../src/control/loop.ts";
+import { createLogger } from "../../src/logger.ts";
+import { createServerMetrics } from "../../src/metrics.ts";
+import { createServer, type ProxyScaleServer } from "../../src/server.ts";
+
+export interface ControlNode {
+  url: string;
+  control: ControlLoop;
+  server: ProxyScaleServer;
+  close(): Promise<void>;
+}
+
+/** A server as start.ts wires it (the control loop is its executor and hears every push), on an ephemeral port. */
+export async function startControlNode(
+  database: Database,
+  secret: string,
+  options: Partial<Omit<ControlLoopOptions, "database">> = {},
+): Promise<ControlNode> {
+  const logger = createLogger(process.env.CONTROL_TEST_LOG === "1" ? "debug" : "silent");
+  const metrics = createServerMetrics({ defaultMetrics: false });
+  let url = "";
+  const control = new ControlLoop({
+    database,
+    logger,
+    telemetry: metrics.telemetry,
+    metricsRegistry: metrics.registry,
+    metricsReporting: async (proxy) => ({
+      url,
+      token: await signToken({
+        sub: proxy.ownerId,
+        role: "operator",
+        tier: "enterprise",
+        secret,
+        expiresIn: "1h",
+      }),
+    }),
+    ...options,
+  });
+  const server = createServer({
+    database,
+    auth: { jwtSecret: secret },
+    logger,
+    adminDistDir: null,
+    metrics,
+    executor: control.executor,
+    onMetricsRecorded: control.onMetricsRecorded,
+  });
+  url = (await server.listen(0, "127.0.0.1")).url;
+  await control.start();
+  return {
+    url,
+    control,
+    server,
+    async close() {
+      await server.close();
+      await control.close();
+    },
+  };
+}
