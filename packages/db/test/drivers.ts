@@ -2,7 +2,14 @@ import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe } from "vitest";
-import { type Database, type Db, migrate, type OpenDatabaseOptions, openDatabase } from "../src/index.ts";
+import {
+  type Database,
+  type Db,
+  migrate,
+  type OpenDatabaseOptions,
+  openDatabase,
+  redactUrl,
+} from "../src/index.ts";
 
 export const POSTGRES_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const postgresRequired = Boolean(process.env.CI) || process.env.PROXYSCALE_REQUIRE_POSTGRES === "1";
@@ -14,7 +21,7 @@ async function probePostgres(): Promise<boolean> {
     await client`select 1`;
     return true;
   } catch (error) {
-    const message = `PostgreSQL at ${POSTGRES_URL} is unreachable (${(error as Error).message})`;
+    const message = `PostgreSQL at ${redactUrl(POSTGRES_URL)} is unreachable (${(error as Error).message})`;
     if (postgresRequired) throw new Error(`${message}; CI or PROXYSCALE_REQUIRE_POSTGRES=1 requires it`);
     console.warn(
       `\n[@proxyscale/db tests] WARNING: ${message}: SKIPPING the PostgreSQL half of the suite.\n`,

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { check, index, jsonb, pgTable, text, uuid } from "drizzle-orm/pg-core";
-import { createdAt, ts } from "./columns.ts";
+import { createdAt } from "./columns.ts";
 
 /** Who changed what, when, with the entity before and after. Entities are not foreign keys: the log outlives them. */
 export const auditLog = pgTable(
@@ -29,16 +29,4 @@ export const auditLog = pgTable(
     ),
     check("audit_log_action_not_blank", sql`length(${t.action}) > 0`),
   ],
-);
-
-/** Named leases with an expiry, so that several servers share work and a dead server's work is taken over. */
-export const leases = pgTable(
-  "leases",
-  {
-    name: text("name").primaryKey(),
-    holder: text("holder").notNull(),
-    acquiredAt: ts("acquired_at").notNull(),
-    expiresAt: ts("expires_at").notNull(),
-  },
-  (t) => [check("leases_expiry_after_acquire", sql`${t.expiresAt} > ${t.acquiredAt}`)],
 );

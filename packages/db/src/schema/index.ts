@@ -1,4 +1,5 @@
 export * from "./audit.ts";
+export * from "./leases.ts";
 export * from "./metrics.ts";
 export * from "./policies.ts";
 export * from "./proxies.ts";
