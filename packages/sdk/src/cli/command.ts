@@ -34,7 +34,7 @@ export interface Output {
 }
 
 export interface Session {
-  /** The API client; asking for it without a token is a usage error (commands like `token` never ask). */
+  /** The API client; asking for it without a token or a valid URL is a usage error (`token` never asks). */
   client(): ProxyScaleClient;
 }
 
@@ -79,13 +79,13 @@ export function parseCommand<const T extends OptionsConfig>(
   // The generic result type stays deferred inside this function; the global flags' types are known.
   const global = values as { url?: string; token?: string };
   const url = serverUrl(global.url, env);
-  if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
-    throw new UsageError(`--url (or PROXYSCALE_URL) must be an http:// or https:// URL, got ${url}`);
-  }
   const token = global.token ?? env.PROXYSCALE_TOKEN;
   let client: ProxyScaleClient | undefined;
   const session: Session = {
     client() {
+      if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
+        throw new UsageError(`--url (or PROXYSCALE_URL) must be an http:// or https:// URL, got ${url}`);
+      }
       if (!token) {
         throw new UsageError(
           "no token: pass --token or set PROXYSCALE_TOKEN (mint one with `proxyscale token`)",
