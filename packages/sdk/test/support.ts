@@ -20,7 +20,10 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** The server as `pnpm start` runs it, from env-style config, on in-memory PGlite with a given secret. */
+/**
+ * The server as `pnpm start` runs it, from env-style config, on in-memory PGlite with a given secret. Without the
+ * demo proxy (PROXYSCALE_DEMO=0): tests register their own proxies.
+ */
 export async function startPgliteServer(): Promise<TestServer> {
   const running = await startServer(
     loadConfig({
@@ -28,6 +31,7 @@ export async function startPgliteServer(): Promise<TestServer> {
       HOST: "127.0.0.1",
       PROXYSCALE_DATA_DIR: "memory://",
       PROXYSCALE_JWT_SECRET: SECRET,
+      PROXYSCALE_DEMO: "0",
       LOG_LEVEL: "silent",
     }),
   );
@@ -78,7 +82,13 @@ export interface EmbeddedServer extends TestServer {
 export async function startEmbeddedServer(): Promise<EmbeddedServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "proxyscale-sdk-"));
   const running = await startServer(
-    loadConfig({ PORT: "0", HOST: "127.0.0.1", PROXYSCALE_DATA_DIR: dataDir, LOG_LEVEL: "silent" }),
+    loadConfig({
+      PORT: "0",
+      HOST: "127.0.0.1",
+      PROXYSCALE_DATA_DIR: dataDir,
+      PROXYSCALE_DEMO: "0",
+      LOG_LEVEL: "silent",
+    }),
   );
   if (!running.firstAdminToken) throw new Error("the embedded server minted no first admin token");
   return {
