@@ -234,11 +234,10 @@ describe("local actuator", () => {
         const chunks: Buffer[] = [];
         req.on("data", (chunk: Buffer) => chunks.push(chunk));
         req.on("end", () => {
-          pushes.push({
-            path: req.url ?? "",
-            authorization: req.headers.authorization,
-            sample: JSON.parse(Buffer.concat(chunks).toString("utf8")),
-          });
+          const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { samples: unknown[] };
+          for (const sample of body.samples) {
+            pushes.push({ path: req.url ?? "", authorization: req.headers.authorization, sample });
+          }
           res.writeHead(201).end("{}");
         });
       });
@@ -261,7 +260,7 @@ describe("local actuator", () => {
       const busy = await waitFor(() =>
         pushes.find((push) => loadMetricsSchema.parse(push.sample).requestRate > 0),
       );
-      expect(busy.path).toBe("/api/proxy/scaling/metrics/edge");
+      expect(busy.path).toBe("/api/proxy/scaling/metrics/edge/batch");
       expect(busy.authorization).toBe("Bearer secret-token-abc");
       const sample = loadMetricsSchema.parse(busy.sample);
       expect(sample.instanceId).toBe(replica?.instanceId);
