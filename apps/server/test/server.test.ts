@@ -6,7 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import SwaggerParser from "@apidevtools/swagger-parser";
+import { INTERNAL_ERROR_MESSAGE } from "@proxyscale/api";
 import { type Database, openDatabase } from "@proxyscale/db";
+import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../src/logger.ts";
@@ -299,6 +301,34 @@ describe("server", () => {
         }
       },
     );
+  });
+
+  describe("errors", () => {
+    it("hides an internal error's SQL and parameters from REST and tRPC clients", async () => {
+      const bearer = await token({ role: "operator", sub: unique("internal-error") });
+      const owner = client(server.url, bearer);
+      const proxyId = await registerProxy(owner, { name: unique("internal-error") });
+      await owner.request("POST", `/api/proxy/scaling/metrics/${proxyId}`, { body: HIGH_LOAD });
+      await database.db.execute(sql`alter table scaling_decisions rename to scaling_decisions_hidden`);
+      try {
+        const rest = await owner.request("POST", `/api/proxy/scaling/evaluate/${proxyId}`);
+        expect(rest.status).toBe(500);
+        expect(rest.body).toMatchObject({ code: "INTERNAL_SERVER_ERROR", message: INTERNAL_ERROR_MESSAGE });
+        expect(JSON.stringify(rest.body)).not.toMatch(/scaling_decisions|insert|select/i);
+
+        const viaTrpc = await fetch(`${server.url}/trpc/scaling.evaluate`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" },
+          body: JSON.stringify({ proxyId }),
+        });
+        expect(viaTrpc.status).toBe(500);
+        const body = await viaTrpc.text();
+        expect(body).toContain(INTERNAL_ERROR_MESSAGE);
+        expect(body).not.toMatch(/scaling_decisions|insert|select/i);
+      } finally {
+        await database.db.execute(sql`alter table scaling_decisions_hidden rename to scaling_decisions`);
+      }
+    });
   });
 
   describe("static admin files", () => {

@@ -27,3 +27,4 @@ export {
 } from "./routers/scaling.ts";
 export * from "./schemas.ts";
 export type { ApiMeta } from "./trpc.ts";
+export { INTERNAL_ERROR_MESSAGE } from "./trpc.ts";

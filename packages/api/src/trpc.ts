@@ -14,6 +14,8 @@ export type ApiMeta = OpenApiMeta & {
   successStatus?: number | ((output: unknown) => number);
 };
 
+export const INTERNAL_ERROR_MESSAGE = "internal server error; the server log has the details";
+
 const t = initTRPC
   .context<Context>()
   .meta<ApiMeta>()
@@ -22,11 +24,16 @@ const t = initTRPC
     /** The one error formatter: tRPC and REST responses both carry `data.zodIssues` for invalid input. */
     errorFormatter({ shape, error }) {
       const zodIssues = error.cause instanceof ZodError ? toApiIssues(error.cause) : undefined;
+      // An internal error's message can quote SQL and its parameters: clients get a generic one, the log the real one.
+      const internal = error.code === "INTERNAL_SERVER_ERROR";
       return {
         ...shape,
         // tRPC's own input errors carry zod's JSON dump as message; a readable list replaces it.
-        message:
-          zodIssues && error.message === error.cause?.message ? describeIssues(zodIssues) : shape.message,
+        message: internal
+          ? INTERNAL_ERROR_MESSAGE
+          : zodIssues && error.message === error.cause?.message
+            ? describeIssues(zodIssues)
+            : shape.message,
         data: { ...shape.data, zodIssues },
       };
     },
