@@ -2,6 +2,7 @@ export * from "./actuators.ts";
 export * from "./auth.ts";
 export * from "./behavior.ts";
 export * from "./decision.ts";
+export * from "./embedded.ts";
 export * from "./engine.ts";
 export * from "./explain.ts";
 export * from "./metrics.ts";

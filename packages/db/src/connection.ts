@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
+import { DEFAULT_DATA_DIR } from "@proxyscale/core";
 import type { Logger } from "drizzle-orm";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
@@ -11,7 +12,6 @@ import { DatabaseUnavailableError } from "./errors.ts";
 import { assertSchemaName, migrate } from "./migrate.ts";
 import * as schema from "./schema/index.ts";
 
-export const DEFAULT_DATA_DIR = "./.proxyscale/";
 export const MEMORY_DATA_DIR = "memory://";
 export const DEFAULT_POOL_MAX = 10;
 

@@ -1,7 +1,6 @@
 export {
   type AdvisoryLock,
   type Database,
-  DEFAULT_DATA_DIR,
   DEFAULT_POOL_MAX,
   MEMORY_DATA_DIR,
   type OpenDatabaseOptions,

@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { signToken, verifyToken } from "@proxyscale/api/auth";
+import { JWT_SECRET_FILE_NAME } from "@proxyscale/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SECRET_FILE_NAME } from "../../../apps/server/src/index.ts";
 import { createProxyScaleClient, type ProxyScaleClient } from "../src/client.ts";
 import { type EmbeddedServer, startEmbeddedServer, unique } from "./support.ts";
 
@@ -75,7 +75,7 @@ async function closedPort(): Promise<number> {
 
 beforeAll(async () => {
   server = await startEmbeddedServer();
-  secret = readFileSync(join(server.dataDir, SECRET_FILE_NAME), "utf8").trim();
+  secret = readFileSync(join(server.dataDir, JWT_SECRET_FILE_NAME), "utf8").trim();
   adminToken = server.firstAdminToken;
   admin = createProxyScaleClient({ url: server.url, token: adminToken });
   workDir = mkdtempSync(join(tmpdir(), "proxyscale-cli-"));

@@ -1,13 +1,9 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseLifetime, signToken } from "@proxyscale/api/auth";
-import { ROLES, TIERS, tokenClaimsSchema } from "@proxyscale/core";
+import { DEFAULT_DATA_DIR, JWT_SECRET_FILE_NAME, ROLES, TIERS, tokenClaimsSchema } from "@proxyscale/core";
 import { CliError, type Command, noPositionals, parseCommand, UsageError } from "../command.ts";
 import { validate } from "../files.ts";
-
-/** Where an embedded server keeps its HS256 secret, inside its data directory. */
-const SECRET_FILE_NAME = "jwt-secret";
-const DEFAULT_DATA_DIR = "./.proxyscale";
 
 const OPTIONS = {
   secret: { type: "string" },
@@ -26,7 +22,7 @@ function findSecret(
 ) {
   const given = flag ?? env.PROXYSCALE_JWT_SECRET;
   if (given?.trim()) return given.trim();
-  const path = join(resolve(dataDir ?? env.PROXYSCALE_DATA_DIR ?? DEFAULT_DATA_DIR), SECRET_FILE_NAME);
+  const path = join(resolve(dataDir ?? env.PROXYSCALE_DATA_DIR ?? DEFAULT_DATA_DIR), JWT_SECRET_FILE_NAME);
   try {
     return readFileSync(path, "utf8").trim();
   } catch {
