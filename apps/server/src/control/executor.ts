@@ -8,8 +8,9 @@ import {
   getProxy,
   listLeases,
   liveLeaseNames,
+  type ProxyRecord,
   type ScalingEventRecord,
-  startScalingEvent,
+  startScalingEventAudited,
   withTransaction,
   writeAudit,
 } from "@proxyscale/db";
@@ -81,7 +82,8 @@ export class ScaleExecutor implements ScalingExecutor {
     await this.running.get(eventId)?.done;
   }
 
-  async run(event: ExecutableEvent): Promise<void> {
+  /** Runs the event here if this server owns its proxy; `proxy` spares a read when the caller has the row. */
+  async run(event: ExecutableEvent, proxy?: ProxyRecord): Promise<void> {
     if (this.running.has(event.id)) return this.running.get(event.id)?.done;
     if (!this.options.owns(event.proxyId)) {
       // Left pending for the owner, which adopts pending events of its proxies.
@@ -95,7 +97,7 @@ export class ScaleExecutor implements ScalingExecutor {
     });
     this.running.set(event.id, { proxyId: event.proxyId, abort, done });
     try {
-      await this.execute(event, abort.signal);
+      await this.execute(event, abort.signal, proxy);
     } catch (error) {
       this.options.logger.error(
         { eventId: event.id, proxyId: event.proxyId, err: errorMessage(error) },
@@ -107,25 +109,12 @@ export class ScaleExecutor implements ScalingExecutor {
     }
   }
 
-  private async execute(event: ExecutableEvent, signal: AbortSignal): Promise<void> {
+  private async execute(event: ExecutableEvent, signal: AbortSignal, known?: ProxyRecord): Promise<void> {
     const { db, logger } = this.options;
-    const started = await withTransaction(db, async (tx) => {
-      const record = await startScalingEvent(tx, { eventId: event.id });
-      if (record) {
-        await writeAudit(tx, {
-          actorId: this.actor,
-          action: "scaling.start",
-          entityType: "scaling_event",
-          entityId: record.id,
-          before: { status: "pending" },
-          after: record,
-        });
-      }
-      return record;
-    });
+    const started = await startScalingEventAudited(db, { eventId: event.id, actorId: this.actor });
     if (!started) return;
     this.options.telemetry?.scalingEventChanged?.(started);
-    const proxy = await getProxy(db, { id: event.proxyId });
+    const proxy = known ?? (await getProxy(db, { id: event.proxyId }));
     if (!proxy) return;
     let actuator: Awaited<ReturnType<ActuatorRegistry["get"]>> | undefined;
     try {

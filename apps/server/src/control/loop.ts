@@ -526,7 +526,7 @@ export class ControlLoop {
     }
     this.telemetry.scalingEventChanged?.(event);
     if (pushedAt !== undefined) this.pushOfEvent.set(event.id, pushedAt);
-    void this.executor.run(event);
+    void this.executor.run(event, proxy);
   }
 
   private forget(proxyId: string): void {
