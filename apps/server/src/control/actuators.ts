@@ -70,6 +70,11 @@ export class ActuatorRegistry {
     return this.entries.has(proxyId);
   }
 
+  /** The proxies with an actuator here. */
+  proxyIds(): string[] {
+    return [...this.entries.keys()];
+  }
+
   /** The proxy's actuator, created on first use with the proxy's recorded count as its starting point. */
   async get(proxy: ProxyRecord): Promise<Actuator> {
     const config = parseProxyActuator(proxy);

@@ -332,9 +332,25 @@ export class ControlLoop {
       proxies += batch.length;
       if (ids.length < this.batchSize) break;
     }
+    await this.pruneActuators();
     const ms = performance.now() - startedAt;
     this.metrics.reconcileTick(ms / 1000, proxies);
     return { proxies, recovered, ms };
+  }
+
+  /**
+   * Closes the actuators of proxies that were deleted or whose shard moved to another server (a `local` proxy's
+   * workers drain), unless a scale of theirs still runs here. In the background: draining takes a while.
+   */
+  private async pruneActuators(): Promise<void> {
+    const cached = this.registry.proxyIds();
+    if (cached.length === 0) return;
+    const existing = await loadControlFacts(this.database.db, { proxyIds: cached });
+    for (const proxyId of cached) {
+      if (existing.has(proxyId) && this.shards.owns(proxyId)) continue;
+      if (this.executor.hasRunningIn((running) => running === proxyId)) continue;
+      void this.registry.close(proxyId);
+    }
   }
 
   private async loadStates(proxyIds: readonly string[], now: number) {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalActuator } from "../../src/actuators/local/actuator.ts";
 import { type HelloUpstream, startHelloUpstream } from "../../src/actuators/local/upstream.ts";
 import { TrafficGenerator } from "../../src/demo/traffic.ts";
+import { isAlive } from "../actuators/processes.ts";
 import { type Client, client, TEST_SECRET, token, unique } from "../support.ts";
 import { eventually } from "./harness.ts";
 import { type ControlNode, startControlNode } from "./node.ts";
@@ -126,7 +127,7 @@ describe("the real load scenario (local actuator, real processes, real HTTP load
     expect((await replicasOf(proxyId)).currentReplicas).toBe(1);
   });
 
-  it("reports a crashed replica unhealthy on the proxy and healthy again once it is replaced", async () => {
+  it("reports a crashed replica unhealthy and healthy again once replaced; stops the workers of a deleted proxy", async () => {
     const { proxyId, actuator } = await localProxy(
       { mode: "off", minReplicas: 1, maxReplicas: 3 },
       { reporting: { enabled: false }, restartDelayMs: 500 },
@@ -151,5 +152,12 @@ describe("the real load scenario (local actuator, real processes, real HTTP load
     });
     expect(healed).toMatchObject({ unhealthyReplicas: 0, currentReplicas: 2 });
     expect(actuator.replicasInfo().map((replica) => replica.pid)).not.toContain(victim.pid);
+
+    // Deleted: the next reconcile closes its actuator, whose workers drain and exit.
+    const pids = actuator.replicasInfo().map((replica) => replica.pid!);
+    expect((await admin.request("DELETE", `/api/proxies/${proxyId}`)).status).toBeLessThan(300);
+    await node.control.reconcile();
+    await eventually(() => pids.every((pid) => !isAlive(pid)), 20_000, "the deleted proxy's workers to exit");
+    expect(node.control.registry.has(proxyId)).toBe(false);
   });
 });
