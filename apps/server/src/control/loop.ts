@@ -34,6 +34,8 @@ import { type ControlMetrics, createControlMetrics } from "./metrics.ts";
 import { SHARD_COUNT, ShardLeases, shardOf } from "./shards.ts";
 
 export const DEFAULT_BATCH_SIZE = 500;
+/** A reconcile lists this many batches' worth of ids per query. */
+const LIST_PAGES_PER_QUERY = 10;
 /** Writes of one batch that run at once (decisions, events): bounded so one tick never floods the pool. */
 const WRITE_CONCURRENCY = 8;
 /** A reconcile waits this long for an actuator's observation before deciding on the recorded count. */
@@ -299,43 +301,53 @@ export class ControlLoop {
       if (outcome !== "waiting") recovered += 1;
     }
     let proxies = 0;
-    let afterId: string | null = null;
-    for (;;) {
-      const ids: string[] = await listAutomaticProxyIds(db, {
+    const listPage = this.batchSize * LIST_PAGES_PER_QUERY;
+    const list = (afterId: string | null) =>
+      listAutomaticProxyIds(db, {
         shards,
         shardCount: SHARD_COUNT,
         defaultMode: DEFAULT_POLICY.mode,
         afterId,
-        limit: this.batchSize,
+        limit: listPage,
       });
-      if (ids.length === 0) break;
-      afterId = ids[ids.length - 1]!;
-      // A proxy with an evaluation running is left to it; pushes during this batch mark it dirty.
-      const batch = ids.filter((proxyId) => !this.flights.has(proxyId));
-      const flights = batch.map((proxyId) => {
-        const flight: Flight = { dirty: false, pushedAt: undefined };
-        this.flights.set(proxyId, flight);
-        return [proxyId, flight] as const;
-      });
-      try {
-        await this.evaluateBatch(batch, "reconcile");
-      } finally {
-        for (const [proxyId, flight] of flights) {
-          if (flight.dirty && !this.closed) {
-            void this.fly(proxyId, flight, "push");
-          } else {
-            this.flights.delete(proxyId);
-            this.settle(proxyId);
-          }
-        }
+    let page = await list(null);
+    while (page.length > 0) {
+      // The next page is fetched while this one is evaluated.
+      const next = page.length < listPage ? Promise.resolve([]) : list(page[page.length - 1]!);
+      next.catch(() => {});
+      for (let start = 0; start < page.length; start += this.batchSize) {
+        proxies += await this.reconcileBatch(page.slice(start, start + this.batchSize));
       }
-      proxies += batch.length;
-      if (ids.length < this.batchSize) break;
+      page = await next;
     }
     await this.pruneActuators();
     const ms = performance.now() - startedAt;
     this.metrics.reconcileTick(ms / 1000, proxies);
     return { proxies, recovered, ms };
+  }
+
+  /** Evaluates one batch of a tick; returns how many proxies it evaluated. */
+  private async reconcileBatch(ids: readonly string[]): Promise<number> {
+    // A proxy with an evaluation running is left to it; pushes during this batch mark it dirty.
+    const batch = ids.filter((proxyId) => !this.flights.has(proxyId));
+    const flights = batch.map((proxyId) => {
+      const flight: Flight = { dirty: false, pushedAt: undefined };
+      this.flights.set(proxyId, flight);
+      return [proxyId, flight] as const;
+    });
+    try {
+      await this.evaluateBatch(batch, "reconcile");
+    } finally {
+      for (const [proxyId, flight] of flights) {
+        if (flight.dirty && !this.closed) {
+          void this.fly(proxyId, flight, "push");
+        } else {
+          this.flights.delete(proxyId);
+          this.settle(proxyId);
+        }
+      }
+    }
+    return batch.length;
   }
 
   /**
@@ -426,7 +438,8 @@ export class ControlLoop {
    */
   private async refreshObservations(work: Array<{ entry: ObservedProxy; facts: ControlFacts | undefined }>) {
     const targets = work.filter(({ entry, facts }) => {
-      if (facts?.activeEvent || entry.policy.mode === "off") return false;
+      if (facts?.activeEvent || entry.policy.mode === "off" || entry.proxy.actuator.kind === "none")
+        return false;
       try {
         return observesReplicas(parseProxyActuator(entry.proxy));
       } catch {
@@ -469,13 +482,14 @@ export class ControlLoop {
     pushedAt: number | undefined,
   ): Promise<void> {
     const { proxy, policy, state } = entry;
+    const active = facts?.activeEvent ?? null;
+    // A pending event (a manual scale another server received) is run whatever the mode.
+    if (active?.status === "pending" && !this.executor.isRunning(active.id)) {
+      this.metrics.recovery(await this.executor.recover(active));
+    }
     if (policy.mode === "off") {
       this.forget(proxy.id);
       return;
-    }
-    const active = facts?.activeEvent ?? null;
-    if (active?.status === "pending" && !this.executor.isRunning(active.id)) {
-      this.metrics.recovery(await this.executor.recover(active));
     }
     let decision: Decision = decide(policy, state, now);
     const missed = missedIntervals({
