@@ -5,10 +5,7 @@ import { performance } from "node:perf_hooks";
 import { signToken } from "@proxyscale/api";
 import { type Database, openDatabase } from "@proxyscale/db";
 import { sql } from "drizzle-orm";
-import { ControlLoop } from "../src/control/loop.ts";
-import { createLogger } from "../src/logger.ts";
-import { createServerMetrics } from "../src/metrics.ts";
-import { createServer } from "../src/server.ts";
+import { startControlNode } from "../test/control/node.ts";
 
 /**
  * Reaction time: from sending the metrics push that crosses a threshold to the actuator's call reaching the fleet
@@ -95,26 +92,9 @@ async function measure(driver: "pglite" | "postgres") {
     return null;
   }
   const receiver = await startReceiver();
-  const logger = createLogger("silent");
-  const metrics = createServerMetrics({ defaultMetrics: false });
-  const control = new ControlLoop({
-    database,
-    logger,
-    telemetry: metrics.telemetry,
-    metricsRegistry: metrics.registry,
-    reconcileIntervalMs: 3_600_000,
-  });
-  const server = createServer({
-    database,
-    auth: { jwtSecret: SECRET },
-    logger,
-    adminDistDir: null,
-    metrics,
-    executor: control.executor,
-    onMetricsRecorded: control.onMetricsRecorded,
-  });
-  const { url } = await server.listen(0, "127.0.0.1");
-  await control.start();
+  // Wired as start.ts wires a server: the control loop is its executor and hears every push.
+  const node = await startControlNode(database, SECRET, { reconcileIntervalMs: 3_600_000 });
+  const { url, control } = node;
   const token = await signToken({
     sub: "bench",
     role: "admin",
@@ -191,8 +171,7 @@ async function measure(driver: "pglite" | "postgres") {
   }
 
   agent.destroy();
-  await server.close();
-  await control.close();
+  await node.close();
   await receiver.close();
   if (driver === "postgres") await database.db.execute(sql.raw(`drop schema if exists "${schema}" cascade`));
   await database.close();
