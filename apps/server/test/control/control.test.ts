@@ -9,6 +9,7 @@ import {
   setObservedReplicas,
 } from "@proxyscale/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.ts";
 import { applyFallback, missedIntervals } from "../../src/control/fallback.ts";
 import { type Client, client, HIGH_LOAD, MID_LOAD, TEST_SECRET, token, unique } from "../support.ts";
 import { eventually, FleetReceiver } from "./harness.ts";
@@ -299,6 +300,24 @@ describe("modes, stale metrics and fallback", () => {
     await node.control.reconcile();
     await node.control.reconcile();
     expect((await decisions(proxyId)).length).toBe(afterPush);
+  });
+});
+
+describe("control loop configuration", () => {
+  it("reads the control loop's env vars with defaults, and names a bad one with its rule", () => {
+    expect(loadConfig({}).control).toEqual({
+      reconcileIntervalMs: 10_000,
+      leaseTtlMs: 15_000,
+      acceptedTimeoutMs: 900_000,
+      demo: { enabled: true, port: undefined },
+    });
+    expect(
+      loadConfig({ PROXYSCALE_RECONCILE_SECONDS: "2.5", PROXYSCALE_DEMO: "0", PROXYSCALE_DEMO_PORT: "9001" })
+        .control,
+    ).toMatchObject({ reconcileIntervalMs: 2_500, demo: { enabled: false, port: 9001 } });
+    expect(() => loadConfig({ PROXYSCALE_RECONCILE_SECONDS: "0", PROXYSCALE_DEMO: "maybe" })).toThrow(
+      /PROXYSCALE_RECONCILE_SECONDS: must be greater than 0[\s\S]*PROXYSCALE_DEMO: must be 0 or 1/,
+    );
   });
 });
 

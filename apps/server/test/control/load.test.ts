@@ -1,8 +1,13 @@
-import { type Database, listScalingEvents, openDatabase } from "@proxyscale/db";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Database, listAudit, listScalingEvents, openDatabase } from "@proxyscale/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalActuator } from "../../src/actuators/local/actuator.ts";
 import { type HelloUpstream, startHelloUpstream } from "../../src/actuators/local/upstream.ts";
+import { DEMO_FILE_NAME, DEMO_PROXY_NAME, startDemo } from "../../src/demo/register.ts";
 import { TrafficGenerator } from "../../src/demo/traffic.ts";
+import { createLogger } from "../../src/logger.ts";
 import { isAlive } from "../actuators/processes.ts";
 import { type Client, client, TEST_SECRET, token, unique } from "../support.ts";
 import { eventually } from "./harness.ts";
@@ -159,5 +164,47 @@ describe("the real load scenario (local actuator, real processes, real HTTP load
     await node.control.reconcile();
     await eventually(() => pids.every((pid) => !isAlive(pid)), 20_000, "the deleted proxy's workers to exit");
     expect(node.control.registry.has(proxyId)).toBe(false);
+  });
+
+  it("registers demo-edge once, reuses it on restart, and serves the upstream through its front", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "proxyscale-demo-"));
+    try {
+      const options = {
+        database,
+        control: node.control,
+        logger: createLogger("silent"),
+        serverUrl: node.url,
+        port: 0,
+        dataDir,
+      };
+      const first = await startDemo(options);
+      await first.close();
+      const second = await startDemo(options);
+      try {
+        expect(second.info.proxyId).toBe(first.info.proxyId);
+        expect(JSON.parse(readFileSync(join(dataDir, DEMO_FILE_NAME), "utf8"))).toEqual(second.info);
+        const response = await fetch(second.info.frontUrl);
+        expect(response.status).toBe(200);
+        expect(await response.json()).toMatchObject({ hello: "from the ProxyScale demo upstream" });
+        const row = (await admin.request("GET", `/api/proxies/${second.info.proxyId}`)).body;
+        expect(row).toMatchObject({ name: DEMO_PROXY_NAME, ownerId: "admin", currentReplicas: 1 });
+        expect(row.actuator).toMatchObject({ kind: "local", upstreamUrl: second.info.upstreamUrl });
+        const policy = (await admin.request("GET", `/api/proxy/scaling/policies/${second.info.proxyId}`))
+          .body;
+        expect(JSON.stringify(policy)).toContain('"targetRequestRate":50');
+        const audit = await listAudit(database.db, { entityId: second.info.proxyId });
+        // The second start moved the upstream to a new free port: one update, never a second create.
+        expect(audit.items.map((entry) => entry.action).sort()).toEqual([
+          "policy.create",
+          "proxy.create",
+          "proxy.update",
+        ]);
+      } finally {
+        await second.close();
+        await node.control.registry.close(second.info.proxyId);
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
