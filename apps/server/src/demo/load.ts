@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { signToken } from "@proxyscale/api";
-import { SECRET_FILE_NAME } from "../secret.ts";
+import { DEFAULT_DATA_DIR, JWT_SECRET_FILE_NAME } from "@proxyscale/core";
 import { DEMO_FILE_NAME, type DemoInfo } from "./register.ts";
 import { TrafficGenerator } from "./traffic.ts";
 
@@ -48,7 +48,7 @@ const peakRps = positive("rps", args.rps);
 const rampSeconds = positive("ramp", args.ramp);
 const holdSeconds = positive("hold", args.hold);
 const quietSeconds = positive("quiet", args.quiet);
-const dataDir = resolve(args["data-dir"] ?? process.env.PROXYSCALE_DATA_DIR ?? "./.proxyscale");
+const dataDir = resolve(args["data-dir"] ?? process.env.PROXYSCALE_DATA_DIR ?? DEFAULT_DATA_DIR);
 
 let demo: DemoInfo;
 try {
@@ -65,7 +65,7 @@ async function adminToken(): Promise<string> {
   let secret = process.env.PROXYSCALE_JWT_SECRET;
   if (!secret) {
     try {
-      secret = readFileSync(join(dataDir, SECRET_FILE_NAME), "utf8").trim();
+      secret = readFileSync(join(dataDir, JWT_SECRET_FILE_NAME), "utf8").trim();
     } catch {
       fail(`no token: set PROXYSCALE_TOKEN, or PROXYSCALE_JWT_SECRET, or keep the secret in ${dataDir}`);
     }
