@@ -1,55 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { signToken } from "@proxyscale/api";
 import type { Role, Tier } from "@proxyscale/core";
-import { type Database, openDatabase } from "@proxyscale/db";
-import { sql } from "drizzle-orm";
-import postgres from "postgres";
+import type { Database } from "@proxyscale/db";
+import { disposeDatabase, probePostgres, testDrivers } from "@proxyscale/db/testing";
 import { afterAll, beforeAll, describe } from "vitest";
 import { createLogger } from "../src/logger.ts";
 import { createServer, type ProxyScaleServer, type ServerDeps } from "../src/server.ts";
 
-export const POSTGRES_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const postgresRequired = Boolean(process.env.CI) || process.env.PROXYSCALE_REQUIRE_POSTGRES === "1";
+export { disposeDatabase, POSTGRES_URL } from "@proxyscale/db/testing";
 
-async function probePostgres(): Promise<boolean> {
-  const client = postgres(POSTGRES_URL, { max: 1, connect_timeout: 3, onnotice: () => {} });
-  try {
-    await client`select 1`;
-    return true;
-  } catch (error) {
-    const message = `PostgreSQL at ${POSTGRES_URL} is unreachable (${(error as Error).message})`;
-    if (postgresRequired) throw new Error(`${message}; CI or PROXYSCALE_REQUIRE_POSTGRES=1 requires it`);
-    console.warn(`\n[@proxyscale/server tests] WARNING: ${message}: SKIPPING the PostgreSQL half.\n`);
-    return false;
-  } finally {
-    await client.end({ timeout: 1 });
-  }
-}
-
-export const postgresAvailable = await probePostgres();
-
-export interface TestDriver {
-  name: "pglite" | "postgres";
-  available: boolean;
-  open(): Promise<Database>;
-}
-
-export const drivers: TestDriver[] = [
-  { name: "pglite", available: true, open: () => openDatabase({ dataDir: "memory://" }) },
-  {
-    name: "postgres",
-    available: postgresAvailable,
-    open: () =>
-      openDatabase({ url: POSTGRES_URL, pgSchema: `api_${randomBytes(6).toString("hex")}`, poolMax: 8 }),
-  },
-];
-
-export async function disposeDatabase(database: Database): Promise<void> {
-  if (database.driver === "postgres" && database.schema !== "public") {
-    await database.db.execute(sql.raw(`drop schema if exists "${database.schema}" cascade`));
-  }
-  await database.close();
-}
+export const postgresAvailable = await probePostgres("@proxyscale/server");
+const drivers = testDrivers(postgresAvailable, "api");
 
 export const TEST_SECRET = `test-secret-${randomBytes(24).toString("hex")}`;
 
@@ -143,7 +104,7 @@ export function forEachDriver(
       let database: Database | undefined;
       let server: TestServer | undefined;
       beforeAll(async () => {
-        database = await driver.open();
+        database = await driver.open({ poolMax: 8 });
         server = await startTestServer(database);
       });
       afterAll(async () => {

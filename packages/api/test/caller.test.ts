@@ -1,33 +1,13 @@
 import { randomBytes } from "node:crypto";
-import { type Database, openDatabase, type ScalingEventRecord } from "@proxyscale/db";
+import type { Database, ScalingEventRecord } from "@proxyscale/db";
+import { disposeDatabase, probePostgres, testDrivers } from "@proxyscale/db/testing";
 import { TRPCError } from "@trpc/server";
-import { sql } from "drizzle-orm";
-import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signToken } from "../src/auth.ts";
 import { type ApiDeps, createContext, type Logger } from "../src/context.ts";
 import { createCaller } from "../src/root.ts";
 
-const POSTGRES_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const postgresRequired = Boolean(process.env.CI) || process.env.PROXYSCALE_REQUIRE_POSTGRES === "1";
-
-async function postgresReachable(): Promise<boolean> {
-  const client = postgres(POSTGRES_URL, { max: 1, connect_timeout: 3, onnotice: () => {} });
-  try {
-    await client`select 1`;
-    return true;
-  } catch (error) {
-    if (postgresRequired) throw error;
-    console.warn(
-      `[@proxyscale/api tests] WARNING: PostgreSQL unreachable (${(error as Error).message}): skipping it.`,
-    );
-    return false;
-  } finally {
-    await client.end({ timeout: 1 });
-  }
-}
-
-const postgresAvailable = await postgresReachable();
+const postgresAvailable = await probePostgres("@proxyscale/api");
 const SECRET = `caller-secret-${randomBytes(16).toString("hex")}`;
 const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 const HIGH_LOAD = {
@@ -38,15 +18,7 @@ const HIGH_LOAD = {
   errorRatePercent: 2,
 };
 
-const drivers = [
-  { name: "pglite", available: true, open: () => openDatabase({ dataDir: "memory://" }) },
-  {
-    name: "postgres",
-    available: postgresAvailable,
-    open: () =>
-      openDatabase({ url: POSTGRES_URL, pgSchema: `caller_${randomBytes(6).toString("hex")}`, poolMax: 2 }),
-  },
-];
+const drivers = testDrivers(postgresAvailable, "caller");
 
 for (const driver of drivers) {
   describe.skipIf(!driver.available)(`tRPC caller over injected dependencies [${driver.name}]`, () => {
@@ -66,10 +38,7 @@ for (const driver of drivers) {
       };
     });
     afterAll(async () => {
-      if (database.driver === "postgres") {
-        await database.db.execute(sql.raw(`drop schema if exists "${database.schema}" cascade`));
-      }
-      await database.close();
+      await disposeDatabase(database);
     });
 
     async function callerFor(

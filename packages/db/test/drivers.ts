@@ -1,77 +1,19 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
-import postgres from "postgres";
 import { afterAll, beforeAll, describe } from "vitest";
+import { type Database, type Db, migrate, type OpenDatabaseOptions } from "../src/index.ts";
 import {
-  type Database,
-  type Db,
-  migrate,
-  type OpenDatabaseOptions,
-  openDatabase,
-  redactUrl,
-} from "../src/index.ts";
+  disposeDatabase,
+  probePostgres,
+  randomSchemaName,
+  type TestDriver,
+  testDrivers,
+} from "../src/testing.ts";
 
-export const POSTGRES_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const postgresRequired = Boolean(process.env.CI) || process.env.PROXYSCALE_REQUIRE_POSTGRES === "1";
+export { disposeDatabase, POSTGRES_URL, randomSchemaName, type TestDriver } from "../src/testing.ts";
 
-/** Whether PostgreSQL answers. Unreachable: a warning and the PostgreSQL half skipped, unless CI requires it. */
-async function probePostgres(): Promise<boolean> {
-  const client = postgres(POSTGRES_URL, { max: 1, connect_timeout: 3, onnotice: () => {} });
-  try {
-    await client`select 1`;
-    return true;
-  } catch (error) {
-    const message = `PostgreSQL at ${redactUrl(POSTGRES_URL)} is unreachable (${(error as Error).message})`;
-    if (postgresRequired) throw new Error(`${message}; CI or PROXYSCALE_REQUIRE_POSTGRES=1 requires it`);
-    console.warn(
-      `\n[@proxyscale/db tests] WARNING: ${message}: SKIPPING the PostgreSQL half of the suite.\n`,
-    );
-    return false;
-  } finally {
-    await client.end({ timeout: 1 });
-  }
-}
-
-export const postgresAvailable = await probePostgres();
-
-export function randomSchemaName(prefix = "test"): string {
-  return `${prefix}_${randomBytes(6).toString("hex")}`;
-}
-
-export interface TestDriver {
-  name: "pglite" | "postgres";
-  available: boolean;
-  /** A new, migrated database of this driver; on PostgreSQL in its own new schema. */
-  open(options?: OpenDatabaseOptions): Promise<Database>;
-}
-
-export const drivers: TestDriver[] = [
-  {
-    name: "pglite",
-    available: true,
-    open: (options) => openDatabase({ driver: "pglite", dataDir: "memory://", ...options }),
-  },
-  {
-    name: "postgres",
-    available: postgresAvailable,
-    open: (options) =>
-      openDatabase({
-        driver: "postgres",
-        url: POSTGRES_URL,
-        pgSchema: randomSchemaName(),
-        poolMax: 4,
-        ...options,
-      }),
-  },
-];
-
-/** Drops the schema of a PostgreSQL test database (PGlite in memory just goes away) and closes it. */
-export async function disposeDatabase(database: Database): Promise<void> {
-  if (database.driver === "postgres" && database.schema !== "public") {
-    await database.db.execute(sql.raw(`drop schema if exists "${database.schema}" cascade`));
-  }
-  await database.close();
-}
+export const postgresAvailable = await probePostgres("@proxyscale/db");
+export const drivers = testDrivers(postgresAvailable);
 
 /**
  * The contract suite: `body` runs once per driver against one migrated database shared by the file

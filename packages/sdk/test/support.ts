@@ -5,13 +5,10 @@ import { join } from "node:path";
 import { signToken } from "@proxyscale/api/auth";
 import type { Role, Tier } from "@proxyscale/core";
 import { openDatabase } from "@proxyscale/db";
-import { sql } from "drizzle-orm";
+import { disposeDatabase, POSTGRES_URL, probePostgres, randomSchemaName } from "@proxyscale/db/testing";
 // A relative import, not a devDependency: @proxyscale/server depends on this package (its workers use the
 // reporter), and a dependency back would be a workspace cycle that turbo refuses to run.
 import { createLogger, createServer, loadConfig, startServer } from "../../../apps/server/src/index.ts";
-
-export const POSTGRES_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const postgresRequired = Boolean(process.env.CI) || process.env.PROXYSCALE_REQUIRE_POSTGRES === "1";
 
 export const SECRET = `sdk-test-secret-${randomBytes(24).toString("hex")}`;
 
@@ -40,19 +37,8 @@ export async function startPgliteServer(): Promise<TestServer> {
 
 /** A server on PostgreSQL in a schema of its own (dropped on close), or null when PostgreSQL is unreachable. */
 export async function startPostgresServer(): Promise<TestServer | null> {
-  let database: Awaited<ReturnType<typeof openDatabase>>;
-  try {
-    database = await openDatabase({
-      url: POSTGRES_URL,
-      pgSchema: `sdk_${randomBytes(6).toString("hex")}`,
-      poolMax: 4,
-    });
-  } catch (error) {
-    const message = `PostgreSQL at ${POSTGRES_URL} is unreachable (${(error as Error).message})`;
-    if (postgresRequired) throw new Error(`${message}; CI or PROXYSCALE_REQUIRE_POSTGRES=1 requires it`);
-    console.warn(`[@proxyscale/sdk tests] WARNING: ${message}: SKIPPING the PostgreSQL half.`);
-    return null;
-  }
+  if (!(await probePostgres("@proxyscale/sdk"))) return null;
+  const database = await openDatabase({ url: POSTGRES_URL, pgSchema: randomSchemaName("sdk"), poolMax: 4 });
   const server = createServer({
     database,
     auth: { jwtSecret: SECRET },
@@ -64,8 +50,7 @@ export async function startPostgresServer(): Promise<TestServer | null> {
     url,
     async close() {
       await server.close();
-      await database.db.execute(sql.raw(`drop schema if exists "${database.schema}" cascade`));
-      await database.close();
+      await disposeDatabase(database);
     },
   };
 }
