@@ -1,3 +1,4 @@
+import { DEFAULT_DATA_DIR } from "@proxyscale/core";
 import { z } from "zod";
 import { type ControlConfig, controlConfigFrom, controlEnvFields } from "./control/config.ts";
 
@@ -25,7 +26,7 @@ export const envSchema = z
         .url({ protocol: /^postgres(ql)?$/, message: "must be a postgres:// or postgresql:// URL" })
         .optional(),
     ),
-    PROXYSCALE_DATA_DIR: z.string().min(1).default("./.proxyscale"),
+    PROXYSCALE_DATA_DIR: z.string().min(1).default(DEFAULT_DATA_DIR),
     PROXYSCALE_JWT_SECRET: optionalText.pipe(
       z
         .string()

@@ -4,7 +4,7 @@ export { createPendingExecutor } from "./executor.ts";
 export { createLogger, REDACTED_PATHS } from "./logger.ts";
 export type { ServerMetrics } from "./metrics.ts";
 export { createServerMetrics } from "./metrics.ts";
-export { ensureSecretFile, SECRET_FILE_NAME } from "./secret.ts";
+export { ensureSecretFile } from "./secret.ts";
 export type { ProxyScaleServer, ServerDeps } from "./server.ts";
 export { createServer, DEFAULT_ADMIN_DIST } from "./server.ts";
 export type { RunningServer, StartOptions } from "./start.ts";

@@ -1,8 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-
-export const SECRET_FILE_NAME = "jwt-secret";
+import { JWT_SECRET_FILE_NAME } from "@proxyscale/core";
 
 /**
  * The HS256 secret of an embedded install: read from `<dataDir>/jwt-secret`, or created there (mode 0600,
@@ -10,7 +9,7 @@ export const SECRET_FILE_NAME = "jwt-secret";
  */
 export function ensureSecretFile(dataDir: string): { secret: string; path: string; created: boolean } {
   const directory = resolve(dataDir);
-  const path = join(directory, SECRET_FILE_NAME);
+  const path = join(directory, JWT_SECRET_FILE_NAME);
   mkdirSync(directory, { recursive: true, mode: 0o700 });
   try {
     const secret = readFileSync(path, "utf8").trim();
