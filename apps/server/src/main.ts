@@ -1,4 +1,4 @@
-import { relative } from "node:path";
+import { dirname, relative } from "node:path";
 import { ConfigError, loadConfig } from "./config.ts";
 import { startServer } from "./start.ts";
 
@@ -22,13 +22,6 @@ async function main() {
     `  REST ${running.url}/api · reference ${running.url}/api/docs · tRPC ${running.url}/trpc · metrics ${running.url}/metrics`,
     `  database: ${running.database.driver === "pglite" ? `embedded PGlite in ${running.database.dataDir}` : "PostgreSQL"}`,
   ];
-  if (running.demo) {
-    lines.push(
-      "",
-      `Demo proxy ${running.demo.name}: ${running.demo.frontUrl} (local workers in front of ${running.demo.upstreamUrl})`,
-      "  watch it scale under load: npm run demo:load   (PROXYSCALE_DEMO=0 skips the demo)",
-    );
-  }
   if (running.secretFile) {
     const shortPath = relative(process.cwd(), running.secretFile.path);
     const secretPath = shortPath && !shortPath.startsWith("..") ? shortPath : running.secretFile.path;
@@ -42,8 +35,15 @@ async function main() {
     }
     lines.push(
       "",
-      "Mint more tokens with the CLI:",
-      `  PROXYSCALE_JWT_SECRET="$(cat ${running.secretFile.path})" pnpm --filter @proxyscale/sdk exec proxyscale token --role operator --tier pro --sub you`,
+      "Mint more tokens with the CLI (from the repository root):",
+      `  npm run -s proxyscale -- token --data-dir ${dirname(running.secretFile.path)} --role operator --tier pro --sub you`,
+    );
+  }
+  if (running.demo) {
+    lines.push(
+      "",
+      `Demo proxy ${running.demo.name}: ${running.demo.frontUrl} (local workers in front of ${running.demo.upstreamUrl})`,
+      "  watch it scale under load, from the repository root: npm run demo:load   (PROXYSCALE_DEMO=0 skips the demo)",
     );
   }
   process.stdout.write(`${lines.join("\n")}\n\n`);

@@ -1,12 +1,14 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DEFAULT_DATA_DIR } from "@proxyscale/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../src/config.ts";
 
 const serverDir = fileURLToPath(new URL("..", import.meta.url));
+const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
 const tsx = join(serverDir, "node_modules", ".bin", "tsx");
 
 /** Environment for the child: none of this shell's ProxyScale or database settings leak in. */
@@ -51,7 +53,7 @@ describe("configuration", () => {
       port: 8080,
       host: "127.0.0.1",
       databaseUrl: undefined,
-      dataDir: "./.proxyscale",
+      dataDir: DEFAULT_DATA_DIR,
       logLevel: "info",
       maxBodyBytes: 4 * 1024 * 1024,
     });
@@ -100,15 +102,25 @@ describe("embedded start (pnpm --filter @proxyscale/server start)", () => {
     const { child, exited, output } = run(
       cleanEnv({ PORT: "0", PROXYSCALE_DATA_DIR: dataDir, LOG_LEVEL: "warn" }),
     );
-    await waitFor(() => output().stdout.includes("proxyscale token"), 60_000);
+    await waitFor(() => output().stdout.includes("proxyscale -- token"), 60_000);
 
     const { stdout } = output();
     const url = /ProxyScale is running at (http:\/\/\S+)/.exec(stdout)?.[1];
     const adminToken = /Admin token \(valid 30 days\):\n\s+(\S+)/.exec(stdout)?.[1];
     expect(url).toBeDefined();
     expect(adminToken).toBeDefined();
-    expect(stdout).toContain("pnpm --filter @proxyscale/sdk exec proxyscale token --role");
     expect(statSync(join(dataDir, "jwt-secret")).mode & 0o777).toBe(0o600);
+
+    // The printed CLI command, run as printed from the repository root, mints a token the server accepts.
+    const mint = /^\s+(npm run -s proxyscale -- token .+)$/m.exec(stdout)?.[1];
+    expect(mint).toBeDefined();
+    const minted = await new Promise<string>((resolve, reject) =>
+      execFile("sh", ["-c", mint!], { cwd: repoRoot, env: cleanEnv({}) }, (error, out, err) =>
+        error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out.trim()),
+      ),
+    );
+    const asOperator = await fetch(`${url}/api/proxies`, { headers: { authorization: `Bearer ${minted}` } });
+    expect(asOperator.status).toBe(200);
 
     const created = await fetch(`${url}/api/proxies`, {
       method: "POST",
