@@ -12,7 +12,14 @@ const reportPaths = ["packages", "apps"].flatMap((group) =>
 );
 for (const path of reportPaths) rmSync(path, { force: true });
 
-const status = runPnpm(ensureToolchain(), ["exec", "turbo", "run", "test", "--concurrency=1", ...process.argv.slice(2)]);
+const status = await runPnpm(ensureToolchain(), [
+  "exec",
+  "turbo",
+  "run",
+  "test",
+  "--concurrency=1",
+  ...process.argv.slice(2),
+]);
 
 const totals = { passed: 0, failed: 0, skipped: 0 };
 for (const path of reportPaths.filter((p) => existsSync(p))) {

@@ -1,7 +1,8 @@
 // Makes sure pnpm and the workspace's dependencies are in place, so `npm start` and `npm test`
 // work on a machine that has only Node and npm.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
+import { constants } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -21,7 +22,15 @@ function findOrInstallPnpm() {
   console.error(`[proxyscale] installing pnpm ${PNPM_VERSION} into .tools/`);
   const install = spawnSync(
     "npm",
-    ["install", "--prefix", join(root, ".tools"), "--no-save", "--no-audit", "--no-fund", `pnpm@${PNPM_VERSION}`],
+    [
+      "install",
+      "--prefix",
+      join(root, ".tools"),
+      "--no-save",
+      "--no-audit",
+      "--no-fund",
+      `pnpm@${PNPM_VERSION}`,
+    ],
     { stdio: "inherit", cwd: root },
   );
   if (install.status !== 0 || versionOf(localPnpm) !== PNPM_VERSION) {
@@ -49,9 +58,25 @@ export function ensureToolchain() {
   return pnpm;
 }
 
-/** Runs pnpm with `args` in the workspace root and returns its exit status. */
+/**
+ * Runs `command` and resolves to its exit status. SIGINT and SIGTERM are passed on, so a supervisor stopping
+ * the wrapper stops the child too (and the server gets its graceful shutdown).
+ */
+export function runForwardingSignals(command, args, cwd = root) {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: "inherit", cwd });
+    const forward = (signal) => child.kill(signal);
+    process.on("SIGINT", forward);
+    process.on("SIGTERM", forward);
+    child.on("exit", (code, signal) => {
+      process.off("SIGINT", forward);
+      process.off("SIGTERM", forward);
+      resolve(code ?? 128 + (constants.signals[signal] ?? 0));
+    });
+  });
+}
+
+/** Runs pnpm with `args` in the workspace root and resolves to its exit status. */
 export function runPnpm(pnpm, args) {
-  const run = spawnSync(pnpm, args, { stdio: "inherit", cwd: root });
-  if (run.signal) process.kill(process.pid, run.signal);
-  return run.status ?? 1;
+  return runForwardingSignals(pnpm, args);
 }

@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+// `npm start`: the server on the embedded database. The server runs as a direct child (no pnpm or shell in
+// between) so SIGINT/SIGTERM reach it and it shuts down gracefully.
+import { join } from "node:path";
+import { ensureToolchain, root, runForwardingSignals } from "./toolchain.mjs";
+
+ensureToolchain();
+const serverDir = join(root, "apps", "server");
+process.exit(await runForwardingSignals(process.execPath, ["--import", "tsx", "src/main.ts"], serverDir));
