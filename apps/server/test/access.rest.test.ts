@@ -177,16 +177,17 @@ forEachDriver("roles, tiers and ownership", (suite) => {
       for (const tier of ["free", "pro"] as const) {
         const user = client(suite().url, await token({ role: "operator", tier, sub: unique(tier) }));
         const proxyId = await registerProxy(user);
-        await admin.request("POST", `/api/proxy/scaling/policies/${proxyId}`, {
-          body: { maxReplicas: 1_000 },
-        });
         const cap = TIER_LIMITS[tier].maxReplicasPerProxy;
+        const policy = await admin.request("POST", `/api/proxy/scaling/policies/${proxyId}`, {
+          body: { maxReplicas: cap },
+        });
+        expect(policy.status, tier).toBe(201);
         const over = await user.request("POST", `/api/proxy/scaling/execute/${proxyId}`, {
           body: { newReplicaCount: cap + 1 },
         });
         expect(over.status, tier).toBe(403);
-        expect(over.body.message).toContain(
-          `tier cap maxReplicasPerProxy: tier ${tier} allows at most ${cap}`,
+        expect(over.body.message).toBe(
+          `tier cap maxReplicasPerProxy: the owner's tier ${tier} allows at most ${cap}, requested ${cap + 1}`,
         );
         const within = await user.request("POST", `/api/proxy/scaling/execute/${proxyId}`, {
           body: { newReplicaCount: cap },
@@ -195,30 +196,101 @@ forEachDriver("roles, tiers and ownership", (suite) => {
       }
     });
 
-    it("applies the tier cap to evaluation, which never recommends past it", async () => {
-      const free = client(suite().url, await token({ role: "operator", tier: "free", sub: unique("free") }));
-      const proxyId = await registerProxy(free);
-      await admin.request("POST", `/api/proxy/scaling/policies/${proxyId}`, { body: { maxReplicas: 50 } });
-      await free.request("POST", `/api/proxy/scaling/metrics/${proxyId}`, { body: HIGH_LOAD });
-      const cap = TIER_LIMITS.free.maxReplicasPerProxy;
-      const decision = await free.request("POST", `/api/proxy/scaling/evaluate/${proxyId}`, {
-        body: { currentReplicas: cap },
-      });
-      expect(decision.body).toMatchObject({ currentReplicas: cap, desiredReplicas: cap });
-      expect(decision.body.limits.map((limit: { kind: string }) => limit.kind)).toContain("tierCap");
+    it("stores the registering owner's tier on the proxy", async () => {
+      const pro = client(suite().url, await token({ role: "operator", tier: "pro", sub: unique("pro") }));
+      const proxyId = await registerProxy(pro);
+      expect((await pro.request("GET", `/api/proxies/${proxyId}`)).body.ownerTier).toBe("pro");
     });
 
-    it("refuses a policy above the caller's tier cap", async () => {
+    it("caps an admin's scale of a free owner's proxy by the owner's tier, not the admin's", async () => {
+      const free = client(suite().url, await token({ role: "operator", tier: "free", sub: unique("free") }));
+      const proxyId = await registerProxy(free);
+      const cap = TIER_LIMITS.free.maxReplicasPerProxy;
+      // The default policy allows up to 10, and the admin's enterprise tier far more: only the owner's tier refuses.
+      const over = await admin.request("POST", `/api/proxy/scaling/execute/${proxyId}`, {
+        body: { newReplicaCount: cap + 1 },
+      });
+      expect(over.status).toBe(403);
+      expect(over.body.message).toBe(
+        `tier cap maxReplicasPerProxy: the owner's tier free allows at most ${cap}, requested ${cap + 1}`,
+      );
+      expect((await free.request("GET", `/api/proxy/scaling/events/${proxyId}`)).body.items).toEqual([]);
+    });
+
+    it("caps an admin's evaluation of a free owner's proxy by the owner's tier", async () => {
+      const free = client(suite().url, await token({ role: "operator", tier: "free", sub: unique("free") }));
+      const proxyId = await registerProxy(free);
+      await free.request("POST", `/api/proxy/scaling/metrics/${proxyId}`, { body: HIGH_LOAD });
+      const cap = TIER_LIMITS.free.maxReplicasPerProxy;
+      for (const caller of [free, admin]) {
+        const decision = await caller.request("POST", `/api/proxy/scaling/evaluate/${proxyId}`, {
+          body: { currentReplicas: cap },
+        });
+        expect(decision.body).toMatchObject({ currentReplicas: cap, desiredReplicas: cap });
+        expect(decision.body.limits).toContainEqual({ kind: "tierCap", value: cap, from: cap + 1, to: cap });
+      }
+    });
+
+    it("refuses a proxy policy above its owner's tier cap, even from an enterprise admin", async () => {
+      const free = client(suite().url, await token({ role: "operator", tier: "free", sub: unique("free") }));
+      const proxyId = await registerProxy(free);
+      const cap = TIER_LIMITS.free.maxReplicasPerProxy;
+      const response = await admin.request("POST", `/api/proxy/scaling/policies/${proxyId}`, {
+        body: { maxReplicas: 20 },
+      });
+      expect(response.status).toBe(403);
+      expect(response.body.message).toBe(
+        `tier cap maxReplicasPerProxy: the owner's tier free allows at most ${cap}, requested 20`,
+      );
+    });
+
+    it("bounds an environment default policy (no owner) by the caller's tier", async () => {
       const freeAdmin = client(
         suite().url,
         await token({ role: "admin", tier: "free", sub: unique("free-admin") }),
       );
-      const proxyId = await registerProxy(freeAdmin);
-      const response = await freeAdmin.request("POST", `/api/proxy/scaling/policies/${proxyId}`, {
+      const response = await freeAdmin.request("PUT", `/api/policies/environments/${unique("env")}`, {
         body: { maxReplicas: 20 },
       });
       expect(response.status).toBe(403);
-      expect(response.body.message).toContain("maxReplicasPerProxy");
+      expect(response.body.message).toBe(
+        `tier cap maxReplicasPerProxy: tier free allows at most ${TIER_LIMITS.free.maxReplicasPerProxy}, requested 20`,
+      );
+    });
+
+    it("lets only admins change a proxy's owner tier, which then caps it", async () => {
+      const sub = unique("free");
+      const owner = client(suite().url, await token({ role: "operator", tier: "free", sub }));
+      const proxyId = await registerProxy(owner);
+      const cap = TIER_LIMITS.free.maxReplicasPerProxy;
+      const selfUpgrade = await client(
+        suite().url,
+        await token({ role: "operator", tier: "enterprise", sub }),
+      ).request("PATCH", `/api/proxies/${proxyId}`, { body: { ownerTier: "enterprise" } });
+      expect(selfUpgrade.status).toBe(403);
+      expect(selfUpgrade.body.message).toBe(
+        "ownerTier: changing the owner's tier requires role admin; your token has role operator",
+      );
+      expect(
+        (
+          await owner.request("POST", `/api/proxy/scaling/execute/${proxyId}`, {
+            body: { newReplicaCount: cap + 1 },
+          })
+        ).status,
+      ).toBe(403);
+
+      const upgraded = await admin.request("PATCH", `/api/proxies/${proxyId}`, {
+        body: { ownerTier: "pro" },
+      });
+      expect(upgraded.status).toBe(200);
+      expect(upgraded.body.ownerTier).toBe("pro");
+      const scaled = await owner.request("POST", `/api/proxy/scaling/execute/${proxyId}`, {
+        body: { newReplicaCount: cap + 1 },
+      });
+      expect(scaled.status).toBe(202);
+      const audit = await admin.request("GET", `/api/audit?entityId=${proxyId}&limit=10`);
+      const update = audit.body.items.find((entry: { action: string }) => entry.action === "proxy.update");
+      expect(update).toMatchObject({ before: { ownerTier: "free" }, after: { ownerTier: "pro" } });
     });
 
     it("rate-limits each user by tier (429) without affecting other users", async () => {

@@ -1,4 +1,4 @@
-import { TIER_LIMITS, type TierLimits } from "@proxyscale/core";
+import { TIER_LIMITS, type TierLimits, tierCapMessage } from "@proxyscale/core";
 import { getEffectivePolicy, getProxy, type ProxyRecord } from "@proxyscale/db";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
@@ -26,17 +26,29 @@ export async function effectivePolicyOf(ctx: AuthedContext, proxyId: string) {
   return effective;
 }
 
-export function tierLimits(ctx: AuthedContext): TierLimits {
+/**
+ * The caller's own tier caps: for what has no owner yet or at all (registering a proxy, environment default
+ * policies, validating a policy). Whatever acts on an existing proxy is capped by its owner's tier instead.
+ */
+export function callerTierLimits(ctx: AuthedContext): TierLimits {
   return TIER_LIMITS[ctx.user.tier];
 }
 
-/** 403 naming the cap. */
-export function tierCapExceeded(ctx: AuthedContext, cap: keyof TierLimits, requested: number): TRPCError {
-  const allowed = tierLimits(ctx)[cap];
-  return new TRPCError({
-    code: "FORBIDDEN",
-    message: `tier cap ${cap}: tier ${ctx.user.tier} allows at most ${allowed}, requested ${requested}`,
-  });
+/** 403 naming the cap and the tier it belongs to. */
+export function tierCapExceeded(args: Parameters<typeof tierCapMessage>[0]): TRPCError {
+  return new TRPCError({ code: "FORBIDDEN", message: tierCapMessage(args) });
+}
+
+/** 403 unless `replicas` is within the replica cap of the proxy owner's tier (whoever the caller is). */
+export function assertWithinOwnerTier(proxy: ProxyRecord, replicas: number): void {
+  if (replicas > TIER_LIMITS[proxy.ownerTier].maxReplicasPerProxy) {
+    throw tierCapExceeded({
+      cap: "maxReplicasPerProxy",
+      tier: proxy.ownerTier,
+      requested: replicas,
+      ofOwner: true,
+    });
+  }
 }
 
 /**

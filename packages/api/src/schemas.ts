@@ -1,4 +1,4 @@
-import { actuatorConfigSchema, SCALING_TRIGGERS } from "@proxyscale/core";
+import { actuatorConfigSchema, SCALING_TRIGGERS, tierSchema } from "@proxyscale/core";
 import { PROXY_HEALTH } from "@proxyscale/db";
 import { z } from "zod";
 
@@ -38,6 +38,8 @@ export const proxyPatchSchema = z.strictObject({
   environment: environmentSchema.optional(),
   region: z.string().min(1).max(100).nullable().optional(),
   actuator: actuatorConfigSchema.optional(),
+  /** The owner's tier, whose caps bound the proxy. Admins only: tokens say the caller's tier, not the owner's. */
+  ownerTier: tierSchema.optional(),
 });
 
 /** The seed's execute body. `auto` is the control loop's own trigger and is not accepted from callers. */

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { ObservedState } from "./decision.ts";
 
 /** Who may do what: viewers read, operators also act on their own proxies, admins do anything on any proxy. */
 export const ROLES = ["viewer", "operator", "admin"] as const;
@@ -35,6 +36,31 @@ export const TIER_LIMITS: Record<Tier, TierLimits> = {
   pro: { maxReplicasPerProxy: 50, maxProxiesPerOwner: 50, requestsPerMinute: 6_000 },
   enterprise: { maxReplicasPerProxy: 1_000, maxProxiesPerOwner: 10_000, requestsPerMinute: 600_000 },
 };
+
+/**
+ * The engine's caps (`ObservedState.caps`) for a proxy whose owner has `tier`: the owner's tier, never the
+ * caller's, bounds a proxy, so an admin's evaluation and the control loop cap it alike.
+ */
+export function tierCapsFor(tier: Tier): NonNullable<ObservedState["caps"]> {
+  return { tierMaxReplicas: TIER_LIMITS[tier].maxReplicasPerProxy };
+}
+
+/**
+ * The 403 text of an exceeded tier cap, naming the cap and the tier whose cap it is: the caller's
+ * (`tier free`, when registering) or the proxy owner's (`the owner's tier free`, when acting on a proxy).
+ */
+export function tierCapMessage(args: {
+  cap: keyof TierLimits;
+  tier: Tier;
+  requested: number;
+  /** Default: the tier's own figure from TIER_LIMITS. */
+  allowed?: number;
+  ofOwner?: boolean;
+}): string {
+  const allowed = args.allowed ?? TIER_LIMITS[args.tier][args.cap];
+  const whose = args.ofOwner ? "the owner's tier" : "tier";
+  return `tier cap ${args.cap}: ${whose} ${args.tier} allows at most ${allowed}, requested ${args.requested}`;
+}
 
 const ROLE_RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 

@@ -1,4 +1,5 @@
 import { DEFAULT_POLICY, parsePolicy } from "@proxyscale/core";
+import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import {
   ConflictError,
@@ -20,6 +21,7 @@ import {
   setProxyHealth,
   updateProxy,
   upsertPolicy,
+  violatedConstraint,
 } from "../src/index.ts";
 import { forEachDriver, inFreshSchema, unique } from "./drivers.ts";
 
@@ -162,6 +164,29 @@ forEachDriver("proxies and policies", ({ database }) => {
       expect(names).toEqual(["p4", "p3", "p2", "p1", "p0"]);
       expect(third.nextCursor).toBeNull();
       expect(await countProxies(db(), { ownerId })).toBe(5);
+    });
+
+    it("stores the owner's tier (free by default), changes it by update, and refuses an unknown tier", async () => {
+      const ownerId = unique("owner");
+      const free = await createProxy(db(), { ownerId, name: "free", actorId: ownerId });
+      expect(free.ownerTier).toBe("free");
+      const pro = await createProxy(db(), { ownerId, ownerTier: "pro", name: "pro", actorId: ownerId });
+      expect((await getProxy(db(), { id: pro.id }))?.ownerTier).toBe("pro");
+      const upgraded = await updateProxy(db(), {
+        id: free.id,
+        patch: { ownerTier: "enterprise" },
+        actorId: "admin-1",
+      });
+      expect(upgraded.ownerTier).toBe("enterprise");
+      const [entry] = (await listAudit(db(), { entityId: free.id, limit: 1 })).items;
+      expect(entry).toMatchObject({
+        action: "proxy.update",
+        before: { ownerTier: "free" },
+        after: { ownerTier: "enterprise" },
+      });
+      await expect(
+        db().execute(sql`update proxies set owner_tier = 'platinum' where id = ${free.id}`),
+      ).rejects.toSatisfy((error) => violatedConstraint(error)?.constraint === "proxies_owner_tier_valid");
     });
 
     it("records health and observed replicas", async () => {

@@ -1,4 +1,11 @@
-import { DEFAULT_POLICY, type Decision, type MetricSample } from "@proxyscale/core";
+import {
+  DEFAULT_POLICY,
+  type Decision,
+  type MetricSample,
+  TIER_LIMITS,
+  TIERS,
+  type Tier,
+} from "@proxyscale/core";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import {
@@ -511,6 +518,7 @@ forEachDriver(
           samples: [],
           recentEvents: [],
           recommendations: [],
+          caps: { tierMaxReplicas: TIER_LIMITS.free.maxReplicasPerProxy },
         });
         expect(states.get(p3.id)!.policySource).toBe("default");
         expect(states.get(rest[0]!.id)!.state.samples).toEqual([sample(now, 10)]);
@@ -521,6 +529,32 @@ forEachDriver(
         counter.reset();
         await latestSamples(db(), { proxyIds: ids });
         expect(counter.statements).toHaveLength(1);
+      });
+    });
+
+    describe("observed state caps", () => {
+      it("caps each proxy by its owner's tier, whoever loads it", async () => {
+        const ownerId = unique("owner");
+        const byTier = new Map<Tier, string>();
+        for (const ownerTier of TIERS) {
+          const proxy = await createProxy(db(), {
+            ownerId,
+            ownerTier,
+            name: unique(ownerTier),
+            actorId: ownerId,
+          });
+          byTier.set(ownerTier, proxy.id);
+        }
+        const states = await loadObservedStates(db(), {
+          proxyIds: [...byTier.values()],
+          now: Date.now(),
+          historySeconds: 60,
+        });
+        for (const [tier, proxyId] of byTier) {
+          expect(states.get(proxyId)!.state.caps, tier).toEqual({
+            tierMaxReplicas: TIER_LIMITS[tier].maxReplicasPerProxy,
+          });
+        }
       });
     });
 

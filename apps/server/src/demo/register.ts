@@ -125,6 +125,8 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     if (!proxy) {
       proxy = await createProxy(database.db, {
         ownerId: DEMO_OWNER,
+        // The tier of the admin token the embedded start prints.
+        ownerTier: "enterprise",
         name: DEMO_PROXY_NAME,
         environment: "dev",
         actuator: { kind, config: { ...config } },

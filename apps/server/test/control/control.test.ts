@@ -1,4 +1,4 @@
-import { DEFAULT_POLICY, parsePolicy } from "@proxyscale/core";
+import { DEFAULT_POLICY, parsePolicy, TIER_LIMITS } from "@proxyscale/core";
 import {
   type Database,
   listAudit,
@@ -145,6 +145,32 @@ describe("event-driven scaling", () => {
     await node.control.idle();
     expect(await events(proxyId)).toHaveLength(1);
     expect(receiver.callsFor(proxyId)).toHaveLength(1);
+  });
+});
+
+describe("tier caps on automatic decisions", () => {
+  it("never scales a free owner's proxy past the free tier's cap, and names the cap", async () => {
+    const cap = TIER_LIMITS.free.maxReplicasPerProxy;
+    const free = client(node.url, await token({ role: "operator", tier: "free", sub: unique("free") }));
+    receiver.behaviour = {};
+    // The default policy allows 10 replicas; only the owner's tier stops the scale at 5.
+    const created = await free.request("POST", "/api/proxies", {
+      body: { name: unique("capped"), actuator: receiver.actuator() },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const proxyId = created.body.id as string;
+    await setObservedReplicas(database.db, { id: proxyId, currentReplicas: cap });
+
+    expect(
+      (await free.request("POST", `/api/proxy/scaling/metrics/${proxyId}`, { body: HIGH_LOAD })).status,
+    ).toBe(201);
+    await node.control.idle();
+    const [decision] = await decisions(proxyId);
+    expect(decision?.triggeredBy).toBe("auto");
+    expect(decision?.decision).toMatchObject({ action: "none", currentReplicas: cap, desiredReplicas: cap });
+    expect(decision?.decision.limits).toContainEqual({ kind: "tierCap", value: cap, from: cap + 1, to: cap });
+    expect(await events(proxyId)).toEqual([]);
+    expect(receiver.callsFor(proxyId)).toEqual([]);
   });
 });
 

@@ -16,11 +16,12 @@ import {
 import { z } from "zod";
 import {
   type AuthedContext,
+  assertWithinOwnerTier,
+  callerTierLimits,
   effectivePolicyOf,
   loadVisibleProxy,
   recordOutput,
   tierCapExceeded,
-  tierLimits,
 } from "../access.ts";
 import { notFound, toApiIssues } from "../errors.ts";
 import { environmentSchema, proxyIdSchema } from "../schemas.ts";
@@ -34,9 +35,10 @@ export interface EffectivePolicy {
 
 const TAGS = ["policies"];
 
-function assertWithinTierCap(ctx: AuthedContext, policy: ScalingPolicy) {
-  if (policy.maxReplicas > tierLimits(ctx).maxReplicasPerProxy) {
-    throw tierCapExceeded(ctx, "maxReplicasPerProxy", policy.maxReplicas);
+/** An environment default has no owner: it is bounded by the caller's tier (the engine still caps each proxy by its owner's). */
+function assertWithinCallerTier(ctx: AuthedContext, policy: ScalingPolicy) {
+  if (policy.maxReplicas > callerTierLimits(ctx).maxReplicasPerProxy) {
+    throw tierCapExceeded({ cap: "maxReplicasPerProxy", tier: ctx.user.tier, requested: policy.maxReplicas });
   }
 }
 
@@ -72,8 +74,8 @@ export const policiesRouter = {
     .output(recordOutput<EffectivePolicy & { created: boolean }>("The stored policy"))
     .mutation(async ({ ctx, input }) => {
       const { proxyId, ...policy } = input;
-      assertWithinTierCap(ctx, policy);
-      await loadVisibleProxy(ctx, proxyId);
+      const proxy = await loadVisibleProxy(ctx, proxyId);
+      assertWithinOwnerTier(proxy, policy.maxReplicas);
       const stored = await upsertPolicy(ctx.db, { proxyId, policy, actorId: ctx.user.sub });
       return { proxyId, policy: stored.policy, source: "proxy" as const, created: stored.created };
     }),
@@ -131,7 +133,7 @@ export const policiesRouter = {
       const parsed = scalingPolicySchema.safeParse(input.policy);
       if (!parsed.success)
         return { valid: false, policy: null, issues: toApiIssues(parsed.error), warnings: [] };
-      const cap = tierLimits(ctx).maxReplicasPerProxy;
+      const cap = callerTierLimits(ctx).maxReplicasPerProxy;
       const warnings =
         parsed.data.maxReplicas > cap
           ? [
@@ -194,7 +196,7 @@ export const policiesRouter = {
     )
     .mutation(async ({ ctx, input }) => {
       const { environment, ...policy } = input;
-      assertWithinTierCap(ctx, policy);
+      assertWithinCallerTier(ctx, policy);
       const stored = await setEnvironmentPolicy(ctx.db, { environment, policy, actorId: ctx.user.sub });
       return { environment, policy: stored.policy, created: stored.created };
     }),

@@ -7,8 +7,9 @@ import {
   type ProxyRecord,
   updateProxy,
 } from "@proxyscale/db";
+import { TRPCError } from "@trpc/server";
 import { z } from "zod";
-import { loadVisibleProxy, ownerScope, recordOutput, tierCapExceeded, tierLimits } from "../access.ts";
+import { callerTierLimits, loadVisibleProxy, ownerScope, recordOutput, tierCapExceeded } from "../access.ts";
 import { cursorSchema, limitSchema, proxyFieldsSchema, proxyIdSchema, proxyPatchSchema } from "../schemas.ts";
 import { operatorProcedure, viewerProcedure } from "../trpc.ts";
 
@@ -42,10 +43,11 @@ export const proxiesRouter = {
     .output(recordOutput<ProxyView>("The registered proxy"))
     .mutation(async ({ ctx, input }) => {
       const owned = await countProxies(ctx.db, { ownerId: ctx.user.sub });
-      if (owned >= tierLimits(ctx).maxProxiesPerOwner)
-        throw tierCapExceeded(ctx, "maxProxiesPerOwner", owned + 1);
+      if (owned >= callerTierLimits(ctx).maxProxiesPerOwner)
+        throw tierCapExceeded({ cap: "maxProxiesPerOwner", tier: ctx.user.tier, requested: owned + 1 });
       const proxy = await createProxy(ctx.db, {
         ownerId: ctx.user.sub,
+        ownerTier: ctx.user.tier,
         name: input.name,
         environment: input.environment,
         region: input.region,
@@ -87,7 +89,7 @@ export const proxiesRouter = {
         method: "PATCH",
         path: "/proxies/{proxyId}",
         tags: TAGS,
-        summary: "Change a proxy's fields",
+        summary: "Change a proxy's fields (ownerTier: admins only)",
       },
     })
     .input(proxyPatchSchema.extend({ proxyId: proxyIdSchema }))
@@ -95,6 +97,12 @@ export const proxiesRouter = {
     .mutation(async ({ ctx, input }) => {
       const { proxyId, actuator, ...fields } = input;
       await loadVisibleProxy(ctx, proxyId);
+      if (fields.ownerTier !== undefined && ctx.user.role !== "admin") {
+        throw new TRPCError({
+          code: "FORBIDDEN",
+          message: `ownerTier: changing the owner's tier requires role admin; your token has role ${ctx.user.role}`,
+        });
+      }
       const proxy = await updateProxy(ctx.db, {
         id: proxyId,
         ownerId: ownerScope(ctx),

@@ -24,12 +24,11 @@ import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import {
   type AuthedContext,
+  assertWithinOwnerTier,
   effectivePolicyOf,
   loadVisibleProxy,
   ownerScope,
   recordOutput,
-  tierCapExceeded,
-  tierLimits,
 } from "../access.ts";
 import { inputError, notFound } from "../errors.ts";
 import {
@@ -97,11 +96,11 @@ export const scalingRouter = {
     .mutation(async ({ ctx, input }) => {
       const now = ctx.clock();
       const observed = await loadObserved(ctx, input.proxyId, now);
-      const state = {
-        ...observed.state,
-        ...(input.currentReplicas === undefined ? {} : { currentReplicas: input.currentReplicas }),
-        caps: { ...observed.state.caps, tierMaxReplicas: tierLimits(ctx).maxReplicasPerProxy },
-      };
+      // state.caps already holds the owner's tier cap (loadObservedStates), whoever evaluates.
+      const state =
+        input.currentReplicas === undefined
+          ? observed.state
+          : { ...observed.state, currentReplicas: input.currentReplicas };
       const decision = decide(observed.policy, state, now);
       const { id } = await recordDecision(ctx.db, {
         proxyId: input.proxyId,
@@ -132,10 +131,8 @@ export const scalingRouter = {
           message: `triggeredBy admin requires role admin; your token has role ${ctx.user.role}`,
         });
       }
-      if (input.newReplicaCount > tierLimits(ctx).maxReplicasPerProxy) {
-        throw tierCapExceeded(ctx, "maxReplicasPerProxy", input.newReplicaCount);
-      }
       const proxy = await loadVisibleProxy(ctx, input.proxyId);
+      assertWithinOwnerTier(proxy, input.newReplicaCount);
       const { policy } = await effectivePolicyOf(ctx, input.proxyId);
       const allowed = validateReplicaRequest(policy, input.newReplicaCount);
       if (!allowed.success) {

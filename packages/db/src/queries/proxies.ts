@@ -1,4 +1,10 @@
-import { type ActuatorKind, parseActuatorConfig, REDACTED, redactActuatorConfig } from "@proxyscale/core";
+import {
+  type ActuatorKind,
+  parseActuatorConfig,
+  REDACTED,
+  redactActuatorConfig,
+  type Tier,
+} from "@proxyscale/core";
 import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
 import { type Db, isUuid, withTransaction } from "../db.ts";
 import { ConflictError, NotFoundError, violatedConstraint } from "../errors.ts";
@@ -14,6 +20,8 @@ export interface ProxyActuator {
 export interface ProxyRecord {
   id: string;
   ownerId: string;
+  /** The owner's tier, whose caps bound this proxy's replicas whoever acts on it. */
+  ownerTier: Tier;
   name: string;
   environment: string;
   region: string | null;
@@ -28,6 +36,8 @@ export interface ProxyRecord {
 
 export interface CreateProxyInput {
   ownerId: string;
+  /** Default `free` (the column's default). */
+  ownerTier?: Tier;
   name: string;
   /** Default `production`. */
   environment?: string;
@@ -42,6 +52,7 @@ export interface CreateProxyInput {
 
 export interface ProxyPatch {
   name?: string;
+  ownerTier?: Tier;
   environment?: string;
   region?: string | null;
   actuator?: { kind: ActuatorKind; config?: Record<string, unknown> };
@@ -55,6 +66,7 @@ export function toProxyRecord(row: ProxyRow): ProxyRecord {
   return {
     id: row.id,
     ownerId: row.ownerId,
+    ownerTier: row.ownerTier,
     name: row.name,
     environment: row.environment,
     region: row.region,
@@ -111,6 +123,7 @@ export async function createProxy(
         .insert(proxies)
         .values({
           ownerId: input.ownerId,
+          ownerTier: input.ownerTier,
           name: input.name,
           environment: input.environment ?? "production",
           region: input.region ?? null,
@@ -189,6 +202,7 @@ export async function updateProxy(
         .update(proxies)
         .set({
           name: patch.name,
+          ownerTier: patch.ownerTier,
           environment: patch.environment,
           region: patch.region,
           actuatorKind: patch.actuator?.kind,

@@ -9,6 +9,7 @@ import {
   type ScalingTrigger,
   STEADY_TREND_POINTS,
   type TrendDirection,
+  tierCapsFor,
 } from "@proxyscale/core";
 import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
 import { type Db, isUuid, queryRows, withTransaction } from "../db.ts";
@@ -405,6 +406,7 @@ type ProxyWithPolicyRow = Omit<typeof proxies.$inferSelect, "createdAt" | "updat
  * their own policies, the environment policies, the latest sample per instance (newer than now − historySeconds),
  * the scale events in that window plus any in flight (failed and cancelled ones changed nothing and are left
  * out), and the recommendations of the decisions in that window. Unknown ids are absent from the map.
+ * `state.caps` carries the owner's tier cap (core's `tierCapsFor`), so every caller of the engine applies it.
  * Policies are parsed once per distinct content and shared, frozen, between proxies.
  */
 export async function loadObservedStates(
@@ -420,7 +422,7 @@ export async function loadObservedStates(
   const [proxyRows, environmentRows, samples, eventRows, recommendationRows] = await Promise.all([
     queryRows<ProxyWithPolicyRow>(
       db,
-      sql`select p.id, p.owner_id as "ownerId", p.name, p.environment, p.region,
+      sql`select p.id, p.owner_id as "ownerId", p.owner_tier as "ownerTier", p.name, p.environment, p.region,
             p.actuator_kind as "actuatorKind", p.actuator_config as "actuatorConfig",
             p.current_replicas as "currentReplicas", p.desired_replicas as "desiredReplicas", p.health,
             p.unhealthy_replicas as "unhealthyReplicas",
@@ -477,6 +479,7 @@ export async function loadObservedStates(
         ),
         recentEvents: events.get(proxy.id) ?? [],
         recommendations: recommendations.get(proxy.id) ?? [],
+        caps: tierCapsFor(proxy.ownerTier),
       },
     });
   }

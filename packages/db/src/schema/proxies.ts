@@ -1,4 +1,4 @@
-import { ACTUATOR_KINDS, type ActuatorKind } from "@proxyscale/core";
+import { ACTUATOR_KINDS, type ActuatorKind, TIERS, type Tier } from "@proxyscale/core";
 import { sql } from "drizzle-orm";
 import { check, index, integer, jsonb, pgTable, text, unique, uuid } from "drizzle-orm/pg-core";
 import { createdAt, oneOf, updatedAt } from "./columns.ts";
@@ -11,6 +11,8 @@ export const proxies = pgTable(
   {
     id: uuid("id").primaryKey().defaultRandom(),
     ownerId: text("owner_id").notNull(),
+    /** The owner's tier: caps this proxy's replicas (manual scales, evaluations, the control loop). */
+    ownerTier: text("owner_tier").$type<Tier>().notNull().default("free"),
     name: text("name").notNull(),
     environment: text("environment").notNull().default("production"),
     region: text("region"),
@@ -35,6 +37,7 @@ export const proxies = pgTable(
     check("proxies_environment_not_blank", sql`length(trim(${t.environment})) > 0`),
     check("proxies_actuator_kind_valid", oneOf(t.actuatorKind, ACTUATOR_KINDS)),
     check("proxies_health_valid", oneOf(t.health, PROXY_HEALTH)),
+    check("proxies_owner_tier_valid", oneOf(t.ownerTier, TIERS)),
     check("proxies_current_replicas_non_negative", sql`${t.currentReplicas} >= 0`),
     check("proxies_desired_replicas_non_negative", sql`${t.desiredReplicas} >= 0`),
     check("proxies_unhealthy_replicas_non_negative", sql`${t.unhealthyReplicas} >= 0`),

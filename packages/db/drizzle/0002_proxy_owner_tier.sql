@@ -1,0 +1,2 @@
+ALTER TABLE "proxies" ADD COLUMN "owner_tier" text DEFAULT 'free' NOT NULL;--> statement-breakpoint
+ALTER TABLE "proxies" ADD CONSTRAINT "proxies_owner_tier_valid" CHECK ("proxies"."owner_tier" in ('free', 'pro', 'enterprise'));
