@@ -173,6 +173,27 @@ forEachDriver("roles, tiers and ownership", (suite) => {
       expect((await free.request("GET", "/api/proxies")).body.items).toHaveLength(cap);
     });
 
+    it("lets exactly maxProxiesPerOwner of many concurrent registrations through (403 for the rest)", async () => {
+      const sub = unique("racing");
+      const free = client(suite().url, await token({ role: "operator", tier: "free", sub }));
+      const cap = TIER_LIMITS.free.maxProxiesPerOwner;
+      const attempts = 12;
+      const responses = await Promise.all(
+        Array.from({ length: attempts }, (_, index) =>
+          free.request("POST", "/api/proxies", { body: { name: `${sub}-${index}` } }),
+        ),
+      );
+      const statuses = responses.map((response) => response.status);
+      expect(statuses.filter((status) => status === 201)).toHaveLength(cap);
+      expect(statuses.filter((status) => status === 403)).toHaveLength(attempts - cap);
+      for (const response of responses.filter((response) => response.status === 403)) {
+        expect(response.body.message).toBe(
+          `tier cap maxProxiesPerOwner: tier free allows at most ${cap}, requested ${cap + 1}`,
+        );
+      }
+      expect((await free.request("GET", "/api/proxies")).body.items).toHaveLength(cap);
+    });
+
     it("caps the replicas each tier may scale to (403 naming maxReplicasPerProxy)", async () => {
       for (const tier of ["free", "pro"] as const) {
         const user = client(suite().url, await token({ role: "operator", tier, sub: unique(tier) }));

@@ -1,4 +1,10 @@
-import { ConflictError, InvalidInputError, isDatabaseUnavailable, NotFoundError } from "@proxyscale/db";
+import {
+  CapExceededError,
+  ConflictError,
+  InvalidInputError,
+  isDatabaseUnavailable,
+  NotFoundError,
+} from "@proxyscale/db";
 import { TRPCError } from "@trpc/server";
 import { type ZodError, ZodRealError } from "zod";
 
@@ -54,6 +60,8 @@ export function mapDomainError(error: TRPCError): TRPCError {
     return new TRPCError({ code: "NOT_FOUND", message: cause.message, cause });
   if (cause instanceof ConflictError)
     return new TRPCError({ code: "CONFLICT", message: cause.message, cause });
+  if (cause instanceof CapExceededError)
+    return new TRPCError({ code: "FORBIDDEN", message: cause.message, cause });
   if (cause instanceof InvalidInputError)
     return new TRPCError({ code: "BAD_REQUEST", message: cause.message, cause });
   if (error.code === "INTERNAL_SERVER_ERROR" && isDatabaseUnavailable(cause)) {

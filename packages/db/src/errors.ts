@@ -1,3 +1,5 @@
+import { type Tier, type TierLimits, tierCapMessage } from "@proxyscale/core";
+
 /** The row asked for does not exist (or belongs to another owner). The API maps it to 404. */
 export class NotFoundError extends Error {
   override readonly name = "NotFoundError";
@@ -12,6 +14,22 @@ export class NotFoundError extends Error {
 /** The change conflicts with the current state: a finished event, a duplicate name, a scale in flight. 409. */
 export class ConflictError extends Error {
   override readonly name = "ConflictError";
+}
+
+/**
+ * A write would take an owner past a tier cap (e.g. one proxy more than `maxProxiesPerOwner`). The API maps it
+ * to 403; the message names the cap, the tier and the figures.
+ */
+export class CapExceededError extends Error {
+  override readonly name = "CapExceededError";
+  constructor(
+    readonly cap: keyof TierLimits,
+    readonly tier: Tier,
+    readonly allowed: number,
+    readonly requested: number,
+  ) {
+    super(tierCapMessage({ cap, tier, allowed, requested }));
+  }
 }
 
 /** The database cannot be reached, or its data directory is held by another process. 503. */
@@ -89,7 +107,8 @@ export function violatedConstraint(error: unknown): { code: string; constraint: 
  * and returns anything else unchanged. For callers that map errors to status codes.
  */
 export function toDatabaseError(error: unknown): unknown {
-  if (error instanceof NotFoundError || error instanceof ConflictError) return error;
+  if (error instanceof NotFoundError || error instanceof ConflictError || error instanceof CapExceededError)
+    return error;
   if (error instanceof DatabaseUnavailableError) return error;
   if (isDatabaseUnavailable(error)) {
     return new DatabaseUnavailableError("the database is unavailable", { cause: error });

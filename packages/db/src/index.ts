@@ -9,6 +9,7 @@ export {
 } from "./connection.ts";
 export { type Db, isUuid, queryRows, withTransaction } from "./db.ts";
 export {
+  CapExceededError,
   ConflictError,
   DatabaseUnavailableError,
   DataDirectoryInUseError,

@@ -2,9 +2,11 @@ import { DEFAULT_POLICY, parsePolicy } from "@proxyscale/core";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import {
+  CapExceededError,
   ConflictError,
   countProxies,
   createProxy,
+  type Db,
   deleteEnvironmentPolicy,
   deletePolicy,
   deleteProxy,
@@ -16,6 +18,7 @@ import {
   listEnvironmentPolicies,
   listProxies,
   NotFoundError,
+  openDatabase,
   setEnvironmentPolicy,
   setObservedReplicas,
   setProxyHealth,
@@ -23,10 +26,32 @@ import {
   upsertPolicy,
   violatedConstraint,
 } from "../src/index.ts";
-import { forEachDriver, inFreshSchema, unique } from "./drivers.ts";
+import { forEachDriver, inFreshSchema, POSTGRES_URL, unique } from "./drivers.ts";
 
-forEachDriver("proxies and policies", ({ database }) => {
+forEachDriver("proxies and policies", ({ database, driver }) => {
   const db = () => database().db;
+
+  /** Handles on the same data: on PostgreSQL two more pools, so registrations really run at once. */
+  async function concurrentHandles(): Promise<{ dbs: Db[]; close(): Promise<void> }> {
+    if (driver.name === "pglite") return { dbs: [db()], close: async () => {} };
+    const others = await Promise.all(
+      [0, 1].map(() =>
+        openDatabase({
+          driver: "postgres",
+          url: POSTGRES_URL,
+          pgSchema: database().schema,
+          poolMax: 6,
+          migrate: false,
+        }),
+      ),
+    );
+    return {
+      dbs: others.map((other) => other.db),
+      close: async () => {
+        await Promise.all(others.map((other) => other.close()));
+      },
+    };
+  }
 
   describe("proxies", () => {
     it("creates a proxy with defaults and audits it with the after state", async () => {
@@ -98,6 +123,63 @@ forEachDriver("proxies and policies", ({ database }) => {
       const other = await createProxy(db(), { ownerId: unique("owner"), name: "dup", actorId: "x" });
       expect(other.name).toBe("dup");
       expect(await countProxies(db(), { ownerId })).toBe(1);
+    });
+
+    it("refuses a proxy past maxProxiesPerOwner with CapExceededError, writing nothing", async () => {
+      const ownerId = unique("owner");
+      for (const name of ["a", "b"]) {
+        await createProxy(db(), { ownerId, ownerTier: "pro", name, actorId: ownerId, maxProxiesPerOwner: 2 });
+      }
+      const refused = createProxy(db(), {
+        ownerId,
+        ownerTier: "pro",
+        name: "c",
+        actorId: ownerId,
+        maxProxiesPerOwner: 2,
+      });
+      await expect(refused).rejects.toBeInstanceOf(CapExceededError);
+      await expect(refused).rejects.toMatchObject({
+        cap: "maxProxiesPerOwner",
+        tier: "pro",
+        allowed: 2,
+        requested: 3,
+        message: "tier cap maxProxiesPerOwner: tier pro allows at most 2, requested 3",
+      });
+      expect(await countProxies(db(), { ownerId })).toBe(2);
+      expect((await listAudit(db(), { actorId: ownerId, limit: 10 })).items).toHaveLength(2);
+      // Another owner's count is their own.
+      const other = unique("owner");
+      await createProxy(db(), { ownerId: other, name: "a", actorId: other, maxProxiesPerOwner: 1 });
+      expect(await countProxies(db(), { ownerId: other })).toBe(1);
+    });
+
+    it("lets exactly maxProxiesPerOwner of many concurrent registrations of one owner succeed", async () => {
+      const { dbs, close } = await concurrentHandles();
+      try {
+        const cap = 4;
+        const attempts = 16;
+        const ownerId = unique("owner");
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: attempts }, (_, index) =>
+            createProxy(dbs[index % dbs.length]!, {
+              ownerId,
+              name: `racer-${index}`,
+              actorId: ownerId,
+              maxProxiesPerOwner: cap,
+            }),
+          ),
+        );
+        const created = outcomes.filter((outcome) => outcome.status === "fulfilled");
+        const refused = outcomes.flatMap((outcome) =>
+          outcome.status === "rejected" ? [outcome.reason] : [],
+        );
+        expect(created).toHaveLength(cap);
+        expect(refused).toHaveLength(attempts - cap);
+        for (const error of refused) expect(error).toBeInstanceOf(CapExceededError);
+        expect(await countProxies(db(), { ownerId })).toBe(cap);
+      } finally {
+        await close();
+      }
     });
 
     it("hides another owner's proxy from get, update and delete", async () => {

@@ -1,15 +1,8 @@
 import { type ActuatorConfig, redactActuatorConfig } from "@proxyscale/core";
-import {
-  countProxies,
-  createProxy,
-  deleteProxy,
-  listProxies,
-  type ProxyRecord,
-  updateProxy,
-} from "@proxyscale/db";
+import { createProxy, deleteProxy, listProxies, type ProxyRecord, updateProxy } from "@proxyscale/db";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
-import { callerTierLimits, loadVisibleProxy, ownerScope, recordOutput, tierCapExceeded } from "../access.ts";
+import { callerTierLimits, loadVisibleProxy, ownerScope, recordOutput } from "../access.ts";
 import { cursorSchema, limitSchema, proxyFieldsSchema, proxyIdSchema, proxyPatchSchema } from "../schemas.ts";
 import { operatorProcedure, viewerProcedure } from "../trpc.ts";
 
@@ -42,12 +35,12 @@ export const proxiesRouter = {
     .input(proxyFieldsSchema)
     .output(recordOutput<ProxyView>("The registered proxy"))
     .mutation(async ({ ctx, input }) => {
-      const owned = await countProxies(ctx.db, { ownerId: ctx.user.sub });
-      if (owned >= callerTierLimits(ctx).maxProxiesPerOwner)
-        throw tierCapExceeded({ cap: "maxProxiesPerOwner", tier: ctx.user.tier, requested: owned + 1 });
+      // The cap is checked inside createProxy's transaction (CapExceededError → 403), so concurrent
+      // registrations cannot pass it.
       const proxy = await createProxy(ctx.db, {
         ownerId: ctx.user.sub,
         ownerTier: ctx.user.tier,
+        maxProxiesPerOwner: callerTierLimits(ctx).maxProxiesPerOwner,
         name: input.name,
         environment: input.environment,
         region: input.region,

@@ -7,7 +7,7 @@ import {
 } from "@proxyscale/core";
 import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
 import { type Db, isUuid, withTransaction } from "../db.ts";
-import { ConflictError, NotFoundError, violatedConstraint } from "../errors.ts";
+import { CapExceededError, ConflictError, NotFoundError, violatedConstraint } from "../errors.ts";
 import { type ProxyHealth, proxies } from "../schema/index.ts";
 import { writeAudit } from "./audit.ts";
 import { afterCursor, type Page, pageSize, toPage } from "./cursor.ts";
@@ -62,6 +62,9 @@ export interface ProxyPatch {
 
 type ProxyRow = typeof proxies.$inferSelect;
 
+/** Namespace of the per-owner advisory locks that serialise registrations of one owner. */
+const OWNER_LOCK_PREFIX = "proxyscale.owner:";
+
 export function toProxyRecord(row: ProxyRow): ProxyRecord {
   return {
     id: row.id,
@@ -112,18 +115,32 @@ function duplicateName(error: unknown, ownerId: string, name: string): unknown {
     : error;
 }
 
+/**
+ * Creates the proxy and its audit entry in one transaction. With `maxProxiesPerOwner`, the owner's count is
+ * checked in the same transaction under a per-owner advisory lock (`pg_advisory_xact_lock`, released at commit),
+ * so concurrent registrations of one owner, on any number of servers, never pass the cap: the next one waits,
+ * then counts the committed rows. Throws CapExceededError when the owner already has that many.
+ */
 export async function createProxy(
   db: Db,
-  input: CreateProxyInput & { actorId: string },
+  input: CreateProxyInput & { actorId: string; maxProxiesPerOwner?: number },
 ): Promise<ProxyRecord> {
   const currentReplicas = input.currentReplicas ?? 1;
+  const ownerTier = input.ownerTier ?? "free";
   try {
     return await withTransaction(db, async (tx) => {
+      const cap = input.maxProxiesPerOwner;
+      if (cap !== undefined) {
+        const lockKey = `${OWNER_LOCK_PREFIX}${input.ownerId}`;
+        await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${lockKey}::text, 0))`);
+        const owned = await countProxies(tx, { ownerId: input.ownerId });
+        if (owned >= cap) throw new CapExceededError("maxProxiesPerOwner", ownerTier, cap, owned + 1);
+      }
       const [row] = await tx
         .insert(proxies)
         .values({
           ownerId: input.ownerId,
-          ownerTier: input.ownerTier,
+          ownerTier,
           name: input.name,
           environment: input.environment ?? "production",
           region: input.region ?? null,
