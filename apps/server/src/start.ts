@@ -3,6 +3,7 @@ import { type Database, openDatabase } from "@proxyscale/db";
 import type { DestinationStream } from "pino";
 import type { ServerConfig } from "./config.ts";
 import { ControlLoop } from "./control/loop.ts";
+import { RetentionScheduler } from "./control/retention.ts";
 import { type DemoInfo, type RunningDemo, startDemo } from "./demo/register.ts";
 import { createLogger } from "./logger.ts";
 import { createServerMetrics } from "./metrics.ts";
@@ -20,6 +21,8 @@ export interface RunningServer {
   firstAdminToken: string | null;
   /** Evaluates and scales proxies (event-driven on metrics pushes, and every reconcile interval). */
   control: ControlLoop;
+  /** Rollups and pruning every PROXYSCALE_RETENTION_INTERVAL_SECONDS (one server at a time). */
+  retention: RetentionScheduler;
   /** The demo proxy, unless PROXYSCALE_DEMO=0 (or it could not start: see the log). */
   demo: DemoInfo | null;
   /** Graceful stop: no new connections, in-flight requests finish, then the database closes. */
@@ -68,6 +71,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           }
         : undefined,
   });
+  const retention = new RetentionScheduler({
+    db: database.db,
+    logger,
+    holder: control.holder,
+    metricsRegistry: metrics.registry,
+    ...config.control.retention,
+  });
   const server = createServer({
     database,
     auth,
@@ -83,6 +93,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   try {
     bound = await server.listen(config.port, config.host);
     await control.start();
+    retention.start();
     if (config.control.demo.enabled) {
       try {
         demo = await startDemo({
@@ -99,6 +110,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     }
   } catch (error) {
     await server.close();
+    await retention.close();
     await control.close();
     await database.close();
     throw error;
@@ -125,9 +137,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     secretFile: secretFile ? { path: secretFile.path, created: secretFile.created } : null,
     firstAdminToken,
     control,
+    retention,
     demo: demo?.info ?? null,
     async close() {
       await server.close();
+      await retention.close();
       await control.close();
       await demo?.close();
       await database.close();

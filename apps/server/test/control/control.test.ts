@@ -335,6 +335,12 @@ describe("control loop configuration", () => {
       reconcileIntervalMs: 10_000,
       leaseTtlMs: 15_000,
       acceptedTimeoutMs: 900_000,
+      retention: {
+        intervalMs: 3_600_000,
+        rawRetentionDays: 7,
+        rollupRetentionDays: 90,
+        decisionRetentionDays: 7,
+      },
       demo: { enabled: true, port: undefined },
     });
     expect(
