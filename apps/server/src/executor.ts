@@ -1,7 +1,7 @@
 import type { Logger, ScalingExecutor } from "@proxyscale/api";
 
 /**
- * The default executor until the control loop and actuators are wired in (a later issue): the event stays
+ * `createServer`'s executor when none is given (startServer passes the control loop's): the event stays
  * `pending`, and whatever changes the replicas (an operator, a deploy script, an external actuator) reports
  * the outcome with `POST /api/proxy/scaling/complete` (tRPC `scaling.complete`).
  */

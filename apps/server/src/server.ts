@@ -25,7 +25,10 @@ export interface ServerDeps {
   auth: AuthConfig;
   logger: Logger;
   clock?: () => number;
-  /** Takes the events `scaling.execute` creates. Default: leave them pending for an external actuator. */
+  /**
+   * Takes the events `scaling.execute` creates: startServer passes the control loop's. Default: leave them
+   * pending for an external actuator (createPendingExecutor).
+   */
   executor?: ScalingExecutor;
   /** Told after metrics are stored (the control loop evaluates those proxies at once). */
   onMetricsRecorded?: (proxyIds: readonly string[]) => void;

@@ -12,9 +12,10 @@ export interface Logger {
 }
 
 /**
- * Receives every scaling event `scaling.execute` creates. The actuator side (a later issue) takes it from
- * `pending` through `in_progress` to a final status; until then an external actuator completes it through
- * `scaling.complete`. `submit` must not throw or block: the request has already been answered with 202.
+ * Receives every scaling event `scaling.execute` creates. The server's control loop takes it from `pending`
+ * through `in_progress` to a final status with the proxy's actuator; an executor that does not (the server's
+ * pending executor) leaves it for `scaling.complete`. `submit` must not throw or block: the request has
+ * already been answered with 202.
  */
 export interface ScalingExecutor {
   submit(event: ScalingEventRecord): void;
