@@ -1,4 +1,5 @@
 import { DEFAULT_DATA_DIR } from "@proxyscale/core";
+import { MEMORY_DATA_DIR } from "@proxyscale/db";
 import { z } from "zod";
 import { type ControlConfig, controlConfigFrom, controlEnvFields } from "./control/config.ts";
 
@@ -48,7 +49,21 @@ export const envSchema = z
     LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
     ...controlEnvFields,
   })
-  .loose();
+  .loose()
+  .superRefine((env, ctx) => {
+    // An in-memory install has nowhere to keep a generated secret: tokens would die with the process.
+    if (
+      env.PROXYSCALE_DATA_DIR === MEMORY_DATA_DIR &&
+      !env.PROXYSCALE_JWT_SECRET &&
+      !env.PROXYSCALE_JWKS_URL
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["PROXYSCALE_JWT_SECRET"],
+        message: `is required when PROXYSCALE_DATA_DIR is ${MEMORY_DATA_DIR} (or set PROXYSCALE_JWKS_URL)`,
+      });
+    }
+  });
 
 export interface ServerConfig {
   port: number;

@@ -88,6 +88,20 @@ describe("configuration", () => {
     expect(message).not.toContain(secret);
   });
 
+  it("requires a JWT secret or JWKS URL when the data directory is in memory", () => {
+    expect(() => loadConfig({ PROXYSCALE_DATA_DIR: "memory://" })).toThrow(
+      "PROXYSCALE_JWT_SECRET: is required when PROXYSCALE_DATA_DIR is memory://",
+    );
+    const secret = "s".repeat(32);
+    expect(loadConfig({ PROXYSCALE_DATA_DIR: "memory://", PROXYSCALE_JWT_SECRET: secret }).jwtSecret).toBe(
+      secret,
+    );
+    expect(
+      loadConfig({ PROXYSCALE_DATA_DIR: "memory://", PROXYSCALE_JWKS_URL: "http://127.0.0.1:1/jwks" })
+        .jwksUrl,
+    ).toBe("http://127.0.0.1:1/jwks");
+  });
+
   it("exits 1 with a clear message on a bad value", async () => {
     const { exited, output } = run(cleanEnv({ PORT: "99999" }));
     expect(await exited).toBe(1);

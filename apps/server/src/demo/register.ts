@@ -6,6 +6,7 @@ import {
   createProxy,
   type Database,
   listProxies,
+  MEMORY_DATA_DIR,
   type ProxyRecord,
   updateProxy,
   upsertPolicy,
@@ -154,10 +155,13 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       upstreamUrl: upstream.url,
       serverUrl: options.serverUrl,
     };
-    mkdirSync(resolve(options.dataDir), { recursive: true, mode: 0o700 });
-    writeFileSync(join(resolve(options.dataDir), DEMO_FILE_NAME), `${JSON.stringify(info, null, 2)}\n`, {
-      mode: 0o600,
-    });
+    // In memory there is no data directory for the load command to read.
+    if (options.dataDir !== MEMORY_DATA_DIR) {
+      mkdirSync(resolve(options.dataDir), { recursive: true, mode: 0o700 });
+      writeFileSync(join(resolve(options.dataDir), DEMO_FILE_NAME), `${JSON.stringify(info, null, 2)}\n`, {
+        mode: 0o600,
+      });
+    }
     return { info, close: () => upstream.close() };
   } catch (error) {
     await upstream.close();

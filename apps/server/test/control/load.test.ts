@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Database, listAudit, listScalingEvents, openDatabase } from "@proxyscale/db";
+import { type Database, listAudit, listScalingEvents, MEMORY_DATA_DIR, openDatabase } from "@proxyscale/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalActuator } from "../../src/actuators/local/actuator.ts";
 import { type HelloUpstream, startHelloUpstream } from "../../src/actuators/local/upstream.ts";
@@ -168,6 +168,29 @@ describe("the real load scenario (local actuator, real processes, real HTTP load
     await node.control.reconcile();
     await eventually(() => pids.every((pid) => !isAlive(pid)), 20_000, "the deleted proxy's workers to exit");
     expect(node.control.registry.has(proxyId)).toBe(false);
+  });
+
+  it("writes no demo.json when the data directory is in memory", async () => {
+    const cwd = process.cwd();
+    const scratch = mkdtempSync(join(tmpdir(), "proxyscale-demo-cwd-"));
+    process.chdir(scratch);
+    try {
+      const demo = await startDemo({
+        database,
+        control: node.control,
+        logger: createLogger("silent"),
+        serverUrl: node.url,
+        port: 0,
+        dataDir: MEMORY_DATA_DIR,
+      });
+      await demo.close();
+      await node.control.registry.close(demo.info.proxyId);
+      expect((await admin.request("DELETE", `/api/proxies/${demo.info.proxyId}`)).status).toBeLessThan(300);
+      expect(readdirSync(scratch)).toEqual([]);
+    } finally {
+      process.chdir(cwd);
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 
   it("registers demo-edge once, reuses it on restart, and serves the upstream through its front", async () => {
