@@ -1,15 +1,7 @@
 import type { MetricSample } from "./metrics.ts";
 
-/** Per-replica averages of the live samples. */
-export interface FleetMetrics {
-  cpuPercent: number;
-  memoryPercent: number;
-  requestRate: number;
-  avgLatencyMs: number;
-  errorRatePercent: number;
-  /** Each custom metric averaged over the samples that carry it. */
-  custom?: Record<string, number> | undefined;
-}
+/** Per-replica averages of the live samples; each custom metric is averaged over the samples that carry it. */
+export type FleetMetrics = Omit<MetricSample, "instanceId" | "at">;
 
 export interface FleetObservation {
   averages: FleetMetrics;
