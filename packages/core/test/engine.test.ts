@@ -3,7 +3,6 @@ import {
   DEFAULT_POLICY,
   decide,
   explainDecision,
-  loadTrend,
   observeFleet,
   POLICY_PRESETS,
   parsePolicy,
@@ -471,17 +470,5 @@ describe("explanations", () => {
     );
     const stored = JSON.parse(JSON.stringify(decision));
     expect(explainDecision(stored)).toBe(decision.explanation);
-  });
-});
-
-describe("load trend", () => {
-  const hour = seconds(3600);
-  it("is falling, steady or rising by the fitted change over the window", () => {
-    const line = (slope: number) =>
-      [0, 1, 2, 3].map((h) => ({ at: NOW + h * hour, loadScore: 50 + slope * h }));
-    expect(loadTrend(line(-4))?.direction).toBe("falling");
-    expect(loadTrend(line(1))?.direction).toBe("steady");
-    expect(loadTrend(line(2))?.direction).toBe("rising");
-    expect(loadTrend(line(0).slice(0, 1))).toBeNull();
   });
 });

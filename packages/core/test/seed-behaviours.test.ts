@@ -11,7 +11,7 @@ import {
   parsePolicy,
   scalingCompletionSchema,
   scalingPolicySchema,
-  summarizeScaling,
+  trendDirection,
   validateReplicaRequest,
 } from "../src/index.ts";
 import { NOW, scoreSample, seconds, state } from "./fixtures.ts";
@@ -181,50 +181,32 @@ describe("Scaling Event Completion", () => {
 });
 
 describe("Scaling History and Summary", () => {
-  const hour = seconds(3600);
-  const events = [
-    { at: NOW - 30 * hour, action: "scale_up" as const, fromReplicas: 1, toReplicas: 2, status: "completed" },
-    {
-      at: NOW - 3 * hour,
-      action: "scale_up" as const,
-      fromReplicas: 2,
-      toReplicas: 3,
-      status: "completed",
-      durationMs: 4000,
-    },
-    {
-      at: NOW - 2 * hour,
-      action: "scale_up" as const,
-      fromReplicas: 3,
-      toReplicas: 4,
-      status: "failed",
-      durationMs: 9000,
-    },
-    {
-      at: NOW - 1 * hour,
-      action: "scale_down" as const,
-      fromReplicas: 3,
-      toReplicas: 2,
-      status: "completed",
-      durationMs: 2000,
-    },
-  ];
-  const loadPoints = [0, 1, 2, 3, 4, 5].map((h) => ({ at: NOW - (5 - h) * hour, loadScore: 40 + h * 8 }));
-
   it("Retrieve scaling events", () => {
-    const summary = summarizeScaling({ events, loadPoints, now: NOW, hoursBack: 24 });
-    // Only the last 24 h, newest first.
-    expect(summary.events.map((e) => e.at)).toEqual([NOW - hour, NOW - 2 * hour, NOW - 3 * hour]);
-    expect(summary.totals).toMatchObject({ events: 3, scaleUps: 2, scaleDowns: 1, completed: 2, failed: 1 });
+    // The engine reads a proxy's scale history in any order: the cooldown counts from the newest event.
+    const decision = decide(
+      DEFAULT_POLICY,
+      state({
+        samples: [scoreSample(95)],
+        recentEvents: [
+          { at: NOW - seconds(400), fromReplicas: 1, toReplicas: 2 },
+          { at: NOW - seconds(30), fromReplicas: 2, toReplicas: 3 },
+          { at: NOW - seconds(200), fromReplicas: 3, toReplicas: 2 },
+        ],
+      }),
+      NOW,
+    );
+    expect(decision.action).toBe("none");
+    expect(decision.limits).toContainEqual(
+      expect.objectContaining({ kind: "cooldown", lastScaleAt: NOW - seconds(30), remainingSeconds: 30 }),
+    );
   });
 
   it("Retrieve scaling summary", () => {
-    const summary = summarizeScaling({ events, loadPoints, now: NOW, hoursBack: 24 });
-    expect(summary.totals.netReplicaChange).toBe(0);
-    expect(summary.totals.avgDurationMs).toBe(5000);
-    expect(summary.load).toEqual({ samples: 6, avg: 60, min: 40, max: 80, latest: 80 });
-    expect(summary.trend!.direction).toBe("rising");
-    expect(summary.trend!.slopePerHour).toBeCloseTo(8, 10);
+    // The summary's trend: the fitted change over the window decides rising, falling or steady.
+    expect(trendDirection(8, 5)).toBe("rising");
+    expect(trendDirection(-4, 5)).toBe("falling");
+    expect(trendDirection(0.5, 5)).toBe("steady");
+    expect(trendDirection(null, 0)).toBe("steady");
   });
 });
 

@@ -7,9 +7,9 @@ import {
   type ScaleEventRecord,
   type ScalingPolicy,
   type ScalingTrigger,
-  STEADY_TREND_POINTS,
   type TrendDirection,
   tierCapsFor,
+  trendDirection,
 } from "@proxyscale/core";
 import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
 import { type Db, isUuid, queryRows, withTransaction } from "../db.ts";
@@ -593,9 +593,7 @@ export async function getScalingSummary(
   const r = row!;
   // regr_slope is null when every point has the same time: no change, as core reads it.
   const slope = r.points < 2 ? null : (r.slopePerHour ?? 0);
-  const change = (slope ?? 0) * (r.spanHours ?? 0);
-  const direction: TrendDirection =
-    Math.abs(change) < STEADY_TREND_POINTS ? "steady" : change > 0 ? "rising" : "falling";
+  const direction = trendDirection(slope, r.spanHours ?? 0);
   return {
     proxyId: args.proxyId,
     hoursBack,
