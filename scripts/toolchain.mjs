@@ -8,6 +8,9 @@ import { fileURLToPath } from "node:url";
 
 const PNPM_VERSION = "12.4.2";
 export const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+// Turbo's telemetry would try the network on every run; nothing here needs it.
+process.env.TURBO_TELEMETRY_DISABLED ??= "1";
 const localPnpm = join(root, ".tools", "node_modules", ".bin", "pnpm");
 
 function versionOf(command) {
