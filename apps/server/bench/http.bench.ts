@@ -304,7 +304,11 @@ async function benchDriver(driver: "postgres" | "pglite"): Promise<Row[]> {
   return rows;
 }
 
-const rows = [...(await benchDriver("postgres")), ...(await benchDriver("pglite"))];
+/** BENCH_DRIVERS=postgres (or pglite) runs one driver; both by default. */
+const DRIVERS = (process.env.BENCH_DRIVERS ?? "postgres,pglite").split(",");
+const rows: Row[] = [];
+for (const driver of ["postgres", "pglite"] as const)
+  if (DRIVERS.includes(driver)) rows.push(...(await benchDriver(driver)));
 console.log(`\n### HTTP benchmark (${DURATION_SECONDS} s per load run, ${INGEST_BATCHES} ingest batches)\n`);
 console.log("| driver | measure | value | baseline (same run) | ratio |");
 console.log("| --- | --- | ---: | ---: | ---: |");

@@ -11,9 +11,10 @@ import {
   DataDirectoryInUseError,
   getProxy,
   isDatabaseUnavailable,
+  loadObservedStates,
   openDatabase,
 } from "../src/index.ts";
-import { drivers, POSTGRES_URL, postgresAvailable, randomSchemaName } from "./drivers.ts";
+import { disposeDatabase, drivers, POSTGRES_URL, postgresAvailable, randomSchemaName } from "./drivers.ts";
 
 const packageDir = fileURLToPath(new URL("..", import.meta.url));
 const fixture = join(packageDir, "test/fixtures/open-data-dir.ts");
@@ -154,6 +155,37 @@ describe("connections", () => {
       await database.close();
       const error = await database.ping().catch((e) => e);
       expect(error).toBeInstanceOf(DatabaseUnavailableError);
+    },
+  );
+
+  it.skipIf(!postgresAvailable)(
+    "prepared statements read each pool's own schema, also once PostgreSQL switches to a generic plan",
+    async () => {
+      const open = () =>
+        openDatabase({ driver: "postgres", url: POSTGRES_URL, pgSchema: randomSchemaName(), poolMax: 1 });
+      const [first, second] = await Promise.all([open(), open()]);
+      try {
+        const ids = await Promise.all(
+          [first, second].map(
+            async ({ db }, index) =>
+              (await createProxy(db, { ownerId: `owner-${index}`, name: "same-name", actorId: "test" })).id,
+          ),
+        );
+        // PostgreSQL may switch a prepared statement to a generic plan after its fifth execution.
+        for (let round = 0; round < 8; round++) {
+          for (const [index, { db }] of [first, second].entries()) {
+            const states = await loadObservedStates(db, {
+              proxyIds: ids,
+              now: Date.now(),
+              historySeconds: 60,
+            });
+            expect([...states.keys()]).toEqual([ids[index]]);
+            expect(states.get(ids[index]!)?.proxy.ownerId).toBe(`owner-${index}`);
+          }
+        }
+      } finally {
+        await Promise.all([first, second].map(disposeDatabase));
+      }
     },
   );
 

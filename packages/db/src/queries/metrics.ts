@@ -1,6 +1,6 @@
 import type { MetricSample } from "@proxyscale/core";
 import { sql } from "drizzle-orm";
-import { type Db, isUuid, queryRows, withTransaction } from "../db.ts";
+import { type Db, isUuid, queryPreparedRows, queryRows, withTransaction } from "../db.ts";
 import { InvalidInputError, NotFoundError, violatedConstraint } from "../errors.ts";
 import { FLEET_INSTANCE_ID } from "../schema/index.ts";
 import { inList, numberArray, textArray } from "./pg-array.ts";
@@ -96,7 +96,7 @@ async function insertBatch(db: Db, rows: readonly SampleInput[]): Promise<number
     )
     select count(*)::int as inserted from input`;
   try {
-    const [result] = await queryRows<{ inserted: number }>(db, statement);
+    const [result] = await queryPreparedRows<{ inserted: number }>(db, statement);
     return result?.inserted ?? 0;
   } catch (error) {
     throw foreignKeyToNotFound(error);
@@ -128,7 +128,7 @@ export async function fetchLatestSamples(
   const result = new Map<string, LatestSample[]>();
   for (const id of proxyIds) result.set(id, []);
   if (proxyIds.length === 0) return result;
-  const rows = await queryRows<LatestSampleRow>(
+  const rows = await queryPreparedRows<LatestSampleRow>(
     db,
     sql`select proxy_id as "proxyId", instance_id as "instanceId", ${epochMs(sql`recorded_at`)}::float8 as at,
           cpu_percent as "cpuPercent", memory_percent as "memoryPercent", request_rate as "requestRate",

@@ -12,7 +12,7 @@ import {
   trendDirection,
 } from "@proxyscale/core";
 import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
-import { type Db, isUuid, queryRows, withTransaction } from "../db.ts";
+import { type Db, isUuid, queryPreparedRows, queryRows, withTransaction } from "../db.ts";
 import { ConflictError, InvalidInputError, NotFoundError, violatedConstraint } from "../errors.ts";
 import {
   ACTIVE_EVENT_STATUSES,
@@ -73,24 +73,18 @@ export async function recordDecision(
   const { decision } = args;
   if (!isUuid(args.proxyId)) throw new NotFoundError("proxy", args.proxyId);
   try {
-    const [row] = await db
-      .insert(scalingDecisions)
-      .values({
-        proxyId: args.proxyId,
-        evaluatedAt: new Date(decision.evaluatedAt),
-        triggeredBy: args.triggeredBy,
-        strategy: decision.strategy,
-        action: decision.action,
-        currentReplicas: decision.currentReplicas,
-        recommendedReplicas: decision.recommendedReplicas,
-        desiredReplicas: decision.desiredReplicas,
-        loadScore: decision.loadScore,
-        explanation: decision.explanation,
-        recommendationAt: new Date(decision.recommendation.at),
-        recommendationReplicas: decision.recommendation.replicas,
-        decision,
-      })
-      .returning({ id: scalingDecisions.id });
+    const [row] = await queryPreparedRows<{ id: string }>(
+      db,
+      sql`insert into scaling_decisions (proxy_id, evaluated_at, triggered_by, strategy, action, current_replicas,
+            recommended_replicas, desired_replicas, load_score, explanation, recommendation_at,
+            recommendation_replicas, decision)
+          values (${args.proxyId}::uuid, ${timestampParam(new Date(decision.evaluatedAt))}, ${args.triggeredBy},
+            ${decision.strategy}, ${decision.action}, ${decision.currentReplicas}::int4,
+            ${decision.recommendedReplicas}::int4, ${decision.desiredReplicas}::int4, ${decision.loadScore}::float8,
+            ${decision.explanation}, ${timestampParam(new Date(decision.recommendation.at))},
+            ${decision.recommendation.replicas}::int4, ${JSON.stringify(decision)}::jsonb)
+          returning id`,
+    );
     return row!;
   } catch (error) {
     if (violatedConstraint(error)?.code === "23503") throw new NotFoundError("proxy", args.proxyId);
@@ -132,7 +126,10 @@ export interface CreateScalingEventInput {
   proxyId: string;
   /** Derived from the replica counts when omitted; the database rejects one that contradicts them. */
   eventType?: ScalingEventType;
-  /** The proxy's current replicas when omitted. */
+  /**
+   * The replica count the scale was decided from; refused with ConflictError when the proxy no longer runs it (a
+   * scale completed in between, e.g. on another server). The proxy's current replicas when omitted.
+   */
   previousReplicas?: number;
   newReplicas: number;
   triggeredBy: ScalingTrigger;
@@ -146,8 +143,9 @@ export interface CreateScalingEventInput {
 
 /**
  * Records a scale: the event (pending), its history snapshot and the proxy's desired replicas, in ONE transaction.
- * Refused with ConflictError when the count is already in effect or another event of the proxy is in flight
- * (a partial unique index guarantees the latter even between servers).
+ * Refused with ConflictError when the count is already in effect, when the proxy no longer runs the given
+ * `previousReplicas`, or when another event of the proxy is in flight (a partial unique index guarantees the latter
+ * even between servers).
  */
 export async function createScalingEvent(
   db: Db,
@@ -157,6 +155,11 @@ export async function createScalingEvent(
     return await withTransaction(db, async (tx) => {
       const proxy = await lockProxy(tx, input.proxyId);
       const previousReplicas = input.previousReplicas ?? proxy.currentReplicas;
+      if (previousReplicas !== proxy.currentReplicas) {
+        throw new ConflictError(
+          `proxy ${proxy.id} runs ${proxy.currentReplicas} replicas now, not the ${previousReplicas} this scale was decided from`,
+        );
+      }
       if (input.newReplicas === previousReplicas) {
         throw new ConflictError(`proxy ${proxy.id} already runs ${previousReplicas} replicas`);
       }
@@ -420,7 +423,7 @@ export async function loadObservedStates(
   const sinceDate = new Date(args.now - args.historySeconds * 1000);
   const since = timestampParam(sinceDate);
   const [proxyRows, environmentRows, samples, eventRows, recommendationRows] = await Promise.all([
-    queryRows<ProxyWithPolicyRow>(
+    queryPreparedRows<ProxyWithPolicyRow>(
       db,
       sql`select p.id, p.owner_id as "ownerId", p.owner_tier as "ownerTier", p.name, p.environment, p.region,
             p.actuator_kind as "actuatorKind", p.actuator_config as "actuatorConfig",
@@ -431,12 +434,12 @@ export async function loadObservedStates(
           from proxies p left join proxy_scaling_policies own on own.proxy_id = p.id
           where ${inList(sql`p.id`, ids, "uuid")}`,
     ),
-    queryRows<Record<string, unknown>>(
+    queryPreparedRows<Record<string, unknown>>(
       db,
       sql`select environment, ${policyColumnsSql("env")} from environment_scaling_policies env`,
     ),
     fetchLatestSamples(db, ids, sinceDate),
-    queryRows<{ proxyId: string } & ScaleEventRecord>(
+    queryPreparedRows<{ proxyId: string } & ScaleEventRecord>(
       db,
       sql`select proxy_id as "proxyId", ${epochMs(sql`created_at`)}::float8 as at,
             previous_replicas as "fromReplicas", new_replicas as "toReplicas"
@@ -445,7 +448,7 @@ export async function loadObservedStates(
             and (status in ('pending', 'in_progress') or (status = 'completed' and created_at >= ${since}))
           order by created_at`,
     ),
-    queryRows<{ proxyId: string } & RecommendationRecord>(
+    queryPreparedRows<{ proxyId: string } & RecommendationRecord>(
       db,
       sql`select proxy_id as "proxyId", ${epochMs(sql`recommendation_at`)}::float8 as at,
             recommendation_replicas as replicas
