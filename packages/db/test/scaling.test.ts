@@ -182,6 +182,22 @@ forEachDriver(
         expect(second.previousReplicas).toBe(3);
       });
 
+      it("refuses a scale decided from a replica count the proxy no longer runs, and records nothing", async () => {
+        const proxy = await newProxy(db(), 2);
+        const base = { proxyId: proxy.id, triggeredBy: "auto" as const, reason: "r" };
+        const first = await createScalingEvent(db(), { ...base, previousReplicas: 2, newReplicas: 3 });
+        await completeScalingEvent(db(), { eventId: first.id, status: "completed", observedReplicas: 3 });
+        await expect(
+          createScalingEvent(db(), { ...base, previousReplicas: 2, newReplicas: 4 }),
+        ).rejects.toThrow(
+          new ConflictError(`proxy ${proxy.id} runs 3 replicas now, not the 2 this scale was decided from`),
+        );
+        expect((await listScalingEvents(db(), { proxyId: proxy.id })).items.map((event) => event.id)).toEqual(
+          [first.id],
+        );
+        expect((await getProxy(db(), { id: proxy.id }))?.desiredReplicas).toBe(3);
+      });
+
       it("moves pending → in_progress → completed once, with duration = completedAt − startedAt", async () => {
         const proxy = await newProxy(db(), 1);
         const event = await createScalingEvent(db(), {
