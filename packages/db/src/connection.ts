@@ -100,7 +100,13 @@ async function openPostgres(
     connect_timeout: 10,
     idle_timeout: 60,
     onnotice: () => {},
-    connection: { search_path: schemaName, application_name: "proxyscale" },
+    // Prepared statements (queryPreparedRows) are still planned per call, with their arguments: PostgreSQL's
+    // generic plan guesses the length of `IN (SELECT unnest($1))` lists and made single-proxy evaluate slower.
+    connection: {
+      search_path: schemaName,
+      application_name: "proxyscale",
+      plan_cache_mode: "force_custom_plan",
+    },
   });
   const db = drizzlePostgres({ client, schema, logger: options.logger ?? false }) as unknown as Db;
   const ping = async () => {

@@ -159,7 +159,7 @@ describe("connections", () => {
   );
 
   it.skipIf(!postgresAvailable)(
-    "prepared statements read each pool's own schema, also once PostgreSQL switches to a generic plan",
+    "prepared statements read each pool's own schema on every execution",
     async () => {
       const open = () =>
         openDatabase({ driver: "postgres", url: POSTGRES_URL, pgSchema: randomSchemaName(), poolMax: 1 });
@@ -171,7 +171,7 @@ describe("connections", () => {
               (await createProxy(db, { ownerId: `owner-${index}`, name: "same-name", actorId: "test" })).id,
           ),
         );
-        // PostgreSQL may switch a prepared statement to a generic plan after its fifth execution.
+        // Past the fifth execution, where PostgreSQL would consider a generic plan without force_custom_plan.
         for (let round = 0; round < 8; round++) {
           for (const [index, { db }] of [first, second].entries()) {
             const states = await loadObservedStates(db, {
