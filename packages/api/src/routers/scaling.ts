@@ -8,6 +8,7 @@ import {
 import {
   completeScalingEvent,
   createScalingEvent,
+  DEFAULT_SUMMARY_HOURS,
   findActiveScalingEvent,
   getScalingEvent,
   getScalingSummary,
@@ -229,8 +230,7 @@ export const scalingRouter = {
         method: "GET",
         path: "/proxy/scaling/summary/{proxyId}",
         tags: TAGS,
-        summary:
-          "Events, load and replica statistics and the load trend over the last hoursBack hours (default 24)",
+        summary: `Events, load and replica statistics and the load trend over the last hoursBack hours (default ${DEFAULT_SUMMARY_HOURS})`,
       },
     })
     .input(
@@ -240,8 +240,10 @@ export const scalingRouter = {
           .number()
           .int({ message: "must be a whole number of hours" })
           .min(1, { message: "must be at least 1" })
-          .max(MAX_SUMMARY_HOURS, { message: `must be at most ${MAX_SUMMARY_HOURS} (90 days)` })
-          .default(24),
+          .max(MAX_SUMMARY_HOURS, {
+            message: `must be at most ${MAX_SUMMARY_HOURS} (${MAX_SUMMARY_HOURS / 24} days)`,
+          })
+          .default(DEFAULT_SUMMARY_HOURS),
       }),
     )
     .output(recordOutput<ScalingSummary>("The summary"))
