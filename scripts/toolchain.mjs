@@ -3,7 +3,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { constants } from "node:os";
-import { dirname, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const PNPM_VERSION = "12.4.2";
@@ -18,9 +18,15 @@ function versionOf(command) {
   return result.status === 0 ? result.stdout.trim() : null;
 }
 
+// Tools that pnpm runs look pnpm up on PATH (turbo does, to run tasks), so a local pnpm goes on it.
+function useLocalPnpm() {
+  process.env.PATH = `${dirname(localPnpm)}${delimiter}${process.env.PATH ?? ""}`;
+  return localPnpm;
+}
+
 function findOrInstallPnpm() {
   if (versionOf("pnpm") === PNPM_VERSION) return "pnpm";
-  if (existsSync(localPnpm) && versionOf(localPnpm) === PNPM_VERSION) return localPnpm;
+  if (existsSync(localPnpm) && versionOf(localPnpm) === PNPM_VERSION) return useLocalPnpm();
   // Not corepack: it fails on this registry's signatures.
   console.error(`[proxyscale] installing pnpm ${PNPM_VERSION} into .tools/`);
   const install = spawnSync(
@@ -40,7 +46,7 @@ function findOrInstallPnpm() {
     console.error(`[proxyscale] could not install pnpm; install it with: npm i -g pnpm@${PNPM_VERSION}`);
     process.exit(1);
   }
-  return localPnpm;
+  return useLocalPnpm();
 }
 
 function dependenciesAreCurrent() {
