@@ -213,6 +213,39 @@ forEachDriver("REST endpoints and status codes", (suite) => {
     });
   });
 
+  describe("concurrent evaluations", () => {
+    it("answers each with its own stored decision, and another owner's proxy with 404, when they share a batch", async () => {
+      const own = [await registerProxy(operator), await registerProxy(operator)];
+      const stranger = client(suite().url, await token({ role: "operator", sub: unique("stranger") }));
+      const foreign = await registerProxy(stranger);
+      for (const proxyId of [...own, foreign]) {
+        await admin.request("POST", `/api/proxy/scaling/metrics/${proxyId}`, { body: HIGH_LOAD });
+      }
+      const requests = [
+        ...Array.from({ length: 30 }, (_, index) => own[index % 2]!),
+        ...Array.from({ length: 5 }, () => foreign),
+      ];
+      const answers = await Promise.all(
+        requests.map((proxyId) => operator.request("POST", `/api/proxy/scaling/evaluate/${proxyId}`)),
+      );
+      expect(answers.slice(30).map((answer) => answer.status)).toEqual([404, 404, 404, 404, 404]);
+      const decided = answers.slice(0, 30);
+      expect(decided.map((answer) => answer.status)).toEqual(Array(30).fill(200));
+      decided.forEach((answer, index) => {
+        expect(answer.body).toMatchObject({ proxyId: requests[index], action: "scale_up" });
+      });
+      const ids = decided.map((answer) => answer.body.decisionId as string);
+      expect(new Set(ids).size).toBe(30);
+      const stored = await Promise.all(
+        own.map((proxyId) => operator.request("GET", `/api/proxy/scaling/decisions/${proxyId}?limit=100`)),
+      );
+      const storedIds = stored.flatMap((page) => page.body.items.map((item: { id: string }) => item.id));
+      expect(storedIds.sort()).toEqual([...ids].sort());
+      const foreignDecisions = await stranger.request("GET", `/api/proxy/scaling/decisions/${foreign}`);
+      expect(foreignDecisions.body.items).toEqual([]);
+    });
+  });
+
   describe("scaling lifecycle", () => {
     it("executes (202), refuses a second scale in flight (409), completes (200) once, then 409", async () => {
       const proxyId = await registerProxy(operator);

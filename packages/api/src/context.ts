@@ -1,6 +1,7 @@
 import type { Decision, Tier } from "@proxyscale/core";
 import type { Db, ProxyRecord, ScalingEventRecord } from "@proxyscale/db";
 import { type AuthConfig, createTokenVerifier, type TokenVerifier, type VerifiedToken } from "./auth.ts";
+import { createEvaluator, type Evaluator } from "./evaluation.ts";
 import { createRateLimiter, type RateLimiter } from "./rate-limit.ts";
 
 /** A pino-compatible logger: structured object first, message second. */
@@ -53,6 +54,8 @@ export interface Context {
   onMetricsRecorded: (proxyIds: readonly string[]) => void;
   verifyToken: TokenVerifier;
   rateLimiter: RateLimiter;
+  /** `scaling.evaluate`, batched with the requests evaluating at the same time. */
+  evaluate: Evaluator;
   /** The raw Authorization header; verified lazily so public procedures never fail on a bad token. */
   authorization: string | undefined;
   user?: VerifiedToken;
@@ -64,7 +67,7 @@ export interface RequestInfo {
 
 export type ContextFactory = (request: RequestInfo) => Context;
 
-/** Builds the per-request context factory. The verifier and rate limiter live as long as the factory. */
+/** Builds the per-request context factory. The verifier, rate limiter and evaluator live as long as the factory. */
 export function createContext(deps: ApiDeps): ContextFactory {
   const verifyToken = createTokenVerifier(deps.auth, deps.clock);
   const rateLimiter = createRateLimiter({
@@ -73,6 +76,7 @@ export function createContext(deps: ApiDeps): ContextFactory {
   });
   const telemetry = deps.telemetry ?? {};
   const onMetricsRecorded = deps.onMetricsRecorded ?? (() => {});
+  const evaluate = createEvaluator({ db: deps.db, clock: deps.clock, telemetry });
   return (request) => ({
     db: deps.db,
     clock: deps.clock,
@@ -82,6 +86,7 @@ export function createContext(deps: ApiDeps): ContextFactory {
     onMetricsRecorded,
     verifyToken,
     rateLimiter,
+    evaluate,
     authorization: request.authorization,
   });
 }

@@ -11,6 +11,7 @@ export type {
 } from "./context.ts";
 export { createContext } from "./context.ts";
 export type { ApiIssue } from "./errors.ts";
+export type { EvaluationResult } from "./evaluation.ts";
 export { API_VERSION, createOpenApiDocument } from "./openapi.ts";
 export type { RateLimiter } from "./rate-limit.ts";
 export { createRateLimiter } from "./rate-limit.ts";
@@ -20,11 +21,6 @@ export type { AppRouter } from "./root.ts";
 export { appRouter, createCaller } from "./root.ts";
 export { MAX_BATCH_SAMPLES } from "./routers/metrics.ts";
 export type { ProxyView } from "./routers/proxies.ts";
-export {
-  EVALUATION_HISTORY_SECONDS,
-  type EvaluationResult,
-  historySecondsFor,
-} from "./routers/scaling.ts";
 export * from "./schemas.ts";
 export type { ApiMeta } from "./trpc.ts";
 export { INTERNAL_ERROR_MESSAGE } from "./trpc.ts";

@@ -26,9 +26,10 @@ for (const driver of drivers) {
     let now = Date.UTC(2030, 0, 1, 12, 0, 0);
     const submitted: ScalingEventRecord[] = [];
     let deps: ApiDeps;
+    const statements: string[] = [];
 
     beforeAll(async () => {
-      database = await driver.open();
+      database = await driver.open({ logger: { logQuery: (query) => statements.push(query) } });
       deps = {
         db: database.db,
         clock: () => now,
@@ -52,6 +53,29 @@ for (const driver of drivers) {
     it("refuses a caller without a token", async () => {
       const anonymous = createCaller(createContext(deps)({}));
       await expect(anonymous.proxies.list({})).rejects.toMatchObject({ code: "UNAUTHORIZED" });
+    });
+
+    it("evaluations that arrive together share one read of their proxies and one write of their decisions", async () => {
+      const operator = await callerFor("operator");
+      const proxies = await Promise.all(
+        ["batch-a", "batch-b", "batch-c"].map((name) => operator.proxies.register({ name })),
+      );
+      for (const proxy of proxies) await operator.metrics.record({ proxyId: proxy.id, ...HIGH_LOAD });
+      await operator.scaling.evaluate({ proxyId: proxies[0]!.id });
+      statements.length = 0;
+      const decisions = await Promise.all(
+        Array.from({ length: 12 }, (_, index) =>
+          operator.scaling.evaluate({ proxyId: proxies[index % 3]!.id }),
+        ),
+      );
+      // One evaluation alone takes six statements (five reads, one insert): twelve would take 72.
+      expect(statements.length).toBeLessThanOrEqual(12);
+      expect(new Set(decisions.map((decision) => decision.decisionId)).size).toBe(12);
+      expect(decisions.map((decision) => decision.proxyId)).toEqual(
+        Array.from({ length: 12 }, (_, index) => proxies[index % 3]!.id),
+      );
+      const stored = await operator.scaling.decisions({ proxyId: proxies[1]!.id, limit: 50 });
+      expect(stored.items).toHaveLength(4);
     });
 
     it("runs register → record → evaluate → execute → complete against the test database with the injected clock and executor", async () => {

@@ -199,3 +199,20 @@ export function decide(policy: ScalingPolicy, state: ObservedState, now: number)
   decision.explanation = explainDecision(decision);
   return decision;
 }
+
+/**
+ * How far back `decide` looks for this policy (cooldowns, stabilization windows, rate-policy periods, sample
+ * age), in seconds: whoever builds an ObservedState reads at least this much history.
+ */
+export function historySecondsFor(policy: ScalingPolicy): number {
+  const { scaleUp, scaleDown } = policy.behavior;
+  return Math.max(
+    policy.scaleUpCooldownSeconds,
+    policy.scaleDownCooldownSeconds,
+    policy.metricsMaxAgeSeconds,
+    scaleUp.stabilizationWindowSeconds,
+    scaleDown.stabilizationWindowSeconds,
+    ...scaleUp.policies.map((rule) => rule.periodSeconds),
+    ...scaleDown.policies.map((rule) => rule.periodSeconds),
+  );
+}

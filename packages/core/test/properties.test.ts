@@ -269,4 +269,28 @@ describe("engine invariants (fast-check)", () => {
       }),
     );
   });
+
+  it("keeping only the newest recommendation of each replica count changes no decision (scaling_recommendations)", () => {
+    // Few replica counts, so most counts are recommended several times.
+    const repeatedArb = fc.array(
+      fc.record({
+        at: fc.integer({ min: NOW - seconds(900), max: NOW }),
+        replicas: fc.integer({ min: 0, max: 5 }),
+      }),
+      { maxLength: 30 },
+    );
+    fc.assert(
+      fc.property(policyArb, stateArb, repeatedArb, (policy, raw, recommendations) => {
+        const state = { ...raw, recommendations };
+        const newest = new Map<number, (typeof state.recommendations)[number]>();
+        for (const record of state.recommendations) {
+          const kept = newest.get(record.replicas);
+          if (!kept || record.at > kept.at) newest.set(record.replicas, record);
+        }
+        const reduced = { ...state, recommendations: [...newest.values()] };
+        expect(decide(policy, reduced, NOW)).toEqual(decide(policy, state, NOW));
+      }),
+      { numRuns: 500 },
+    );
+  });
 });

@@ -31,6 +31,7 @@ const SEED_AND_OWN_TABLES = [
   "proxy_scaling_history",
   "proxy_scaling_policies",
   "scaling_decisions",
+  "scaling_recommendations",
 ];
 
 async function tablesIn(db: Db, schema: string): Promise<string[]> {
@@ -133,7 +134,7 @@ forEachDriver("schema and migrations", ({ database, driver }) => {
       }
     });
 
-    it("backfill the decision recommendation columns of rows written before migration 0001", async () => {
+    it("backfill, from decisions stored before them, the recommendation columns (0001) and the newest recommendation of each replica count (0003)", async () => {
       const schema = randomSchemaName("backfill");
       const [first, ...later] = readMigrations();
       try {
@@ -147,7 +148,11 @@ forEachDriver("schema and migrations", ({ database, driver }) => {
           sql.raw(`insert into "${schema}".scaling_decisions (proxy_id, evaluated_at, triggered_by, strategy, action,
               current_replicas, recommended_replicas, desired_replicas, explanation, decision)
             values ('00000000-0000-4000-8000-0000000000cc', '2030-01-01T00:00:05Z', 'auto', 'threshold', 'none', 2, 3, 2,
-              'e', '{"recommendation": {"at": 1893456000000, "replicas": 3}}')`),
+              'e', '{"recommendation": {"at": 1893456000000, "replicas": 3}}'),
+              ('00000000-0000-4000-8000-0000000000cc', '2030-01-01T00:00:10Z', 'auto', 'threshold', 'none', 2, 3, 2,
+              'e', '{"recommendation": {"at": 1893456010000, "replicas": 3}}'),
+              ('00000000-0000-4000-8000-0000000000cc', '2030-01-01T00:00:07Z', 'auto', 'threshold', 'none', 2, 4, 2,
+              'e', '{"recommendation": {"at": 1893456007000, "replicas": 4}}')`),
         );
         expect((await migrate(db(), { schema, migrations: [first!, ...later] })).applied).toEqual(
           later.map((migration) => migration.tag),
@@ -155,9 +160,22 @@ forEachDriver("schema and migrations", ({ database, driver }) => {
         const rows = await queryRows<{ at: number; replicas: number }>(
           db(),
           sql.raw(`select round(extract(epoch from recommendation_at) * 1000)::float8 as at,
-                     recommendation_replicas as replicas from "${schema}".scaling_decisions`),
+                     recommendation_replicas as replicas from "${schema}".scaling_decisions order by evaluated_at`),
         );
-        expect(rows).toEqual([{ at: 1893456000000, replicas: 3 }]);
+        expect(rows).toEqual([
+          { at: 1893456000000, replicas: 3 },
+          { at: 1893456007000, replicas: 4 },
+          { at: 1893456010000, replicas: 3 },
+        ]);
+        const newest = await queryRows<{ at: number; replicas: number }>(
+          db(),
+          sql.raw(`select round(extract(epoch from recommended_at) * 1000)::float8 as at, replicas
+                   from "${schema}".scaling_recommendations order by replicas`),
+        );
+        expect(newest).toEqual([
+          { at: 1893456010000, replicas: 3 },
+          { at: 1893456007000, replicas: 4 },
+        ]);
       } finally {
         await dropSchema(db(), schema);
       }

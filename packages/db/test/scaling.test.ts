@@ -33,6 +33,7 @@ import {
   openDatabase,
   queryRows,
   recordDecision,
+  recordDecisions,
   releaseLeases,
   rollupMetrics,
   setEnvironmentPolicy,
@@ -452,6 +453,33 @@ forEachDriver(
             triggeredBy: "auto",
           }),
         ).rejects.toBeInstanceOf(NotFoundError);
+      });
+      it("stores a batch of decisions in one statement, with a null in place of each proxy that does not exist", async () => {
+        const first = await newProxy(db(), 1);
+        const second = await newProxy(db(), 1);
+        const base = Date.UTC(2030, 0, 2);
+        const ids = await recordDecisions(db(), [
+          { proxyId: first.id, decision: decision(base, 2), triggeredBy: "auto" },
+          {
+            proxyId: "00000000-0000-4000-8000-000000000000",
+            decision: decision(base, 3),
+            triggeredBy: "auto",
+          },
+          { proxyId: "not-a-uuid", decision: decision(base, 4), triggeredBy: "manual" },
+          { proxyId: second.id, decision: decision(base + 1000, 5), triggeredBy: "admin" },
+        ]);
+        expect(ids[1]).toBeNull();
+        expect(ids[2]).toBeNull();
+        const firstPage = await listDecisions(db(), { proxyId: first.id });
+        const secondPage = await listDecisions(db(), { proxyId: second.id });
+        expect(firstPage.items.map((record) => record.id)).toEqual([ids[0]]);
+        expect(secondPage.items.map((record) => record.id)).toEqual([ids[3]]);
+        expect(firstPage.items[0]!.decision).toEqual(decision(base, 2));
+        expect(secondPage.items[0]).toMatchObject({
+          triggeredBy: "admin",
+          evaluatedAt: new Date(base + 1000),
+        });
+        expect(await recordDecisions(db(), [])).toEqual([]);
       });
     });
 

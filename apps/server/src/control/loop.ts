@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
-import { type ApiTelemetry, historySecondsFor, type Logger } from "@proxyscale/api";
-import { DEFAULT_POLICY, type Decision, decide } from "@proxyscale/core";
+import type { ApiTelemetry, Logger } from "@proxyscale/api";
+import { DEFAULT_POLICY, type Decision, decide, historySecondsFor } from "@proxyscale/core";
 import {
   ConflictError,
   type ControlFacts,

@@ -58,7 +58,7 @@ function sample(at: number, instanceId: string): MetricSample {
   };
 }
 
-function decisionAt(at: number): Decision {
+function decisionAt(at: number, replicas = 1): Decision {
   return {
     strategy: "threshold",
     action: "none",
@@ -69,7 +69,7 @@ function decisionAt(at: number): Decision {
     metrics: [],
     limits: [],
     explanation: "hold",
-    recommendation: { at, replicas: 1 },
+    recommendation: { at, replicas },
     evaluatedAt: at,
   };
 }
@@ -126,8 +126,16 @@ for (const driver of testDrivers(postgresAvailable, "retention")) {
       );
       // A proxy whose only (and so latest) sample is past the raw window.
       await insertSamples(db, [{ proxyId: silent.id, sample: sample(NOW - 10 * DAY, "b"), loadScore: 40 }]);
-      for (const age of [10 * DAY, DAY]) {
-        await recordDecision(db, { proxyId: kept.id, decision: decisionAt(NOW - age), triggeredBy: "auto" });
+      // Replica counts differ, so each decision leaves its own scaling_recommendations row.
+      for (const [age, replicas] of [
+        [10 * DAY, 2],
+        [DAY, 1],
+      ] as const) {
+        await recordDecision(db, {
+          proxyId: kept.id,
+          decision: decisionAt(NOW - age, replicas),
+          triggeredBy: "auto",
+        });
       }
 
       const { retention, logger, registry } = scheduler(db);
@@ -171,6 +179,12 @@ for (const driver of testDrivers(postgresAvailable, "retention")) {
         sql`select ${epochMs("evaluated_at")} as at from scaling_decisions where proxy_id = ${kept.id}`,
       );
       expect(decisions.map((row) => row.at)).toEqual([NOW - DAY]);
+      const recommendations = await queryRows<{ at: number; replicas: number }>(
+        db,
+        sql`select ${epochMs("recommended_at")} as at, replicas from scaling_recommendations
+            where proxy_id = ${kept.id}`,
+      );
+      expect(recommendations).toEqual([{ at: NOW - DAY, replicas: 1 }]);
 
       expect(await counterValues(registry, "proxyscale_retention_pruned_rows_total")).toEqual({
         raw: 3,

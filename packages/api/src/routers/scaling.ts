@@ -1,10 +1,4 @@
-import {
-  type Decision,
-  decide,
-  type ScalingPolicy,
-  scalingCompletionSchema,
-  validateReplicaRequest,
-} from "@proxyscale/core";
+import { scalingCompletionSchema, validateReplicaRequest } from "@proxyscale/core";
 import {
   completeScalingEvent,
   createScalingEvent,
@@ -14,10 +8,7 @@ import {
   getScalingSummary,
   listDecisions,
   listScalingEvents,
-  loadObservedStates,
   MAX_SUMMARY_HOURS,
-  type ObservedProxy,
-  recordDecision,
   type ScalingEventRecord,
   type ScalingSummary,
 } from "@proxyscale/db";
@@ -32,6 +23,7 @@ import {
   recordOutput,
 } from "../access.ts";
 import { inputError, notFound } from "../errors.ts";
+import type { EvaluationResult } from "../evaluation.ts";
 import {
   cursorSchema,
   evaluateOptionsSchema,
@@ -43,37 +35,6 @@ import {
 import { operatorProcedure, viewerProcedure } from "../trpc.ts";
 
 const TAGS = ["scaling"];
-
-/** Evaluation first reads this much history; a policy whose windows reach further is read again with its own. */
-export const EVALUATION_HISTORY_SECONDS = 3_600;
-
-/** The longest window the engine looks back over for this policy: cooldowns, stabilization, rate periods. */
-export function historySecondsFor(policy: ScalingPolicy): number {
-  const { scaleUp, scaleDown } = policy.behavior;
-  return Math.max(
-    policy.scaleUpCooldownSeconds,
-    policy.scaleDownCooldownSeconds,
-    policy.metricsMaxAgeSeconds,
-    scaleUp.stabilizationWindowSeconds,
-    scaleDown.stabilizationWindowSeconds,
-    ...scaleUp.policies.map((rule) => rule.periodSeconds),
-    ...scaleDown.policies.map((rule) => rule.periodSeconds),
-  );
-}
-
-async function loadObserved(ctx: AuthedContext, proxyId: string, now: number): Promise<ObservedProxy> {
-  const load = async (historySeconds: number) =>
-    (await loadObservedStates(ctx.db, { proxyIds: [proxyId], now, historySeconds })).get(proxyId);
-  let observed = await load(EVALUATION_HISTORY_SECONDS);
-  const owner = ownerScope(ctx);
-  if (!observed || (owner !== undefined && observed.proxy.ownerId !== owner))
-    throw notFound("proxy", proxyId);
-  const needed = historySecondsFor(observed.policy);
-  if (needed > EVALUATION_HISTORY_SECONDS) observed = (await load(needed)) ?? observed;
-  return observed;
-}
-
-export type EvaluationResult = Decision & { decisionId: string; proxyId: string; policySource: string };
 
 function triggeredByFor(ctx: AuthedContext): "manual" | "admin" {
   return ctx.user.role === "admin" ? "admin" : "manual";
@@ -94,23 +55,14 @@ export const scalingRouter = {
     .output(
       recordOutput<EvaluationResult>("The decision: action, replica counts, loadScore, limits, explanation"),
     )
-    .mutation(async ({ ctx, input }) => {
-      const now = ctx.clock();
-      const observed = await loadObserved(ctx, input.proxyId, now);
-      // state.caps already holds the owner's tier cap (loadObservedStates), whoever evaluates.
-      const state =
-        input.currentReplicas === undefined
-          ? observed.state
-          : { ...observed.state, currentReplicas: input.currentReplicas };
-      const decision = decide(observed.policy, state, now);
-      const { id } = await recordDecision(ctx.db, {
+    .mutation(({ ctx, input }) =>
+      ctx.evaluate({
         proxyId: input.proxyId,
-        decision,
+        ownerId: ownerScope(ctx),
+        currentReplicas: input.currentReplicas,
         triggeredBy: triggeredByFor(ctx),
-      });
-      ctx.telemetry.decisionMade?.(observed.proxy, decision);
-      return { ...decision, decisionId: id, proxyId: input.proxyId, policySource: observed.policySource };
-    }),
+      }),
+    ),
 
   execute: operatorProcedure
     .meta({

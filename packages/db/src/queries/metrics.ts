@@ -371,6 +371,9 @@ export async function pruneMetrics(
         ),
         decisions as (
           delete from scaling_decisions where evaluated_at < ${timestampParam(cutoff(decisionDays))} returning 1
+        ),
+        recommendations as (
+          delete from scaling_recommendations where recommended_at < ${timestampParam(cutoff(decisionDays))}
         )
         select (select count(*)::int from raw) as "rawDeleted",
           (select count(*)::int from latest) as "latestDeleted",

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import {
   type CompletionStatus,
   type Decision,
@@ -27,7 +28,7 @@ import {
 import { writeAudit } from "./audit.ts";
 import { afterCursor, type Page, pageSize, toPage } from "./cursor.ts";
 import { fetchLatestSamples, latestSamples, seriesSql } from "./metrics.ts";
-import { inList } from "./pg-array.ts";
+import { inList, numberArray, textArray } from "./pg-array.ts";
 import { FROZEN_DEFAULT_POLICY, type PolicySource, policyColumnsSql, policyFromRow } from "./policies.ts";
 import { lockProxy, type ProxyRecord, toProxyRecord } from "./proxies.ts";
 import { epochMs, timestampParam, toDate } from "./time.ts";
@@ -65,31 +66,80 @@ export interface DecisionRecord {
   createdAt: Date;
 }
 
+export interface DecisionInput {
+  proxyId: string;
+  decision: Decision;
+  triggeredBy: ScalingTrigger;
+}
+
 /** Stores one evaluation, including one that changes nothing. Throws NotFoundError for an unknown proxy. */
-export async function recordDecision(
+export async function recordDecision(db: Db, args: DecisionInput): Promise<{ id: string }> {
+  const [id] = await recordDecisions(db, [args]);
+  if (!id) throw new NotFoundError("proxy", args.proxyId);
+  return { id };
+}
+
+/**
+ * Stores a batch of evaluations in ONE statement (concurrent evaluate requests are written together). Returns
+ * each one's id in input order, or null where the proxy does not exist (a bad id, or deleted meanwhile).
+ */
+export async function recordDecisions(
   db: Db,
-  args: { proxyId: string; decision: Decision; triggeredBy: ScalingTrigger },
-): Promise<{ id: string }> {
-  const { decision } = args;
-  if (!isUuid(args.proxyId)) throw new NotFoundError("proxy", args.proxyId);
+  inputs: readonly DecisionInput[],
+): Promise<Array<string | null>> {
+  const ids = inputs.map((input) => (isUuid(input.proxyId) ? randomUUID() : null));
+  const rows = inputs.flatMap((input, index) => (ids[index] ? [{ ...input, id: ids[index] }] : []));
+  if (rows.length === 0) return ids;
+  const column = <T>(pick: (row: (typeof rows)[number]) => T) => rows.map(pick);
+  const statement = sql`
+    with stored as (
+      insert into scaling_decisions (id, proxy_id, evaluated_at, triggered_by, strategy, action, current_replicas,
+        recommended_replicas, desired_replicas, load_score, explanation, recommendation_at, recommendation_replicas,
+        decision)
+      select u.id, u.proxy_id, timestamptz 'epoch' + u.evaluated_ms * interval '1 millisecond', u.triggered_by,
+        u.strategy, u.action, u.current_replicas, u.recommended_replicas, u.desired_replicas, u.load_score,
+        u.explanation, timestamptz 'epoch' + u.recommendation_ms * interval '1 millisecond',
+        u.recommendation_replicas, u.decision
+      from unnest(
+        ${textArray(column((row) => row.id))}::uuid[],
+        ${textArray(column((row) => row.proxyId))}::uuid[],
+        ${numberArray(column((row) => row.decision.evaluatedAt))}::int8[],
+        ${textArray(column((row) => row.triggeredBy))}::text[],
+        ${textArray(column((row) => row.decision.strategy))}::text[],
+        ${textArray(column((row) => row.decision.action))}::text[],
+        ${numberArray(column((row) => row.decision.currentReplicas))}::int4[],
+        ${numberArray(column((row) => row.decision.recommendedReplicas))}::int4[],
+        ${numberArray(column((row) => row.decision.desiredReplicas))}::int4[],
+        ${numberArray(column((row) => row.decision.loadScore))}::float8[],
+        ${textArray(column((row) => row.decision.explanation))}::text[],
+        ${numberArray(column((row) => row.decision.recommendation.at))}::int8[],
+        ${numberArray(column((row) => row.decision.recommendation.replicas))}::int4[],
+        ${textArray(column((row) => JSON.stringify(row.decision)))}::jsonb[]
+      ) as u(id, proxy_id, evaluated_ms, triggered_by, strategy, action, current_replicas, recommended_replicas,
+             desired_replicas, load_score, explanation, recommendation_ms, recommendation_replicas, decision)
+      where u.proxy_id in (select id from proxies)
+      returning id, proxy_id, recommendation_replicas, recommendation_at
+    ),
+    recommended as (
+      -- In key order, so concurrent batches lock the same rows in the same order.
+      insert into scaling_recommendations (proxy_id, replicas, recommended_at)
+      select distinct on (proxy_id, recommendation_replicas) proxy_id, recommendation_replicas, recommendation_at
+      from stored
+      order by proxy_id, recommendation_replicas, recommendation_at desc
+      on conflict (proxy_id, replicas) do update set recommended_at = excluded.recommended_at
+      where scaling_recommendations.recommended_at < excluded.recommended_at
+    )
+    select id from stored`;
+  let stored: Array<{ id: string }>;
   try {
-    const [row] = await queryPreparedRows<{ id: string }>(
-      db,
-      sql`insert into scaling_decisions (proxy_id, evaluated_at, triggered_by, strategy, action, current_replicas,
-            recommended_replicas, desired_replicas, load_score, explanation, recommendation_at,
-            recommendation_replicas, decision)
-          values (${args.proxyId}::uuid, ${timestampParam(new Date(decision.evaluatedAt))}, ${args.triggeredBy},
-            ${decision.strategy}, ${decision.action}, ${decision.currentReplicas}::int4,
-            ${decision.recommendedReplicas}::int4, ${decision.desiredReplicas}::int4, ${decision.loadScore}::float8,
-            ${decision.explanation}, ${timestampParam(new Date(decision.recommendation.at))},
-            ${decision.recommendation.replicas}::int4, ${JSON.stringify(decision)}::jsonb)
-          returning id`,
-    );
-    return row!;
+    stored = await queryPreparedRows<{ id: string }>(db, statement);
   } catch (error) {
-    if (violatedConstraint(error)?.code === "23503") throw new NotFoundError("proxy", args.proxyId);
-    throw error;
+    // A proxy deleted between the filter and the foreign-key check: once more, now that the delete is visible.
+    if (violatedConstraint(error)?.code !== "23503") throw error;
+    stored = await queryPreparedRows<{ id: string }>(db, statement);
   }
+  const storedIds = new Set(stored.map((row) => row.id));
+  return ids.map((id) => (id !== null && storedIds.has(id) ? id : null));
 }
 
 /** Newest evaluation first. */
@@ -408,7 +458,8 @@ type ProxyWithPolicyRow = Omit<typeof proxies.$inferSelect, "createdAt" | "updat
  * Everything `decide` needs for N proxies in a constant number of queries (five, whatever N): the proxies with
  * their own policies, the environment policies, the latest sample per instance (newer than now − historySeconds),
  * the scale events in that window plus any in flight (failed and cancelled ones changed nothing and are left
- * out), and the recommendations of the decisions in that window. Unknown ids are absent from the map.
+ * out), and the newest recommendation of each replica count in that window (scaling_recommendations: what
+ * stabilization reads, exactly). Unknown ids are absent from the map.
  * `state.caps` carries the owner's tier cap (core's `tierCapsFor`), so every caller of the engine applies it.
  * Policies are parsed once per distinct content and shared, frozen, between proxies.
  */
@@ -450,11 +501,10 @@ export async function loadObservedStates(
     ),
     queryPreparedRows<{ proxyId: string } & RecommendationRecord>(
       db,
-      sql`select proxy_id as "proxyId", ${epochMs(sql`recommendation_at`)}::float8 as at,
-            recommendation_replicas as replicas
-          from scaling_decisions
-          where ${inList(sql`proxy_id`, ids, "uuid")} and evaluated_at >= ${since}
-          order by evaluated_at`,
+      sql`select proxy_id as "proxyId", ${epochMs(sql`recommended_at`)}::float8 as at, replicas
+          from scaling_recommendations
+          where ${inList(sql`proxy_id`, ids, "uuid")} and recommended_at >= ${since}
+          order by recommended_at`,
     ),
   ]);
   const environmentPolicies = new Map(

@@ -8,6 +8,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   uniqueIndex,
   uuid,
@@ -62,6 +63,27 @@ export const scalingDecisions = pgTable(
       "scaling_decisions_replicas_non_negative",
       sql`${t.currentReplicas} >= 0 and ${t.recommendedReplicas} >= 0 and ${t.desiredReplicas} >= 0 and ${t.recommendationReplicas} >= 0`,
     ),
+  ],
+);
+
+/**
+ * For each proxy and replica count, when it was last recommended. HPA's stabilization takes the max (or min) of
+ * the recommendations in a window ending now, and the newest one of each count decides that exactly; so reading
+ * this is a handful of rows per proxy, where reading scaling_decisions grows with every evaluation in the window.
+ * Kept by recordDecisions in the statement that stores the decisions.
+ */
+export const scalingRecommendations = pgTable(
+  "scaling_recommendations",
+  {
+    proxyId: uuid("proxy_id")
+      .notNull()
+      .references(() => proxies.id, { onDelete: "cascade" }),
+    replicas: integer("replicas").notNull(),
+    recommendedAt: ts("recommended_at").notNull(),
+  },
+  (t) => [
+    primaryKey({ name: "scaling_recommendations_pk", columns: [t.proxyId, t.replicas] }),
+    check("scaling_recommendations_replicas_non_negative", sql`${t.replicas} >= 0`),
   ],
 );
 

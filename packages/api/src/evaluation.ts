@@ -1,0 +1,126 @@
+import { type Decision, decide, historySecondsFor, type ScalingTrigger } from "@proxyscale/core";
+import { type Db, loadObservedStates, type ObservedProxy, recordDecisions } from "@proxyscale/db";
+import type { ApiTelemetry } from "./context.ts";
+import { notFound } from "./errors.ts";
+
+/** Evaluation first reads this much history; a policy whose windows reach further is read again with its own. */
+const EVALUATION_HISTORY_SECONDS = 3_600;
+
+export interface EvaluationRequest {
+  proxyId: string;
+  /** Only this owner's proxy may be evaluated (undefined: any, for admins); anything else is 404. */
+  ownerId: string | undefined;
+  /** Replicas managed outside ProxyScale: the engine starts from this count instead of the stored one. */
+  currentReplicas?: number | undefined;
+  triggeredBy: Extract<ScalingTrigger, "manual" | "admin">;
+}
+
+export type EvaluationResult = Decision & { decisionId: string; proxyId: string; policySource: string };
+
+export type Evaluator = (request: EvaluationRequest) => Promise<EvaluationResult>;
+
+/** At most this many batches read and write at once; requests that arrive meanwhile wait for the next one. */
+const MAX_BATCHES_IN_FLIGHT = 2;
+const MAX_BATCH = 1_000;
+
+interface Waiting {
+  request: EvaluationRequest;
+  resolve(result: EvaluationResult): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Runs `scaling.evaluate` with group commit: the requests that arrive while earlier ones are at the database
+ * share one read of their proxies' state (loadObservedStates) and one insert of their decisions. Each is answered
+ * only once its decision is stored, so nothing is acknowledged that could be lost. Idle, a request starts its own
+ * batch at once (no timer); under load, batches grow and round trips per request fall.
+ */
+export function createEvaluator(deps: { db: Db; clock: () => number; telemetry: ApiTelemetry }): Evaluator {
+  const queue: Waiting[] = [];
+  let inFlight = 0;
+  let scheduled = false;
+
+  const schedule = () => {
+    if (scheduled || inFlight >= MAX_BATCHES_IN_FLIGHT || queue.length === 0) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      const batch = queue.splice(0, MAX_BATCH);
+      inFlight += 1;
+      evaluateBatch(deps, batch)
+        .catch((error: unknown) => {
+          for (const waiting of batch) waiting.reject(error);
+        })
+        .finally(() => {
+          inFlight -= 1;
+          schedule();
+        });
+      schedule();
+    });
+  };
+
+  return (request) =>
+    new Promise((resolve, reject) => {
+      queue.push({ request, resolve, reject });
+      schedule();
+    });
+}
+
+async function evaluateBatch(
+  deps: { db: Db; clock: () => number; telemetry: ApiTelemetry },
+  batch: readonly Waiting[],
+): Promise<void> {
+  const now = deps.clock();
+  const proxyIds = [...new Set(batch.map((waiting) => waiting.request.proxyId))];
+  const observed = await loadObservedStates(deps.db, {
+    proxyIds,
+    now,
+    historySeconds: EVALUATION_HISTORY_SECONDS,
+  });
+  const further = [...observed.values()].filter(
+    (entry) => historySecondsFor(entry.policy) > EVALUATION_HISTORY_SECONDS,
+  );
+  if (further.length > 0) {
+    const historySeconds = Math.max(...further.map((entry) => historySecondsFor(entry.policy)));
+    const reread = await loadObservedStates(deps.db, {
+      proxyIds: further.map((entry) => entry.proxy.id),
+      now,
+      historySeconds,
+    });
+    for (const [proxyId, entry] of reread) observed.set(proxyId, entry);
+  }
+
+  const decided: Array<{ waiting: Waiting; entry: ObservedProxy; decision: Decision }> = [];
+  for (const waiting of batch) {
+    const { proxyId, ownerId, currentReplicas } = waiting.request;
+    const entry = observed.get(proxyId);
+    if (!entry || (ownerId !== undefined && entry.proxy.ownerId !== ownerId)) {
+      waiting.reject(notFound("proxy", proxyId));
+      continue;
+    }
+    // state.caps already holds the owner's tier cap (loadObservedStates), whoever evaluates.
+    const state =
+      currentReplicas === undefined ? entry.state : { ...entry.state, currentReplicas: currentReplicas };
+    decided.push({ waiting, entry, decision: decide(entry.policy, state, now) });
+  }
+  if (decided.length === 0) return;
+
+  const ids = await recordDecisions(
+    deps.db,
+    decided.map(({ waiting, decision }) => ({
+      proxyId: waiting.request.proxyId,
+      decision,
+      triggeredBy: waiting.request.triggeredBy,
+    })),
+  );
+  decided.forEach(({ waiting, entry, decision }, index) => {
+    const decisionId = ids[index];
+    // Null: the proxy was deleted between the read and the write.
+    if (!decisionId) {
+      waiting.reject(notFound("proxy", entry.proxy.id));
+      return;
+    }
+    deps.telemetry.decisionMade?.(entry.proxy, decision);
+    waiting.resolve({ ...decision, decisionId, proxyId: entry.proxy.id, policySource: entry.policySource });
+  });
+}
