@@ -4,6 +4,7 @@
  * PGlite in memory. Every figure is printed next to a baseline measured in the same run.
  */
 import { randomBytes } from "node:crypto";
+import net from "node:net";
 import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { sql } from "drizzle-orm";
@@ -273,7 +274,14 @@ async function benchSummary(database: Database, label: string, runs: number) {
 async function onPostgres() {
   const schema = `bench_${randomBytes(4).toString("hex")}`;
   const database = await openDatabase({ driver: "postgres", url: POSTGRES_URL, pgSchema: schema });
-  const client = postgres(POSTGRES_URL, { max: 1, onnotice: () => {}, connection: { search_path: schema } });
+  const client = postgres(POSTGRES_URL, {
+    max: 1,
+    onnotice: () => {},
+    connection: { search_path: schema },
+    // postgres.js's own sockets keep Nagle on: each COPY's CopyDone would wait ~40 ms for the server's delayed ACK.
+    socket: ({ host, port }: { host: string[]; port: number[] }) =>
+      net.connect({ host: host[0], port: port[0] ?? 5432, noDelay: true }),
+  } as postgres.Options<Record<string, never>>);
   try {
     if (selected("ingest")) await benchIngest(database, "PostgreSQL", 200_000, client);
     if (selected("latest")) {

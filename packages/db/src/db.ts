@@ -18,10 +18,9 @@ const dialect = new PgDialect();
  * parameter), run as a prepared statement. drizzle's unnamed statements make postgres.js send Parse + Describe and
  * wait for the parameter types before Bind + Execute: two round trips and a parse and plan per call. Named, the
  * statement is parsed once per pooled connection (postgres.js keys it by its SQL text, so the name drizzle asks for
- * does not matter) and each call is one Bind + Execute; the pool sets `plan_cache_mode = force_custom_plan`, so it
- * is still planned for its arguments (a generic plan doubled evaluate's latency at a steady rate). PGlite runs it
- * as before. A statement whose text varied
- * would be prepared once per variant and kept for the connection's life: use `queryRows` for those.
+ * does not matter) and each call is one Bind + Execute; PostgreSQL plans it per call for its first five and then
+ * keeps a generic plan if that costs no more. PGlite runs it as before. A statement whose text varied would be
+ * prepared once per variant and kept for the connection's life: use `queryRows` for those.
  */
 export async function queryPreparedRows<T>(db: Db, query: SQL): Promise<T[]> {
   const result: unknown = await db._.session

