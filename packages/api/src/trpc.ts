@@ -51,44 +51,44 @@ const mapErrors = t.middleware(async ({ next }) => {
 
 export const publicProcedure = t.procedure.use(mapErrors);
 
-/** A valid bearer token, within the user's rate limit. */
-export const protectedProcedure = publicProcedure.use(async ({ ctx, next }) => {
-  const header = ctx.authorization;
-  if (!header)
-    throw new TRPCError({ code: "UNAUTHORIZED", message: "missing Authorization: Bearer <token>" });
-  const match = /^Bearer\s+(\S+)$/i.exec(header);
-  if (!match)
-    throw new TRPCError({ code: "UNAUTHORIZED", message: "Authorization header must be Bearer <token>" });
-  let user: NonNullable<Context["user"]>;
-  try {
-    user = await ctx.verifyToken(match[1]!);
-  } catch (error) {
-    if (error instanceof AuthenticationError)
-      throw new TRPCError({ code: "UNAUTHORIZED", message: error.message });
-    throw error;
-  }
-  const verdict = ctx.rateLimiter.take(user.sub, user.tier);
-  if (!verdict.allowed) {
-    throw new TRPCError({
-      code: "TOO_MANY_REQUESTS",
-      message: `rate limit: tier ${user.tier} allows ${verdict.limitPerMinute} requests per minute; retry in ${verdict.retryAfterSeconds} s`,
-    });
-  }
-  return next({ ctx: { ...ctx, user } });
-});
-
-function requireRole(required: Role) {
-  return protectedProcedure.use(({ ctx, next }) => {
-    if (!roleAtLeast(ctx.user.role, required)) {
+/**
+ * A valid bearer token, within the user's rate limit, with at least the `required` role: one middleware, and the
+ * only one that changes the context (tRPC copies the context for every middleware that passes one on).
+ */
+function authenticated(required: Role) {
+  return publicProcedure.use(async ({ ctx, next }) => {
+    const header = ctx.authorization;
+    if (!header)
+      throw new TRPCError({ code: "UNAUTHORIZED", message: "missing Authorization: Bearer <token>" });
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match)
+      throw new TRPCError({ code: "UNAUTHORIZED", message: "Authorization header must be Bearer <token>" });
+    let user: NonNullable<Context["user"]>;
+    try {
+      user = await ctx.verifyToken(match[1]!);
+    } catch (error) {
+      if (error instanceof AuthenticationError)
+        throw new TRPCError({ code: "UNAUTHORIZED", message: error.message });
+      throw error;
+    }
+    const verdict = ctx.rateLimiter.take(user.sub, user.tier);
+    if (!verdict.allowed) {
       throw new TRPCError({
-        code: "FORBIDDEN",
-        message: `requires role ${required} or above; your token has role ${ctx.user.role}`,
+        code: "TOO_MANY_REQUESTS",
+        message: `rate limit: tier ${user.tier} allows ${verdict.limitPerMinute} requests per minute; retry in ${verdict.retryAfterSeconds} s`,
       });
     }
-    return next({ ctx });
+    if (!roleAtLeast(user.role, required)) {
+      throw new TRPCError({
+        code: "FORBIDDEN",
+        message: `requires role ${required} or above; your token has role ${user.role}`,
+      });
+    }
+    return next({ ctx: { user } });
   });
 }
 
+export const protectedProcedure = authenticated("viewer");
 export const viewerProcedure = protectedProcedure;
-export const operatorProcedure = requireRole("operator");
-export const adminProcedure = requireRole("admin");
+export const operatorProcedure = authenticated("operator");
+export const adminProcedure = authenticated("admin");
