@@ -1,9 +1,9 @@
-import { type Decision, decide, historySecondsFor, type ScalingTrigger } from "@proxyscale/core";
+import { type Decision, decide, type ScalingTrigger } from "@proxyscale/core";
 import { type Db, loadObservedStates, type ObservedProxy, recordDecisions } from "@proxyscale/db";
 import type { ApiTelemetry } from "./context.ts";
 import { notFound } from "./errors.ts";
 
-/** Evaluation first reads this much history; a policy whose windows reach further is read again with its own. */
+/** Evaluation reads at least this much history (loadObservedStates reads further for policies that need it). */
 const EVALUATION_HISTORY_SECONDS = 3_600;
 
 export interface EvaluationRequest {
@@ -77,18 +77,6 @@ async function evaluateBatch(
     now,
     historySeconds: EVALUATION_HISTORY_SECONDS,
   });
-  const further = [...observed.values()].filter(
-    (entry) => historySecondsFor(entry.policy) > EVALUATION_HISTORY_SECONDS,
-  );
-  if (further.length > 0) {
-    const historySeconds = Math.max(...further.map((entry) => historySecondsFor(entry.policy)));
-    const reread = await loadObservedStates(deps.db, {
-      proxyIds: further.map((entry) => entry.proxy.id),
-      now,
-      historySeconds,
-    });
-    for (const [proxyId, entry] of reread) observed.set(proxyId, entry);
-  }
 
   const decided: Array<{ waiting: Waiting; entry: ObservedProxy; decision: Decision }> = [];
   for (const waiting of batch) {
@@ -99,8 +87,7 @@ async function evaluateBatch(
       continue;
     }
     // state.caps already holds the owner's tier cap (loadObservedStates), whoever evaluates.
-    const state =
-      currentReplicas === undefined ? entry.state : { ...entry.state, currentReplicas: currentReplicas };
+    const state = currentReplicas === undefined ? entry.state : { ...entry.state, currentReplicas };
     decided.push({ waiting, entry, decision: decide(entry.policy, state, now) });
   }
   if (decided.length === 0) return;

@@ -484,6 +484,41 @@ forEachDriver(
     });
 
     describe("observed state", () => {
+      it("reads further back, in five more statements, for the proxies whose policy looks back past historySeconds", async () => {
+        const now = Date.now();
+        const longWindow = await newProxy(db(), 3);
+        const plain = await newProxy(db(), 3);
+        await upsertPolicy(db(), {
+          proxyId: longWindow.id,
+          policy: {
+            ...DEFAULT_POLICY,
+            behavior: {
+              ...DEFAULT_POLICY.behavior,
+              scaleDown: { ...DEFAULT_POLICY.behavior.scaleDown, stabilizationWindowSeconds: 3_600 },
+            },
+          },
+          actorId: "a",
+        });
+        for (const proxy of [longWindow, plain]) {
+          await recordDecision(db(), {
+            proxyId: proxy.id,
+            decision: decision(now - 2_000_000, 6),
+            triggeredBy: "auto",
+          });
+        }
+        counter.reset();
+        const states = await loadObservedStates(db(), {
+          proxyIds: [longWindow.id, plain.id],
+          now,
+          historySeconds: 600,
+        });
+        expect(counter.statements).toHaveLength(10);
+        expect(states.get(longWindow.id)!.state.recommendations).toEqual([
+          { at: now - 2_000_000, replicas: 6 },
+        ]);
+        expect(states.get(plain.id)!.state.recommendations).toEqual([]);
+      });
+
       it("loads the state of N proxies in five statements whatever N, with policies, samples, events and recommendations", async () => {
         const now = Date.now();
         const environment = unique("env");

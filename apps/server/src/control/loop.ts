@@ -376,25 +376,8 @@ export class ControlLoop {
       loadObservedStates(db, { proxyIds, now, historySeconds }),
       loadControlFacts(db, { proxyIds }),
     ]);
-    let further = 0;
-    const again: string[] = [];
-    for (const [proxyId, entry] of observed) {
-      const needed = historySecondsFor(entry.policy);
-      this.historySeconds.set(proxyId, needed);
-      if (needed > historySeconds) {
-        again.push(proxyId);
-        further = Math.max(further, needed);
-      }
-    }
-    if (again.length > 0) {
-      for (const [proxyId, entry] of await loadObservedStates(db, {
-        proxyIds: again,
-        now,
-        historySeconds: further,
-      })) {
-        observed.set(proxyId, entry);
-      }
-    }
+    for (const [proxyId, entry] of observed)
+      this.historySeconds.set(proxyId, historySecondsFor(entry.policy));
     return { observed, facts };
   }
 

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import {
   type CompletionStatus,
   type Decision,
+  historySecondsFor,
   type MetricSample,
   type ObservedState,
   type RecommendationRecord,
@@ -459,7 +460,9 @@ type ProxyWithPolicyRow = Omit<typeof proxies.$inferSelect, "createdAt" | "updat
  * their own policies, the environment policies, the latest sample per instance (newer than now − historySeconds),
  * the scale events in that window plus any in flight (failed and cancelled ones changed nothing and are left
  * out), and the newest recommendation of each replica count in that window (scaling_recommendations: what
- * stabilization reads, exactly). Unknown ids are absent from the map.
+ * stabilization reads, exactly). `historySeconds` is a floor: proxies whose policy looks back further (core's
+ * historySecondsFor) are read again with their own window, five more queries for all of them together. Unknown
+ * ids are absent from the map.
  * `state.caps` carries the owner's tier cap (core's `tierCapsFor`), so every caller of the engine applies it.
  * Policies are parsed once per distinct content and shared, frozen, between proxies.
  */
@@ -535,6 +538,17 @@ export async function loadObservedStates(
         caps: tierCapsFor(proxy.ownerTier),
       },
     });
+  }
+  const further = [...result.values()].filter(
+    (entry) => historySecondsFor(entry.policy) > args.historySeconds,
+  );
+  if (further.length > 0) {
+    const reread = await loadObservedStates(db, {
+      proxyIds: further.map((entry) => entry.proxy.id),
+      now: args.now,
+      historySeconds: Math.max(...further.map((entry) => historySecondsFor(entry.policy))),
+    });
+    for (const [proxyId, entry] of reread) result.set(proxyId, entry);
   }
   return result;
 }
