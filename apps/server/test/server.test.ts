@@ -256,29 +256,33 @@ describe("server", () => {
     });
 
     it.skipIf(!postgresAvailable)(
-      "answers 503 on /readyz and on API calls when the database becomes unreachable",
+      "answers 503 on /readyz and on API calls when the database becomes unreachable, and recovers with it",
       async () => {
         // PostgreSQL behind a loopback relay this test can cut, as a network partition or a dead database would.
         const target = new URL(POSTGRES_URL);
         const sockets = new Set<net.Socket>();
-        const relay = net.createServer((socket) => {
-          const upstream = net.connect(Number(target.port || 5432), target.hostname);
-          for (const end of [socket, upstream]) {
-            sockets.add(end);
-            end.on("error", () => end.destroy());
-            end.on("close", () => sockets.delete(end));
-          }
-          socket.pipe(upstream).pipe(socket);
-        });
+        const relayTo = () =>
+          net.createServer((socket) => {
+            const upstream = net.connect(Number(target.port || 5432), target.hostname);
+            for (const end of [socket, upstream]) {
+              sockets.add(end);
+              end.on("error", () => end.destroy());
+              end.on("close", () => sockets.delete(end));
+            }
+            socket.pipe(upstream).pipe(socket);
+          });
+        let relay = relayTo();
         await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+        const relayPort = (relay.address() as AddressInfo).port;
         const relayUrl = new URL(POSTGRES_URL);
-        relayUrl.port = String((relay.address() as AddressInfo).port);
+        relayUrl.port = String(relayPort);
         const schema = `unreachable_${randomBytes(4).toString("hex")}`;
         const partitioned = await openDatabase({ url: relayUrl.toString(), pgSchema: schema, poolMax: 2 });
         const broken = await startTestServer(partitioned);
         const api = client(broken.url, await token({ role: "admin" }));
         try {
           expect((await api.request("GET", "/api/proxies")).status).toBe(200);
+          const proxyId = await registerProxy(api, { name: unique("partitioned") });
           relay.close();
           for (const socket of sockets) socket.destroy();
 
@@ -292,7 +296,22 @@ describe("server", () => {
             message: "database is unreachable",
           });
           expect((await api.request("POST", "/api/proxies", { body: { name: "down" } })).status).toBe(503);
+          // Evaluations waiting in one batch all get the 503, and the batcher is not left stuck behind them.
+          const evaluations = await Promise.all(
+            [1, 2, 3].map(() => api.request("POST", `/api/proxy/scaling/evaluate/${proxyId}`)),
+          );
+          expect(evaluations.map((answer) => answer.status)).toEqual([503, 503, 503]);
+
+          relay = relayTo();
+          await new Promise<void>((resolve) => relay.listen(relayPort, "127.0.0.1", resolve));
+          await expect
+            .poll(async () => (await fetch(`${broken.url}/readyz`)).status, { timeout: 10_000 })
+            .toBe(200);
+          const evaluated = await api.request("POST", `/api/proxy/scaling/evaluate/${proxyId}`);
+          expect(evaluated.status).toBe(200);
+          expect(evaluated.body.proxyId).toBe(proxyId);
         } finally {
+          relay.close();
           await broken.close();
           await partitioned.close().catch(() => {});
           const direct = postgres(POSTGRES_URL, { max: 1, onnotice: () => {} });

@@ -99,6 +99,10 @@ async function openPostgres(
     max: options.poolMax ?? DEFAULT_POOL_MAX,
     connect_timeout: 10,
     idle_timeout: 60,
+    // postgres.js's own backoff grows to 20 s between connection attempts while the database is down, and every
+    // query waits for the next attempt: API calls answered 503 only after 40 s, and recovery lagged as long.
+    // Capped at 1 s (with its jitter, so servers reconnecting together spread out).
+    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 1),
     onnotice: () => {},
     // plan_cache_mode stays `auto`: `force_custom_plan` also re-plans the foreign-key checks' cached queries for
     // every inserted row, which halved ingest (and every insert into a table with a foreign key).
