@@ -63,6 +63,14 @@ export const envSchema = z
         message: `is required when PROXYSCALE_DATA_DIR is ${MEMORY_DATA_DIR} (or set PROXYSCALE_JWKS_URL)`,
       });
     }
+    // Ranges read rolled-up minutes from the rollups only: rollups pruned before the raw samples leave a gap.
+    if (env.PROXYSCALE_ROLLUP_RETENTION_DAYS < env.PROXYSCALE_METRICS_RETENTION_DAYS) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["PROXYSCALE_ROLLUP_RETENTION_DAYS"],
+        message: `must be at least PROXYSCALE_METRICS_RETENTION_DAYS (${env.PROXYSCALE_METRICS_RETENTION_DAYS})`,
+      });
+    }
   });
 
 export interface ServerConfig {

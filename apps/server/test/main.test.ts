@@ -88,6 +88,19 @@ describe("configuration", () => {
     expect(message).not.toContain(secret);
   });
 
+  it("refuses rollups kept for less time than the raw samples they summarise", () => {
+    expect(() =>
+      loadConfig({ PROXYSCALE_METRICS_RETENTION_DAYS: "30", PROXYSCALE_ROLLUP_RETENTION_DAYS: "14" }),
+    ).toThrow("PROXYSCALE_ROLLUP_RETENTION_DAYS: must be at least PROXYSCALE_METRICS_RETENTION_DAYS (30)");
+    expect(() => loadConfig({ PROXYSCALE_METRICS_RETENTION_DAYS: "120" })).toThrow(
+      "PROXYSCALE_ROLLUP_RETENTION_DAYS: must be at least PROXYSCALE_METRICS_RETENTION_DAYS (120)",
+    );
+    expect(
+      loadConfig({ PROXYSCALE_METRICS_RETENTION_DAYS: "30", PROXYSCALE_ROLLUP_RETENTION_DAYS: "30" }).control
+        .retention,
+    ).toMatchObject({ rawRetentionDays: 30, rollupRetentionDays: 30 });
+  });
+
   it("requires a JWT secret or JWKS URL when the data directory is in memory", () => {
     expect(() => loadConfig({ PROXYSCALE_DATA_DIR: "memory://" })).toThrow(
       "PROXYSCALE_JWT_SECRET: is required when PROXYSCALE_DATA_DIR is memory://",
