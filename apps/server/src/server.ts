@@ -38,6 +38,8 @@ export interface ServerDeps {
   /** Built admin UI to serve at `/`; default apps/admin/dist when it exists. `null` serves none. */
   adminDistDir?: string | null;
   requestsPerMinute?: Partial<Record<Tier, number>>;
+  /** Most milliseconds between sharing rate-limit counts with the other servers (default 1,000). */
+  rateLimitSyncMs?: number;
   metrics?: ServerMetrics;
   /** Longest wait for in-flight requests on close before their connections are cut. Default 10 s. */
   shutdownGraceMs?: number;
@@ -81,6 +83,7 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
     auth: deps.auth,
     telemetry: metrics.telemetry,
     requestsPerMinute: deps.requestsPerMinute,
+    rateLimitSyncMs: deps.rateLimitSyncMs,
   });
   const logServerError = ({
     error,
@@ -186,6 +189,7 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
     close() {
       if (closing) return Promise.resolve();
       closing = true;
+      contextFactory.close();
       return new Promise<void>((resolve) => {
         const force = setTimeout(() => httpServer.closeAllConnections(), deps.shutdownGraceMs ?? 10_000);
         // Keep-alive connections whose request finishes after close() started are closed as they go idle.

@@ -1,4 +1,6 @@
 import { TIER_LIMITS } from "@proxyscale/core";
+import { queryRows } from "@proxyscale/db";
+import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   type Client,
@@ -312,6 +314,46 @@ forEachDriver("roles, tiers and ownership", (suite) => {
       const audit = await admin.request("GET", `/api/audit?entityId=${proxyId}&limit=10`);
       const update = audit.body.items.find((entry: { action: string }) => entry.action === "proxy.update");
       expect(update).toMatchObject({ before: { ownerTier: "free" }, after: { ownerTier: "pro" } });
+    });
+
+    it("rate-limits a user once across servers that share the database, not once per server", async () => {
+      const options = { requestsPerMinute: { free: 4 }, rateLimitSyncMs: 20 };
+      const [first, second] = [
+        await startTestServer(suite().database, options),
+        await startTestServer(suite().database, options),
+      ];
+      const sub = unique("roaming");
+      const bearer = await token({ role: "viewer", tier: "free", sub });
+      const told = async (requests: number) =>
+        expect
+          .poll(async () => {
+            const rows = await queryRows<{ requests: number }>(
+              suite().database.db,
+              sql`select coalesce(sum(requests), 0)::int as requests from rate_limit_windows where user_id = ${sub}`,
+            );
+            return rows[0]!.requests;
+          })
+          .toBe(requests);
+      try {
+        for (let index = 0; index < 2; index++)
+          expect((await client(first.url, bearer).request("GET", "/api/proxies")).status).toBe(200);
+        await told(2);
+        // The second server admits its first request before it has heard of the other two, then learns of them
+        // (a user new to a server is charged the other servers' requests of the current minute).
+        expect((await client(second.url, bearer).request("GET", "/api/proxies")).status).toBe(200);
+        await told(3);
+        const statuses: number[] = [];
+        for (let index = 0; index < 3; index++)
+          statuses.push((await client(second.url, bearer).request("GET", "/api/proxies")).status);
+        expect(statuses).toEqual([200, 429, 429]);
+        await told(4);
+        // The first server's next exchanges (every 20 ms) bring the second's requests into its bucket.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect((await client(first.url, bearer).request("GET", "/api/proxies")).status).toBe(429);
+      } finally {
+        await first.close();
+        await second.close();
+      }
     });
 
     it("rate-limits each user by tier (429) without affecting other users", async () => {

@@ -42,6 +42,8 @@ export interface ApiDeps {
   onMetricsRecorded?: (proxyIds: readonly string[]) => void;
   /** Requests per minute by tier; defaults to core's TIER_LIMITS. */
   requestsPerMinute?: Partial<Record<Tier, number>>;
+  /** Most milliseconds between sharing rate-limit counts with the other servers (default 1,000). */
+  rateLimitSyncMs?: number;
 }
 
 /** What one request sees. `user` is set by `protectedProcedure` once the token is verified. */
@@ -65,7 +67,8 @@ export interface RequestInfo {
   authorization?: string | undefined;
 }
 
-export type ContextFactory = (request: RequestInfo) => Context;
+/** Builds each request's context; `close()` stops its background work (the rate limiter's sharing). */
+export type ContextFactory = ((request: RequestInfo) => Context) & { close(): void };
 
 /** Builds the per-request context factory. The verifier, rate limiter and evaluator live as long as the factory. */
 export function createContext(deps: ApiDeps): ContextFactory {
@@ -73,11 +76,12 @@ export function createContext(deps: ApiDeps): ContextFactory {
   const rateLimiter = createRateLimiter({
     clock: deps.clock,
     requestsPerMinute: deps.requestsPerMinute ?? {},
+    shared: { db: deps.db, logger: deps.logger, syncIntervalMs: deps.rateLimitSyncMs },
   });
   const telemetry = deps.telemetry ?? {};
   const onMetricsRecorded = deps.onMetricsRecorded ?? (() => {});
   const evaluate = createEvaluator({ db: deps.db, clock: deps.clock, telemetry });
-  return (request) => ({
+  const factory = (request: RequestInfo): Context => ({
     db: deps.db,
     clock: deps.clock,
     logger: deps.logger,
@@ -89,4 +93,5 @@ export function createContext(deps: ApiDeps): ContextFactory {
     evaluate,
     authorization: request.authorization,
   });
+  return Object.assign(factory, { close: () => rateLimiter.close() });
 }

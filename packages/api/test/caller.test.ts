@@ -4,7 +4,7 @@ import { disposeDatabase, probePostgres, testDrivers } from "@proxyscale/db/test
 import { TRPCError } from "@trpc/server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signToken } from "../src/auth.ts";
-import { type ApiDeps, createContext, type Logger } from "../src/context.ts";
+import { type ApiDeps, type ContextFactory, createContext, type Logger } from "../src/context.ts";
 import { createCaller } from "../src/root.ts";
 
 const postgresAvailable = await probePostgres("@proxyscale/api");
@@ -38,7 +38,14 @@ for (const driver of drivers) {
         auth: { jwtSecret: SECRET },
       };
     });
+    const factories: ContextFactory[] = [];
+    const contextFor = (dependencies: ApiDeps) => {
+      const factory = createContext(dependencies);
+      factories.push(factory);
+      return factory;
+    };
     afterAll(async () => {
+      for (const factory of factories) factory.close();
       await disposeDatabase(database);
     });
 
@@ -47,11 +54,11 @@ for (const driver of drivers) {
       sub = `user-${randomBytes(3).toString("hex")}`,
     ) {
       const bearer = await signToken({ sub, role, tier: "pro", secret: SECRET, now, expiresIn: "1h" });
-      return createCaller(createContext(deps)({ authorization: `Bearer ${bearer}` }));
+      return createCaller(contextFor(deps)({ authorization: `Bearer ${bearer}` }));
     }
 
     it("refuses a caller without a token", async () => {
-      const anonymous = createCaller(createContext(deps)({}));
+      const anonymous = createCaller(contextFor(deps)({}));
       await expect(anonymous.proxies.list({})).rejects.toMatchObject({ code: "UNAUTHORIZED" });
     });
 
@@ -132,7 +139,7 @@ for (const driver of drivers) {
         now,
         expiresIn: 60,
       });
-      const context = createContext(deps);
+      const context = contextFor(deps);
       await expect(
         createCaller(context({ authorization: `Bearer ${bearer}` })).proxies.list({}),
       ).resolves.toBeDefined();

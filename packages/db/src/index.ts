@@ -67,6 +67,7 @@ export {
   setProxyHealth,
   updateProxy,
 } from "./queries/proxies.ts";
+export * from "./queries/rate-limits.ts";
 export * from "./queries/scaling.ts";
 export * as schema from "./schema/index.ts";
 export {

@@ -30,6 +30,7 @@ const SEED_AND_OWN_TABLES = [
   "proxy_scaling_events",
   "proxy_scaling_history",
   "proxy_scaling_policies",
+  "rate_limit_windows",
   "scaling_decisions",
   "scaling_recommendations",
 ];
