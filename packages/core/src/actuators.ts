@@ -59,6 +59,23 @@ export const localActuatorConfigSchema = z.strictObject({
   /** Delay before a crashed replica is replaced; doubles on each crash of the same slot. */
   restartDelayMs: milliseconds(60_000).default(1_000),
   maxRestartDelayMs: milliseconds(600_000).default(30_000),
+  /**
+   * Kubernetes' liveness probe, for a replica that hangs rather than exits: every `periodMs` each ready replica's
+   * health path is asked; after `failureThreshold` answers in a row that fail or take over `timeoutMs`, the
+   * replica is killed and replaced like a crashed one.
+   */
+  livenessProbe: z
+    .strictObject({
+      periodMs: positiveMilliseconds(300_000).default(5_000),
+      timeoutMs: positiveMilliseconds(60_000).default(2_000),
+      failureThreshold: z
+        .number()
+        .int({ message: "must be a whole number" })
+        .min(1, { message: "must be at least 1" })
+        .max(100, { message: "must be at most 100" })
+        .default(3),
+    })
+    .prefault({}),
   reporting: localReportingSchema.prefault({}),
 });
 

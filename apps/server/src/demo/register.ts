@@ -1,7 +1,12 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Logger } from "@proxyscale/api";
-import { type LocalActuatorConfig, parsePolicy, type ScalingPolicy } from "@proxyscale/core";
+import {
+  type LocalActuatorConfig,
+  parseActuatorConfig,
+  parsePolicy,
+  type ScalingPolicy,
+} from "@proxyscale/core";
 import {
   createProxy,
   type Database,
@@ -83,18 +88,14 @@ async function findDemoProxy(database: Database): Promise<ProxyRecord | null> {
 }
 
 function demoActuator(upstream: HelloUpstream, port: number): LocalActuatorConfig {
-  return {
+  // Core's defaults, but for a quicker drain and a reporting interval that makes the demo's charts lively.
+  return parseActuatorConfig({
     kind: "local",
     upstreamUrl: upstream.url,
-    listenHost: "127.0.0.1",
     listenPort: port,
-    balance: "leastConnections",
-    readyTimeoutMs: 20_000,
     drainTimeoutMs: 10_000,
-    restartDelayMs: 1_000,
-    maxRestartDelayMs: 30_000,
     reporting: { enabled: true, intervalMs: 1_000 },
-  };
+  }) as LocalActuatorConfig;
 }
 
 /** JSON with keys sorted at every level: jsonb keeps its own key order. */

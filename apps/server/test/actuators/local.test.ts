@@ -227,6 +227,40 @@ describe("local actuator", () => {
   );
 
   it(
+    "kills and replaces a replica that hangs (SIGSTOP) once it fails its liveness probe, serving from the others meanwhile",
+    async () => {
+      const actuator = await startLocal(2, {
+        restartDelayMs: 100,
+        livenessProbe: { periodMs: 100, timeoutMs: 200, failureThreshold: 2 },
+      });
+      const events: ReplicaCounts[] = [];
+      const stopWatching = actuator.watch((counts) => events.push(counts));
+      const [victim, bystander] = actuator.replicasInfo();
+      // Alive to the kernel (no exit, its port still accepts connections) but answering nothing.
+      process.kill(victim!.pid!, "SIGSTOP");
+      cleanups.push(async () => {
+        if (isAlive(victim!.pid!)) process.kill(victim!.pid!, "SIGKILL");
+      });
+
+      await waitFor(() => events.find((counts) => counts.unhealthyReplicas === 1));
+      await waitFor(() => !isAlive(victim!.pid!));
+      const during = await fetch(`${actuator.url}/during`);
+      expect(during.status).toBe(200);
+      expect(during.headers.get(INSTANCE_HEADER)).toBe(bystander?.instanceId);
+
+      await waitFor(() =>
+        events.find((counts) => counts.readyReplicas === 2 && counts.unhealthyReplicas === 0),
+      );
+      stopWatching();
+      const replaced = actuator.replicasInfo();
+      expect(replaced.map((info) => info.pid)).not.toContain(victim?.pid);
+      expect(replaced.map((info) => info.instanceId)).toContain(bystander?.instanceId);
+      expect(await actuator.getReplicas()).toEqual({ replicas: 2, readyReplicas: 2, unhealthyReplicas: 0 });
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
     "runs each replica's MetricsReporter against ProxyScale's metrics path, token kept out of argv",
     async () => {
       const pushes: Array<{ path: string; authorization: string | undefined; sample: unknown }> = [];

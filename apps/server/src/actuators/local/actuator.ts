@@ -1,5 +1,5 @@
 import { type ChildProcess, fork } from "node:child_process";
-import { Agent } from "node:http";
+import { Agent, request } from "node:http";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { exponentialBackoffMs, type LocalActuatorConfig } from "@proxyscale/core";
@@ -13,7 +13,12 @@ import type {
 } from "../types.ts";
 import { ActuatorError, assertReplicaCount, errorMessage, silentLogger, throwIfAborted } from "../types.ts";
 import { FrontListener, type FrontStats } from "./front.ts";
-import { isWorkerReadyMessage, WORKER_CONFIG_ENV, type WorkerConfigInput } from "./protocol.ts";
+import {
+  isWorkerReadyMessage,
+  WORKER_CONFIG_ENV,
+  WORKER_HEALTH_PATH,
+  type WorkerConfigInput,
+} from "./protocol.ts";
 
 const WORKER_ENTRY = fileURLToPath(new URL("./worker.ts", import.meta.url));
 /** The worker runs from source: Node loads it through tsx's ESM loader. */
@@ -36,6 +41,9 @@ interface Replica {
   agent?: Agent;
   exited: Promise<void>;
   stderrTail: string;
+  /** Liveness probes in a row that failed or timed out. */
+  failedProbes: number;
+  probing: boolean;
 }
 
 /** One wanted replica. It outlives its processes: a crashed replica is replaced in the same slot. */
@@ -58,7 +66,8 @@ export interface LocalReplicaInfo {
 /**
  * Runs a `local` proxy: real worker processes (the built-in reverse proxy) behind one front listener.
  * Scale-out waits for each new worker to report ready; scale-in takes workers out of the rotation, lets
- * their in-flight requests finish, then stops them. A crashed worker is reported unhealthy and replaced.
+ * their in-flight requests finish, then stops them. A crashed worker is reported unhealthy and replaced, and so
+ * is a hung one, found by the liveness probe.
  */
 export class LocalActuator implements Actuator {
   readonly kind = "local";
@@ -72,6 +81,7 @@ export class LocalActuator implements Actuator {
   private lastEmitted = "";
   private closed = false;
   private frontAddress = { host: "", port: 0, url: "" };
+  private readonly probeTimer: NodeJS.Timeout;
 
   /** Listens on the front address and starts `deps.initialReplicas` workers. */
   static async create(config: LocalActuatorConfig, deps: ActuatorDeps): Promise<LocalActuator> {
@@ -109,6 +119,8 @@ export class LocalActuator implements Actuator {
       reporting.enabled && url && token
         ? { url, token, proxyId: deps.proxyId, intervalMs: reporting.intervalMs }
         : undefined;
+    this.probeTimer = setInterval(() => this.probeAll(), config.livenessProbe.periodMs);
+    this.probeTimer.unref();
   }
 
   /** The front listener's address: the one URL clients use. */
@@ -164,6 +176,7 @@ export class LocalActuator implements Actuator {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.probeTimer);
     await this.queue;
     const slots = this.slots;
     this.slots = [];
@@ -264,6 +277,8 @@ export class LocalActuator implements Actuator {
       child,
       state: "starting",
       stderrTail: "",
+      failedProbes: 0,
+      probing: false,
       exited: new Promise((resolve) => child.once("exit", () => resolve())),
     };
     child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
@@ -340,6 +355,45 @@ export class LocalActuator implements Actuator {
     this.front.add(replica.seq, port, replica.agent);
     this.logger.info({ instanceId: replica.instanceId, pid: replica.child.pid, port }, "replica ready");
     this.emit();
+  }
+
+  private probeAll(): void {
+    for (const { replica } of this.slots) {
+      if (replica?.state === "ready" && !replica.probing) void this.probe(replica);
+    }
+  }
+
+  /**
+   * One liveness probe: the worker's health path, on a connection of its own (a hung worker must not hold a
+   * pooled one). After `failureThreshold` failures in a row the replica is killed; its exit is then handled as
+   * a crash: unhealthy, out of the rotation, replaced after the restart delay.
+   */
+  private async probe(replica: Replica): Promise<void> {
+    const { timeoutMs, failureThreshold } = this.config.livenessProbe;
+    replica.probing = true;
+    const healthy = await new Promise<boolean>((resolve) => {
+      const req = request(
+        { host: "127.0.0.1", port: replica.port, path: WORKER_HEALTH_PATH, agent: false, timeout: timeoutMs },
+        (res) => {
+          res.resume();
+          // 503 is a draining worker: alive, and on its way out.
+          res.on("end", () => resolve(res.statusCode === 200 || res.statusCode === 503));
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on("error", () => resolve(false));
+      req.end();
+    });
+    replica.probing = false;
+    if (replica.state !== "ready") return;
+    replica.failedProbes = healthy ? 0 : replica.failedProbes + 1;
+    if (replica.failedProbes < failureThreshold) return;
+    this.logger.warn(
+      { instanceId: replica.instanceId, pid: replica.child.pid, failedProbes: replica.failedProbes },
+      "replica failed its liveness probe; killing it",
+    );
+    this.front.removeFromRotation(replica.seq);
+    replica.child.kill("SIGKILL");
   }
 
   private onExit(slot: Slot, replica: Replica, code: number | null, signal: NodeJS.Signals | null): void {
