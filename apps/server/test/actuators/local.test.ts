@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { type LocalActuatorConfig, loadMetricsSchema, parseActuatorConfig } from "@proxyscale/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -256,6 +257,62 @@ describe("local actuator", () => {
       expect(replaced.map((info) => info.pid)).not.toContain(victim?.pid);
       expect(replaced.map((info) => info.instanceId)).toContain(bystander?.instanceId);
       expect(await actuator.getReplicas()).toEqual({ replicas: 2, readyReplicas: 2, unhealthyReplicas: 0 });
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    "carries a protocol upgrade (WebSocket-style) through the front and a worker both ways, and relays a refusal",
+    async () => {
+      const actuator = await startLocal(1);
+      const [replica] = actuator.replicasInfo();
+      const upgrade = (protocol: string) =>
+        new Promise<{ status: number; instance: string | undefined; socket?: Duplex; body?: string }>(
+          (resolve, reject) => {
+            const req = request(`${actuator.url}/socket`, {
+              headers: { connection: "Upgrade", upgrade: protocol },
+            });
+            req.on("upgrade", (res, socket) =>
+              resolve({
+                status: res.statusCode ?? 0,
+                instance: res.headers[INSTANCE_HEADER] as string,
+                socket,
+              }),
+            );
+            req.on("response", (res) => {
+              let body = "";
+              res.setEncoding("utf8").on("data", (chunk: string) => {
+                body += chunk;
+              });
+              res.on("end", () =>
+                resolve({
+                  status: res.statusCode ?? 0,
+                  instance: res.headers[INSTANCE_HEADER] as string,
+                  body,
+                }),
+              );
+            });
+            req.on("error", reject);
+            req.end();
+          },
+        );
+
+      const echo = await upgrade("echo");
+      expect(echo.status).toBe(101);
+      expect(echo.instance).toBe(replica?.instanceId);
+      const socket = echo.socket!;
+      const heard: string[] = [];
+      socket.setEncoding("utf8").on("data", (chunk: string) => heard.push(chunk));
+      socket.write("ping 1");
+      await waitFor(() => heard.join("") === "ping 1");
+      socket.write(" ping 2");
+      await waitFor(() => heard.join("") === "ping 1 ping 2");
+      expect(actuator.frontStats().backends[0]?.upgraded).toBe(1);
+      socket.destroy();
+      await waitFor(() => actuator.frontStats().backends[0]?.upgraded === 0);
+
+      const refused = await upgrade("something-else");
+      expect(refused).toMatchObject({ status: 400, body: "only Upgrade: echo here\n" });
     },
     TEST_TIMEOUT,
   );

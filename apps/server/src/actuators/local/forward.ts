@@ -6,6 +6,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import { request as httpsRequest } from "node:https";
+import type { Duplex } from "node:stream";
 
 /** Headers that describe one hop's connection and never travel through a proxy (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set([
@@ -54,7 +55,11 @@ export function targetFromUrl(url: string, agent: Agent): ForwardTarget {
   };
 }
 
-function forwardedHeaders(req: IncomingMessage, target: ForwardTarget): IncomingHttpHeaders {
+function forwardedHeaders(
+  req: IncomingMessage,
+  target: ForwardTarget,
+  keep: ReadonlySet<string> = new Set(),
+): IncomingHttpHeaders {
   const listed = new Set(
     (req.headers.connection ?? "")
       .split(",")
@@ -63,7 +68,7 @@ function forwardedHeaders(req: IncomingMessage, target: ForwardTarget): Incoming
   );
   const headers: IncomingHttpHeaders = {};
   for (const [name, value] of Object.entries(req.headers)) {
-    if (!HOP_BY_HOP.has(name) && !listed.has(name)) headers[name] = value;
+    if (keep.has(name) || (!HOP_BY_HOP.has(name) && !listed.has(name))) headers[name] = value;
   }
   const client = req.socket.remoteAddress ?? "";
   const priorFor = req.headers["x-forwarded-for"];
@@ -176,4 +181,80 @@ class GatewayTimeout extends Error {
     super(`no answer within ${ms} ms`);
     this.name = "GatewayTimeout";
   }
+}
+
+/** The hop-by-hop headers an upgrade must carry to the next hop (RFC 9110 §7.8). */
+const UPGRADE_HEADERS = new Set(["connection", "upgrade"]);
+
+function statusLine(status: number, message: string, headers: Record<string, string | string[]>): string {
+  const lines = Object.entries(headers).flatMap(([name, value]) =>
+    (Array.isArray(value) ? value : [value]).map((one) => `${name}: ${one}`),
+  );
+  return [`HTTP/1.1 ${status} ${message}`, ...lines, "", ""].join("\r\n");
+}
+
+/**
+ * Forwards a protocol upgrade (WebSocket and the like) to `target`: on its 101 the two sockets are joined both
+ * ways until either side closes; any other answer is relayed and the client's socket closed. Resolves when the
+ * upgraded connection ends, or at once when there was none.
+ */
+export function forwardUpgrade(
+  req: IncomingMessage,
+  client: Duplex,
+  head: Buffer,
+  target: ForwardTarget,
+  options: Pick<ForwardOptions, "responseHeaders"> = {},
+): Promise<void> {
+  return new Promise((resolve) => {
+    const send = target.protocol === "https:" ? httpsRequest : request;
+    const upstream = send({
+      protocol: target.protocol,
+      hostname: target.hostname,
+      port: target.port,
+      method: req.method,
+      path: `${target.basePath}${req.url ?? "/"}`,
+      headers: forwardedHeaders(req, target, UPGRADE_HEADERS),
+      // An upgraded connection is never returned to a pool.
+      agent: false,
+    });
+    client.on("error", () => upstream.destroy());
+    upstream.on("upgrade", (answer, socket, upstreamHead) => {
+      const headers: Record<string, string | string[]> = { ...options.responseHeaders };
+      for (const [name, value] of Object.entries(answer.headers))
+        if (value !== undefined) headers[name] = value;
+      client.write(statusLine(101, answer.statusMessage ?? "Switching Protocols", headers));
+      if (upstreamHead.length > 0) client.write(upstreamHead);
+      if (head.length > 0) socket.write(head);
+      socket.on("error", () => client.destroy());
+      client.on("error", () => socket.destroy());
+      socket.pipe(client).pipe(socket);
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        socket.destroy();
+        client.destroy();
+        resolve();
+      };
+      socket.once("close", end);
+      client.once("close", end);
+    });
+    upstream.on("response", (answer) => {
+      const headers: Record<string, string | string[]> = { ...options.responseHeaders, connection: "close" };
+      for (const [name, value] of Object.entries(answer.headers))
+        if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+      client.write(statusLine(answer.statusCode ?? 502, answer.statusMessage ?? "", headers));
+      answer.pipe(client);
+      answer.on("end", () => {
+        client.end();
+        resolve();
+      });
+    });
+    upstream.on("error", () => {
+      if (client.writable)
+        client.end(statusLine(502, "Bad Gateway", { "content-type": "text/plain", connection: "close" }));
+      resolve();
+    });
+    upstream.end();
+  });
 }

@@ -1,7 +1,7 @@
 import { type Agent, createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ActuatorLogger } from "../types.ts";
-import { type ForwardTarget, forwardRequest } from "./forward.ts";
+import { type ForwardTarget, forwardRequest, forwardUpgrade } from "./forward.ts";
 
 export type BalanceMode = "leastConnections" | "roundRobin";
 
@@ -9,6 +9,8 @@ interface Backend {
   id: number;
   target: ForwardTarget;
   inFlight: number;
+  /** Upgraded connections (WebSocket) open through this replica; they end when it stops. */
+  upgraded: number;
   inRotation: boolean;
   idleWaiters: Array<() => void>;
 }
@@ -20,12 +22,13 @@ export interface FrontStats {
   /** Requests sent again to another replica after a connection failure. */
   retries: number;
   inFlight: number;
-  backends: Array<{ id: number; inFlight: number; inRotation: boolean }>;
+  backends: Array<{ id: number; inFlight: number; upgraded: number; inRotation: boolean }>;
 }
 
 /**
- * The one address clients use: an HTTP listener that forwards each request to a ready replica. Replicas leave
- * the rotation before they stop, so no new request reaches a draining replica.
+ * The one address clients use: an HTTP listener that forwards each request, and each protocol upgrade
+ * (WebSocket), to a ready replica. Replicas leave the rotation before they stop, so no new request reaches a
+ * draining replica; its upgraded connections end when it stops.
  */
 export class FrontListener {
   private readonly server: Server;
@@ -50,6 +53,19 @@ export class FrontListener {
         res.destroy();
       });
     });
+    this.server.on("upgrade", (req, socket, head) => {
+      this.counters.requests += 1;
+      const backend = this.pick(new Set());
+      if (!backend) {
+        this.counters.failures += 1;
+        socket.end("HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\n\r\n");
+        return;
+      }
+      backend.upgraded += 1;
+      void forwardUpgrade(req, socket, head, backend.target).then(() => {
+        backend.upgraded -= 1;
+      });
+    });
     this.server.keepAliveTimeout = 60_000;
     this.server.headersTimeout = 65_000;
   }
@@ -72,6 +88,7 @@ export class FrontListener {
       id,
       target: { protocol: "http:", hostname: "127.0.0.1", port, basePath: "", agent },
       inFlight: 0,
+      upgraded: 0,
       inRotation: true,
       idleWaiters: [],
     };
@@ -108,9 +125,10 @@ export class FrontListener {
   stats(): FrontStats {
     return {
       ...this.counters,
-      backends: [...this.backends.values()].map(({ id, inFlight, inRotation }) => ({
+      backends: [...this.backends.values()].map(({ id, inFlight, upgraded, inRotation }) => ({
         id,
         inFlight,
+        upgraded,
         inRotation,
       })),
     };

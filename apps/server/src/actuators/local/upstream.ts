@@ -23,7 +23,7 @@ const MAX_DELAY_MS = 60_000;
 
 /**
  * A tiny upstream for the demo and tests: answers `hello` after a configurable latency.
- * `?delayMs=N` sets one request's latency, `?status=N` its status code.
+ * `?delayMs=N` sets one request's latency, `?status=N` its status code; `Upgrade: echo` gets an echo connection.
  */
 export async function startHelloUpstream(options: HelloUpstreamOptions = {}): Promise<HelloUpstream> {
   const latencyMs = options.latencyMs ?? 0;
@@ -56,6 +56,20 @@ export async function startHelloUpstream(options: HelloUpstreamOptions = {}): Pr
       }, delay);
       res.once("close", () => clearTimeout(timer));
     });
+  });
+  // `Upgrade: echo`: switches protocols and echoes every byte back, a stand-in for a WebSocket backend.
+  server.on("upgrade", (req, socket, head) => {
+    if (req.headers.upgrade?.toLowerCase() !== "echo") {
+      const body = "only Upgrade: echo here\n";
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+      );
+      return;
+    }
+    socket.write("HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n");
+    if (head.length > 0) socket.write(head);
+    socket.on("error", () => socket.destroy());
+    socket.pipe(socket);
   });
   server.keepAliveTimeout = 60_000;
   server.headersTimeout = 65_000;

@@ -7,7 +7,7 @@ import { Agent, createServer } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import type { AddressInfo } from "node:net";
 import { MetricsReporter } from "@proxyscale/sdk/reporter";
-import { type ForwardOutcome, forwardRequest, targetFromUrl } from "./forward.ts";
+import { type ForwardOutcome, forwardRequest, forwardUpgrade, targetFromUrl } from "./forward.ts";
 import {
   INSTANCE_HEADER,
   WORKER_CONFIG_ENV,
@@ -69,6 +69,15 @@ const server = createServer((req, res) => {
       reporter?.recordRequest(performance.now() - startedAt, ok);
       if (draining && inFlight === 0) void finishDrain();
     });
+});
+server.on("upgrade", (req, socket, head) => {
+  if (draining) {
+    socket.end("HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n");
+    return;
+  }
+  void forwardUpgrade(req, socket, head, upstream, {
+    responseHeaders: { [INSTANCE_HEADER]: config.instanceId },
+  });
 });
 // Longer than the front's idle socket timeout, so the front always closes idle connections first.
 server.keepAliveTimeout = 60_000;
