@@ -6,7 +6,9 @@ import type { AddressInfo } from "node:net";
  * A local stand-in for kube-apiserver's apps/v1 workloads and their `scale` subresource, speaking the real
  * request and response shapes: autoscaling/v1 Scale, apps/v1 Deployment/StatefulSet status (zero values
  * omitted, as the API server's omitempty does), meta/v1 Status errors, merge-patch with a resourceVersion
- * precondition, bearer-token authentication and per-token RBAC.
+ * precondition, bearer-token authentication and per-token RBAC, and watches of one workload
+ * (`?watch=true&fieldSelector=metadata.name=…`: newline-delimited meta/v1 WatchEvents, 410 Gone as an ERROR
+ * event for a resourceVersion older than `oldestResourceVersion`).
  */
 export interface FakeWorkload {
   resource: "deployments" | "statefulsets";
@@ -21,7 +23,12 @@ export interface FakeWorkload {
 
 export interface FakeIdentity {
   user: string;
-  verbs: Array<"get-scale" | "patch-scale" | "get-workload">;
+  verbs: Array<"get-scale" | "patch-scale" | "get-workload" | "watch-workload">;
+}
+
+interface Watcher {
+  key: string;
+  res: ServerResponse;
 }
 
 export interface RecordedRequest {
@@ -34,6 +41,7 @@ export interface RecordedRequest {
 
 const KIND = { deployments: "Deployment", statefulsets: "StatefulSet" } as const;
 const SCALE_PATH = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/(deployments|statefulsets)\/([^/]+)(\/scale)?$/;
+const COLLECTION_PATH = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/(deployments|statefulsets)$/;
 
 function status(code: number, reason: string, message: string, details?: Record<string, unknown>) {
   return {
@@ -56,6 +64,9 @@ export class FakeKubeApiServer {
   concurrentWriters = 0;
   /** How long the controller takes to bring status.replicas to spec.replicas. */
   rolloutDelayMs = 0;
+  /** A watch from a resourceVersion below this gets 410 Gone (the API server compacted its history). */
+  oldestResourceVersion = 0;
+  private readonly watchers = new Set<Watcher>();
   private readonly server;
   private readonly secure: boolean;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -81,6 +92,7 @@ export class FakeKubeApiServer {
   }
 
   async stop(): Promise<void> {
+    this.endWatches();
     for (const timer of this.timers) clearTimeout(timer);
     this.server.closeAllConnections();
     await new Promise((resolve) => this.server.close(resolve));
@@ -101,6 +113,51 @@ export class FakeKubeApiServer {
 
   workload(namespace: string, resource: FakeWorkload["resource"], name: string): FakeWorkload | undefined {
     return this.workloads.get(this.key(namespace, resource, name));
+  }
+
+  /** Pods that stop (or start) being ready, as the kubelet's probes would report: a MODIFIED event. */
+  setUnready(workload: FakeWorkload, unready: number): void {
+    workload.unready = unready;
+    this.changed(workload);
+  }
+
+  /** Ends every open watch, as the API server does when its timeout passes. */
+  endWatches(): void {
+    for (const watcher of this.watchers) watcher.res.end();
+    this.watchers.clear();
+  }
+
+  /** Open watches. */
+  get watching(): number {
+    return this.watchers.size;
+  }
+
+  private changed(workload: FakeWorkload): void {
+    workload.resourceVersion += 1;
+    const key = this.key(workload.namespace, workload.resource, workload.name);
+    const event = `${JSON.stringify({ type: "MODIFIED", object: this.workloadObject(workload) })}\n`;
+    for (const watcher of this.watchers) if (watcher.key === key) watcher.res.write(event);
+  }
+
+  private watch(url: URL, namespace: string, resource: FakeWorkload["resource"], res: ServerResponse) {
+    const name = url.searchParams.get("fieldSelector")?.match(/^metadata\.name=(.+)$/)?.[1] ?? "";
+    const workload = this.workload(namespace, resource, name);
+    res.writeHead(200, { "content-type": "application/json" });
+    const since = url.searchParams.get("resourceVersion");
+    if (since !== null && Number(since) < this.oldestResourceVersion) {
+      const gone = status(
+        410,
+        "Expired",
+        `too old resource version: ${since} (${this.oldestResourceVersion})`,
+      );
+      res.end(`${JSON.stringify({ type: "ERROR", object: gone })}\n`);
+      return;
+    }
+    if (workload && (since === null || Number(since) < workload.resourceVersion))
+      res.write(`${JSON.stringify({ type: "ADDED", object: this.workloadObject(workload) })}\n`);
+    const watcher = { key: this.key(namespace, resource, name), res };
+    this.watchers.add(watcher);
+    res.once("close", () => this.watchers.delete(watcher));
   }
 
   private key(namespace: string, resource: string, name: string) {
@@ -129,6 +186,21 @@ export class FakeKubeApiServer {
     const identity = token === undefined ? undefined : this.identities.get(token);
     if (!identity) return send(401, status(401, "Unauthorized", "Unauthorized"));
 
+    const collection = url.pathname.match(COLLECTION_PATH);
+    if (collection && req.method === "GET" && url.searchParams.get("watch") === "true") {
+      const [, namespace = "", resource = "deployments"] = collection;
+      if (!identity.verbs.includes("watch-workload")) {
+        return send(
+          403,
+          status(
+            403,
+            "Forbidden",
+            `${resource}.apps is forbidden: User "${identity.user}" cannot watch resource "${resource}" in API group "apps" in the namespace "${namespace}"`,
+          ),
+        );
+      }
+      return this.watch(url, namespace, resource as FakeWorkload["resource"], res);
+    }
     const match = url.pathname.match(SCALE_PATH);
     if (!match) return send(404, status(404, "NotFound", "the server could not find the requested resource"));
     const [, namespace = "", resource = "deployments", name = "", scaleSuffix] = match;
@@ -215,7 +287,7 @@ export class FakeKubeApiServer {
           );
         }
         workload.specReplicas = replicas;
-        workload.resourceVersion += 1;
+        this.changed(workload);
         this.rollout(workload);
       }
     }
@@ -225,7 +297,7 @@ export class FakeKubeApiServer {
   private rollout(workload: FakeWorkload) {
     const apply = () => {
       workload.statusReplicas = workload.specReplicas;
-      workload.resourceVersion += 1;
+      this.changed(workload);
     };
     if (this.rolloutDelayMs === 0) return apply();
     const timer = setTimeout(() => {

@@ -129,6 +129,80 @@ describe("kubernetes actuator", () => {
     expect(api.workload("prod", "deployments", "edge")).toMatchObject({ specReplicas: 5, statusReplicas: 5 });
   });
 
+  it("watches the workload: reports readiness changes at once, resumes where it was, and starts over after 410 Gone", async () => {
+    api.identities.set("watcher-token", {
+      user: "system:serviceaccount:prod:proxyscale",
+      verbs: ["get-scale", "patch-scale", "get-workload", "watch-workload"],
+    });
+    const actuator = kube({
+      credentials: { source: "kubeconfig", path: writeKubeconfig("watcher", { token: "watcher-token" }) },
+    });
+    const seen: Array<{ replicas: number; readyReplicas: number; unhealthyReplicas: number }> = [];
+    const stop = actuator.watch((counts) => seen.push(counts));
+    const workload = api.workload("prod", "deployments", "edge")!;
+    const watches = () => api.requests.filter((request) => request.path.includes("watch=true"));
+    const until = async (check: () => boolean) => {
+      const deadline = Date.now() + 5_000;
+      while (!check()) {
+        if (Date.now() > deadline) throw new Error(`not seen in time: ${JSON.stringify(seen)}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    const last = () => seen.at(-1);
+    try {
+      await until(() => last()?.readyReplicas === 3);
+      expect(watches()[0]?.path).toBe(
+        "/apis/apps/v1/namespaces/prod/deployments?watch=true&fieldSelector=metadata.name%3Dedge&allowWatchBookmarks=true&timeoutSeconds=300",
+      );
+
+      api.setUnready(workload, 1);
+      await until(() => last()?.unhealthyReplicas === 1);
+      expect(last()).toEqual({ replicas: 3, readyReplicas: 2, unhealthyReplicas: 1 });
+
+      // The API server ends the stream: the watch resumes from the last resourceVersion it saw.
+      const resumeFrom = String(workload.resourceVersion);
+      api.endWatches();
+      await until(() => watches().length === 2 && api.watching === 1);
+      expect(watches()[1]?.path).toContain(`resourceVersion=${resumeFrom}`);
+      api.setUnready(workload, 0);
+      await until(() => last()?.unhealthyReplicas === 0);
+
+      // History compacted past where it was: 410 Gone, then a watch from scratch that lists the object again.
+      api.oldestResourceVersion = workload.resourceVersion + 1;
+      const before = seen.length;
+      api.endWatches();
+      await until(() => watches().length === 4 && api.watching === 1 && seen.length > before);
+      expect(watches()[2]?.path).toContain("resourceVersion=");
+      expect(watches()[3]?.path).not.toContain("resourceVersion=");
+      expect(last()).toEqual({ replicas: 3, readyReplicas: 3, unhealthyReplicas: 0 });
+    } finally {
+      stop();
+    }
+    await until(() => api.watching === 0);
+  });
+
+  it("leaves the counts to getReplicas when RBAC does not allow watching", async () => {
+    const warnings: string[] = [];
+    const config = parseActuatorConfig({
+      kind: "kubernetes",
+      name: "edge",
+      credentials: { source: "kubeconfig", path: writeKubeconfig("config") },
+    }) as KubernetesActuatorConfig;
+    const actuator = new KubernetesActuator(config, {
+      proxyId: "edge",
+      env: {},
+      logger: { debug() {}, info() {}, warn: (_obj, msg) => warnings.push(msg ?? ""), error() {} },
+    });
+    const stop = actuator.watch(() => {});
+    const deadline = Date.now() + 5_000;
+    while (warnings.length === 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    stop();
+    expect(warnings).toEqual(["cannot watch the workload: replica counts come from reconciles only"]);
+    expect(api.requests.filter((request) => request.path.includes("watch=true"))).toHaveLength(1);
+    expect(await actuator.getReplicas()).toEqual({ replicas: 3, readyReplicas: 3, unhealthyReplicas: 0 });
+  });
+
   it("reports what it observed when the rollout outlasts the wait", async () => {
     api.rolloutDelayMs = 2_000;
     const actuator = kube({

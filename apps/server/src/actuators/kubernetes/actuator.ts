@@ -1,4 +1,4 @@
-import { request as httpRequest } from "node:http";
+import { type ClientRequest, request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { KubernetesActuatorConfig } from "@proxyscale/core";
 import { z } from "zod";
@@ -28,10 +28,26 @@ const scaleSchema = z.object({
 });
 type Scale = z.infer<typeof scaleSchema>;
 
-/** The fields of a Deployment or StatefulSet readiness comes from. The API server omits zero values. */
+/** The fields of a Deployment or StatefulSet the counts come from. The API server omits zero values. */
 const workloadSchema = z.object({
-  status: z.object({ readyReplicas: z.number().int().optional() }).optional(),
+  metadata: z.object({ resourceVersion: z.string().optional() }).optional(),
+  status: z
+    .object({ replicas: z.number().int().optional(), readyReplicas: z.number().int().optional() })
+    .optional(),
 });
+
+/** meta/v1 WatchEvent. */
+const watchEventSchema = z.object({
+  type: z.enum(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]),
+  object: z.unknown(),
+});
+
+/** Longest pause between watch attempts after failures (doubling from 1 s). */
+const MAX_WATCH_BACKOFF_MS = 30_000;
+/** The API server ends a watch after this; it is then resumed from the last resourceVersion. */
+const WATCH_TIMEOUT_SECONDS = 300;
+
+class WatchGone extends Error {}
 
 /** meta/v1 Status, the body of every API error. */
 const statusSchema = z.object({
@@ -53,6 +69,7 @@ export class KubernetesActuator implements Actuator {
   readonly kind = "kubernetes";
   private readonly connection: KubeConnection;
   private readonly workloadPath: string;
+  private readonly collectionPath: string;
   private readonly displayName: string;
   private readonly logger: ActuatorLogger;
   private readinessForbidden = false;
@@ -65,7 +82,8 @@ export class KubernetesActuator implements Actuator {
     this.logger = deps.logger ?? silentLogger;
     const namespace = config.namespace ?? this.connection.namespace ?? "default";
     const resource = config.workload === "deployment" ? "deployments" : "statefulsets";
-    this.workloadPath = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/${resource}/${encodeURIComponent(config.name)}`;
+    this.collectionPath = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/${resource}`;
+    this.workloadPath = `${this.collectionPath}/${encodeURIComponent(config.name)}`;
     this.displayName = `${config.workload} ${namespace}/${config.name}`;
   }
 
@@ -103,6 +121,114 @@ export class KubernetesActuator implements Actuator {
       );
     }
     return { status: "completed", observedReplicas: await this.waitForReplicas(replicas, ctx.signal) };
+  }
+
+  /**
+   * Watches the workload (`?watch=true`, resumed from the last resourceVersion when the API server ends the
+   * stream, from scratch after 410 Gone) and reports its replicas and ready replicas on every change, so a pod
+   * that crashes or becomes ready reaches the control loop at once instead of at the next reconcile. Without RBAC
+   * to watch, it logs once and leaves the counts to getReplicas.
+   */
+  watch(onChange: (counts: ReplicaCounts) => void): () => void {
+    const controller = new AbortController();
+    void this.watchLoop(onChange, controller.signal);
+    return () => controller.abort();
+  }
+
+  private async watchLoop(onChange: (counts: ReplicaCounts) => void, signal: AbortSignal): Promise<void> {
+    let resourceVersion: string | undefined;
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        resourceVersion = await this.watchOnce(resourceVersion, onChange, signal);
+        failures = 0;
+      } catch (error) {
+        if (signal.aborted) return;
+        if (error instanceof WatchGone) {
+          resourceVersion = undefined;
+          continue;
+        }
+        if (error instanceof ActuatorError && (error.code === "forbidden" || error.code === "unauthorized")) {
+          this.logger.warn(
+            { workload: this.displayName, err: error.message },
+            "cannot watch the workload: replica counts come from reconciles only",
+          );
+          return;
+        }
+        failures += 1;
+        const delay = Math.min(MAX_WATCH_BACKOFF_MS, 1_000 * 2 ** (failures - 1));
+        this.logger.warn(
+          { workload: this.displayName, err: errorMessage(error), delay },
+          "watch failed; retrying",
+        );
+        await sleep(delay, signal).catch(() => undefined);
+      }
+    }
+  }
+
+  /** One watch request; resolves with the last resourceVersion seen when the API server ends it. */
+  private watchOnce(
+    since: string | undefined,
+    onChange: (counts: ReplicaCounts) => void,
+    signal: AbortSignal,
+  ): Promise<string | undefined> {
+    const query = new URLSearchParams({
+      watch: "true",
+      fieldSelector: `metadata.name=${this.config.name}`,
+      allowWatchBookmarks: "true",
+      timeoutSeconds: String(WATCH_TIMEOUT_SECONDS),
+      ...(since ? { resourceVersion: since } : {}),
+    });
+    let resourceVersion = since;
+    return new Promise((resolve, reject) => {
+      const req = this.open("GET", `${this.collectionPath}?${query}`, { signal }, reject);
+      req.on("response", (res) => {
+        if (res.statusCode !== 200) {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () =>
+            reject(
+              this.apiError("WATCH", { status: res.statusCode ?? 0, body: parseJson(Buffer.concat(chunks)) }),
+            ),
+          );
+          return;
+        }
+        let buffered = "";
+        const onEvent = (line: string) => {
+          const event = watchEventSchema.safeParse(parseJson(Buffer.from(line)));
+          if (!event.success) return;
+          if (event.data.type === "ERROR") {
+            const status = z.object({ code: z.number().optional() }).safeParse(event.data.object).data;
+            req.destroy();
+            reject(
+              status?.code === 410
+                ? new WatchGone()
+                : this.apiError("WATCH", { status: status?.code ?? 500, body: event.data.object }),
+            );
+            return;
+          }
+          const workload = workloadSchema.safeParse(event.data.object).data;
+          resourceVersion = workload?.metadata?.resourceVersion ?? resourceVersion;
+          if (event.data.type === "BOOKMARK") return;
+          const replicas = event.data.type === "DELETED" ? 0 : (workload?.status?.replicas ?? 0);
+          const readyReplicas = Math.min(replicas, workload?.status?.readyReplicas ?? 0);
+          onChange({ replicas, readyReplicas, unhealthyReplicas: replicas - readyReplicas });
+        };
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          buffered += chunk;
+          let newline = buffered.indexOf("\n");
+          while (newline >= 0) {
+            const line = buffered.slice(0, newline).trim();
+            buffered = buffered.slice(newline + 1);
+            if (line) onEvent(line);
+            newline = buffered.indexOf("\n");
+          }
+        });
+        res.on("end", () => resolve(resourceVersion));
+        res.on("error", (error) => reject(this.unavailable("WATCH", this.collectionPath, error)));
+      });
+    });
   }
 
   async close(): Promise<void> {}
@@ -174,8 +300,26 @@ export class KubernetesActuator implements Actuator {
   }
 
   private call(method: "GET" | "PATCH", path: string, body?: unknown): Promise<KubeResponse> {
+    return new Promise((resolve, reject) => {
+      const req = this.open(method, path, { body, timeoutMs: this.config.requestTimeoutMs }, reject);
+      req.on("response", (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("error", (error) => reject(this.unavailable(method, path, error)));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: parseJson(Buffer.concat(chunks)) }));
+      });
+    });
+  }
+
+  /** Sends a request to the API server with the connection's credentials; `onError` gets transport failures. */
+  private open(
+    method: "GET" | "PATCH",
+    path: string,
+    options: { body?: unknown; timeoutMs?: number; signal?: AbortSignal },
+    onError: (error: ActuatorError) => void,
+  ): ClientRequest {
     const url = new URL(path, this.connection.server);
-    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
     const token = this.connection.token?.();
     const headers: Record<string, string> = {
       accept: "application/json",
@@ -194,41 +338,40 @@ export class KubernetesActuator implements Actuator {
       ...(this.connection.key ? { key: this.connection.key } : {}),
       rejectUnauthorized: !this.connection.insecureSkipTlsVerify,
     };
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error) =>
-        reject(
-          new ActuatorError(
-            "unavailable",
-            `${method} ${url.origin}${url.pathname} failed: ${errorMessage(error)}`,
-            {
-              retryable: true,
-              cause: error,
-            },
-          ),
-        );
-      const options = { method, headers, timeout: this.config.requestTimeoutMs };
-      const req =
-        url.protocol === "https:"
-          ? httpsRequest(url, { ...options, ...tls, agent: false })
-          : httpRequest(url, { ...options, agent: false });
-      req.on("timeout", () => req.destroy(new Error(`timed out after ${this.config.requestTimeoutMs} ms`)));
-      req.on("error", onError);
-      req.on("response", (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("error", onError);
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          let parsed: unknown;
-          try {
-            parsed = text ? JSON.parse(text) : undefined;
-          } catch {
-            parsed = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
-      });
-      req.end(payload);
-    });
+    const common = {
+      method,
+      headers,
+      ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs }),
+      ...(options.signal ? { signal: options.signal } : {}),
+    };
+    const req =
+      url.protocol === "https:"
+        ? httpsRequest(url, { ...common, ...tls, agent: false })
+        : httpRequest(url, { ...common, agent: false });
+    req.on("timeout", () => req.destroy(new Error(`timed out after ${options.timeoutMs} ms`)));
+    req.on("error", (error) => onError(this.unavailable(method, path, error)));
+    req.end(payload);
+    return req;
+  }
+
+  private unavailable(method: string, path: string, error: Error): ActuatorError {
+    const url = new URL(path, this.connection.server);
+    return new ActuatorError(
+      "unavailable",
+      `${method} ${url.origin}${url.pathname} failed: ${errorMessage(error)}`,
+      {
+        retryable: true,
+        cause: error,
+      },
+    );
+  }
+}
+
+function parseJson(buffer: Buffer): unknown {
+  const text = buffer.toString("utf8");
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return undefined;
   }
 }
