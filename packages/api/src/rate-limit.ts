@@ -16,7 +16,7 @@ export interface RateLimiter {
 
 /** The shared counts are kept per minute. */
 const WINDOW_MS = 60_000;
-export const DEFAULT_RATE_SYNC_MS = 1_000;
+const DEFAULT_RATE_SYNC_MS = 1_000;
 
 const windowOf = (time: number) => Math.floor(time / WINDOW_MS) * WINDOW_MS;
 

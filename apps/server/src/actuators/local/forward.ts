@@ -1,5 +1,6 @@
 import {
   type Agent,
+  type ClientRequest,
   type IncomingHttpHeaders,
   type IncomingMessage,
   request,
@@ -81,6 +82,25 @@ function forwardedHeaders(
   return headers;
 }
 
+/** The request to `target` that carries `req` on: its method, and its path under the target's base path. */
+function requestTo(
+  target: ForwardTarget,
+  req: IncomingMessage,
+  headers: IncomingHttpHeaders,
+  agent: Agent | false,
+): ClientRequest {
+  const send = target.protocol === "https:" ? httpsRequest : request;
+  return send({
+    protocol: target.protocol,
+    hostname: target.hostname,
+    port: target.port,
+    method: req.method,
+    path: `${target.basePath}${req.url ?? "/"}`,
+    headers,
+    agent,
+  });
+}
+
 /** True when the request carries no body, so it can be sent again to another target. */
 function isReplayable(req: IncomingMessage): boolean {
   const method = req.method ?? "GET";
@@ -100,22 +120,13 @@ export function forwardRequest(
 ): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
     const replayable = options.allowRetry === true && isReplayable(req);
-    const send = target.protocol === "https:" ? httpsRequest : request;
     let settled = false;
     const settle = (outcome: ForwardOutcome) => {
       if (settled) return;
       settled = true;
       resolve(outcome);
     };
-    const upstream = send({
-      protocol: target.protocol,
-      hostname: target.hostname,
-      port: target.port,
-      method: req.method,
-      path: `${target.basePath}${req.url ?? "/"}`,
-      headers: forwardedHeaders(req, target),
-      agent: target.agent,
-    });
+    const upstream = requestTo(target, req, forwardedHeaders(req, target), target.agent);
     let answered = false;
     const timer =
       options.timeoutMs === undefined
@@ -206,17 +217,8 @@ export function forwardUpgrade(
   options: Pick<ForwardOptions, "responseHeaders"> = {},
 ): Promise<void> {
   return new Promise((resolve) => {
-    const send = target.protocol === "https:" ? httpsRequest : request;
-    const upstream = send({
-      protocol: target.protocol,
-      hostname: target.hostname,
-      port: target.port,
-      method: req.method,
-      path: `${target.basePath}${req.url ?? "/"}`,
-      headers: forwardedHeaders(req, target, UPGRADE_HEADERS),
-      // An upgraded connection is never returned to a pool.
-      agent: false,
-    });
+    // An upgraded connection is never returned to a pool.
+    const upstream = requestTo(target, req, forwardedHeaders(req, target, UPGRADE_HEADERS), false);
     client.on("error", () => upstream.destroy());
     upstream.on("upgrade", (answer, socket, upstreamHead) => {
       const headers: Record<string, string | string[]> = { ...options.responseHeaders };
