@@ -9,6 +9,7 @@ import {
   createActuator,
   type HelloUpstream,
   LocalActuator,
+  type LocalReplicaInfo,
   type ReplicaCounts,
   startHelloUpstream,
 } from "../../src/actuators/index.ts";
@@ -66,6 +67,29 @@ async function waitFor<T>(probe: () => T | undefined | false, timeoutMs = 20_000
     if (Date.now() > deadline) throw new Error("condition not met in time");
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * After `victim` was lost: the front serves from `survivor` alone, then a live replacement makes both slots ready
+ * again.
+ */
+async function expectSurvivorThenReplacement(
+  actuator: LocalActuator,
+  events: ReplicaCounts[],
+  victim: LocalReplicaInfo,
+  survivor: LocalReplicaInfo,
+) {
+  const during = await fetch(`${actuator.url}/during`);
+  expect(during.status).toBe(200);
+  expect(during.headers.get(INSTANCE_HEADER)).toBe(survivor.instanceId);
+  await waitFor(() => events.find((counts) => counts.readyReplicas === 2 && counts.unhealthyReplicas === 0));
+  const replaced = actuator.replicasInfo();
+  expect(replaced).toHaveLength(2);
+  expect(replaced.map((info) => info.pid)).not.toContain(victim.pid);
+  expect(replaced.map((info) => info.instanceId)).toContain(survivor.instanceId);
+  const replacement = replaced.find((info) => info.instanceId !== survivor.instanceId);
+  expect(isAlive(replacement!.pid!)).toBe(true);
+  expect(await actuator.getReplicas()).toEqual({ replicas: 2, readyReplicas: 2, unhealthyReplicas: 0 });
 }
 
 interface Answer {
@@ -208,21 +232,8 @@ describe("local actuator", () => {
       await waitFor(() => events.find((counts) => counts.unhealthyReplicas === 1));
       expect(events[0]).toEqual({ replicas: 2, readyReplicas: 1, unhealthyReplicas: 1 });
       expect(await actuator.getReplicas()).toMatchObject({ replicas: 2, unhealthyReplicas: 1 });
-      // Meanwhile the front serves from the survivor alone.
-      const during = await fetch(`${actuator.url}/during`);
-      expect(during.status).toBe(200);
-      expect(during.headers.get(INSTANCE_HEADER)).toBe(bystander?.instanceId);
-
-      await waitFor(() =>
-        events.find((counts) => counts.readyReplicas === 2 && counts.unhealthyReplicas === 0),
-      );
+      await expectSurvivorThenReplacement(actuator, events, victim!, bystander!);
       stopWatching();
-      const replaced = actuator.replicasInfo();
-      expect(replaced).toHaveLength(2);
-      expect(replaced.map((info) => info.pid)).not.toContain(victim?.pid);
-      const replacement = replaced.find((info) => info.instanceId !== bystander?.instanceId);
-      expect(isAlive(replacement!.pid!)).toBe(true);
-      expect(await actuator.getReplicas()).toEqual({ replicas: 2, readyReplicas: 2, unhealthyReplicas: 0 });
     },
     TEST_TIMEOUT,
   );
@@ -245,18 +256,8 @@ describe("local actuator", () => {
 
       await waitFor(() => events.find((counts) => counts.unhealthyReplicas === 1));
       await waitFor(() => !isAlive(victim!.pid!));
-      const during = await fetch(`${actuator.url}/during`);
-      expect(during.status).toBe(200);
-      expect(during.headers.get(INSTANCE_HEADER)).toBe(bystander?.instanceId);
-
-      await waitFor(() =>
-        events.find((counts) => counts.readyReplicas === 2 && counts.unhealthyReplicas === 0),
-      );
+      await expectSurvivorThenReplacement(actuator, events, victim!, bystander!);
       stopWatching();
-      const replaced = actuator.replicasInfo();
-      expect(replaced.map((info) => info.pid)).not.toContain(victim?.pid);
-      expect(replaced.map((info) => info.instanceId)).toContain(bystander?.instanceId);
-      expect(await actuator.getReplicas()).toEqual({ replicas: 2, readyReplicas: 2, unhealthyReplicas: 0 });
     },
     TEST_TIMEOUT,
   );
