@@ -42,6 +42,11 @@ function assertWithinCallerTier(ctx: AuthedContext, policy: ScalingPolicy) {
   }
 }
 
+/** The seed's upsert answer: 201 when the write created the policy, 200 when it replaced one. */
+function createdOrReplaced(output: unknown): number {
+  return (output as { created: boolean }).created ? 201 : 200;
+}
+
 export const policiesRouter = {
   get: viewerProcedure
     .meta({
@@ -68,7 +73,7 @@ export const policiesRouter = {
         tags: TAGS,
         summary: "Create (201) or replace (200) the proxy's own policy. Admin only.",
       },
-      successStatus: (output) => ((output as { created: boolean }).created ? 201 : 200),
+      successStatus: createdOrReplaced,
     })
     .input(scalingPolicySchema.safeExtend({ proxyId: proxyIdSchema }))
     .output(recordOutput<EffectivePolicy & { created: boolean }>("The stored policy"))
@@ -186,7 +191,7 @@ export const policiesRouter = {
         tags: TAGS,
         summary: "Set an environment's default policy: 201 created, 200 replaced. Admin only.",
       },
-      successStatus: (output) => ((output as { created: boolean }).created ? 201 : 200),
+      successStatus: createdOrReplaced,
     })
     .input(scalingPolicySchema.safeExtend({ environment: environmentSchema }))
     .output(
