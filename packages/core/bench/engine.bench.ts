@@ -43,6 +43,10 @@ function states(): ObservedState[] {
         at: NOW - 15_000 * (i + 1),
         replicas: 4 + ((v + i) % 5),
       })),
+      lastSampleAt: NOW - 1000,
+      createdAt: NOW - 86_400_000,
+      activeEvent: null,
+      reconcileIntervalMs: 10_000,
     };
   });
 }

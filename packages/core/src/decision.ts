@@ -19,6 +19,14 @@ export interface RecommendationRecord {
   replicas: number;
 }
 
+/** The proxy's scaling event in flight (pending or in progress): there is at most one. */
+export interface ActiveEventRecord {
+  id: string;
+  status: "pending" | "in_progress";
+  fromReplicas: number;
+  toReplicas: number;
+}
+
 /** What the engine knows of a proxy at `now`. Everything is passed in: the engine reads no clock and no store. */
 export interface ObservedState {
   currentReplicas: number;
@@ -32,6 +40,14 @@ export interface ObservedState {
   recommendations: RecommendationRecord[];
   /** Caps from outside the policy: the owner's tier, a budget. */
   caps?: { tierMaxReplicas?: number; budgetMaxReplicas?: number };
+  /** The newest sample of any instance, however old (epoch ms); null when the proxy never reported. */
+  lastSampleAt: number | null;
+  /** When the proxy was registered (epoch ms): one that never reported misses intervals from then on. */
+  createdAt: number;
+  /** The scale in flight: a decision that would scale while one runs is held (the `inFlight` limit). */
+  activeEvent: ActiveEventRecord | null;
+  /** How often every proxy is reconciled: fallback counts missed intervals of this length. */
+  reconcileIntervalMs: number;
 }
 
 /** One metric's proposal (target tracking) or reading (threshold, step). */
@@ -73,8 +89,8 @@ export type Limit =
   | { kind: "health"; unhealthyReplicas: number; servingReplicas: number; loadFactor?: number }
   | { kind: "minAdjustmentMagnitude"; value: number; from: number; to: number }
   /**
-   * Added by the control loop, not by `decide`: metrics missed `missedIntervals` ≥ `failureThreshold`
-   * reconcile intervals; `replicas` is the policy's fallback count (absent: hold).
+   * KEDA's fallback: metrics missed `missedIntervals` ≥ `failureThreshold` reconcile intervals in a row;
+   * `replicas` is the policy's fallback count (absent: hold).
    */
   | {
       kind: "fallback";
@@ -84,10 +100,13 @@ export type Limit =
       from: number;
       to: number;
     }
-  /** Added by the control loop: a scale of this proxy was already in flight, so this one was skipped. */
+  /** A scale of this proxy was already in flight, so this one is held until it ends. */
   | { kind: "inFlight"; eventId: string; toReplicas: number; from: number; to: number }
-  /** Added by the control loop: the policy's mode is dryRun, so the decision was recorded and not executed. */
-  | { kind: "dryRun" };
+  /**
+   * The policy's mode: `dryRun` records the decision and does not execute it (the count is kept, to show what
+   * would happen); `off` pauses scaling, so the count is held at the current one.
+   */
+  | { kind: "mode"; mode: "dryRun" | "off"; from: number; to: number };
 
 export type LimitKind = Limit["kind"];
 

@@ -61,6 +61,10 @@ for (let now = START; now <= START + 30 * 60_000; now += TICK_SECONDS * 1000) {
       samples: samplesFor(replicas, demand, now),
       recentEvents: events,
       recommendations,
+      lastSampleAt: now - 2000,
+      createdAt: START,
+      activeEvent: null,
+      reconcileIntervalMs: TICK_SECONDS * 1000,
     },
     now,
   );

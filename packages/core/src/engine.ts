@@ -72,11 +72,49 @@ function lastScaleAt(events: readonly ScaleEventRecord[]): number | undefined {
 }
 
 /**
+ * How many reconcile intervals in a row found the proxy without live metrics, from time alone (so every server,
+ * the API and the simulator agree without keeping counters): 0 while the newest sample is younger than
+ * `metricsMaxAgeSeconds`, then one more per interval. A proxy that never reported counts from its creation.
+ */
+export function missedIntervals(policy: ScalingPolicy, state: ObservedState, now: number): number {
+  const staleSince = (state.lastSampleAt ?? state.createdAt) + policy.metricsMaxAgeSeconds * 1000;
+  if (now < staleSince) return 0;
+  return Math.floor((now - staleSince) / state.reconcileIntervalMs) + 1;
+}
+
+/**
+ * KEDA's fallback, for a decision without live metrics: once `failureThreshold` intervals were missed, hold
+ * (no `fallback.replicas`) or go to `fallback.replicas` within [minReplicas, maxReplicas].
+ */
+function fallbackLimit(
+  policy: ScalingPolicy,
+  state: ObservedState,
+  now: number,
+  desired: number,
+): Extract<Limit, { kind: "fallback" }> | undefined {
+  const { failureThreshold, replicas } = policy.fallback;
+  const missed = missedIntervals(policy, state, now);
+  if (missed < failureThreshold) return undefined;
+  const to =
+    replicas === undefined ? desired : Math.min(policy.maxReplicas, Math.max(policy.minReplicas, replicas));
+  return {
+    kind: "fallback",
+    missedIntervals: missed,
+    failureThreshold,
+    ...(replicas === undefined ? {} : { replicas }),
+    from: desired,
+    to,
+  };
+}
+
+/**
  * The scaling decision for `state` at `now`: a pure function of its arguments (no clock, no randomness, no I/O).
+ * The REST evaluate, the control loop and the simulator all call it, so they cannot disagree.
  *
  * Pipeline: live samples → averages (health-adjusted) → strategy proposal → the seed's cooldowns (threshold
- * strategy) → HPA stabilization windows → HPA rate policies → min/max → tier cap → budget → action.
- * A fleet outside [minReplicas, maxReplicas] goes straight to the nearest bound, as HPA does.
+ * strategy) → HPA stabilization windows → HPA rate policies → min/max → fallback (no live metrics for
+ * `failureThreshold` intervals) → tier cap → budget → in flight (a scale already runs) → mode (dryRun, off)
+ * → action. A fleet outside [minReplicas, maxReplicas] goes straight to the nearest bound, as HPA does.
  */
 export function decide(policy: ScalingPolicy, state: ObservedState, now: number): Decision {
   const current = state.currentReplicas;
@@ -166,6 +204,14 @@ export function decide(policy: ScalingPolicy, state: ObservedState, now: number)
     }
   }
 
+  if (observation === null) {
+    const fallback = fallbackLimit(policy, state, now, desired);
+    if (fallback !== undefined) {
+      limits.push(fallback);
+      desired = fallback.to;
+    }
+  }
+
   const caps = state.caps;
   if (caps !== undefined) {
     const tier = caps.tierMaxReplicas;
@@ -178,6 +224,23 @@ export function decide(policy: ScalingPolicy, state: ObservedState, now: number)
       limits.push({ kind: "budget", value: budget, from: desired, to: budget });
       desired = budget;
     }
+  }
+
+  const active = state.activeEvent;
+  if (active !== null && desired !== current) {
+    limits.push({
+      kind: "inFlight",
+      eventId: active.id,
+      toReplicas: active.toReplicas,
+      from: desired,
+      to: current,
+    });
+    desired = current;
+  }
+  if (policy.mode !== "auto" && desired !== current) {
+    const to = policy.mode === "off" ? current : desired;
+    limits.push({ kind: "mode", mode: policy.mode, from: desired, to });
+    desired = to;
   }
 
   const action: ScalingAction = desired > current ? "scale_up" : desired < current ? "scale_down" : "none";
@@ -198,6 +261,24 @@ export function decide(policy: ScalingPolicy, state: ObservedState, now: number)
   };
   decision.explanation = explainDecision(decision);
   return decision;
+}
+
+/** Whether the control loop carries the decision out: it scales, and its mode is not dryRun. */
+export function executes(decision: Decision): boolean {
+  return decision.action !== "none" && !decision.limits.some((limit) => limit.kind === "mode");
+}
+
+/** What a decision came to, in one word (the control loop's evaluation metric). */
+export type DecisionOutcome = "scaled" | "dry_run" | "paused" | "skipped_in_flight" | "fallback" | "held";
+
+export function decisionOutcome(decision: Decision): DecisionOutcome {
+  let outcome: DecisionOutcome = decision.action === "none" ? "held" : "scaled";
+  for (const limit of decision.limits) {
+    if (limit.kind === "inFlight") return "skipped_in_flight";
+    if (limit.kind === "mode") return limit.mode === "dryRun" ? "dry_run" : "paused";
+    if (limit.kind === "fallback" && outcome === "held") outcome = "fallback";
+  }
+  return outcome;
 }
 
 /**

@@ -64,8 +64,10 @@ export function describeLimit(limit: Limit): string {
         : `fallback after ${limit.missedIntervals} missed intervals (threshold ${limit.failureThreshold}): ${limit.to} replicas`;
     case "inFlight":
       return `skipped: scale to ${limit.toReplicas} already in flight (event ${limit.eventId})`;
-    case "dryRun":
-      return "dry run: not executed";
+    case "mode":
+      return limit.mode === "dryRun"
+        ? "dry run: not executed"
+        : `paused (mode off): held at ${limit.to} instead of ${limit.from}`;
   }
 }
 

@@ -5,6 +5,9 @@ import { metricNameSchema } from "./metrics.ts";
 export const STRATEGY_NAMES = ["threshold", "targetTracking", "step"] as const;
 export type StrategyName = (typeof STRATEGY_NAMES)[number];
 
+/** How often the control loop reconciles every proxy by default; fallback counts missed intervals of this length. */
+export const DEFAULT_RECONCILE_SECONDS = 10;
+
 export const POLICY_MODES = ["auto", "dryRun", "off"] as const;
 export type PolicyMode = (typeof POLICY_MODES)[number];
 

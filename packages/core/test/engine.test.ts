@@ -73,15 +73,15 @@ describe("live samples", () => {
 });
 
 describe("no live metrics", () => {
-  it("holds the count with a noMetrics limit", () => {
-    const decision = decide(DEFAULT_POLICY, state({ samples: [scoreSample(95, 120)] }), NOW);
+  it("holds the count with a noMetrics limit (before fallback's threshold)", () => {
+    const decision = decide(DEFAULT_POLICY, state({ samples: [scoreSample(95, 65)] }), NOW);
     expect(decision).toMatchObject({ action: "none", desiredReplicas: 3, loadScore: null, basis: null });
     expect(decision.limits).toEqual([{ kind: "noMetrics", liveSamples: 0, maxAgeSeconds: 60 }]);
     expect(decision.explanation).toBe("no live metrics in the last 60s; no change at 3");
   });
 
   it("still brings a fleet below minReplicas up to it (nothing reports while nothing runs)", () => {
-    const decision = decide(DEFAULT_POLICY, state({ currentReplicas: 0 }), NOW);
+    const decision = decide(DEFAULT_POLICY, state({ currentReplicas: 0, createdAt: NOW - seconds(30) }), NOW);
     expect(decision).toMatchObject({ action: "scale_up", desiredReplicas: 1 });
     expect(decision.explanation).toBe(
       "no live metrics in the last 60s; raised to 1 by minReplicas 1; scale up 0 → 1",

@@ -1,4 +1,4 @@
-import type { MetricSample, ObservedState } from "../src/index.ts";
+import { DEFAULT_RECONCILE_SECONDS, type MetricSample, type ObservedState } from "../src/index.ts";
 
 /** A fixed instant: tests pin time instead of reading a clock. */
 export const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
@@ -33,13 +33,19 @@ export function scoreSample(score: number, ageSeconds = 5): MetricSample {
   );
 }
 
+/** A proxy registered an hour before NOW, reconciled every 10 s, with nothing in flight. */
 export function state(overrides: Partial<ObservedState> = {}): ObservedState {
+  const samples = overrides.samples ?? [];
   return {
     currentReplicas: 3,
     unhealthyReplicas: 0,
-    samples: [],
+    samples,
     recentEvents: [],
     recommendations: [],
+    lastSampleAt: samples.length === 0 ? null : Math.max(...samples.map((s) => s.at)),
+    createdAt: NOW - seconds(3_600),
+    activeEvent: null,
+    reconcileIntervalMs: seconds(DEFAULT_RECONCILE_SECONDS),
     ...overrides,
   };
 }

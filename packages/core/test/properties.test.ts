@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   computeLoadScore,
+  DEFAULT_RECONCILE_SECONDS,
   decide,
   type MetricSample,
   type ObservedState,
@@ -124,6 +125,10 @@ const stateArb: fc.Arbitrary<ObservedState> = fc
   .map(({ unhealthyShare, ...s }) => ({
     ...s,
     unhealthyReplicas: Math.floor(s.currentReplicas * unhealthyShare),
+    lastSampleAt: s.samples.length === 0 ? null : Math.max(...s.samples.map((sample) => sample.at)),
+    createdAt: NOW - seconds(3_600),
+    activeEvent: null,
+    reconcileIntervalMs: seconds(DEFAULT_RECONCILE_SECONDS),
   }));
 
 /** A state whose count is within the policy's bounds and whose caps never bind. */

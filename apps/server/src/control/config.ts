@@ -1,7 +1,7 @@
+import { DEFAULT_RECONCILE_SECONDS } from "@proxyscale/core";
 import { DEFAULT_RAW_RETENTION_DAYS, DEFAULT_ROLLUP_RETENTION_DAYS } from "@proxyscale/db";
 import { z } from "zod";
 
-export const DEFAULT_RECONCILE_SECONDS = 10;
 export const DEFAULT_LEASE_SECONDS = 15;
 export const DEFAULT_ACCEPTED_TIMEOUT_SECONDS = 900;
 export const DEFAULT_RETENTION_INTERVAL_SECONDS = 3_600;

@@ -10,7 +10,6 @@ import {
 } from "@proxyscale/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
-import { applyFallback, missedIntervals } from "../../src/control/fallback.ts";
 import { type Client, client, HIGH_LOAD, MID_LOAD, TEST_SECRET, token, unique } from "../support.ts";
 import { eventually, FleetReceiver } from "./harness.ts";
 import { type ControlNode, startControlNode } from "./node.ts";
@@ -352,45 +351,3 @@ describe("control loop configuration", () => {
     );
   });
 });
-
-describe("fallback rules (pure)", () => {
-  const base = { createdAt: 0, metricsMaxAgeSeconds: 60, intervalMs: 10_000 };
-  it("counts missed intervals from the moment the newest sample went stale", () => {
-    expect(missedIntervals({ ...base, now: 59_999, lastSampleAt: 0 })).toBe(0);
-    expect(missedIntervals({ ...base, now: 60_000, lastSampleAt: 0 })).toBe(1);
-    expect(missedIntervals({ ...base, now: 89_999, lastSampleAt: 0 })).toBe(3);
-    expect(missedIntervals({ ...base, now: 90_000, lastSampleAt: 0 })).toBe(4);
-    expect(missedIntervals({ ...base, now: 90_000, lastSampleAt: null, createdAt: 50_000 })).toBe(0);
-  });
-
-  it("keeps fallback.replicas within min and max, and leaves a decision with live metrics alone", () => {
-    const policy = parsePolicy({
-      minReplicas: 2,
-      maxReplicas: 5,
-      fallback: { failureThreshold: 2, replicas: 9 },
-    });
-    const stale = {
-      ...DEFAULT_DECISION,
-      limits: [{ kind: "noMetrics" as const, liveSamples: 0, maxAgeSeconds: 60 }],
-    };
-    expect(applyFallback(stale, policy, 1)).toBe(stale);
-    const applied = applyFallback(stale, policy, 2);
-    expect(applied).toMatchObject({ desiredReplicas: 5, action: "scale_up" });
-    const live = { ...DEFAULT_DECISION, limits: [] };
-    expect(applyFallback(live, policy, 9)).toBe(live);
-  });
-});
-
-const DEFAULT_DECISION = {
-  strategy: DEFAULT_POLICY.strategy,
-  action: "none" as const,
-  currentReplicas: 3,
-  recommendedReplicas: 3,
-  desiredReplicas: 3,
-  loadScore: null,
-  metrics: [],
-  limits: [],
-  explanation: "",
-  recommendation: { at: 0, replicas: 3 },
-  evaluatedAt: 0,
-};
