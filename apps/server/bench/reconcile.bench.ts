@@ -63,6 +63,10 @@ const state = {
   samples: [],
   recentEvents: [],
   recommendations: [],
+  lastSampleAt: null,
+  createdAt: now,
+  activeEvent: null,
+  reconcileIntervalMs: 10_000,
 };
 const earlier = ids.flatMap((proxyId) =>
   [60_000, 30_000].map((ago) => ({ proxyId, decision: decide(DEFAULT_POLICY, state, now - ago) })),

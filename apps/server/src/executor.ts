@@ -1,4 +1,4 @@
-import type { Logger, ScalingExecutor } from "@proxyscale/api";
+import type { Logger, ScalingExecutor } from "@proxyscale/db";
 
 /**
  * `createServer`'s executor when none is given (startServer passes the control loop's): the event stays

@@ -1,10 +1,10 @@
-import type { ApiTelemetry } from "@proxyscale/api";
+import type { Telemetry } from "@proxyscale/db";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** The server's Prometheus metrics, in a registry of its own (no global state: tests run several servers). */
 export interface ServerMetrics {
   registry: Registry;
-  telemetry: ApiTelemetry;
+  telemetry: Telemetry;
   observeRequest(route: string, method: string, status: number, seconds: number): void;
 }
 

@@ -2,16 +2,9 @@ import { existsSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import {
-  type AuthConfig,
-  appRouter,
-  createContext,
-  createRestHandler,
-  type Logger,
-  type ScalingExecutor,
-} from "@proxyscale/api";
+import { type AuthConfig, appRouter, createContext, createRestHandler } from "@proxyscale/api";
 import type { Tier } from "@proxyscale/core";
-import type { Database } from "@proxyscale/db";
+import type { Database, Logger, ScalingExecutor } from "@proxyscale/db";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import { createPendingExecutor } from "./executor.ts";

@@ -1,34 +1,8 @@
-import type { Decision, Tier } from "@proxyscale/core";
-import type { Db, ProxyRecord, ScalingEventRecord } from "@proxyscale/db";
+import type { Tier } from "@proxyscale/core";
+import type { Db, Logger, ScalingExecutor, Telemetry } from "@proxyscale/db";
 import { type AuthConfig, createTokenVerifier, type TokenVerifier, type VerifiedToken } from "./auth.ts";
 import { createEvaluator, type Evaluator } from "./evaluation.ts";
 import { createRateLimiter, type RateLimiter } from "./rate-limit.ts";
-
-/** A pino-compatible logger: structured object first, message second. */
-export interface Logger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-/**
- * Receives every scaling event `scaling.execute` creates. The server's control loop takes it from `pending`
- * through `in_progress` to a final status with the proxy's actuator; an executor that does not (the server's
- * pending executor) leaves it for `scaling.complete`. `submit` must not throw or block: the request has
- * already been answered with 202.
- */
-export interface ScalingExecutor {
-  submit(event: ScalingEventRecord): void;
-}
-
-/** Hooks the server turns into Prometheus metrics. All optional, all synchronous and cheap. */
-export interface ApiTelemetry {
-  sampleRecorded?(proxyId: string, loadScore: number): void;
-  decisionMade?(proxy: ProxyRecord, decision: Decision): void;
-  scalingEventChanged?(event: ScalingEventRecord): void;
-  proxyRemoved?(proxyId: string): void;
-}
 
 /** Everything the procedures touch, injected by whoever assembles the API (server, test, benchmark). */
 export interface ApiDeps {
@@ -37,7 +11,7 @@ export interface ApiDeps {
   logger: Logger;
   executor: ScalingExecutor;
   auth: AuthConfig;
-  telemetry?: ApiTelemetry;
+  telemetry?: Telemetry;
   /** Told after samples are stored (the control loop evaluates those proxies). Must not throw or block. */
   onMetricsRecorded?: (proxyIds: readonly string[]) => void;
   /** Requests per minute by tier; defaults to core's TIER_LIMITS. */
@@ -52,7 +26,7 @@ export interface Context {
   clock: () => number;
   logger: Logger;
   executor: ScalingExecutor;
-  telemetry: ApiTelemetry;
+  telemetry: Telemetry;
   onMetricsRecorded: (proxyIds: readonly string[]) => void;
   verifyToken: TokenVerifier;
   rateLimiter: RateLimiter;

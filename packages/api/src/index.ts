@@ -1,14 +1,6 @@
 export type { AuthConfig, VerifiedToken } from "./auth.ts";
 export { AuthenticationError, createTokenVerifier, signToken, verifyToken } from "./auth.ts";
-export type {
-  ApiDeps,
-  ApiTelemetry,
-  Context,
-  ContextFactory,
-  Logger,
-  RequestInfo,
-  ScalingExecutor,
-} from "./context.ts";
+export type { ApiDeps, Context, ContextFactory, RequestInfo } from "./context.ts";
 export { createContext } from "./context.ts";
 export type { ApiIssue } from "./errors.ts";
 export type { EvaluationResult } from "./evaluation.ts";

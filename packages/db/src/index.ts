@@ -67,6 +67,8 @@ export {
   setProxyHealth,
   updateProxy,
 } from "./queries/proxies.ts";
+export type { Logger, ScalingExecutor, Telemetry } from "./ports.ts";
+export { silentLogger } from "./ports.ts";
 export * from "./queries/rate-limits.ts";
 export * from "./queries/scaling.ts";
 export * as schema from "./schema/index.ts";

@@ -1,3 +1,5 @@
+import type { Logger } from "@proxyscale/db";
+
 /** What an actuator observes of a proxy's replicas. */
 export interface ReplicaCounts {
   /** Replicas that exist (or are being started or replaced). */
@@ -32,21 +34,6 @@ export interface Actuator {
   close(): Promise<void>;
 }
 
-/** pino's call shape, so the server's logger fits as is. */
-export interface ActuatorLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-export const silentLogger: ActuatorLogger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};
-
 export interface ActuatorDeps {
   proxyId: string;
   /**
@@ -54,7 +41,7 @@ export interface ActuatorDeps {
    * `getReplicasCommand`, `webhook` without `statusUrl`) report it until they change it; `local` starts this many.
    */
   initialReplicas?: number;
-  logger?: ActuatorLogger;
+  logger?: Logger;
   /** Environment for in-cluster and kubeconfig discovery. Default: process.env. */
   env?: Record<string, string | undefined>;
   /** Where `local` workers push their metrics, unless the config names its own URL and token. */

@@ -1,5 +1,5 @@
-import type { Logger } from "@proxyscale/api";
 import { type ActuatorConfig, parseActuatorConfig } from "@proxyscale/core";
+import type { Logger } from "@proxyscale/db";
 import {
   type Db,
   type ProxyHealth,

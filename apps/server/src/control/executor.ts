@@ -1,4 +1,3 @@
-import type { ApiTelemetry, Logger, ScalingExecutor } from "@proxyscale/api";
 import type { CompletionStatus } from "@proxyscale/core";
 import {
   acquireLeases,
@@ -6,11 +5,14 @@ import {
   completeScalingEvent,
   type Db,
   getProxy,
+  type Logger,
   listLeases,
   liveLeaseNames,
   type ProxyRecord,
   type ScalingEventRecord,
+  type ScalingExecutor,
   startScalingEventAudited,
+  type Telemetry,
   withTransaction,
   writeAudit,
 } from "@proxyscale/db";
@@ -39,7 +41,7 @@ export interface ScaleExecutorOptions {
   owns(proxyId: string): boolean;
   /** Tells the owner of a proxy this server does not own that it has work (PostgreSQL NOTIFY). */
   handOff(proxyId: string): void;
-  telemetry?: ApiTelemetry;
+  telemetry?: Telemetry;
   /** Called just before the actuator is asked to scale (reaction-time measurement). */
   onActuatorCall?(event: ExecutableEvent): void;
 }

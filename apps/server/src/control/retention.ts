@@ -1,4 +1,4 @@
-import type { Logger } from "@proxyscale/api";
+import type { Logger } from "@proxyscale/db";
 import { acquireLeases, type Db, type PruneResult, pruneMetrics, releaseLeases } from "@proxyscale/db";
 import { Counter, type Registry } from "prom-client";
 import { errorMessage } from "../actuators/types.ts";

@@ -1,4 +1,4 @@
-import type { Logger } from "@proxyscale/api";
+import type { Logger } from "@proxyscale/db";
 import { acquireLeases, type Db, listLeases, proxyShard, releaseLeases } from "@proxyscale/db";
 
 /**

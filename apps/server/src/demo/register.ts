@@ -1,12 +1,12 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Logger } from "@proxyscale/api";
 import {
   type LocalActuatorConfig,
   parseActuatorConfig,
   parsePolicy,
   type ScalingPolicy,
 } from "@proxyscale/core";
+import type { Logger } from "@proxyscale/db";
 import {
   createProxy,
   type Database,

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Logger } from "@proxyscale/api";
+import type { Logger } from "@proxyscale/db";
 import type { Decision, MetricSample } from "@proxyscale/core";
 import {
   createProxy,

@@ -1,23 +1,16 @@
 import { type ClientRequest, request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { KubernetesActuatorConfig } from "@proxyscale/core";
+import { type Logger, silentLogger } from "@proxyscale/db";
 import { z } from "zod";
 import type {
   Actuator,
   ActuatorDeps,
-  ActuatorLogger,
   ReplicaCounts,
   SetReplicasContext,
   SetReplicasResult,
 } from "../types.ts";
-import {
-  ActuatorError,
-  assertReplicaCount,
-  errorMessage,
-  silentLogger,
-  sleep,
-  throwIfAborted,
-} from "../types.ts";
+import { ActuatorError, assertReplicaCount, errorMessage, sleep, throwIfAborted } from "../types.ts";
 import { type KubeConnection, loadKubeConnection } from "./credentials.ts";
 
 /** autoscaling/v1 Scale, as the scale subresource returns it. */
@@ -71,7 +64,7 @@ export class KubernetesActuator implements Actuator {
   private readonly workloadPath: string;
   private readonly collectionPath: string;
   private readonly displayName: string;
-  private readonly logger: ActuatorLogger;
+  private readonly logger: Logger;
   private readinessForbidden = false;
 
   constructor(

@@ -3,15 +3,15 @@ import { Agent, request } from "node:http";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { exponentialBackoffMs, type LocalActuatorConfig } from "@proxyscale/core";
+import { type Logger, silentLogger } from "@proxyscale/db";
 import type {
   Actuator,
   ActuatorDeps,
-  ActuatorLogger,
   ReplicaCounts,
   SetReplicasContext,
   SetReplicasResult,
 } from "../types.ts";
-import { ActuatorError, assertReplicaCount, errorMessage, silentLogger, throwIfAborted } from "../types.ts";
+import { ActuatorError, assertReplicaCount, errorMessage, throwIfAborted } from "../types.ts";
 import { FrontListener, type FrontStats } from "./front.ts";
 import {
   isWorkerReadyMessage,
@@ -72,7 +72,7 @@ export interface LocalReplicaInfo {
 export class LocalActuator implements Actuator {
   readonly kind = "local";
   private readonly front: FrontListener;
-  private readonly logger: ActuatorLogger;
+  private readonly logger: Logger;
   private readonly reporting: WorkerConfigInput["reporting"];
   private slots: Slot[] = [];
   private seq = 0;

@@ -1,6 +1,6 @@
 import { type Agent, createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { ActuatorLogger } from "../types.ts";
+import type { Logger } from "@proxyscale/db";
 import { type ForwardTarget, forwardRequest, forwardUpgrade } from "./forward.ts";
 
 export type BalanceMode = "leastConnections" | "roundRobin";
@@ -39,7 +39,7 @@ export class FrontListener {
 
   constructor(
     private readonly balance: BalanceMode,
-    private readonly logger: ActuatorLogger,
+    private readonly logger: Logger,
   ) {
     this.server = createServer((req, res) => {
       this.counters.requests += 1;

@@ -1,0 +1,41 @@
+import type { Decision } from "@proxyscale/core";
+import type { ProxyRecord } from "./queries/proxies.ts";
+import type { ScalingEventRecord } from "./queries/scaling.ts";
+
+/**
+ * The interfaces the API, the control loop and the actuators share, in the one package all of them import
+ * (core stays free of the db's record types). Implementations are injected by whoever assembles the server.
+ */
+
+/** A pino-compatible logger: structured object first, message second. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
+
+/**
+ * Receives every scaling event `scaling.execute` creates. The server's control loop takes it from `pending`
+ * through `in_progress` to a final status with the proxy's actuator; an executor that does not (the server's
+ * pending executor) leaves it for `scaling.complete`. `submit` must not throw or block: the request has
+ * already been answered with 202.
+ */
+export interface ScalingExecutor {
+  submit(event: ScalingEventRecord): void;
+}
+
+/** Hooks the server turns into Prometheus metrics. All optional, all synchronous and cheap. */
+export interface Telemetry {
+  sampleRecorded?(proxyId: string, loadScore: number): void;
+  decisionMade?(proxy: ProxyRecord, decision: Decision): void;
+  scalingEventChanged?(event: ScalingEventRecord): void;
+  proxyRemoved?(proxyId: string): void;
+}
