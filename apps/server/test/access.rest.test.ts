@@ -324,12 +324,15 @@ forEachDriver("roles, tiers and ownership", (suite) => {
       ];
       const sub = unique("roaming");
       const bearer = await token({ role: "viewer", tier: "free", sub });
-      const told = async (requests: number) =>
+      const witnessSub = unique("witness");
+      const witness = client(first.url, await token({ role: "viewer", tier: "free", sub: witnessSub }));
+      /** Waits until the database holds `requests` admitted requests of `userId`, from all servers. */
+      const told = async (requests: number, userId = sub) =>
         expect
           .poll(async () => {
             const rows = await queryRows<{ requests: number }>(
               suite().database.db,
-              sql`select coalesce(sum(requests), 0)::int as requests from rate_limit_windows where user_id = ${sub}`,
+              sql`select coalesce(sum(requests), 0)::int as requests from rate_limit_windows where user_id = ${userId}`,
             );
             return rows[0]!.requests;
           })
@@ -347,8 +350,13 @@ forEachDriver("roles, tiers and ownership", (suite) => {
           statuses.push((await client(second.url, bearer).request("GET", "/api/proxies")).status);
         expect(statuses).toEqual([200, 429, 429]);
         await told(4);
-        // The first server's next exchanges (every 20 ms) bring the second's requests into its bucket.
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        // The first server's next exchange brings the second's requests into its bucket. Another user's requests
+        // to the first server show when it has run: the first is stored by an exchange that started after the
+        // four were (so it read them), the second only by a later exchange, which starts once that one is done.
+        for (let witnessed = 1; witnessed <= 2; witnessed++) {
+          expect((await witness.request("GET", "/api/proxies")).status).toBe(200);
+          await told(witnessed, witnessSub);
+        }
         expect((await client(first.url, bearer).request("GET", "/api/proxies")).status).toBe(429);
       } finally {
         await first.close();
