@@ -3,7 +3,7 @@ import { Agent, createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { type LocalActuatorConfig, loadMetricsSchema, parseActuatorConfig } from "@proxyscale/core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   ActuatorError,
   createActuator,
@@ -17,6 +17,8 @@ import { INSTANCE_HEADER } from "../../src/actuators/local/protocol.ts";
 import { isAlive } from "./processes.ts";
 
 const TEST_TIMEOUT = 60_000;
+/** How long a wait for a worker process (start, restart, exit) may take on a loaded machine. */
+const WAIT = { timeout: 20_000, interval: 20 };
 
 let upstream: HelloUpstream;
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -59,16 +61,6 @@ async function startLocal(
   return actuator;
 }
 
-async function waitFor<T>(probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 /**
  * After `victim` was lost: the front serves from `survivor` alone, then a live replacement makes both slots ready
  * again.
@@ -82,7 +74,9 @@ async function expectSurvivorThenReplacement(
   const during = await fetch(`${actuator.url}/during`);
   expect(during.status).toBe(200);
   expect(during.headers.get(INSTANCE_HEADER)).toBe(survivor.instanceId);
-  await waitFor(() => events.find((counts) => counts.readyReplicas === 2 && counts.unhealthyReplicas === 0));
+  await expect
+    .poll(() => events, WAIT)
+    .toContainEqual(expect.objectContaining({ readyReplicas: 2, unhealthyReplicas: 0 }));
   const replaced = actuator.replicasInfo();
   expect(replaced).toHaveLength(2);
   expect(replaced.map((info) => info.pid)).not.toContain(victim.pid);
@@ -190,13 +184,17 @@ describe("local actuator", () => {
       };
       const clients = [0, 1, 2, 3, 4, 5].map((index) => client(index % 2 === 0 ? "GET" : "POST"));
 
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Scale in only once the stream runs through all three replicas, so some of it is in flight on those removed.
+      await expect.poll(() => new Set(answers.map((answer) => answer.instance)).size, WAIT).toBe(3);
       const before = new Set(actuator.replicasInfo().map((info) => info.instanceId));
       const scaleInAt = performance.now();
       await actuator.setReplicas(1, { proxyId: "edge", eventId: "in", fromReplicas: 3 });
       const scaledInAt = performance.now();
       const survivor = actuator.replicasInfo()[0]?.instanceId;
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      // Keep streaming until as many requests as there are clients started after the scale-in and were answered.
+      await expect
+        .poll(() => answers.filter((answer) => answer.startedAt > scaledInAt).length, WAIT)
+        .toBeGreaterThanOrEqual(6);
       streaming = false;
       await Promise.all(clients);
       agent.destroy();
@@ -229,7 +227,7 @@ describe("local actuator", () => {
       const [victim, bystander] = actuator.replicasInfo();
 
       process.kill(victim!.pid!, "SIGKILL");
-      await waitFor(() => events.find((counts) => counts.unhealthyReplicas === 1));
+      await expect.poll(() => events, WAIT).toContainEqual(expect.objectContaining({ unhealthyReplicas: 1 }));
       expect(events[0]).toEqual({ replicas: 2, readyReplicas: 1, unhealthyReplicas: 1 });
       expect(await actuator.getReplicas()).toMatchObject({ replicas: 2, unhealthyReplicas: 1 });
       await expectSurvivorThenReplacement(actuator, events, victim!, bystander!);
@@ -254,8 +252,8 @@ describe("local actuator", () => {
         if (isAlive(victim!.pid!)) process.kill(victim!.pid!, "SIGKILL");
       });
 
-      await waitFor(() => events.find((counts) => counts.unhealthyReplicas === 1));
-      await waitFor(() => !isAlive(victim!.pid!));
+      await expect.poll(() => events, WAIT).toContainEqual(expect.objectContaining({ unhealthyReplicas: 1 }));
+      await expect.poll(() => isAlive(victim!.pid!), WAIT).toBe(false);
       await expectSurvivorThenReplacement(actuator, events, victim!, bystander!);
       stopWatching();
     },
@@ -305,12 +303,12 @@ describe("local actuator", () => {
       const heard: string[] = [];
       socket.setEncoding("utf8").on("data", (chunk: string) => heard.push(chunk));
       socket.write("ping 1");
-      await waitFor(() => heard.join("") === "ping 1");
+      await expect.poll(() => heard.join(""), WAIT).toBe("ping 1");
       socket.write(" ping 2");
-      await waitFor(() => heard.join("") === "ping 1 ping 2");
+      await expect.poll(() => heard.join(""), WAIT).toBe("ping 1 ping 2");
       expect(actuator.frontStats().backends[0]?.upgraded).toBe(1);
       socket.destroy();
-      await waitFor(() => actuator.frontStats().backends[0]?.upgraded === 0);
+      await expect.poll(() => actuator.frontStats().backends[0]?.upgraded, WAIT).toBe(0);
 
       const refused = await upgrade("something-else");
       expect(refused).toMatchObject({ status: 400, body: "only Upgrade: echo here\n" });
@@ -349,9 +347,11 @@ describe("local actuator", () => {
       const agent = new Agent({ keepAlive: true });
       for (let i = 0; i < 20; i++) await send(`${actuator.url}/load`, agent);
       agent.destroy();
-      const busy = await waitFor(() =>
-        pushes.find((push) => loadMetricsSchema.parse(push.sample).requestRate > 0),
-      );
+      const busy = await vi.waitFor(() => {
+        const push = pushes.find((candidate) => loadMetricsSchema.parse(candidate.sample).requestRate > 0);
+        if (!push) throw new Error(`no push counts the requests yet: ${JSON.stringify(pushes)}`);
+        return push;
+      }, WAIT);
       expect(busy.path).toBe("/api/proxy/scaling/metrics/edge/batch");
       expect(busy.authorization).toBe("Bearer secret-token-abc");
       const sample = loadMetricsSchema.parse(busy.sample);
