@@ -201,7 +201,7 @@ async function benchLatest(database: Database, label: string, runs: number, inst
     ),
   );
   const observed = await timeMedian(Math.max(3, Math.floor(runs / 2)), () =>
-    loadObservedStates(db, { proxyIds: proxies, now, historySeconds: 600 }),
+    loadObservedStates(db, { proxyIds: proxies, now, historySeconds: 600, reconcileIntervalMs: 10_000 }),
   );
   const returned = [...(await latestSamples(db, { proxyIds: proxies })).values()].flat().length;
   if (returned !== FLEET * instances) throw new Error(`latestSamples returned ${returned} samples`);

@@ -21,6 +21,8 @@ export {
   violatedConstraint,
 } from "./errors.ts";
 export { MIGRATIONS_FOLDER, migrate, readMigrations } from "./migrate.ts";
+export type { Logger, ScalingExecutor, Telemetry } from "./ports.ts";
+export { silentLogger } from "./ports.ts";
 export * from "./queries/audit.ts";
 export * from "./queries/control.ts";
 export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page } from "./queries/cursor.ts";
@@ -58,6 +60,7 @@ export {
   countProxies,
   createProxy,
   deleteProxy,
+  existingProxyIds,
   getProxy,
   listProxies,
   type ProxyActuator,
@@ -67,8 +70,6 @@ export {
   setProxyHealth,
   updateProxy,
 } from "./queries/proxies.ts";
-export type { Logger, ScalingExecutor, Telemetry } from "./ports.ts";
-export { silentLogger } from "./ports.ts";
 export * from "./queries/rate-limits.ts";
 export * from "./queries/scaling.ts";
 export * as schema from "./schema/index.ts";

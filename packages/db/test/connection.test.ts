@@ -178,6 +178,7 @@ describe("connections", () => {
               proxyIds: ids,
               now: Date.now(),
               historySeconds: 60,
+              reconcileIntervalMs: 10_000,
             });
             expect([...states.keys()]).toEqual([ids[index]]);
             expect(states.get(ids[index]!)?.proxy.ownerId).toBe(`owner-${index}`);

@@ -10,6 +10,7 @@ import {
   deleteEnvironmentPolicy,
   deletePolicy,
   deleteProxy,
+  existingProxyIds,
   getEffectivePolicy,
   getEnvironmentPolicy,
   getPolicy,
@@ -232,6 +233,17 @@ forEachDriver("proxies and policies", ({ database, driver }) => {
       await expect(deleteProxy(db(), { id: proxy.id, actorId: ownerId })).rejects.toBeInstanceOf(
         NotFoundError,
       );
+    });
+
+    it("tells which of a list of ids still name a proxy, ignoring deleted ones and non-uuids", async () => {
+      const ownerId = unique("owner");
+      const kept = await createProxy(db(), { ownerId, name: "kept", actorId: ownerId });
+      const deleted = await createProxy(db(), { ownerId, name: "deleted", actorId: ownerId });
+      await deleteProxy(db(), { id: deleted.id, actorId: ownerId });
+      expect(await existingProxyIds(db(), { proxyIds: [kept.id, deleted.id, "not-a-uuid"] })).toEqual(
+        new Set([kept.id]),
+      );
+      expect(await existingProxyIds(db(), { proxyIds: [] })).toEqual(new Set());
     });
 
     it("pages proxies newest first with a cursor, scoped to the owner", async () => {

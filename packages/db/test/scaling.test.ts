@@ -38,6 +38,7 @@ import {
   rollupMetrics,
   setEnvironmentPolicy,
   startScalingEvent,
+  startScalingEventAudited,
   UNSPECIFIED_ERROR,
   upsertPolicy,
   withTransaction,
@@ -45,6 +46,7 @@ import {
 import { forEachDriver, inFreshSchema, POSTGRES_URL, StatementCounter, unique } from "./drivers.ts";
 
 const HOUR = 3_600_000;
+const RECONCILE_MS = 10_000;
 
 function sample(at: number, value: number, instanceId?: string): MetricSample {
   return {
@@ -511,6 +513,7 @@ forEachDriver(
           proxyIds: [longWindow.id, plain.id],
           now,
           historySeconds: 600,
+          reconcileIntervalMs: RECONCILE_MS,
         });
         expect(counter.statements).toHaveLength(10);
         expect(states.get(longWindow.id)!.state.recommendations).toEqual([
@@ -573,6 +576,7 @@ forEachDriver(
           proxyIds: [...ids, "00000000-0000-4000-8000-000000000000"],
           now,
           historySeconds: 600,
+          reconcileIntervalMs: RECONCILE_MS,
         });
         const forTwenty = counter.statements.length;
         expect(forTwenty).toBe(5);
@@ -590,6 +594,13 @@ forEachDriver(
           { at: scaled.createdAt.getTime(), fromReplicas: 2, toReplicas: 3 },
         ]);
         expect(s1.state.recommendations).toEqual([{ at: now - 100_000, replicas: 3 }]);
+        expect(s1.state).toMatchObject({
+          lastSampleAt: now - 5_000,
+          createdAt: p1.createdAt.getTime(),
+          activeEvent: null,
+          reconcileIntervalMs: RECONCILE_MS,
+        });
+        expect(s1.activeEvent).toBeNull();
         expect(states.get(p2.id)).toMatchObject({ policySource: "environment", policy: { maxReplicas: 5 } });
         expect(states.get(p2.id)!.state).toEqual({
           currentReplicas: 3,
@@ -598,16 +609,119 @@ forEachDriver(
           recentEvents: [],
           recommendations: [],
           caps: { tierMaxReplicas: TIER_LIMITS.free.maxReplicasPerProxy },
+          lastSampleAt: null,
+          createdAt: p2.createdAt.getTime(),
+          activeEvent: null,
+          reconcileIntervalMs: RECONCILE_MS,
         });
         expect(states.get(p3.id)!.policySource).toBe("default");
         expect(states.get(rest[0]!.id)!.state.samples).toEqual([sample(now, 10)]);
 
         counter.reset();
-        await loadObservedStates(db(), { proxyIds: [p1.id], now, historySeconds: 600 });
+        await loadObservedStates(db(), {
+          proxyIds: [p1.id],
+          now,
+          historySeconds: 600,
+          reconcileIntervalMs: RECONCILE_MS,
+        });
         expect(counter.statements).toHaveLength(forTwenty);
         counter.reset();
         await latestSamples(db(), { proxyIds: ids });
         expect(counter.statements).toHaveLength(1);
+      });
+    });
+
+    describe("observed state: what fallback and the in-flight limit read", () => {
+      it("carries the newest sample time of any age, the creation time and the event in flight, in the same five statements", async () => {
+        const now = Date.now();
+        const stale = await newProxy(db(), 2);
+        const pending = await newProxy(db(), 1);
+        const running = await newProxy(db(), 4);
+        await insertSamples(db(), [
+          { proxyId: stale.id, sample: sample(now - 3 * HOUR, 50, "old"), loadScore: 50 },
+          { proxyId: stale.id, sample: sample(now - 2 * HOUR, 50, "older-but-newest"), loadScore: 50 },
+          { proxyId: pending.id, sample: sample(now - 1_000, 50), loadScore: 50 },
+        ]);
+        const queued = await createScalingEvent(db(), {
+          proxyId: pending.id,
+          newReplicas: 2,
+          triggeredBy: "manual",
+          reason: "r",
+        });
+        const started = await createScalingEvent(db(), {
+          proxyId: running.id,
+          newReplicas: 3,
+          triggeredBy: "auto",
+          reason: "r",
+        });
+        await startScalingEventAudited(db(), { eventId: started.id, actorId: "control:test" });
+
+        counter.reset();
+        const states = await loadObservedStates(db(), {
+          proxyIds: [stale.id, pending.id, running.id],
+          now,
+          historySeconds: 600,
+          reconcileIntervalMs: 15_000,
+        });
+        expect(counter.statements).toHaveLength(5);
+
+        const s = states.get(stale.id)!;
+        expect(s.state.samples).toEqual([]);
+        expect(s.state.lastSampleAt).toBe(now - 2 * HOUR);
+        expect(s.state.createdAt).toBe(stale.createdAt.getTime());
+        expect(s.state.reconcileIntervalMs).toBe(15_000);
+
+        const p = states.get(pending.id)!;
+        expect(p.state.lastSampleAt).toBe(now - 1_000);
+        expect(p.state.activeEvent).toEqual({
+          id: queued.id,
+          status: "pending",
+          fromReplicas: 1,
+          toReplicas: 2,
+        });
+        expect(p.activeEvent).toEqual({
+          id: queued.id,
+          proxyId: pending.id,
+          status: "pending",
+          previousReplicas: 1,
+          newReplicas: 2,
+        });
+        // The event in flight counts for cooldowns too.
+        expect(p.state.recentEvents).toEqual([
+          { at: queued.createdAt.getTime(), fromReplicas: 1, toReplicas: 2 },
+        ]);
+
+        const r = states.get(running.id)!;
+        expect(r.state.lastSampleAt).toBeNull();
+        expect(r.state.activeEvent).toEqual({
+          id: started.id,
+          status: "in_progress",
+          fromReplicas: 4,
+          toReplicas: 3,
+        });
+        expect(r.activeEvent).toMatchObject({ id: started.id, status: "in_progress" });
+
+        await completeScalingEvent(db(), { eventId: started.id, status: "completed", observedReplicas: 3 });
+        const after = await loadObservedStates(db(), {
+          proxyIds: [running.id],
+          now,
+          historySeconds: 600,
+          reconcileIntervalMs: 15_000,
+        });
+        expect(after.get(running.id)!.state.activeEvent).toBeNull();
+        expect(after.get(running.id)!.activeEvent).toBeNull();
+      });
+
+      it("refuses a reconcile interval that is not positive", async () => {
+        const proxy = await newProxy(db(), 1);
+        await expect(
+          loadObservedStates(db(), {
+            proxyIds: [proxy.id],
+            now: Date.now(),
+            historySeconds: 60,
+            reconcileIntervalMs: 0,
+          }),
+        ).rejects.toThrow(new InvalidInputError("reconcileIntervalMs: must be positive"));
       });
     });
 
@@ -628,6 +742,7 @@ forEachDriver(
           proxyIds: [...byTier.values()],
           now: Date.now(),
           historySeconds: 60,
+          reconcileIntervalMs: RECONCILE_MS,
         });
         for (const [tier, proxyId] of byTier) {
           expect(states.get(proxyId)!.state.caps, tier).toEqual({

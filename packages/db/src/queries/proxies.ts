@@ -6,11 +6,12 @@ import {
   type Tier,
 } from "@proxyscale/core";
 import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
-import { type Db, isUuid, withTransaction } from "../db.ts";
+import { type Db, isUuid, queryPreparedRows, withTransaction } from "../db.ts";
 import { CapExceededError, ConflictError, NotFoundError, violatedConstraint } from "../errors.ts";
 import { type ProxyHealth, proxies } from "../schema/index.ts";
 import { writeAudit } from "./audit.ts";
 import { afterCursor, type Page, pageSize, toPage } from "./cursor.ts";
+import { inList } from "./pg-array.ts";
 
 export interface ProxyActuator {
   kind: ActuatorKind;
@@ -294,4 +295,15 @@ export async function setObservedReplicas(
     .returning();
   if (!row) throw new NotFoundError("proxy", args.id);
   return toProxyRecord(row);
+}
+
+/** Of `proxyIds`, the ones that still exist (what a server keeps actuators open for), in one query. */
+export async function existingProxyIds(db: Db, args: { proxyIds: readonly string[] }): Promise<Set<string>> {
+  const ids = args.proxyIds.filter(isUuid);
+  if (ids.length === 0) return new Set();
+  const rows = await queryPreparedRows<{ id: string }>(
+    db,
+    sql`select id from proxies where ${inList(sql`id`, ids, "uuid")}`,
+  );
+  return new Set(rows.map((row) => row.id));
 }
