@@ -209,19 +209,36 @@ export function parseActuatorConfig(input: unknown): ActuatorConfig {
 
 export const REDACTED = "[redacted]";
 
+const redacted = z.literal(REDACTED);
+
+/**
+ * An actuator config as API responses show it (redactActuatorConfig's result): the same schemas, with every
+ * secret value replaced by REDACTED.
+ */
+export const redactedActuatorConfigSchema = z.discriminatedUnion("kind", [
+  noneActuatorConfigSchema,
+  localActuatorConfigSchema.extend({
+    reporting: localReportingSchema.extend({ token: redacted.optional() }).prefault({}),
+  }),
+  kubernetesActuatorConfigSchema,
+  webhookActuatorConfigSchema.extend({ secret: redacted, headers: z.record(headerName, redacted).default({}) }),
+  commandActuatorConfigSchema.extend({ env: z.record(envName, redacted).default({}) }),
+]);
+export type RedactedActuatorConfig = z.output<typeof redactedActuatorConfigSchema>;
+
 /** A copy fit for API responses and logs: every secret value replaced. */
-export function redactActuatorConfig(config: ActuatorConfig): ActuatorConfig {
+export function redactActuatorConfig(config: ActuatorConfig): RedactedActuatorConfig {
   const redactValues = (record: Record<string, string>) =>
-    Object.fromEntries(Object.keys(record).map((key) => [key, REDACTED]));
+    Object.fromEntries(Object.keys(record).map((key) => [key, REDACTED] as const));
   switch (config.kind) {
     case "webhook":
       return { ...config, secret: REDACTED, headers: redactValues(config.headers) };
     case "command":
       return { ...config, env: redactValues(config.env) };
-    case "local":
-      return config.reporting.token === undefined
-        ? config
-        : { ...config, reporting: { ...config.reporting, token: REDACTED } };
+    case "local": {
+      const { token, ...reporting } = config.reporting;
+      return { ...config, reporting: token === undefined ? reporting : { ...reporting, token: REDACTED } };
+    }
     default:
       return config;
   }

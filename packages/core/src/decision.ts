@@ -1,10 +1,19 @@
+import { z } from "zod";
 import type { MetricSample } from "./metrics.ts";
-import type { FleetMetrics } from "./observe.ts";
-import type { StrategyName } from "./policy.ts";
-import type { StrategyBasis } from "./strategies/index.ts";
+import { fleetMetricsSchema } from "./observe.ts";
+import { SELECT_POLICIES, STRATEGY_NAMES } from "./policy.ts";
+import { strategyBasisSchema } from "./strategies/index.ts";
 
-export type ScaleDirection = "scale_up" | "scale_down";
-export type ScalingAction = ScaleDirection | "none";
+/**
+ * A decision as zod schemas: the engine's TypeScript types are inferred from them, and the API's output
+ * schemas (and so the OpenAPI document) reuse them, so the shape is written once.
+ */
+
+export const SCALE_DIRECTIONS = ["scale_up", "scale_down"] as const;
+export const scaleDirectionSchema = z.enum(SCALE_DIRECTIONS);
+export type ScaleDirection = z.output<typeof scaleDirectionSchema>;
+export const scalingActionSchema = z.enum([...SCALE_DIRECTIONS, "none"]);
+export type ScalingAction = z.output<typeof scalingActionSchema>;
 
 /** A scale that happened (or is in flight), as cooldowns and rate policies need it. Times in epoch ms. */
 export interface ScaleEventRecord {
@@ -13,11 +22,12 @@ export interface ScaleEventRecord {
   toReplicas: number;
 }
 
+const replicaCount = z.number().int().min(0);
+const epochMs = z.number().int().min(0);
+
 /** A past recommendation, kept for HPA stabilization windows. */
-export interface RecommendationRecord {
-  at: number;
-  replicas: number;
-}
+export const recommendationRecordSchema = z.object({ at: epochMs, replicas: replicaCount });
+export type RecommendationRecord = z.output<typeof recommendationRecordSchema>;
 
 /** The proxy's scaling event in flight (pending or in progress): there is at most one. */
 export interface ActiveEventRecord {
@@ -51,85 +61,128 @@ export interface ObservedState {
 }
 
 /** One metric's proposal (target tracking) or reading (threshold, step). */
-export interface MetricProposal {
-  metric: string;
-  value: number;
-  target: number;
-  ratio: number;
-  proposedReplicas: number;
-  withinTolerance: boolean;
-}
+export const metricProposalSchema = z.object({
+  metric: z.string(),
+  value: z.number(),
+  target: z.number(),
+  ratio: z.number(),
+  proposedReplicas: replicaCount,
+  withinTolerance: z.boolean(),
+});
+export type MetricProposal = z.output<typeof metricProposalSchema>;
+
+/** A limit that moved the count `from` one number `to` another. */
+const bound = <Kind extends string>(kind: Kind) =>
+  z.object({ kind: z.literal(kind), value: replicaCount, from: replicaCount, to: replicaCount });
 
 /** Every limit that changed (or held) the number, with the values involved. */
-export type Limit =
+export const decisionLimitSchema = z.discriminatedUnion("kind", [
   /** No live sample at all, or (with `metric`) none carrying that metric. */
-  | { kind: "noMetrics"; liveSamples: number; maxAgeSeconds: number; metric?: string }
-  | { kind: "tolerance"; direction: ScaleDirection; tolerance: number; ratio: number; metric?: string }
-  | {
-      kind: "cooldown";
-      direction: ScaleDirection;
-      cooldownSeconds: number;
-      remainingSeconds: number;
-      lastScaleAt: number;
-    }
-  | { kind: "stabilization"; direction: ScaleDirection; windowSeconds: number; from: number; to: number }
-  | {
-      kind: "ratePolicy";
-      direction: ScaleDirection;
-      selectPolicy: "Max" | "Min" | "Disabled";
-      policy?: { type: "Pods" | "Percent"; value: number; periodSeconds: number };
-      from: number;
-      to: number;
-    }
-  | { kind: "minReplicas"; value: number; from: number; to: number }
-  | { kind: "maxReplicas"; value: number; from: number; to: number }
-  | { kind: "tierCap"; value: number; from: number; to: number }
-  | { kind: "budget"; value: number; from: number; to: number }
+  z.object({
+    kind: z.literal("noMetrics"),
+    liveSamples: z.number().int().min(0),
+    maxAgeSeconds: z.number(),
+    metric: z.string().optional(),
+  }),
+  z.object({
+    kind: z.literal("tolerance"),
+    direction: scaleDirectionSchema,
+    tolerance: z.number(),
+    ratio: z.number(),
+    metric: z.string().optional(),
+  }),
+  z.object({
+    kind: z.literal("cooldown"),
+    direction: scaleDirectionSchema,
+    cooldownSeconds: z.number(),
+    remainingSeconds: z.number(),
+    lastScaleAt: epochMs,
+  }),
+  z.object({
+    kind: z.literal("stabilization"),
+    direction: scaleDirectionSchema,
+    windowSeconds: z.number(),
+    from: replicaCount,
+    to: replicaCount,
+  }),
+  z.object({
+    kind: z.literal("ratePolicy"),
+    direction: scaleDirectionSchema,
+    selectPolicy: z.enum(SELECT_POLICIES),
+    policy: z
+      .object({ type: z.enum(["Pods", "Percent"]), value: z.number(), periodSeconds: z.number() })
+      .optional(),
+    from: replicaCount,
+    to: replicaCount,
+  }),
+  bound("minReplicas"),
+  bound("maxReplicas"),
+  bound("tierCap"),
+  bound("budget"),
   /** `loadFactor`: how much a fleet-average reading was raised to put unhealthy replicas' share on serving ones. */
-  | { kind: "health"; unhealthyReplicas: number; servingReplicas: number; loadFactor?: number }
-  | { kind: "minAdjustmentMagnitude"; value: number; from: number; to: number }
+  z.object({
+    kind: z.literal("health"),
+    unhealthyReplicas: replicaCount,
+    servingReplicas: replicaCount,
+    loadFactor: z.number().optional(),
+  }),
+  bound("minAdjustmentMagnitude"),
   /**
    * KEDA's fallback: metrics missed `missedIntervals` ≥ `failureThreshold` reconcile intervals in a row;
    * `replicas` is the policy's fallback count (absent: hold).
    */
-  | {
-      kind: "fallback";
-      missedIntervals: number;
-      failureThreshold: number;
-      replicas?: number;
-      from: number;
-      to: number;
-    }
+  z.object({
+    kind: z.literal("fallback"),
+    missedIntervals: z.number().int().min(0),
+    failureThreshold: z.number().int(),
+    replicas: replicaCount.optional(),
+    from: replicaCount,
+    to: replicaCount,
+  }),
   /** A scale of this proxy was already in flight, so this one is held until it ends. */
-  | { kind: "inFlight"; eventId: string; toReplicas: number; from: number; to: number }
+  z.object({
+    kind: z.literal("inFlight"),
+    eventId: z.string(),
+    toReplicas: replicaCount,
+    from: replicaCount,
+    to: replicaCount,
+  }),
   /**
    * The policy's mode: `dryRun` records the decision and does not execute it (the count is kept, to show what
    * would happen); `off` pauses scaling, so the count is held at the current one.
    */
-  | { kind: "mode"; mode: "dryRun" | "off"; from: number; to: number };
+  z.object({
+    kind: z.literal("mode"),
+    mode: z.enum(["dryRun", "off"]),
+    from: replicaCount,
+    to: replicaCount,
+  }),
+]);
+export type Limit = z.output<typeof decisionLimitSchema>;
 
 export type LimitKind = Limit["kind"];
 
-export interface Decision {
-  strategy: StrategyName;
-  action: ScalingAction;
-  currentReplicas: number;
+export const decisionSchema = z.object({
+  strategy: z.enum(STRATEGY_NAMES),
+  action: scalingActionSchema,
+  currentReplicas: replicaCount,
   /** What the strategy proposed, before behavior and limits. */
-  recommendedReplicas: number;
+  recommendedReplicas: replicaCount,
   /** What the proxy should run after every limit. */
-  desiredReplicas: number;
+  desiredReplicas: replicaCount,
   /** The seed's composite score of the live samples' averages (health-adjusted), when there are any. */
-  loadScore: number | null;
+  loadScore: z.number().nullable(),
   /** Per metric: the reading, its target (or threshold) and what it proposed. */
-  metrics: MetricProposal[];
+  metrics: z.array(metricProposalSchema),
   /** The averaged live samples as reported (null without live samples). */
-  averages?: FleetMetrics | null;
+  averages: fleetMetricsSchema.nullish(),
   /** The facts the strategy based its recommendation on (null without live samples). */
-  basis?: StrategyBasis | null;
-  limits: Limit[];
+  basis: strategyBasisSchema.nullish(),
+  limits: z.array(decisionLimitSchema),
   /** One sentence a person can read. */
-  explanation: string;
+  explanation: z.string(),
   /** Append to `ObservedState.recommendations` for the next decision's stabilization window. */
-  recommendation: RecommendationRecord;
-  evaluatedAt: number;
-}
+  recommendation: recommendationRecordSchema,
+  evaluatedAt: epochMs,
+});
+export type Decision = z.output<typeof decisionSchema>;

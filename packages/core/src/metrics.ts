@@ -31,17 +31,19 @@ export const loadMetricsSchema = z.strictObject({
 export type LoadMetrics = z.infer<typeof loadMetricsSchema>;
 export type LoadMetricsInput = z.input<typeof loadMetricsSchema>;
 
-/** A stored sample as the engine sees it: the metrics plus the time, in epoch ms. */
-export interface MetricSample {
-  instanceId?: string | undefined;
-  at: number;
-  cpuPercent: number;
-  memoryPercent: number;
-  requestRate: number;
-  avgLatencyMs: number;
-  errorRatePercent: number;
-  custom?: Record<string, number> | undefined;
-}
+/** A stored sample as the engine sees it: the reported metrics plus the time, in epoch ms. */
+export const metricSampleSchema = loadMetricsSchema
+  .pick({
+    instanceId: true,
+    cpuPercent: true,
+    memoryPercent: true,
+    requestRate: true,
+    avgLatencyMs: true,
+    errorRatePercent: true,
+    custom: true,
+  })
+  .extend({ at: z.number().int().min(0).meta({ description: "When the sample was taken, epoch ms" }) });
+export type MetricSample = z.output<typeof metricSampleSchema>;
 
 export const BUILTIN_METRICS = [
   "cpuPercent",

@@ -1,7 +1,9 @@
-import type { MetricSample } from "./metrics.ts";
+import type { z } from "zod";
+import { type MetricSample, metricSampleSchema } from "./metrics.ts";
 
 /** Per-replica averages of the live samples; each custom metric is averaged over the samples that carry it. */
-export type FleetMetrics = Omit<MetricSample, "instanceId" | "at">;
+export const fleetMetricsSchema = metricSampleSchema.omit({ instanceId: true, at: true });
+export type FleetMetrics = z.output<typeof fleetMetricsSchema>;
 
 export interface FleetObservation {
   averages: FleetMetrics;

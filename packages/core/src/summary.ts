@@ -1,5 +1,6 @@
 /** The load-score trend of a scaling summary (the summary itself is computed in SQL by the db package). */
-export type TrendDirection = "rising" | "falling" | "steady";
+export const TREND_DIRECTIONS = ["rising", "falling", "steady"] as const;
+export type TrendDirection = (typeof TREND_DIRECTIONS)[number];
 
 /** A fitted change across the window below this many score points is "steady". */
 export const STEADY_TREND_POINTS = 5;

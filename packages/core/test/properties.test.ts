@@ -4,8 +4,10 @@ import {
   computeLoadScore,
   DEFAULT_RECONCILE_SECONDS,
   decide,
+  decisionSchema,
   type MetricSample,
   type ObservedState,
+  POLICY_MODES,
   parsePolicy,
   type ScalingPolicy,
   STRATEGY_NAMES,
@@ -169,6 +171,16 @@ describe("engine invariants (fast-check)", () => {
         expect(desiredReplicas).toBeLessThanOrEqual(Math.min(policy.maxReplicas, cap));
         expect(desiredReplicas).toBeGreaterThanOrEqual(Math.min(policy.minReplicas, cap));
         expect(Number.isInteger(desiredReplicas)).toBe(true);
+      }),
+    );
+  });
+
+  it("every decision matches decisionSchema, field for field (the API's output schema of a decision)", () => {
+    fc.assert(
+      fc.property(policyArb, stateArb, fc.constantFrom(...POLICY_MODES), (policy, state, mode) => {
+        const decision = decide({ ...policy, mode }, state, NOW);
+        // parse drops keys the schema does not name, so equality also proves every field is described.
+        expect(decisionSchema.parse(decision)).toEqual(decision);
       }),
     );
   });

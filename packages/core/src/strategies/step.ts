@@ -7,29 +7,31 @@
  *   raises a smaller percent change to that many replicas.
  * - When both alarms fire (misconfigured thresholds) scale-out wins, as AWS prefers the larger capacity.
  */
+import { z } from "zod";
 import type { Limit } from "../decision.ts";
 import { formatNumber, replicas } from "../format.ts";
 import { BUILTIN_METRICS } from "../metrics.ts";
-import type { StepAdjustment, StepScaling } from "../policy.ts";
+import { STEP_ADJUSTMENT_TYPES, type StepAdjustment } from "../policy.ts";
 import { metricLabel } from "./target-tracking.ts";
 import type { Strategy, StrategyInput } from "./types.ts";
 
-export interface StepBasis {
-  strategy: "step";
-  metric: string;
+export const stepBasisSchema = z.object({
+  strategy: z.literal("step"),
+  metric: z.string(),
   /** The metric's value per serving replica; null when it has no live reading. */
-  value: number | null;
+  value: z.number().nullable(),
   /** The alarm in breach, if any. */
-  alarm: "scaleOut" | "scaleIn" | null;
-  scaleOutThreshold: number;
-  scaleInThreshold: number;
-  adjustmentType: StepScaling["adjustmentType"];
+  alarm: z.enum(["scaleOut", "scaleIn"]).nullable(),
+  scaleOutThreshold: z.number(),
+  scaleInThreshold: z.number(),
+  adjustmentType: z.enum(STEP_ADJUSTMENT_TYPES),
   /** The matching step's scalingAdjustment; null when no alarm fired or no step matched. */
-  scalingAdjustment: number | null;
+  scalingAdjustment: z.number().int().nullable(),
   /** Replicas added (negative: removed) after rounding and MinAdjustmentMagnitude. */
-  change: number;
-  recommendedReplicas: number;
-}
+  change: z.number().int(),
+  recommendedReplicas: z.number().int(),
+});
+export type StepBasis = z.output<typeof stepBasisSchema>;
 
 function metricValue(input: StrategyInput, metric: string): number | undefined {
   if (metric === "loadScore") return input.loadScore;

@@ -3,6 +3,7 @@
  * GetResourceReplicas / calcPlainMetricReplicas, with KEP-4951 per-direction tolerances), one proposal per
  * metric with a target; the largest proposal wins (horizontal.go computeReplicasForMetrics).
  */
+import { z } from "zod";
 import type { Limit, MetricProposal } from "../decision.ts";
 import { formatNumber, replicas } from "../format.ts";
 import type { Strategy, StrategyInput } from "./types.ts";
@@ -77,16 +78,17 @@ export function hpaReplicasForMetric(input: MetricReplicaInput): MetricReplicaRe
   return { replicas: proposed, ratio, withinTolerance: false };
 }
 
-export interface TargetTrackingBasis {
-  strategy: "targetTracking";
+export const targetTrackingBasisSchema = z.object({
+  strategy: z.literal("targetTracking"),
   /** The metric whose proposal won (null when no serving replica had readings). */
-  metric: string | null;
-  value: number;
-  target: number;
-  withinTolerance: boolean;
-  tolerance: number;
-  recommendedReplicas: number;
-}
+  metric: z.string().nullable(),
+  value: z.number(),
+  target: z.number(),
+  withinTolerance: z.boolean(),
+  tolerance: z.number(),
+  recommendedReplicas: z.number().int(),
+});
+export type TargetTrackingBasis = z.output<typeof targetTrackingBasisSchema>;
 
 /** Names in MetricProposal.metric and in stepScaling.metric. */
 export function metricLabel(metric: string, value: number): string {

@@ -1,15 +1,17 @@
+import { z } from "zod";
 import { formatNumber, replicas } from "../format.ts";
 import type { Strategy } from "./types.ts";
 
-export interface ThresholdBasis {
-  strategy: "threshold";
-  loadScore: number;
-  scaleUpThreshold: number;
-  scaleDownThreshold: number;
+export const thresholdBasisSchema = z.object({
+  strategy: z.literal("threshold"),
+  loadScore: z.number(),
+  scaleUpThreshold: z.number(),
+  scaleDownThreshold: z.number(),
   /** Where the score lies: above scaleUpThreshold, below scaleDownThreshold, or between them. */
-  verdict: "above" | "below" | "within";
-  recommendedReplicas: number;
-}
+  verdict: z.enum(["above", "below", "within"]),
+  recommendedReplicas: z.number().int(),
+});
+export type ThresholdBasis = z.output<typeof thresholdBasisSchema>;
 
 /**
  * The seed's algorithm: one step up when the load score is above scaleUpThreshold, one step down when below
