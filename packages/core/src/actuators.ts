@@ -221,7 +221,10 @@ export const redactedActuatorConfigSchema = z.discriminatedUnion("kind", [
     reporting: localReportingSchema.extend({ token: redacted.optional() }).prefault({}),
   }),
   kubernetesActuatorConfigSchema,
-  webhookActuatorConfigSchema.extend({ secret: redacted, headers: z.record(headerName, redacted).default({}) }),
+  webhookActuatorConfigSchema.extend({
+    secret: redacted,
+    headers: z.record(headerName, redacted).default({}),
+  }),
   commandActuatorConfigSchema.extend({ env: z.record(envName, redacted).default({}) }),
 ]);
 export type RedactedActuatorConfig = z.output<typeof redactedActuatorConfigSchema>;
