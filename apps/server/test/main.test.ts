@@ -39,14 +39,6 @@ function run(env: NodeJS.ProcessEnv) {
   return { child, exited, output: () => ({ stdout, stderr }) };
 }
 
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 describe("configuration", () => {
   it("applies defaults when nothing is set", () => {
     expect(loadConfig({})).toMatchObject({
@@ -129,7 +121,10 @@ describe("embedded start (pnpm --filter @proxyscale/server start)", () => {
     const { child, exited, output } = run(
       cleanEnv({ PORT: "0", PROXYSCALE_DATA_DIR: dataDir, LOG_LEVEL: "warn" }),
     );
-    await waitFor(() => output().stdout.includes("proxyscale -- token"), 60_000);
+    // The first start creates the database and the secret: seconds, more on a loaded machine.
+    await expect
+      .poll(() => output().stdout, { timeout: 60_000, interval: 100 })
+      .toContain("proxyscale -- token");
 
     const { stdout } = output();
     const url = /ProxyScale is running at (http:\/\/\S+)/.exec(stdout)?.[1];
