@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { availableParallelism } from "node:os";
 import { type LoadMetrics, loadMetricsSchema } from "@proxyscale/core";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { MetricsPushError, MetricsReporter } from "../src/reporter.ts";
 
 interface ReceivedPush {
@@ -41,13 +42,8 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+/** How long a wait for the reporter's timers and pushes may take on a loaded machine. */
+const WAIT = { timeout: 5_000, interval: 10 };
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -74,7 +70,7 @@ describe("MetricsReporter", () => {
     subject.recordRequest(40, false);
     subject.recordRequest(40, false);
 
-    await waitFor(() => metrics.received.length >= 1);
+    await expect.poll(() => metrics.received.length, WAIT).toBeGreaterThanOrEqual(1);
     const first = metrics.received[0]!;
     expect(first.path).toBe("/api/proxy/scaling/metrics/edge%2F1/batch");
     expect(first.authorization).toBe("Bearer tok-123");
@@ -92,23 +88,34 @@ describe("MetricsReporter", () => {
     expect(errors).toEqual([]);
   });
 
-  it("measures this process's CPU time over wall time", async () => {
-    const batches: LoadMetrics[][] = [];
-    const subject = reporter({
-      send: async (samples) => void batches.push(samples),
-      sampleIntervalMs: 60_000,
+  it("measures this process's CPU time over wall time, per core", async () => {
+    // The test owns both clocks: wall time (performance.now) and this process's CPU time (process.cpuUsage,
+    // which subtracts the reading it is given), so each window's share is known exactly.
+    let wallMs = 1_000;
+    let cpuMicros = 5_000_000;
+    const wall = vi.spyOn(performance, "now").mockImplementation(() => wallMs);
+    const cpu = vi.spyOn(process, "cpuUsage").mockImplementation((previous) => {
+      const total = { user: (cpuMicros * 3) / 4, system: cpuMicros / 4 };
+      return previous ? { user: total.user - previous.user, system: total.system - previous.system } : total;
     });
-    subject.start();
-    const busyUntil = performance.now() + 300;
-    let spin = 0;
-    while (performance.now() < busyUntil) spin += Math.sqrt(spin + 1);
-    const busy = subject.sampleNow();
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const idle = subject.sampleNow();
-    expect(spin).toBeGreaterThan(0);
-    expect(busy?.cpuPercent).toBeGreaterThan(idle?.cpuPercent ?? 100);
-    // Even on a contended machine, 300 ms of spinning is far more CPU than 300 ms of sleeping.
-    expect(busy?.cpuPercent).toBeGreaterThan(2 * (idle?.cpuPercent ?? 100));
+    try {
+      const subject = reporter({ send: async () => {}, sampleIntervalMs: 60_000 }).start();
+      wallMs += 300;
+      cpuMicros += 240_000;
+      const busy = subject.sampleNow();
+      wallMs += 300;
+      cpuMicros += 3_000;
+      const idle = subject.sampleNow();
+      const cores = availableParallelism();
+      // 240 ms of CPU (user and system) in 300 ms of wall time, then 3 ms in the next 300 ms.
+      expect(busy?.cpuPercent).toBeCloseTo(80 / cores, 2);
+      expect(idle?.cpuPercent).toBeCloseTo(1 / cores, 2);
+      // Stopped while the clocks are still the test's, so its last window is judged by them too.
+      await subject.stop();
+    } finally {
+      wall.mockRestore();
+      cpu.mockRestore();
+    }
   });
 
   it("pushes buffered samples in batches no larger than maxBatchSize", async () => {
@@ -146,7 +153,7 @@ describe("MetricsReporter", () => {
     subject.sampleNow();
 
     // The reporter's counters change when the response arrives, after the server has counted the request.
-    await waitFor(() => subject.stats().samplesSent === 1);
+    await expect.poll(() => subject.stats().samplesSent, WAIT).toBe(1);
     expect(metrics.received).toHaveLength(1);
     expect(metrics.attempts()).toBe(4);
     const gaps = attemptTimes.slice(1).map((time, index) => time - attemptTimes[index]!);
@@ -277,7 +284,7 @@ describe("MetricsReporter", () => {
     const sample = subject.sampleNow();
     expect(sample?.avgLatencyMs).toBe(0);
     expect(sample?.errorRatePercent).toBeCloseTo(33.33, 1);
-    await waitFor(() => subject.stats().failedPushes >= 2);
+    await expect.poll(() => subject.stats().failedPushes, WAIT).toBeGreaterThanOrEqual(2);
     expect(errors.some((message) => message.includes("custom metrics provider broke"))).toBe(true);
     expect(errors.some((message) => message.includes("metrics push to http://127.0.0.1:1 failed"))).toBe(
       true,
