@@ -97,7 +97,12 @@ async function baseline(): Promise<number> {
   for (let start = 0; start < ids.length; start += DEFAULT_BATCH_SIZE) {
     const batch = ids.slice(start, start + DEFAULT_BATCH_SIZE);
     loaded += (
-      await loadObservedStates(db, { proxyIds: batch, now: Date.now(), historySeconds: HISTORY_SECONDS })
+      await loadObservedStates(db, {
+        proxyIds: batch,
+        now: Date.now(),
+        historySeconds: HISTORY_SECONDS,
+        reconcileIntervalMs: 10_000,
+      })
     ).size;
   }
   if (loaded !== ids.length) throw new Error(`baseline loaded ${loaded} of ${ids.length}`);

@@ -33,6 +33,8 @@ export interface ServerDeps {
   requestsPerMinute?: Partial<Record<Tier, number>>;
   /** Most milliseconds between sharing rate-limit counts with the other servers (default 1,000). */
   rateLimitSyncMs?: number;
+  /** The control loop's reconcile interval, so evaluate's fallback counts as the loop's does. */
+  reconcileIntervalMs?: number;
   metrics?: ServerMetrics;
   /** Longest wait for in-flight requests on close before their connections are cut. Default 10 s. */
   shutdownGraceMs?: number;
@@ -77,6 +79,7 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
     telemetry: metrics.telemetry,
     requestsPerMinute: deps.requestsPerMinute,
     rateLimitSyncMs: deps.rateLimitSyncMs,
+    reconcileIntervalMs: deps.reconcileIntervalMs,
   });
   const logServerError = ({
     error,

@@ -87,6 +87,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     metrics,
     executor: control.executor,
     onMetricsRecorded: control.onMetricsRecorded,
+    reconcileIntervalMs: config.control.reconcileIntervalMs,
     ...options.overrides,
   });
   let demo: RunningDemo | null = null;

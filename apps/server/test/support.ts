@@ -94,6 +94,9 @@ export function client(baseUrl: string, defaultToken?: string): Client {
   };
 }
 
+/** Both drivers (PGlite always, PostgreSQL when it answers), for suites that wire their own server. */
+export const testDriverList = () => drivers;
+
 /** Runs `body` once per available driver with one database and one server shared by the file. */
 export function forEachDriver(
   title: string,

@@ -1,4 +1,4 @@
-import type { Tier } from "@proxyscale/core";
+import { DEFAULT_RECONCILE_SECONDS, type Tier } from "@proxyscale/core";
 import type { Db, Logger, ScalingExecutor, Telemetry } from "@proxyscale/db";
 import { type AuthConfig, createTokenVerifier, type TokenVerifier, type VerifiedToken } from "./auth.ts";
 import { createEvaluator, type Evaluator } from "./evaluation.ts";
@@ -18,6 +18,8 @@ export interface ApiDeps {
   requestsPerMinute?: Partial<Record<Tier, number>>;
   /** Most milliseconds between sharing rate-limit counts with the other servers (default 1,000). */
   rateLimitSyncMs?: number;
+  /** The control loop's reconcile interval, which evaluate's fallback counts in (default core's). */
+  reconcileIntervalMs?: number;
 }
 
 /** What one request sees. `user` is set by `protectedProcedure` once the token is verified. */
@@ -54,7 +56,12 @@ export function createContext(deps: ApiDeps): ContextFactory {
   });
   const telemetry = deps.telemetry ?? {};
   const onMetricsRecorded = deps.onMetricsRecorded ?? (() => {});
-  const evaluate = createEvaluator({ db: deps.db, clock: deps.clock, telemetry });
+  const evaluate = createEvaluator({
+    db: deps.db,
+    clock: deps.clock,
+    telemetry,
+    reconcileIntervalMs: deps.reconcileIntervalMs ?? DEFAULT_RECONCILE_SECONDS * 1000,
+  });
   const factory = (request: RequestInfo): Context => ({
     db: deps.db,
     clock: deps.clock,

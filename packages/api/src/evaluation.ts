@@ -1,6 +1,11 @@
 import { type Decision, decide, type ScalingTrigger } from "@proxyscale/core";
-import { type Db, loadObservedStates, type ObservedProxy, recordDecisions } from "@proxyscale/db";
-import type { ApiTelemetry } from "./context.ts";
+import {
+  type Db,
+  loadObservedStates,
+  type ObservedProxy,
+  recordDecisions,
+  type Telemetry,
+} from "@proxyscale/db";
 import { notFound } from "./errors.ts";
 
 /** Evaluation reads at least this much history (loadObservedStates reads further for policies that need it). */
@@ -29,13 +34,23 @@ interface Waiting {
   reject(error: unknown): void;
 }
 
+interface EvaluatorDeps {
+  db: Db;
+  clock: () => number;
+  telemetry: Telemetry;
+  /** The control loop's reconcile interval: fallback counts missed intervals of it, here as in the loop. */
+  reconcileIntervalMs: number;
+}
+
 /**
- * Runs `scaling.evaluate` with group commit: the requests that arrive while earlier ones are at the database
+ * Runs `scaling.evaluate`: the decision the control loop would record for the proxy's state now (core's
+ * `decide`, every limit included: fallback, a scale in flight, the mode), stored, and never acted on.
+ * With group commit: the requests that arrive while earlier ones are at the database
  * share one read of their proxies' state (loadObservedStates) and one insert of their decisions. Each is answered
  * only once its decision is stored, so nothing is acknowledged that could be lost. Idle, a request starts its own
  * batch at once (no timer); under load, batches grow and round trips per request fall.
  */
-export function createEvaluator(deps: { db: Db; clock: () => number; telemetry: ApiTelemetry }): Evaluator {
+export function createEvaluator(deps: EvaluatorDeps): Evaluator {
   const queue: Waiting[] = [];
   let inFlight = 0;
   let scheduled = false;
@@ -66,16 +81,14 @@ export function createEvaluator(deps: { db: Db; clock: () => number; telemetry: 
     });
 }
 
-async function evaluateBatch(
-  deps: { db: Db; clock: () => number; telemetry: ApiTelemetry },
-  batch: readonly Waiting[],
-): Promise<void> {
+async function evaluateBatch(deps: EvaluatorDeps, batch: readonly Waiting[]): Promise<void> {
   const now = deps.clock();
   const proxyIds = [...new Set(batch.map((waiting) => waiting.request.proxyId))];
   const observed = await loadObservedStates(deps.db, {
     proxyIds,
     now,
     historySeconds: EVALUATION_HISTORY_SECONDS,
+    reconcileIntervalMs: deps.reconcileIntervalMs,
   });
 
   const decided: Array<{ waiting: Waiting; entry: ObservedProxy; decision: Decision }> = [];

@@ -1,42 +1,48 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
-import type { ApiTelemetry, Logger } from "@proxyscale/api";
-import { DEFAULT_POLICY, type Decision, decide, historySecondsFor } from "@proxyscale/core";
+import {
+  DEFAULT_POLICY,
+  DEFAULT_RECONCILE_SECONDS,
+  type Decision,
+  decide,
+  decisionOutcome,
+  executes,
+  historySecondsFor,
+} from "@proxyscale/core";
 import {
   ConflictError,
-  type ControlFacts,
   createScalingEvent,
   type Database,
+  existingProxyIds,
   getProxy,
+  type Logger,
   listActiveScalingEvents,
   listAutomaticProxyIds,
   listenControl,
-  loadControlFacts,
   loadObservedStates,
-  notifyControl,
   type ObservedProxy,
   type ProxyRecord,
-  recordDecision,
+  recordDecisions,
+  type Telemetry,
 } from "@proxyscale/db";
 import type { Registry } from "prom-client";
 import type { Actuator, ActuatorDeps } from "../actuators/types.ts";
 import { errorMessage } from "../actuators/types.ts";
 import { type ActuatorFactory, ActuatorRegistry, observesReplicas, parseProxyActuator } from "./actuators.ts";
-import {
-  DEFAULT_ACCEPTED_TIMEOUT_SECONDS,
-  DEFAULT_LEASE_SECONDS,
-  DEFAULT_RECONCILE_SECONDS,
-} from "./config.ts";
+import { DEFAULT_ACCEPTED_TIMEOUT_SECONDS, DEFAULT_LEASE_SECONDS } from "./config.ts";
 import { ScaleExecutor } from "./executor.ts";
-import { applyFallback, missedIntervals, withLimit } from "./fallback.ts";
 import { type ControlMetrics, createControlMetrics } from "./metrics.ts";
+import { forEachBounded, KeyedQueue, type Taken } from "./queue.ts";
 import { SHARD_COUNT, ShardLeases, shardOf } from "./shards.ts";
 
+/** Most proxies one worker evaluates together (one state read, one decision insert). */
 export const DEFAULT_BATCH_SIZE = 500;
+/** Workers taking batches from the queue at once. */
+const DEFAULT_WORKERS = 4;
 /** A reconcile lists this many batches' worth of ids per query. */
 const LIST_PAGES_PER_QUERY = 10;
-/** Writes of one batch that run at once (decisions, events): bounded so one tick never floods the pool. */
+/** Writes of one batch that run at once (events, observations): bounded so one batch never floods the pool. */
 const WRITE_CONCURRENCY = 8;
 /** A reconcile waits this long for an actuator's observation before deciding on the recorded count. */
 const OBSERVE_TIMEOUT_MS = 5_000;
@@ -50,15 +56,17 @@ export interface ControlLoopOptions {
   reconcileIntervalMs?: number;
   leaseTtlMs?: number;
   acceptedTimeoutMs?: number;
-  /** Proxies per reconcile query (default 500). */
+  /** Most proxies a worker evaluates together (default 500). */
   batchSize?: number;
+  /** Workers evaluating batches at once (default 4). */
+  workers?: number;
   /** This server's id in lease rows; default `<hostname>:<pid>:<random>`. */
   holder?: string;
   /** Builds actuators; default the real factory (`createActuator`). */
   createActuator?: ActuatorFactory;
-  /** Where `local` workers push metrics (set once the server listens). */
+  /** Where `local` workers push their metrics (set once the server listens). */
   metricsReporting?: (proxy: ProxyRecord) => Promise<ActuatorDeps["metricsReporting"]>;
-  telemetry?: ApiTelemetry;
+  telemetry?: Telemetry;
   /** The server's Prometheus registry, for the control loop's own metrics. */
   metricsRegistry?: Registry;
   /** Run the heartbeat and reconcile timers (default true). Without them, call heartbeat()/reconcile(). */
@@ -67,10 +75,19 @@ export interface ControlLoopOptions {
 
 type Trigger = "push" | "reconcile";
 
-interface Flight {
-  dirty: boolean;
+/** What a queued proxy is to be evaluated for: a push wins over a reconcile (its decision is always kept). */
+interface Work {
+  trigger: Trigger;
   /** performance.now() of the earliest push not yet evaluated. */
   pushedAt: number | undefined;
+}
+
+const RECONCILE: Work = { trigger: "reconcile", pushedAt: undefined };
+
+function mergeWork(queued: Work, added: Work): Work {
+  if (queued.trigger === "reconcile") return added;
+  if (added.trigger === "reconcile") return queued;
+  return { trigger: "push", pushedAt: queued.pushedAt ?? added.pushedAt };
 }
 
 export interface ReconcileResult {
@@ -88,10 +105,24 @@ const noMetrics: ControlMetrics = {
 };
 
 /**
- * The control loop of one server. A metrics push evaluates its proxy at once (pushes arriving together coalesce:
- * one evaluation runs per proxy, and one more if pushes came in meanwhile); a reconcile tick evaluates every
- * automatic proxy this server owns, in batches, and takes over events left in flight. Ownership is per shard of
- * proxies, through lease rows in PostgreSQL, so with several servers each proxy has exactly one controller.
+ * A reconcile keeps a decision only when it is news: a scale (or a dry run's would-be scale), one held by a scale
+ * in flight, or the interval in which fallback took over. A push brings news, so its decisions are all kept.
+ */
+function reconcileKeeps(decision: Decision): boolean {
+  if (decision.action !== "none") return true;
+  return decision.limits.some(
+    (limit) =>
+      limit.kind === "inFlight" ||
+      (limit.kind === "fallback" && limit.missedIntervals === limit.failureThreshold),
+  );
+}
+
+/**
+ * The control loop of one server, after Kubernetes' controllers: a keyed work queue of proxy ids, fed by
+ * metrics pushes, hand-offs from other servers and the periodic reconcile, and workers that take a batch of
+ * ids, load their observed state, decide (core's `decide`, the whole decision) and act (record the decisions,
+ * hand scales to the executor). The queue de-duplicates ids and never gives one proxy to two workers.
+ * Ownership is per shard of proxies, through lease rows in PostgreSQL, so each proxy has exactly one controller.
  */
 export class ControlLoop {
   readonly executor: ScaleExecutor;
@@ -102,17 +133,15 @@ export class ControlLoop {
   private readonly logger: Logger;
   private readonly clock: () => number;
   private readonly reconcileIntervalMs: number;
-  private readonly leaseTtlMs: number;
   private readonly batchSize: number;
-  private readonly telemetry: ApiTelemetry;
+  private readonly telemetry: Telemetry;
   private readonly metrics: ControlMetrics;
-  private readonly flights = new Map<string, Flight>();
+  private readonly queue = new KeyedQueue<string, Work>(mergeWork);
+  private readonly workers: Promise<void>[];
+  /** How far back each proxy's policy looks, so a batch reads enough history in one go. */
   private readonly historySeconds = new Map<string, number>();
-  private readonly inFallback = new Set<string>();
   /** performance.now() of the push behind each event an evaluation created. */
   private readonly pushOfEvent = new Map<string, number>();
-  private readonly handOffs = new Set<string>();
-  private handOffScheduled = false;
   private ticking: Promise<ReconcileResult> | null = null;
   private timers: NodeJS.Timeout[] = [];
   private listener: { unlisten(): Promise<void> } | null = null;
@@ -124,7 +153,6 @@ export class ControlLoop {
     this.logger = options.logger;
     this.clock = options.clock ?? Date.now;
     this.reconcileIntervalMs = options.reconcileIntervalMs ?? DEFAULT_RECONCILE_SECONDS * 1000;
-    this.leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_SECONDS * 1000;
     this.batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
     this.telemetry = options.telemetry ?? {};
     this.metrics = options.metricsRegistry ? createControlMetrics(options.metricsRegistry) : noMetrics;
@@ -137,9 +165,9 @@ export class ControlLoop {
       ...(options.metricsReporting ? { metricsReporting: options.metricsReporting } : {}),
     });
     this.shards = new ShardLeases({
-      db,
+      database: this.database,
       holder: this.holder,
-      ttlMs: this.leaseTtlMs,
+      ttlMs: options.leaseTtlMs ?? DEFAULT_LEASE_SECONDS * 1000,
       logger: this.logger,
       canRelease: (shard) => !this.executor.hasRunningIn((proxyId) => shardOf(proxyId) === shard),
     });
@@ -150,7 +178,7 @@ export class ControlLoop {
       holder: this.holder,
       acceptedTimeoutMs: options.acceptedTimeoutMs ?? DEFAULT_ACCEPTED_TIMEOUT_SECONDS * 1000,
       owns: (proxyId) => !this.closed && this.shards.owns(proxyId),
-      handOff: (proxyId) => this.handOff(proxyId),
+      handOff: (proxyId) => this.shards.handOff(proxyId),
       telemetry: this.telemetry,
       onActuatorCall: (event) => {
         const pushedAt = this.pushOfEvent.get(event.id);
@@ -159,6 +187,7 @@ export class ControlLoop {
         this.metrics.reaction((performance.now() - pushedAt) / 1000);
       },
     });
+    this.workers = Array.from({ length: options.workers ?? DEFAULT_WORKERS }, () => this.work());
   }
 
   /** Takes this server's shards, listens for hand-offs from other servers, starts the timers. */
@@ -179,7 +208,9 @@ export class ControlLoop {
         timer.unref();
         this.timers.push(timer);
       };
-      every(Math.max(50, Math.floor(this.leaseTtlMs / 3)), () => this.heartbeat());
+      every(Math.max(50, Math.floor((this.options.leaseTtlMs ?? DEFAULT_LEASE_SECONDS * 1000) / 3)), () =>
+        this.heartbeat(),
+      );
       every(this.reconcileIntervalMs, () => this.reconcile());
       void this.reconcile().catch((error: unknown) =>
         this.logger.warn({ err: errorMessage(error) }, "control: first reconcile failed"),
@@ -205,77 +236,26 @@ export class ControlLoop {
     const pushedAt = performance.now();
     for (const proxyId of proxyIds) {
       if (this.shards.owns(proxyId)) void this.evaluate(proxyId, pushedAt);
-      else this.handOff(proxyId);
+      else this.shards.handOff(proxyId);
     }
   };
 
-  /**
-   * Evaluates one proxy now, single-flight: while an evaluation of it runs, further calls only mark it dirty and
-   * one more evaluation follows. Resolves when the proxy has no evaluation pending.
-   */
+  /** Queues the proxy for evaluation; resolves once it has been evaluated after this call. */
   evaluate(proxyId: string, pushedAt?: number): Promise<void> {
-    const existing = this.flights.get(proxyId);
-    if (existing) {
-      existing.dirty = true;
-      existing.pushedAt ??= pushedAt;
-      return this.untilSettled(proxyId);
-    }
-    const flight: Flight = { dirty: false, pushedAt };
-    this.flights.set(proxyId, flight);
-    return this.fly(proxyId, flight, "push");
+    return this.queue.add(proxyId, { trigger: "push", pushedAt });
   }
 
-  private async fly(proxyId: string, flight: Flight, trigger: Trigger): Promise<void> {
-    let currentTrigger = trigger;
-    for (;;) {
-      const pushedAt = flight.pushedAt;
-      flight.pushedAt = undefined;
-      flight.dirty = false;
-      try {
-        await this.evaluateBatch([proxyId], currentTrigger, pushedAt);
-      } catch (error) {
-        this.logger.warn({ proxyId, err: errorMessage(error) }, "control: evaluation failed");
-      }
-      // Checked and removed in one synchronous step, so a push can never mark a flight that is ending.
-      if (!flight.dirty || this.closed) {
-        this.flights.delete(proxyId);
-        this.settle(proxyId);
-        return;
-      }
-      currentTrigger = "push";
-    }
-  }
-
-  private readonly waiters = new Map<string, Array<() => void>>();
-
-  private untilSettled(proxyId: string): Promise<void> {
-    return new Promise((resolve) => {
-      const list = this.waiters.get(proxyId) ?? [];
-      list.push(resolve);
-      this.waiters.set(proxyId, list);
-    });
-  }
-
-  private settle(proxyId: string): void {
-    const list = this.waiters.get(proxyId);
-    this.waiters.delete(proxyId);
-    for (const resolve of list ?? []) resolve();
-  }
-
-  /** Resolves when every evaluation and every scale this server runs has ended (tests, benchmarks). */
+  /** Resolves when the queue is empty, no reconcile runs and every scale this server runs has ended. */
   async idle(): Promise<void> {
     for (;;) {
-      const pending = [...this.flights.keys()].map((proxyId) => this.untilSettled(proxyId));
-      if (this.ticking) pending.push(this.ticking.then(() => undefined));
-      await Promise.all(pending);
-      await this.executor.allSettled();
-      if (this.flights.size === 0 && !this.ticking) return;
+      await Promise.all([this.queue.idle(), this.ticking?.catch(() => {}), this.executor.allSettled()]);
+      if (this.queue.isIdle() && !this.ticking) return;
     }
   }
 
   /**
-   * One reconcile tick: take over events in flight that no live server runs, then evaluate every automatic
-   * proxy of the held shards, `batchSize` at a time (two queries per batch). Ticks never overlap.
+   * One reconcile tick: take over events in flight that no live server runs, then queue every automatic proxy
+   * of the held shards, a page of ids at a time, and wait for the page to be evaluated. Ticks never overlap.
    */
   reconcile(): Promise<ReconcileResult> {
     if (this.closed) return Promise.resolve({ proxies: 0, recovered: 0, ms: 0 });
@@ -315,9 +295,8 @@ export class ControlLoop {
       // The next page is fetched while this one is evaluated.
       const next = page.length < listPage ? Promise.resolve([]) : list(page[page.length - 1]!);
       next.catch(() => {});
-      for (let start = 0; start < page.length; start += this.batchSize) {
-        proxies += await this.reconcileBatch(page.slice(start, start + this.batchSize));
-      }
+      await Promise.all(page.map((proxyId) => this.queue.add(proxyId, RECONCILE)));
+      proxies += page.length;
       page = await next;
     }
     await this.pruneActuators();
@@ -326,203 +305,96 @@ export class ControlLoop {
     return { proxies, recovered, ms };
   }
 
-  /** Evaluates one batch of a tick; returns how many proxies it evaluated. */
-  private async reconcileBatch(ids: readonly string[]): Promise<number> {
-    // A proxy with an evaluation running is left to it; pushes during this batch mark it dirty.
-    const batch = ids.filter((proxyId) => !this.flights.has(proxyId));
-    const flights = batch.map((proxyId) => {
-      const flight: Flight = { dirty: false, pushedAt: undefined };
-      this.flights.set(proxyId, flight);
-      return [proxyId, flight] as const;
-    });
-    try {
-      await this.evaluateBatch(batch, "reconcile");
-    } finally {
-      for (const [proxyId, flight] of flights) {
-        if (flight.dirty && !this.closed) {
-          void this.fly(proxyId, flight, "push");
-        } else {
-          this.flights.delete(proxyId);
-          this.settle(proxyId);
-        }
+  /** One worker: take a batch of proxies, evaluate it, repeat until the queue shuts down. */
+  private async work(): Promise<void> {
+    for (;;) {
+      const batch = await this.queue.take(this.batchSize);
+      if (batch.length === 0) return;
+      try {
+        await this.sync(batch);
+      } catch (error) {
+        this.logger.warn({ proxies: batch.length, err: errorMessage(error) }, "control: evaluation failed");
+      } finally {
+        this.queue.done(batch);
       }
     }
-    return batch.length;
   }
 
-  /**
-   * Closes the actuators of proxies that were deleted or whose shard moved to another server (a `local` proxy's
-   * workers drain), unless a scale of theirs still runs here. In the background: draining takes a while.
-   */
-  private async pruneActuators(): Promise<void> {
-    const cached = this.registry.proxyIds();
-    if (cached.length === 0) return;
-    const existing = await loadControlFacts(this.database.db, { proxyIds: cached });
-    for (const proxyId of cached) {
-      if (existing.has(proxyId) && this.shards.owns(proxyId)) continue;
-      if (this.executor.hasRunningIn((running) => running === proxyId)) continue;
-      void this.registry.close(proxyId);
-    }
-  }
-
-  private async loadStates(proxyIds: readonly string[], now: number) {
+  /** Load the batch's observed state, decide for each proxy, record the decisions, hand scales on. */
+  private async sync(batch: ReadonlyArray<Taken<string, Work>>): Promise<void> {
+    const now = this.clock();
     const db = this.database.db;
     const fallbackHistory = historySecondsFor(DEFAULT_POLICY);
     let historySeconds = 0;
-    for (const proxyId of proxyIds) {
-      historySeconds = Math.max(historySeconds, this.historySeconds.get(proxyId) ?? fallbackHistory);
+    for (const { key } of batch) {
+      historySeconds = Math.max(historySeconds, this.historySeconds.get(key) ?? fallbackHistory);
     }
-    const [observed, facts] = await Promise.all([
-      loadObservedStates(db, { proxyIds, now, historySeconds }),
-      loadControlFacts(db, { proxyIds }),
-    ]);
-    for (const [proxyId, entry] of observed)
-      this.historySeconds.set(proxyId, historySecondsFor(entry.policy));
-    return { observed, facts };
-  }
-
-  private async evaluateBatch(
-    proxyIds: readonly string[],
-    trigger: Trigger,
-    pushedAt?: number,
-  ): Promise<void> {
-    if (proxyIds.length === 0) return;
-    const now = this.clock();
-    const { observed, facts } = await this.loadStates(proxyIds, now);
-    const work = proxyIds.flatMap((proxyId) => {
-      const entry = observed.get(proxyId);
-      if (!entry) {
-        this.forget(proxyId);
-        return [];
-      }
-      return [{ entry, facts: facts.get(proxyId) }];
+    const observed = await loadObservedStates(db, {
+      proxyIds: batch.map(({ key }) => key),
+      now,
+      historySeconds,
+      reconcileIntervalMs: this.reconcileIntervalMs,
     });
-    if (trigger === "reconcile") await this.refreshObservations(work);
-    let next = 0;
-    const worker = async () => {
-      while (next < work.length) {
-        const item = work[next++]!;
-        try {
-          await this.act(item.entry, item.facts, trigger, now, pushedAt);
-        } catch (error) {
-          this.logger.warn(
-            { proxyId: item.entry.proxy.id, err: errorMessage(error) },
-            "control: acting on a decision failed",
-          );
-        }
+    const items: Array<{ entry: ObservedProxy; work: Work }> = [];
+    for (const { key, work } of batch) {
+      const entry = observed.get(key);
+      if (entry) {
+        this.historySeconds.set(key, historySecondsFor(entry.policy));
+        items.push({ entry, work });
+      } else {
+        this.historySeconds.delete(key);
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, work.length) }, worker));
-  }
-
-  /**
-   * Before a reconcile decides, actuators that can see what runs (local, kubernetes, webhook with statusUrl,
-   * command with getReplicasCommand) are asked, so the decision starts from the observed count.
-   */
-  private async refreshObservations(work: Array<{ entry: ObservedProxy; facts: ControlFacts | undefined }>) {
-    const targets = work.filter(({ entry, facts }) => {
-      if (facts?.activeEvent || entry.policy.mode === "off" || entry.proxy.actuator.kind === "none")
-        return false;
-      try {
-        return observesReplicas(parseProxyActuator(entry.proxy));
-      } catch {
-        return false;
+    }
+    await this.refreshObservations(items.filter(({ work }) => work.trigger === "reconcile"));
+    for (const { entry } of items) {
+      // A pending event (a manual scale another server received) is run whatever the mode.
+      const active = entry.activeEvent;
+      if (active?.status === "pending" && !this.executor.isRunning(active.id)) {
+        this.metrics.recovery(await this.executor.recover(active));
       }
+    }
+    const kept: Array<{ entry: ObservedProxy; work: Work; decision: Decision }> = [];
+    for (const { entry, work } of items) {
+      const decision = decide(entry.policy, entry.state, now);
+      this.metrics.evaluation(work.trigger, decisionOutcome(decision));
+      if (work.trigger === "push" || reconcileKeeps(decision)) kept.push({ entry, work, decision });
+    }
+    if (kept.length === 0) return;
+    const decisionIds = await recordDecisions(
+      db,
+      kept.map(({ entry, decision }) => ({ proxyId: entry.proxy.id, decision, triggeredBy: "auto" })),
+    );
+    const scales: Array<(typeof kept)[number] & { decisionId: string }> = [];
+    kept.forEach((item, index) => {
+      const decisionId = decisionIds[index];
+      // Null: the proxy was deleted between the read and the write.
+      if (!decisionId) return;
+      this.telemetry.decisionMade?.(item.entry.proxy, item.decision);
+      if (executes(item.decision)) scales.push({ ...item, decisionId });
     });
-    let next = 0;
-    const worker = async () => {
-      while (next < targets.length) {
-        const { entry } = targets[next++]!;
-        const observation = this.registry.observe(entry.proxy);
-        const timeout = new Promise<null>((resolve) =>
-          setTimeout(() => resolve(null), OBSERVE_TIMEOUT_MS).unref(),
-        );
-        try {
-          const counts = await Promise.race([observation, timeout]);
-          if (counts) {
-            entry.state.currentReplicas = counts.replicas;
-            entry.state.unhealthyReplicas = counts.unhealthyReplicas;
-            entry.proxy.currentReplicas = counts.replicas;
-          } else {
-            observation.catch(() => {});
-          }
-        } catch (error) {
-          this.logger.warn(
-            { proxyId: entry.proxy.id, err: errorMessage(error) },
-            "control: the actuator could not be observed",
-          );
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, targets.length) }, worker));
+    await forEachBounded(
+      scales,
+      WRITE_CONCURRENCY,
+      (item) => this.scale(item.entry, item.decision, item.decisionId, item.work.pushedAt),
+      (item, error) =>
+        this.logger.warn(
+          { proxyId: item.entry.proxy.id, err: errorMessage(error) },
+          "control: acting on a decision failed",
+        ),
+    );
   }
 
-  private async act(
+  /** Records the decided scale as an event and hands it to the executor. */
+  private async scale(
     entry: ObservedProxy,
-    facts: ControlFacts | undefined,
-    trigger: Trigger,
-    now: number,
+    decision: Decision,
+    decisionId: string,
     pushedAt: number | undefined,
   ): Promise<void> {
-    const { proxy, policy, state } = entry;
-    const active = facts?.activeEvent ?? null;
-    // A pending event (a manual scale another server received) is run whatever the mode.
-    if (active?.status === "pending" && !this.executor.isRunning(active.id)) {
-      this.metrics.recovery(await this.executor.recover(active));
-    }
-    if (policy.mode === "off") {
-      this.forget(proxy.id);
-      return;
-    }
-    let decision: Decision = decide(policy, state, now);
-    const missed = missedIntervals({
-      now,
-      lastSampleAt: facts?.lastSampleAt?.getTime() ?? null,
-      createdAt: proxy.createdAt.getTime(),
-      metricsMaxAgeSeconds: policy.metricsMaxAgeSeconds,
-      intervalMs: this.reconcileIntervalMs,
-    });
-    decision = applyFallback(decision, policy, missed);
-    const inFallback = decision.limits.some((limit) => limit.kind === "fallback");
-    const enteredFallback = inFallback && !this.inFallback.has(proxy.id);
-    if (inFallback) this.inFallback.add(proxy.id);
-    else this.inFallback.delete(proxy.id);
-    let skipped = false;
-    if (decision.action !== "none" && active) {
-      skipped = true;
-      decision = withLimit(
-        decision,
-        {
-          kind: "inFlight",
-          eventId: active.id,
-          toReplicas: active.newReplicas,
-          from: decision.desiredReplicas,
-          to: decision.currentReplicas,
-        },
-        decision.currentReplicas,
-      );
-    }
-    const dryRun = policy.mode === "dryRun" && decision.action !== "none";
-    if (dryRun) decision = withLimit(decision, { kind: "dryRun" });
-    const outcome = skipped
-      ? "skipped_in_flight"
-      : dryRun
-        ? "dry_run"
-        : decision.action !== "none"
-          ? "scaled"
-          : inFallback
-            ? "fallback"
-            : "held";
-    this.metrics.evaluation(trigger, outcome);
-    // A push brings news, so its decision is kept; a reconcile that changes nothing writes nothing.
-    if (trigger === "reconcile" && decision.action === "none" && !skipped && !enteredFallback) return;
-    const db = this.database.db;
-    const { id: decisionId } = await recordDecision(db, { proxyId: proxy.id, decision, triggeredBy: "auto" });
-    this.telemetry.decisionMade?.(proxy, decision);
-    if (policy.mode !== "auto" || decision.action === "none") return;
+    const { proxy, state } = entry;
     let event: Awaited<ReturnType<typeof createScalingEvent>>;
     try {
-      event = await createScalingEvent(db, {
+      event = await createScalingEvent(this.database.db, {
         proxyId: proxy.id,
         previousReplicas: decision.currentReplicas,
         newReplicas: decision.desiredReplicas,
@@ -542,25 +414,58 @@ export class ControlLoop {
     void this.executor.run(event, proxy);
   }
 
-  private forget(proxyId: string): void {
-    this.historySeconds.delete(proxyId);
-    this.inFallback.delete(proxyId);
+  /**
+   * Before a reconcile decides, actuators that can see what runs (local, kubernetes, webhook with statusUrl,
+   * command with getReplicasCommand) are asked, so the decision starts from the observed count.
+   */
+  private async refreshObservations(items: ReadonlyArray<{ entry: ObservedProxy }>): Promise<void> {
+    const targets = items.filter(({ entry }) => {
+      if (entry.activeEvent || entry.policy.mode === "off" || entry.proxy.actuator.kind === "none")
+        return false;
+      try {
+        return observesReplicas(parseProxyActuator(entry.proxy));
+      } catch {
+        return false;
+      }
+    });
+    await forEachBounded(
+      targets,
+      WRITE_CONCURRENCY,
+      async ({ entry }) => {
+        const observation = this.registry.observe(entry.proxy);
+        const timeout = new Promise<null>((resolve) =>
+          setTimeout(() => resolve(null), OBSERVE_TIMEOUT_MS).unref(),
+        );
+        const counts = await Promise.race([observation, timeout]);
+        if (!counts) {
+          observation.catch(() => {});
+          return;
+        }
+        entry.state.currentReplicas = counts.replicas;
+        entry.state.unhealthyReplicas = counts.unhealthyReplicas;
+        entry.proxy.currentReplicas = counts.replicas;
+      },
+      ({ entry }, error) =>
+        this.logger.warn(
+          { proxyId: entry.proxy.id, err: errorMessage(error) },
+          "control: the actuator could not be observed",
+        ),
+    );
   }
 
-  /** Another server owns the proxy: tell it through PostgreSQL (batched per tick of the event loop). */
-  private handOff(proxyId: string): void {
-    if (this.closed || this.database.driver !== "postgres") return;
-    this.handOffs.add(proxyId);
-    if (this.handOffScheduled) return;
-    this.handOffScheduled = true;
-    setImmediate(() => {
-      this.handOffScheduled = false;
-      const proxyIds = [...this.handOffs];
-      this.handOffs.clear();
-      notifyControl(this.database.db, { schema: this.database.schema, proxyIds }).catch((error: unknown) =>
-        this.logger.warn({ err: errorMessage(error) }, "control: could not notify the owning server"),
-      );
-    });
+  /**
+   * Closes the actuators of proxies that were deleted or whose shard moved to another server (a `local` proxy's
+   * workers drain), unless a scale of theirs still runs here. In the background: draining takes a while.
+   */
+  private async pruneActuators(): Promise<void> {
+    const cached = this.registry.proxyIds();
+    if (cached.length === 0) return;
+    const existing = await existingProxyIds(this.database.db, { proxyIds: cached });
+    for (const proxyId of cached) {
+      if (existing.has(proxyId) && this.shards.owns(proxyId)) continue;
+      if (this.executor.hasRunningIn((running) => running === proxyId)) continue;
+      void this.registry.close(proxyId);
+    }
   }
 
   /** The proxy's actuator, started now (a `local` proxy's front and workers), its counts written to the row. */
@@ -572,8 +477,9 @@ export class ControlLoop {
   }
 
   /**
-   * Stops: no new evaluations, running scales get up to 10 s to finish (then they are aborted and fail), every
-   * actuator is closed (local workers drain), and the leases are released so other servers take over at once.
+   * Stops: no new evaluations once what is queued is done, running scales get up to 10 s to finish (then they
+   * are aborted and fail), every actuator is closed (local workers drain), and the leases are released so other
+   * servers take over at once.
    */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -582,7 +488,9 @@ export class ControlLoop {
     this.timers = [];
     await this.listener?.unlisten().catch(() => {});
     await this.ticking?.catch(() => {});
-    await Promise.all([...this.flights.keys()].map((proxyId) => this.untilSettled(proxyId)));
+    await this.queue.idle();
+    this.queue.shutDown();
+    await Promise.all(this.workers);
     await this.executor.drain(DRAIN_GRACE_MS);
     await this.registry.closeAll();
     await this.shards

@@ -1,5 +1,13 @@
-import type { Logger } from "@proxyscale/db";
-import { acquireLeases, type Db, listLeases, proxyShard, releaseLeases } from "@proxyscale/db";
+import {
+  acquireLeases,
+  type Database,
+  type Logger,
+  listLeases,
+  notifyControl,
+  proxyShard,
+  releaseLeases,
+} from "@proxyscale/db";
+import { errorMessage } from "../actuators/types.ts";
 
 /**
  * Proxies are split into this many shards by id; a server owns a proxy while it holds the lease of its shard.
@@ -13,7 +21,7 @@ export const shardLeaseName = (shard: number) => `${SHARD_PREFIX}${shard}`;
 export const shardOf = (proxyId: string) => proxyShard(proxyId, SHARD_COUNT);
 
 export interface ShardLeasesOptions {
-  db: Db;
+  database: Database;
   holder: string;
   ttlMs: number;
   logger: Logger;
@@ -38,6 +46,8 @@ export interface HeartbeatResult {
  */
 export class ShardLeases {
   private held = new Set<number>();
+  private readonly handOffs = new Set<string>();
+  private handOffScheduled = false;
   /** Local deadline of the held set: past it, without a successful heartbeat, this server owns nothing. */
   private validUntil = 0;
   private readonly clock: () => number;
@@ -59,8 +69,29 @@ export class ShardLeases {
     return this.clock() < this.validUntil ? [...this.held].sort((a, b) => a - b) : [];
   }
 
+  /**
+   * Tells the server that owns `proxyId` it has work (PostgreSQL NOTIFY on the schema's control channel, batched
+   * per turn of the event loop). On PGlite there is one server, which owns every shard: nothing to tell.
+   */
+  handOff(proxyId: string): void {
+    const { database, logger } = this.options;
+    if (database.driver !== "postgres") return;
+    this.handOffs.add(proxyId);
+    if (this.handOffScheduled) return;
+    this.handOffScheduled = true;
+    setImmediate(() => {
+      this.handOffScheduled = false;
+      const proxyIds = [...this.handOffs];
+      this.handOffs.clear();
+      notifyControl(database.db, { schema: database.schema, proxyIds }).catch((error: unknown) =>
+        logger.warn({ err: errorMessage(error) }, "control: could not notify the owning server"),
+      );
+    });
+  }
+
   async heartbeat(): Promise<HeartbeatResult> {
-    const { db, holder, ttlMs } = this.options;
+    const { holder, ttlMs } = this.options;
+    const db = this.options.database.db;
     // A margin under the TTL, so this server stops acting before another may take over.
     const startedAt = this.clock();
     await acquireLeases(db, { names: [`${SERVER_PREFIX}${holder}`], holder, ttlMs });
@@ -114,7 +145,8 @@ export class ShardLeases {
 
   /** Gives up every lease of this server (graceful stop), so others take over without waiting for expiry. */
   async releaseAll(): Promise<void> {
-    const { db, holder } = this.options;
+    const { holder } = this.options;
+    const db = this.options.database.db;
     const names = [...this.held].map(shardLeaseName);
     this.held = new Set();
     this.validUntil = 0;

@@ -100,7 +100,7 @@ describe("event-driven scaling", () => {
     expect(audit.items.every((entry) => entry.actorId === `control:${node.control.holder}`)).toBe(true);
   });
 
-  it("coalesces pushes that arrive together: one evaluation runs, at most one follows", async () => {
+  it("coalesces evaluations asked for together into one (the queue holds a proxy once)", async () => {
     const proxyId = await fleetProxy({ scaleUpCooldownSeconds: 600 });
     // Stored first, without triggering anything: the control loop only hears of it below.
     await push(proxyId, MID_LOAD);
@@ -108,7 +108,7 @@ describe("event-driven scaling", () => {
     const before = (await decisions(proxyId)).length;
     const calls = Array.from({ length: 25 }, () => node.control.evaluate(proxyId));
     await Promise.all(calls);
-    expect((await decisions(proxyId)).length - before).toBe(2);
+    expect((await decisions(proxyId)).length - before).toBe(1);
   });
 
   it("turns 20 concurrent high pushes into exactly one scale and one actuator call", async () => {
@@ -264,19 +264,23 @@ describe("modes, stale metrics and fallback", () => {
     await node.control.idle();
     const [decision] = await decisions(proxyId);
     expect(decision!.decision).toMatchObject({ action: "scale_up", desiredReplicas: 3 });
-    expect(decision!.decision.limits).toContainEqual({ kind: "dryRun" });
+    expect(decision!.decision.limits).toContainEqual({ kind: "mode", mode: "dryRun", from: 3, to: 3 });
     expect(decision!.decision.explanation).toContain("dry run: not executed");
     expect(await events(proxyId)).toEqual([]);
     expect(receiver.callsFor(proxyId)).toEqual([]);
   });
 
-  it("off stores the metrics but evaluates nothing", async () => {
+  it("off records what a push would have done and never scales; reconciles skip it", async () => {
     const proxyId = await fleetProxy({ mode: "off" });
     expect((await push(proxyId, HIGH_LOAD)).status).toBe(201);
     await node.control.idle();
+    const [decision] = await decisions(proxyId);
+    expect(decision!.decision).toMatchObject({ action: "none", recommendedReplicas: 3, desiredReplicas: 2 });
+    expect(decision!.decision.limits).toContainEqual({ kind: "mode", mode: "off", from: 3, to: 2 });
     await node.control.reconcile();
-    expect(await decisions(proxyId)).toEqual([]);
+    expect(await decisions(proxyId)).toHaveLength(1);
     expect(await events(proxyId)).toEqual([]);
+    expect(receiver.callsFor(proxyId)).toEqual([]);
   });
 
   it("goes to fallback.replicas once metrics missed failureThreshold intervals, and says so", async () => {

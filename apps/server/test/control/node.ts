@@ -46,6 +46,9 @@ export async function startControlNode(
     metrics,
     executor: control.executor,
     onMetricsRecorded: control.onMetricsRecorded,
+    // The API evaluates on the loop's clock and interval, as startServer wires them.
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.reconcileIntervalMs ? { reconcileIntervalMs: options.reconcileIntervalMs } : {}),
   });
   url = (await server.listen(0, "127.0.0.1")).url;
   await control.start();
