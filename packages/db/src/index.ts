@@ -26,6 +26,8 @@ export { silentLogger } from "./ports.ts";
 export * from "./queries/audit.ts";
 export * from "./queries/control.ts";
 export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page } from "./queries/cursor.ts";
+export * from "./queries/decisions.ts";
+export * from "./queries/events.ts";
 export * from "./queries/leases.ts";
 export {
   DEFAULT_RAW_RETENTION_DAYS,
@@ -43,6 +45,7 @@ export {
   rollupMetrics,
   type SampleInput,
 } from "./queries/metrics.ts";
+export * from "./queries/observed-state.ts";
 export {
   deleteEnvironmentPolicy,
   deletePolicy,
@@ -71,7 +74,7 @@ export {
   updateProxy,
 } from "./queries/proxies.ts";
 export * from "./queries/rate-limits.ts";
-export * from "./queries/scaling.ts";
+export * from "./queries/summary.ts";
 export * as schema from "./schema/index.ts";
 export {
   ACTIVE_EVENT_STATUSES,

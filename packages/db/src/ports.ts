@@ -1,6 +1,6 @@
 import type { Decision } from "@proxyscale/core";
+import type { ScalingEventRecord } from "./queries/events.ts";
 import type { ProxyRecord } from "./queries/proxies.ts";
-import type { ScalingEventRecord } from "./queries/scaling.ts";
 
 /**
  * The interfaces the API, the control loop and the actuators share, in the one package all of them import

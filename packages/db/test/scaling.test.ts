@@ -6,7 +6,7 @@ import {
   TIERS,
   type Tier,
 } from "@proxyscale/core";
-import { sql } from "drizzle-orm";
+import { desc, eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import {
   acquireLeases,
@@ -27,7 +27,6 @@ import {
   listAudit,
   listDecisions,
   listScalingEvents,
-  listScalingHistory,
   loadObservedStates,
   NotFoundError,
   openDatabase,
@@ -36,8 +35,8 @@ import {
   recordDecisions,
   releaseLeases,
   rollupMetrics,
+  schema,
   setEnvironmentPolicy,
-  startScalingEvent,
   startScalingEventAudited,
   UNSPECIFIED_ERROR,
   upsertPolicy,
@@ -47,6 +46,16 @@ import { forEachDriver, inFreshSchema, POSTGRES_URL, StatementCounter, unique } 
 
 const HOUR = 3_600_000;
 const RECONCILE_MS = 10_000;
+const ACTOR = "control:test";
+
+/** The history snapshots of a proxy's scales, newest first (no production code reads them back). */
+function historyOf(db: Db, proxyId: string) {
+  return db
+    .select()
+    .from(schema.proxyScalingHistory)
+    .where(eq(schema.proxyScalingHistory.proxyId, proxyId))
+    .orderBy(desc(schema.proxyScalingHistory.recordedAt));
+}
 
 function sample(at: number, value: number, instanceId?: string): MetricSample {
   return {
@@ -130,7 +139,7 @@ forEachDriver(
           durationMs: null,
         });
         expect((await getProxy(db(), { id: proxy.id }))?.desiredReplicas).toBe(4);
-        const [history] = await listScalingHistory(db(), { proxyId: proxy.id });
+        const [history] = await historyOf(db(), proxy.id);
         expect(history).toMatchObject({
           eventId: event.id,
           previousReplicas: 2,
@@ -162,7 +171,7 @@ forEachDriver(
           snapshot: { loadScore: 12, samples: [sample(1_000, 12)], decision: decision(1_000, 2) },
         });
         expect(event).toMatchObject({ eventType: "scale_down", decisionId, previousReplicas: 3 });
-        const [history] = await listScalingHistory(db(), { proxyId: proxy.id });
+        const [history] = await historyOf(db(), proxy.id);
         expect(history).toMatchObject({ loadScore: 12, metrics: [sample(1_000, 12)] });
         expect(history!.decision?.recommendation).toEqual({ at: 1_000, replicas: 2 });
         expect((await listAudit(db(), { entityId: event.id })).items).toEqual([]);
@@ -201,7 +210,7 @@ forEachDriver(
         expect((await getProxy(db(), { id: proxy.id }))?.desiredReplicas).toBe(3);
       });
 
-      it("moves pending → in_progress → completed once, with duration = completedAt − startedAt", async () => {
+      it("moves pending → in_progress (audited, once) → completed once, with duration = completedAt − startedAt", async () => {
         const proxy = await newProxy(db(), 1);
         const event = await createScalingEvent(db(), {
           proxyId: proxy.id,
@@ -209,10 +218,19 @@ forEachDriver(
           triggeredBy: "auto",
           reason: "r",
         });
-        const started = await startScalingEvent(db(), { eventId: event.id });
+        const started = await startScalingEventAudited(db(), { eventId: event.id, actorId: ACTOR });
         expect(started).toMatchObject({ status: "in_progress" });
         expect(started!.startedAt).toBeInstanceOf(Date);
-        expect(await startScalingEvent(db(), { eventId: event.id })).toBeNull();
+        expect(await startScalingEventAudited(db(), { eventId: event.id, actorId: ACTOR })).toBeNull();
+        const audit = (await listAudit(db(), { entityId: event.id })).items;
+        expect(audit).toMatchObject([
+          {
+            actorId: ACTOR,
+            action: "scaling.start",
+            before: { status: "pending" },
+            after: { status: "in_progress" },
+          },
+        ]);
         const done = await completeScalingEvent(db(), {
           eventId: event.id,
           status: "completed",
@@ -222,7 +240,7 @@ forEachDriver(
         expect(done.durationMs).toBe(done.completedAt!.getTime() - done.startedAt!.getTime());
         expect(done.error).toBeNull();
         expect((await getProxy(db(), { id: proxy.id }))?.currentReplicas).toBe(3);
-        expect(await startScalingEvent(db(), { eventId: event.id })).toBeNull();
+        expect(await startScalingEventAudited(db(), { eventId: event.id, actorId: ACTOR })).toBeNull();
       });
 
       it("refuses to complete a finished event with ConflictError and changes nothing", async () => {
@@ -251,7 +269,7 @@ forEachDriver(
           triggeredBy: "auto",
           reason: "r",
         });
-        await startScalingEvent(db(), { eventId: first.id });
+        await startScalingEventAudited(db(), { eventId: first.id, actorId: ACTOR });
         const failed = await completeScalingEvent(db(), {
           eventId: first.id,
           status: "failed",
@@ -286,7 +304,7 @@ forEachDriver(
         await expect(
           completeScalingEvent(db(), { eventId: "x", status: "completed" }),
         ).rejects.toBeInstanceOf(NotFoundError);
-        expect(await startScalingEvent(db(), { eventId: unknown })).toBeNull();
+        expect(await startScalingEventAudited(db(), { eventId: unknown, actorId: ACTOR })).toBeNull();
         expect(await getScalingEvent(db(), { id: unknown })).toBeNull();
         await expect(
           createScalingEvent(db(), { proxyId: unknown, newReplicas: 2, triggeredBy: "auto", reason: "r" }),
@@ -307,7 +325,7 @@ forEachDriver(
           }),
         ).rejects.toThrow();
         expect((await listScalingEvents(db(), { proxyId: proxy.id })).items).toEqual([]);
-        expect(await listScalingHistory(db(), { proxyId: proxy.id })).toEqual([]);
+        expect(await historyOf(db(), proxy.id)).toEqual([]);
         expect((await getProxy(db(), { id: proxy.id }))?.desiredReplicas).toBe(2);
 
         const ownerId = unique("owner");
@@ -337,7 +355,9 @@ forEachDriver(
           });
           const handles = [db(), other.db];
           const starts = await Promise.all(
-            Array.from({ length: 8 }, (_, i) => startScalingEvent(handles[i % 2]!, { eventId: event.id })),
+            Array.from({ length: 8 }, (_, i) =>
+              startScalingEventAudited(handles[i % 2]!, { eventId: event.id, actorId: ACTOR }),
+            ),
           );
           expect(starts.filter((started) => started !== null)).toHaveLength(1);
           const statuses = ["completed", "failed", "cancelled"] as const;
@@ -385,7 +405,7 @@ forEachDriver(
             if (result.status === "rejected") expect(result.reason).toBeInstanceOf(ConflictError);
           }
           const winner = (created[0] as PromiseFulfilledResult<{ newReplicas: number }>).value;
-          expect(await listScalingHistory(db(), { proxyId: proxy.id })).toHaveLength(1);
+          expect(await historyOf(db(), proxy.id)).toHaveLength(1);
           expect((await getProxy(db(), { id: proxy.id }))?.desiredReplicas).toBe(winner.newReplicas);
         } finally {
           await other.close();
@@ -654,7 +674,7 @@ forEachDriver(
           triggeredBy: "auto",
           reason: "r",
         });
-        await startScalingEventAudited(db(), { eventId: started.id, actorId: "control:test" });
+        await startScalingEventAudited(db(), { eventId: started.id, actorId: ACTOR });
 
         counter.reset();
         const states = await loadObservedStates(db(), {
@@ -804,7 +824,7 @@ forEachDriver(
             triggeredBy: "auto",
             reason: "r",
           });
-          await startScalingEvent(tx, { eventId: up.id });
+          await startScalingEventAudited(tx, { eventId: up.id, actorId: ACTOR });
           const completed = await completeScalingEvent(tx, {
             eventId: up.id,
             status: "completed",

@@ -4,10 +4,11 @@ import {
   listAudit,
   listDecisions,
   listScalingEvents,
-  listScalingHistory,
   openDatabase,
+  schema,
   setObservedReplicas,
 } from "@proxyscale/db";
+import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { type Client, client, HIGH_LOAD, MID_LOAD, TEST_SECRET, token, unique } from "../support.ts";
@@ -90,7 +91,10 @@ describe("event-driven scaling", () => {
     expect(decision!.decision.explanation).toContain("scale up 2 → 3");
     expect(event!.decisionId).toBe(decision!.id);
 
-    const [history] = await listScalingHistory(database.db, { proxyId });
+    const [history] = await database.db
+      .select()
+      .from(schema.proxyScalingHistory)
+      .where(eq(schema.proxyScalingHistory.proxyId, proxyId));
     expect(history).toMatchObject({ eventId: event!.id, previousReplicas: 2, newReplicas: 3 });
     expect(history!.decision?.action).toBe("scale_up");
     expect(history!.metrics.length).toBeGreaterThan(0);

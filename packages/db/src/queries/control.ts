@@ -5,7 +5,6 @@ import { type Db, isUuid, queryRows } from "../db.ts";
 import { InvalidInputError } from "../errors.ts";
 import type { ScalingEventStatus, ScalingEventType } from "../schema/index.ts";
 import { inList, textArray } from "./pg-array.ts";
-import type { ScalingEventRecord } from "./scaling.ts";
 
 /**
  * Queries of the server's control loop: which proxies a server reconciles, what it needs besides the engine's
@@ -132,46 +131,6 @@ export async function loadControlFacts(
     });
   }
   return result;
-}
-
-const EVENT_COLUMNS = sql.raw(`id, proxy_id as "proxyId", event_type as "eventType",
-  previous_replicas as "previousReplicas", new_replicas as "newReplicas", triggered_by as "triggeredBy", status,
-  reason, error, decision_id as "decisionId", created_by as "createdBy", created_at as "createdAt",
-  started_at as "startedAt", completed_at as "completedAt", duration_ms as "durationMs"`);
-
-/**
- * pending → in_progress with its audit entry, in ONE statement (a data-modifying CTE: both or neither, one
- * round trip on the path from a push to the actuator). Null when the event is not pending: another server took
- * it, or it is finished. The same transition as `startScalingEvent`.
- */
-export async function startScalingEventAudited(
-  db: Db,
-  args: { eventId: string; actorId: string },
-): Promise<ScalingEventRecord | null> {
-  if (!isUuid(args.eventId)) return null;
-  const [row] = await queryRows<ScalingEventRecord>(
-    db,
-    sql`
-      with started as (
-        update proxy_scaling_events set status = 'in_progress', started_at = now()
-        where id = ${args.eventId}::uuid and status = 'pending'
-        returning ${EVENT_COLUMNS}
-      ), audited as (
-        insert into audit_log (actor_id, action, entity_type, entity_id, before, after)
-        select ${args.actorId}, 'scaling.start', 'scaling_event', started.id::text,
-          jsonb_build_object('status', 'pending'), to_jsonb(started)
-        from started
-      )
-      select * from started`,
-  );
-  if (!row) return null;
-  const date = (value: Date | string | null) => (value === null ? null : new Date(value));
-  return {
-    ...row,
-    createdAt: new Date(row.createdAt),
-    startedAt: date(row.startedAt),
-    completedAt: date(row.completedAt),
-  };
 }
 
 export interface LeaseRow {

@@ -1,0 +1,126 @@
+import { type TrendDirection, trendDirection } from "@proxyscale/core";
+import { sql } from "drizzle-orm";
+import { type Db, isUuid, queryRows } from "../db.ts";
+import { InvalidInputError, NotFoundError } from "../errors.ts";
+import type { ScalingEventStatus, ScalingEventType } from "../schema/index.ts";
+import { seriesSql } from "./metrics.ts";
+import { timestampParam, toDate } from "./time.ts";
+
+export const DEFAULT_SUMMARY_HOURS = 24;
+export const MAX_SUMMARY_HOURS = 24 * 90;
+
+export interface ScalingSummary {
+  proxyId: string;
+  hoursBack: number;
+  from: Date;
+  to: Date;
+  events: {
+    total: number;
+    byType: Record<ScalingEventType, number>;
+    byStatus: Record<ScalingEventStatus, number>;
+  };
+  loadScore: { avg: number | null; max: number | null };
+  replicas: { avg: number | null; max: number | null };
+  /** Over completed events. */
+  avgScalingDurationMs: number | null;
+  /**
+   * Least-squares slope of the load score (points per hour) and core's reading of it: "steady" when the fitted
+   * change across the samples' span is under core's STEADY_TREND_POINTS. slopePerHour is null with fewer than
+   * two points.
+   */
+  trend: { slopePerHour: number | null; direction: TrendDirection };
+  samples: number;
+}
+
+/**
+ * The seed's summary over the last `hoursBack` hours before `now`, computed in SQL in one statement: event
+ * counts by type and status, load score and replicas (avg, max), average duration of completed scales, and the
+ * load-score trend (`regr_slope`). Samples come from raw rows and, for minutes already rolled up, from rollups.
+ */
+export async function getScalingSummary(
+  db: Db,
+  args: { proxyId: string; hoursBack?: number; now: Date | number },
+): Promise<ScalingSummary> {
+  const hoursBack = args.hoursBack ?? DEFAULT_SUMMARY_HOURS;
+  if (!(hoursBack > 0 && hoursBack <= MAX_SUMMARY_HOURS)) {
+    throw new InvalidInputError(`hoursBack: must be greater than 0 and at most ${MAX_SUMMARY_HOURS}`);
+  }
+  if (!isUuid(args.proxyId)) throw new NotFoundError("proxy", args.proxyId);
+  const to = toDate(args.now, "now");
+  const from = new Date(to.getTime() - Math.round(hoursBack * 3_600_000));
+  const [row] = await queryRows<{
+    samples: number;
+    loadAvg: number | null;
+    loadMax: number | null;
+    replicasAvg: number | null;
+    replicasMax: number | null;
+    slopePerHour: number | null;
+    points: number;
+    spanHours: number | null;
+    total: number;
+    scaleUp: number;
+    scaleDown: number;
+    pending: number;
+    inProgress: number;
+    completed: number;
+    failed: number;
+    cancelled: number;
+    avgDurationMs: number | null;
+  }>(
+    db,
+    sql`
+      with ${seriesSql(args.proxyId, from, to)},
+      metrics as (
+        select coalesce(sum(n), 0)::int as samples,
+          (sum(load_score * n) / nullif(sum(n), 0))::float8 as "loadAvg",
+          max(load_score_max)::float8 as "loadMax",
+          (sum(replicas * replica_n) / nullif(sum(replica_n), 0))::float8 as "replicasAvg",
+          max(replicas_max)::int as "replicasMax",
+          (regr_slope(load_score, extract(epoch from at)::float8) * 3600)::float8 as "slopePerHour",
+          count(*)::int as points,
+          (extract(epoch from max(at) - min(at)) / 3600)::float8 as "spanHours"
+        from series
+      ),
+      events as (
+        select count(*)::int as total,
+          (count(*) filter (where event_type = 'scale_up'))::int as "scaleUp",
+          (count(*) filter (where event_type = 'scale_down'))::int as "scaleDown",
+          (count(*) filter (where status = 'pending'))::int as pending,
+          (count(*) filter (where status = 'in_progress'))::int as "inProgress",
+          (count(*) filter (where status = 'completed'))::int as completed,
+          (count(*) filter (where status = 'failed'))::int as failed,
+          (count(*) filter (where status = 'cancelled'))::int as cancelled,
+          (avg(duration_ms) filter (where status = 'completed'))::float8 as "avgDurationMs"
+        from proxy_scaling_events
+        where proxy_id = ${args.proxyId}::uuid
+          and created_at >= ${timestampParam(from)} and created_at <= ${timestampParam(to)}
+      )
+      select * from metrics, events`,
+  );
+  const r = row!;
+  // regr_slope is null when every point has the same time: no change, as core reads it.
+  const slope = r.points < 2 ? null : (r.slopePerHour ?? 0);
+  const direction = trendDirection(slope, r.spanHours ?? 0);
+  return {
+    proxyId: args.proxyId,
+    hoursBack,
+    from,
+    to,
+    events: {
+      total: r.total,
+      byType: { scale_up: r.scaleUp, scale_down: r.scaleDown },
+      byStatus: {
+        pending: r.pending,
+        in_progress: r.inProgress,
+        completed: r.completed,
+        failed: r.failed,
+        cancelled: r.cancelled,
+      },
+    },
+    loadScore: { avg: r.loadAvg, max: r.loadMax },
+    replicas: { avg: r.replicasAvg, max: r.replicasMax },
+    avgScalingDurationMs: r.avgDurationMs,
+    trend: { slopePerHour: slope, direction },
+    samples: r.samples,
+  };
+}
