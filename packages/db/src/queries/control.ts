@@ -3,12 +3,11 @@ import { sql } from "drizzle-orm";
 import type { Database } from "../connection.ts";
 import { type Db, isUuid, queryRows } from "../db.ts";
 import { InvalidInputError } from "../errors.ts";
-import type { ScalingEventStatus, ScalingEventType } from "../schema/index.ts";
 import { inList, textArray } from "./pg-array.ts";
 
 /**
- * Queries of the server's control loop: which proxies a server reconciles, what it needs besides the engine's
- * observed state, and the lease rows it coordinates through.
+ * Queries of the server's control loop: which proxies a server reconciles and the lease rows and notifications
+ * it coordinates through. What it decides from is the engine's observed state (observed-state.ts).
  */
 
 /**
@@ -59,78 +58,6 @@ export async function listAutomaticProxyIds(
       limit ${args.limit}`,
   );
   return rows.map((row) => row.id);
-}
-
-/** The part of a scaling event the control loop needs to decide whether to skip, adopt or recover it. */
-export interface ActiveEventSummary {
-  id: string;
-  proxyId: string;
-  status: Extract<ScalingEventStatus, "pending" | "in_progress">;
-  eventType: ScalingEventType;
-  previousReplicas: number;
-  newReplicas: number;
-  createdAt: Date;
-  startedAt: Date | null;
-}
-
-export interface ControlFacts {
-  /** The newest sample of any instance (null: never reported). */
-  lastSampleAt: Date | null;
-  /** The proxy's pending or in-progress event, if any. */
-  activeEvent: ActiveEventSummary | null;
-}
-
-/**
- * For each proxy: when it last reported and its event in flight, in ONE query (what the engine's observed state
- * leaves out: samples older than the window and the status of events). Unknown ids are absent.
- */
-export async function loadControlFacts(
-  db: Db,
-  args: { proxyIds: readonly string[] },
-): Promise<Map<string, ControlFacts>> {
-  const result = new Map<string, ControlFacts>();
-  const ids = args.proxyIds.filter(isUuid);
-  if (ids.length === 0) return result;
-  const rows = await queryRows<{
-    id: string;
-    lastSampleAt: string | Date | null;
-    active:
-      | (Omit<ActiveEventSummary, "createdAt" | "startedAt"> & {
-          createdAt: string;
-          startedAt: string | null;
-        })
-      | string
-      | null;
-  }>(
-    db,
-    sql`
-      select p.id,
-        (select max(m.recorded_at) from proxy_latest_metrics m where m.proxy_id = p.id) as "lastSampleAt",
-        (select json_build_object(
-            'id', e.id, 'proxyId', e.proxy_id, 'status', e.status, 'eventType', e.event_type,
-            'previousReplicas', e.previous_replicas, 'newReplicas', e.new_replicas,
-            'createdAt', e.created_at, 'startedAt', e.started_at)
-          from proxy_scaling_events e
-          where e.proxy_id = p.id and e.status in ('pending', 'in_progress')
-          limit 1) as active
-      from proxies p
-      where ${inList(sql`p.id`, ids, "uuid")}`,
-  );
-  for (const row of rows) {
-    const active = typeof row.active === "string" ? JSON.parse(row.active) : row.active;
-    result.set(row.id, {
-      lastSampleAt: row.lastSampleAt === null ? null : new Date(row.lastSampleAt),
-      activeEvent:
-        active === null
-          ? null
-          : {
-              ...active,
-              createdAt: new Date(active.createdAt),
-              startedAt: active.startedAt === null ? null : new Date(active.startedAt),
-            },
-    });
-  }
-  return result;
 }
 
 export interface LeaseRow {
