@@ -1,18 +1,10 @@
 import { and, desc, eq, type SQL } from "drizzle-orm";
 import type { Db } from "../db.ts";
+import type { AuditEntry } from "../records.ts";
 import { auditLog } from "../schema/index.ts";
 import { afterCursor, type Page, pageSize, toPage } from "./cursor.ts";
 
-export interface AuditEntry {
-  id: string;
-  actorId: string;
-  action: string;
-  entityType: string;
-  entityId: string;
-  before: unknown;
-  after: unknown;
-  createdAt: Date;
-}
+export type { AuditEntry } from "../records.ts";
 
 export interface AuditInput {
   actorId: string;

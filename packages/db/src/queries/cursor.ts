@@ -2,15 +2,12 @@ import { and, eq, lt, or, type SQL } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import { isUuid } from "../db.ts";
 import { InvalidInputError } from "../errors.ts";
+import type { Page } from "../records.ts";
 
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 500;
 
-export interface Page<T> {
-  items: T[];
-  /** Pass back as `cursor` for the next page; null on the last page. */
-  nextCursor: string | null;
-}
+export type { Page } from "../records.ts";
 
 /** Opaque keyset cursor: the last row's time (ms, exact since timestamps are timestamptz(3)) and id. */
 export function encodeCursor(at: Date, id: string): string {

@@ -8,32 +8,13 @@ import {
 import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
 import { type Db, isUuid, queryPreparedRows, withTransaction } from "../db.ts";
 import { CapExceededError, ConflictError, NotFoundError, violatedConstraint } from "../errors.ts";
+import type { ProxyActuator, ProxyRecord } from "../records.ts";
 import { type ProxyHealth, proxies } from "../schema/index.ts";
 import { writeAudit } from "./audit.ts";
 import { afterCursor, type Page, pageSize, toPage } from "./cursor.ts";
 import { inList } from "./pg-array.ts";
 
-export interface ProxyActuator {
-  kind: ActuatorKind;
-  config: Record<string, unknown>;
-}
-
-export interface ProxyRecord {
-  id: string;
-  ownerId: string;
-  /** The owner's tier, whose caps bound this proxy's replicas whoever acts on it. */
-  ownerTier: Tier;
-  name: string;
-  environment: string;
-  region: string | null;
-  actuator: ProxyActuator;
-  currentReplicas: number;
-  desiredReplicas: number;
-  health: ProxyHealth;
-  unhealthyReplicas: number;
-  createdAt: Date;
-  updatedAt: Date;
-}
+export type { ProxyActuator, ProxyRecord } from "../records.ts";
 
 export interface CreateProxyInput {
   ownerId: string;
