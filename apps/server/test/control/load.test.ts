@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Database, listAudit, listScalingEvents, MEMORY_DATA_DIR, openDatabase } from "@proxyscale/db";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { LocalActuator } from "../../src/actuators/local/actuator.ts";
 import { type HelloUpstream, startHelloUpstream } from "../../src/actuators/local/upstream.ts";
 import { DEMO_FILE_NAME, DEMO_PROXY_NAME, startDemo } from "../../src/demo/register.ts";
@@ -10,7 +10,6 @@ import { TrafficGenerator } from "../../src/demo/traffic.ts";
 import { createLogger } from "../../src/logger.ts";
 import { isAlive } from "../actuators/processes.ts";
 import { type Client, client, TEST_SECRET, token, unique } from "../support.ts";
-import { eventually } from "./harness.ts";
 import { type ControlNode, startControlNode } from "./node.ts";
 
 /**
@@ -57,6 +56,9 @@ async function localProxy(policy: Record<string, unknown>, actuator: Record<stri
   return { proxyId, actuator: actuator_ };
 }
 
+/** How long a wait for worker processes and the control loop may take on a loaded machine. */
+const WAIT = { timeout: 20_000 };
+
 const replicasOf = async (proxyId: string) =>
   (await admin.request("GET", `/api/proxies/${proxyId}`)).body as {
     currentReplicas: number;
@@ -84,25 +86,28 @@ describe("the real load scenario (local actuator, real processes, real HTTP load
     const traffic = new TrafficGenerator({ url: actuator.url, maxInFlight: 64 }).start();
     try {
       traffic.setRate(120);
-      const peak = await eventually(
+      const peak = await vi.waitFor(
         async () => {
           const { currentReplicas } = await replicasOf(proxyId);
-          return currentReplicas >= 3 ? currentReplicas : undefined;
+          expect(currentReplicas, "scale-out to 3 replicas under load").toBeGreaterThanOrEqual(3);
+          return currentReplicas;
         },
-        30_000,
-        "scale-out to 3 replicas under load",
+        { timeout: 30_000 },
       );
       expect(peak).toBe(3);
       servedBeforeScaleIn = traffic.snapshot().ok;
 
       // Light load keeps flowing while the replicas drain: none of it may fail.
       traffic.setRate(8);
-      await eventually(
-        async () => ((await replicasOf(proxyId)).currentReplicas === 1 ? true : undefined),
-        40_000,
-        "scale-in back to 1 replica",
-      );
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await expect.poll(async () => (await replicasOf(proxyId)).currentReplicas, { timeout: 40_000 }).toBe(1);
+      // And after it: a few more requests answered (by the one replica left), none of which may fail either.
+      const answeredAtScaleIn = traffic.snapshot();
+      await expect
+        .poll(() => {
+          const now = traffic.snapshot();
+          return now.ok + now.failed - (answeredAtScaleIn.ok + answeredAtScaleIn.failed);
+        }, WAIT)
+        .toBeGreaterThanOrEqual(4);
     } finally {
       await traffic.stop();
     }
@@ -145,20 +150,24 @@ describe("the real load scenario (local actuator, real processes, real HTTP load
       body: { newReplicaCount: 2 },
     });
     expect(scaled.status).toBe(202);
-    await eventually(async () => ((await replicasOf(proxyId)).currentReplicas === 2 ? true : undefined));
-    await eventually(() => actuator.replicasInfo().every((replica) => replica.state === "ready"));
+    await expect.poll(async () => (await replicasOf(proxyId)).currentReplicas, WAIT).toBe(2);
+    await expect
+      .poll(() => actuator.replicasInfo().map((replica) => replica.state), WAIT)
+      .toEqual(["ready", "ready"]);
 
     const victim = actuator.replicasInfo()[0]!;
     process.kill(victim.pid!, "SIGKILL");
-    const degraded = await eventually(async () => {
+    const degraded = await vi.waitFor(async () => {
       const row = await replicasOf(proxyId);
-      return row.health !== "healthy" ? row : undefined;
-    });
+      expect(row.health).not.toBe("healthy");
+      return row;
+    }, WAIT);
     expect(degraded).toMatchObject({ health: "degraded", unhealthyReplicas: 1, currentReplicas: 2 });
-    const healed = await eventually(async () => {
+    const healed = await vi.waitFor(async () => {
       const row = await replicasOf(proxyId);
-      return row.health === "healthy" ? row : undefined;
-    });
+      expect(row.health).toBe("healthy");
+      return row;
+    }, WAIT);
     expect(healed).toMatchObject({ unhealthyReplicas: 0, currentReplicas: 2 });
     expect(actuator.replicasInfo().map((replica) => replica.pid)).not.toContain(victim.pid);
 
@@ -166,7 +175,9 @@ describe("the real load scenario (local actuator, real processes, real HTTP load
     const pids = actuator.replicasInfo().map((replica) => replica.pid!);
     expect((await admin.request("DELETE", `/api/proxies/${proxyId}`)).status).toBeLessThan(300);
     await node.control.reconcile();
-    await eventually(() => pids.every((pid) => !isAlive(pid)), 20_000, "the deleted proxy's workers to exit");
+    await expect
+      .poll(() => pids.filter(isAlive), { ...WAIT, message: "the deleted proxy's workers exit" })
+      .toEqual([]);
     expect(node.control.registry.has(proxyId)).toBe(false);
   });
 
