@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Logger } from "@proxyscale/db";
 import type { Decision, MetricSample } from "@proxyscale/core";
+import type { Logger } from "@proxyscale/db";
 import {
   createProxy,
   type Database,
@@ -16,12 +16,11 @@ import {
 import { randomSchemaName, testDrivers } from "@proxyscale/db/testing";
 import { sql } from "drizzle-orm";
 import { Registry } from "prom-client";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.ts";
 import { RETENTION_LEASE, RetentionScheduler } from "../../src/control/retention.ts";
 import { startServer } from "../../src/start.ts";
 import { disposeDatabase, POSTGRES_URL, postgresAvailable, unique } from "../support.ts";
-import { eventually } from "./harness.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -214,29 +213,51 @@ for (const driver of testDrivers(postgresAvailable, "retention")) {
       await retention.close();
     });
 
-    it("runs at start and on its timer, and stops on close, releasing its lease", async () => {
-      const { retention, registry } = scheduler(database.db, { intervalMs: 200 });
-      retention.start();
-      await eventually(async () => {
-        const runs = await counterValues(registry, "proxyscale_retention_runs_total");
-        return (runs.pruned ?? 0) >= 3 ? runs : undefined;
+    describe("on its timer", () => {
+      // The scheduler's interval is the test's to fire (only setInterval is faked: the database keeps real
+      // timers), and each run the timer starts is seen through a spy on runOnce, which the timer calls.
+      beforeEach(() => {
+        vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
       });
-      await retention.close();
-      const stopped = (await counterValues(registry, "proxyscale_retention_runs_total")).pruned;
-      await new Promise((resolve) => setTimeout(resolve, 600));
-      expect((await counterValues(registry, "proxyscale_retention_runs_total")).pruned).toBe(stopped);
-      expect(await retention.runOnce()).toEqual({ ran: false, reason: "stopped" });
-      const leases = await listLeases(database.db, { prefix: RETENTION_LEASE });
-      expect(leases.filter((lease) => lease.live)).toEqual([]);
-    });
+      afterEach(() => {
+        vi.useRealTimers();
+      });
 
-    it("does nothing when the interval is 0", async () => {
-      const { retention, registry } = scheduler(database.db, { intervalMs: 0 });
-      expect(retention.enabled).toBe(false);
-      retention.start();
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      expect(await counterValues(registry, "proxyscale_retention_runs_total")).toEqual({});
-      await retention.close();
+      it("runs at start and on its timer, and stops on close, releasing its lease", async () => {
+        const { retention, registry } = scheduler(database.db, { intervalMs: 200 });
+        const runOnce = vi.spyOn(retention, "runOnce");
+        /** Waits for the run that the latest call began. */
+        const latestRun = () => runOnce.mock.results.at(-1)?.value;
+        retention.start();
+        expect(runOnce).toHaveBeenCalledTimes(1);
+        await latestRun();
+        for (const runs of [2, 3]) {
+          vi.advanceTimersByTime(200);
+          expect(runOnce).toHaveBeenCalledTimes(runs);
+          await latestRun();
+        }
+        expect(await counterValues(registry, "proxyscale_retention_runs_total")).toEqual({ pruned: 3 });
+        await retention.close();
+        expect(vi.getTimerCount()).toBe(0);
+        vi.advanceTimersByTime(600);
+        expect(runOnce).toHaveBeenCalledTimes(3);
+        expect(await counterValues(registry, "proxyscale_retention_runs_total")).toEqual({ pruned: 3 });
+        expect(await retention.runOnce()).toEqual({ ran: false, reason: "stopped" });
+        const leases = await listLeases(database.db, { prefix: RETENTION_LEASE });
+        expect(leases.filter((lease) => lease.live)).toEqual([]);
+      });
+
+      it("does nothing when the interval is 0", async () => {
+        const { retention, registry } = scheduler(database.db, { intervalMs: 0 });
+        const runOnce = vi.spyOn(retention, "runOnce");
+        expect(retention.enabled).toBe(false);
+        retention.start();
+        expect(vi.getTimerCount()).toBe(0);
+        vi.advanceTimersByTime(HOUR);
+        expect(runOnce).not.toHaveBeenCalled();
+        expect(await counterValues(registry, "proxyscale_retention_runs_total")).toEqual({});
+        await retention.close();
+      });
     });
   });
 }
@@ -296,10 +317,15 @@ describe("retention in the server", () => {
       let closed = false;
       try {
         expect(running.retention.enabled).toBe(true);
-        const lease = await eventually(async () => {
-          const leases = await listLeases(running.database.db, { prefix: RETENTION_LEASE });
-          return leases.find((row) => row.live);
-        });
+        const lease = await vi.waitFor(
+          async () => {
+            const leases = await listLeases(running.database.db, { prefix: RETENTION_LEASE });
+            const live = leases.find((row) => row.live);
+            if (!live) throw new Error(`no live retention lease yet: ${JSON.stringify(leases)}`);
+            return live;
+          },
+          { timeout: 20_000 },
+        );
         expect(lease.holder).toBe(running.control.holder);
         await running.close();
         closed = true;
