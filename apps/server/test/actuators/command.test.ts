@@ -33,6 +33,9 @@ setInterval(() => {}, 1000);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** A signalled process takes a moment to die; a started one a moment to show up. */
+const WAIT = { timeout: 3_000, interval: 25 };
+
 function command(overrides: Record<string, unknown>): CommandActuator {
   const config = parseActuatorConfig({ kind: "command", ...overrides }) as CommandActuatorConfig;
   return new CommandActuator(config, { proxyId: "edge", initialReplicas: 2 });
@@ -123,7 +126,7 @@ describe("command actuator", () => {
     const error = await actuator.setReplicas(4, ctx).catch((caught: unknown) => caught);
     expect(error).toMatchObject({ code: "timeout", message: 'command "node" timed out after 500 ms' });
     expect(Date.now() - started).toBeGreaterThanOrEqual(500);
-    expect(await gone(marker)).toBe(true);
+    await expect.poll(() => findProcesses(marker), WAIT).toEqual([]);
   });
 
   it("stops the command when the caller aborts", async () => {
@@ -133,11 +136,14 @@ describe("command actuator", () => {
       timeoutMs: 30_000,
     });
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 300);
-    await expect(actuator.setReplicas(4, { ...ctx, signal: controller.signal })).rejects.toMatchObject({
-      code: "aborted",
-    });
-    expect(await gone(marker)).toBe(true);
+    const outcome = actuator
+      .setReplicas(4, { ...ctx, signal: controller.signal })
+      .catch((caught: unknown) => caught);
+    // Aborted while the command runs: once it and its grandchild (both carry the marker) are up.
+    await expect.poll(() => findProcesses(marker).length, { ...WAIT, timeout: 20_000 }).toBe(2);
+    controller.abort();
+    expect(await outcome).toMatchObject({ code: "aborted" });
+    await expect.poll(() => findProcesses(marker), WAIT).toEqual([]);
   });
 
   it("reads the observed count from getReplicasCommand's stdout", async () => {
@@ -182,16 +188,6 @@ describe("command actuator", () => {
     });
   });
 });
-
-/** Waits (a signalled process takes a moment to die) until no process carries `needle`; false after 3 s. */
-async function gone(needle: string): Promise<boolean> {
-  const deadline = Date.now() + 3_000;
-  while (findProcesses(needle).length > 0) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return true;
-}
 
 /** Live processes whose command line contains `needle` (read from /proc). */
 function findProcesses(needle: string): number[] {
