@@ -106,6 +106,8 @@ function kube(overrides: Record<string, unknown>, env: Record<string, string> = 
 
 const ctx = { proxyId: "edge", eventId: "evt", fromReplicas: 3 };
 const scalePath = "/apis/apps/v1/namespaces/prod/deployments/edge/scale";
+/** How long a watch event may take to reach the actuator from the fake API server. */
+const WAIT = { timeout: 5_000, interval: 10 };
 
 describe("kubernetes actuator", () => {
   it("reads and patches the scale subresource over TLS with kubeconfig credentials", async () => {
@@ -141,44 +143,40 @@ describe("kubernetes actuator", () => {
     const stop = actuator.watch((counts) => seen.push(counts));
     const workload = api.workload("prod", "deployments", "edge")!;
     const watches = () => api.requests.filter((request) => request.path.includes("watch=true"));
-    const until = async (check: () => boolean) => {
-      const deadline = Date.now() + 5_000;
-      while (!check()) {
-        if (Date.now() > deadline) throw new Error(`not seen in time: ${JSON.stringify(seen)}`);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    };
     const last = () => seen.at(-1);
+    /** The watch streams the fake API server has seen requested, and how many are open now. */
+    const streams = () => ({ requested: watches().length, open: api.watching });
     try {
-      await until(() => last()?.readyReplicas === 3);
+      await expect.poll(() => last()?.readyReplicas, WAIT).toBe(3);
       expect(watches()[0]?.path).toBe(
         "/apis/apps/v1/namespaces/prod/deployments?watch=true&fieldSelector=metadata.name%3Dedge&allowWatchBookmarks=true&timeoutSeconds=300",
       );
 
       api.setUnready(workload, 1);
-      await until(() => last()?.unhealthyReplicas === 1);
+      await expect.poll(() => last()?.unhealthyReplicas, WAIT).toBe(1);
       expect(last()).toEqual({ replicas: 3, readyReplicas: 2, unhealthyReplicas: 1 });
 
       // The API server ends the stream: the watch resumes from the last resourceVersion it saw.
       const resumeFrom = String(workload.resourceVersion);
       api.endWatches();
-      await until(() => watches().length === 2 && api.watching === 1);
+      await expect.poll(streams, WAIT).toEqual({ requested: 2, open: 1 });
       expect(watches()[1]?.path).toContain(`resourceVersion=${resumeFrom}`);
       api.setUnready(workload, 0);
-      await until(() => last()?.unhealthyReplicas === 0);
+      await expect.poll(() => last()?.unhealthyReplicas, WAIT).toBe(0);
 
       // History compacted past where it was: 410 Gone, then a watch from scratch that lists the object again.
       api.oldestResourceVersion = workload.resourceVersion + 1;
       const before = seen.length;
       api.endWatches();
-      await until(() => watches().length === 4 && api.watching === 1 && seen.length > before);
+      await expect.poll(streams, WAIT).toEqual({ requested: 4, open: 1 });
+      await expect.poll(() => seen.length, WAIT).toBeGreaterThan(before);
       expect(watches()[2]?.path).toContain("resourceVersion=");
       expect(watches()[3]?.path).not.toContain("resourceVersion=");
       expect(last()).toEqual({ replicas: 3, readyReplicas: 3, unhealthyReplicas: 0 });
     } finally {
       stop();
     }
-    await until(() => api.watching === 0);
+    await expect.poll(() => api.watching, WAIT).toBe(0);
   });
 
   it("leaves the counts to getReplicas when RBAC does not allow watching", async () => {
@@ -194,9 +192,7 @@ describe("kubernetes actuator", () => {
       logger: { debug() {}, info() {}, warn: (_obj, msg) => warnings.push(msg ?? ""), error() {} },
     });
     const stop = actuator.watch(() => {});
-    const deadline = Date.now() + 5_000;
-    while (warnings.length === 0 && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, 10));
+    await expect.poll(() => warnings.length, WAIT).toBeGreaterThan(0);
     stop();
     expect(warnings).toEqual(["cannot watch the workload: replica counts come from reconciles only"]);
     expect(api.requests.filter((request) => request.path.includes("watch=true"))).toHaveLength(1);
