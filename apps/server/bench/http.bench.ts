@@ -1,13 +1,10 @@
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { once } from "node:events";
-import http from "node:http";
-import { fileURLToPath } from "node:url";
 import { signToken } from "@proxyscale/api";
 import { computeLoadScore, DEFAULT_POLICY, type MetricSample } from "@proxyscale/core";
 import { createProxy, type Database, insertSamples, openDatabase } from "@proxyscale/db";
 import autocannon from "autocannon";
 import { sql } from "drizzle-orm";
+import { openLoop, POSTGRES_URL, post, startServerProcess } from "./support.ts";
 
 /**
  * HTTP benchmark of the server, per driver (PostgreSQL when reachable, and PGlite):
@@ -20,7 +17,6 @@ import { sql } from "drizzle-orm";
  * The server runs in a child process so the load generator does not share its event loop.
  */
 
-const POSTGRES_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const BATCH = 1_000;
 const INGEST_BATCHES = Number(process.env.BENCH_INGEST_BATCHES ?? 30);
 const CONNECTIONS = 200;
@@ -48,42 +44,6 @@ function sampleBatch(offset: number): Array<Record<string, unknown>> {
     instanceId: `replica-${index % 20}`,
     recordedAt: start + offset * BATCH + index,
   }));
-}
-
-async function startServerProcess(
-  driver: string,
-  schema: string,
-): Promise<{ url: string; stop(): Promise<void> }> {
-  const serve = fileURLToPath(new URL("./serve.ts", import.meta.url));
-  const tsx = fileURLToPath(new URL("../node_modules/.bin/tsx", import.meta.url));
-  const child = spawn(tsx, [serve], {
-    env: {
-      ...process.env,
-      BENCH_DRIVER: driver,
-      BENCH_DATABASE_URL: POSTGRES_URL,
-      BENCH_SCHEMA: schema,
-      BENCH_SECRET: SECRET,
-    },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const [line] = (await once(child.stdout!, "data")) as [Buffer];
-  const { url } = JSON.parse(line.toString().split("\n")[0]!) as { url: string };
-  return {
-    url,
-    async stop() {
-      child.kill("SIGTERM");
-      await once(child, "exit");
-    },
-  };
-}
-
-async function post(url: string, bearer: string, body: unknown): Promise<{ status: number; body: unknown }> {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, body: await response.json() };
 }
 
 async function ingestOverHttp(url: string, bearer: string, proxyId: string): Promise<number> {
@@ -144,62 +104,6 @@ async function load(
   return result;
 }
 
-/**
- * Open-loop load: `rate` requests per second on up to 200 keep-alive connections, each request timed from its
- * scheduled send time (so a slow server cannot hide queueing by slowing the sender down).
- */
-async function fixedRate(
-  url: string,
-  options: { method: string; paths: string[]; bearer?: string; rate: number },
-) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
-  const total = options.rate * DURATION_SECONDS;
-  const latencies: number[] = [];
-  let failures = 0;
-  const started = performance.now();
-  const requests: Promise<void>[] = [];
-  for (let index = 0; index < total; index++) {
-    const scheduled = started + (index * 1000) / options.rate;
-    const wait = scheduled - performance.now();
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-    const path = options.paths[index % options.paths.length]!;
-    requests.push(
-      new Promise<void>((resolve) => {
-        const request = http.request(
-          `${url}${path}`,
-          {
-            method: options.method,
-            agent,
-            headers: options.bearer ? { authorization: `Bearer ${options.bearer}` } : {},
-          },
-          (response) => {
-            response.resume();
-            response.on("end", () => {
-              if (response.statusCode !== 200) failures += 1;
-              latencies.push(performance.now() - scheduled);
-              resolve();
-            });
-          },
-        );
-        request.on("error", () => {
-          failures += 1;
-          resolve();
-        });
-        request.end();
-      }),
-    );
-  }
-  await Promise.all(requests);
-  const elapsed = (performance.now() - started) / 1000;
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  const percentile = (p: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
-  if (failures > 0)
-    throw new Error(`${options.paths[0]}: ${failures} failed requests at ${options.rate} req/s`);
-  return { p50: percentile(0.5), p99: percentile(0.99), throughput: latencies.length / elapsed };
-}
-
 async function benchDriver(driver: "postgres" | "pglite"): Promise<Row[]> {
   const schema = `bench_${randomBytes(5).toString("hex")}`;
   let direct: Database;
@@ -212,7 +116,7 @@ async function benchDriver(driver: "postgres" | "pglite"): Promise<Row[]> {
     console.warn(`skipping ${driver}: ${(error as Error).message}`);
     return [];
   }
-  const server = await startServerProcess(driver, schema);
+  const server = await startServerProcess({ driver, schema, secret: SECRET });
   const rows: Row[] = [];
   try {
     const admin = await signToken({
@@ -275,16 +179,17 @@ async function benchDriver(driver: "postgres" | "pglite"): Promise<Row[]> {
       ratio: `${((evaluate.requests.average / health.requests.average) * 100).toFixed(0)}%`,
     });
 
-    const steadyEvaluate = await fixedRate(server.url, {
+    const fixed = { rate: FIXED_RATE, seconds: DURATION_SECONDS, connections: CONNECTIONS };
+    const steadyEvaluate = await openLoop(server.url, {
       method: "POST",
-      paths: evaluatePaths,
+      request: (index) => ({ path: evaluatePaths[index % evaluatePaths.length]! }),
       bearer: admin,
-      rate: FIXED_RATE,
+      ...fixed,
     });
-    const steadyHealth = await fixedRate(server.url, {
+    const steadyHealth = await openLoop(server.url, {
       method: "GET",
-      paths: ["/healthz"],
-      rate: FIXED_RATE,
+      request: () => ({ path: "/healthz" }),
+      ...fixed,
     });
     for (const percentile of ["p50", "p99"] as const) {
       rows.push({

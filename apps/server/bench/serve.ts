@@ -1,9 +1,12 @@
 import { openDatabase } from "@proxyscale/db";
+import { ControlLoop } from "../src/control/loop.ts";
 import { createLogger } from "../src/logger.ts";
+import { createServerMetrics } from "../src/metrics.ts";
 import { createServer } from "../src/server.ts";
 
 /**
  * The server under benchmark, in its own process so the load generator does not share its event loop.
+ * BENCH_CONTROL=1 also runs the control loop, wired as startServer wires it (its executor, every push heard).
  * Prints one JSON line `{ "url": ... }` when it listens; stops on SIGTERM.
  */
 const database =
@@ -14,17 +17,27 @@ const database =
         poolMax: 10,
       })
     : await openDatabase({ dataDir: "memory://" });
+const logger = createLogger("warn");
+const metrics = createServerMetrics({ defaultMetrics: false });
+const control =
+  process.env.BENCH_CONTROL === "1"
+    ? new ControlLoop({ database, logger, telemetry: metrics.telemetry, metricsRegistry: metrics.registry })
+    : null;
 const server = createServer({
   database,
   auth: { jwtSecret: process.env.BENCH_SECRET },
-  logger: createLogger("warn"),
+  logger,
   adminDistDir: null,
+  metrics,
+  ...(control ? { executor: control.executor, onMetricsRecorded: control.onMetricsRecorded } : {}),
 });
 const { url } = await server.listen(0, "127.0.0.1");
+await control?.start();
 process.stdout.write(`${JSON.stringify({ url })}\n`);
 process.on("SIGTERM", () => {
   server
     .close()
+    .then(() => control?.close())
     .then(() => database.close())
     .then(() => process.exit(0));
 });

@@ -2,6 +2,7 @@ import { DEFAULT_RECONCILE_SECONDS, type Tier } from "@proxyscale/core";
 import type { Db, Logger, ScalingExecutor, Telemetry } from "@proxyscale/db";
 import { type AuthConfig, createTokenVerifier, type TokenVerifier, type VerifiedToken } from "./auth.ts";
 import { createEvaluator, type Evaluator } from "./evaluation.ts";
+import { createSampleRecorder, type SampleRecorder } from "./ingest.ts";
 import { createRateLimiter, type RateLimiter } from "./rate-limit.ts";
 
 /** Everything the procedures touch, injected by whoever assembles the API (server, test, benchmark). */
@@ -34,6 +35,8 @@ export interface Context {
   rateLimiter: RateLimiter;
   /** `scaling.evaluate`, batched with the requests evaluating at the same time. */
   evaluate: Evaluator;
+  /** Metrics pushes, batched with the pushes arriving at the same time. */
+  recordSamples: SampleRecorder;
   /** The raw Authorization header; verified lazily so public procedures never fail on a bad token. */
   authorization: string | undefined;
   user?: VerifiedToken;
@@ -62,6 +65,12 @@ export function createContext(deps: ApiDeps): ContextFactory {
     telemetry,
     reconcileIntervalMs: deps.reconcileIntervalMs ?? DEFAULT_RECONCILE_SECONDS * 1000,
   });
+  const recordSamples = createSampleRecorder({
+    db: deps.db,
+    clock: deps.clock,
+    telemetry,
+    onMetricsRecorded,
+  });
   const factory = (request: RequestInfo): Context => ({
     db: deps.db,
     clock: deps.clock,
@@ -72,6 +81,7 @@ export function createContext(deps: ApiDeps): ContextFactory {
     verifyToken,
     rateLimiter,
     evaluate,
+    recordSamples,
     authorization: request.authorization,
   });
   return Object.assign(factory, { close: () => rateLimiter.close() });

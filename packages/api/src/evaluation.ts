@@ -7,6 +7,7 @@ import {
   type Telemetry,
 } from "@proxyscale/db";
 import { notFound } from "./errors.ts";
+import { type Waiting as GroupWaiting, groupCommit } from "./group-commit.ts";
 
 /** Evaluation reads at least this much history (loadObservedStates reads further for policies that need it). */
 const EVALUATION_HISTORY_SECONDS = 3_600;
@@ -24,16 +25,6 @@ export type EvaluationResult = Decision & { decisionId: string; proxyId: string;
 
 export type Evaluator = (request: EvaluationRequest) => Promise<EvaluationResult>;
 
-/** At most this many batches read and write at once; requests that arrive meanwhile wait for the next one. */
-const MAX_BATCHES_IN_FLIGHT = 2;
-const MAX_BATCH = 1_000;
-
-interface Waiting {
-  request: EvaluationRequest;
-  resolve(result: EvaluationResult): void;
-  reject(error: unknown): void;
-}
-
 interface EvaluatorDeps {
   db: Db;
   clock: () => number;
@@ -45,41 +36,16 @@ interface EvaluatorDeps {
 /**
  * Runs `scaling.evaluate`: the decision the control loop would record for the proxy's state now (core's
  * `decide`, every limit included: fallback, a scale in flight, the mode), stored, and never acted on.
- * With group commit: the requests that arrive while earlier ones are at the database
+ * With group commit (groupCommit): the requests that arrive while earlier ones are at the database
  * share one read of their proxies' state (loadObservedStates) and one insert of their decisions. Each is answered
  * only once its decision is stored, so nothing is acknowledged that could be lost. Idle, a request starts its own
  * batch at once (no timer); under load, batches grow and round trips per request fall.
  */
 export function createEvaluator(deps: EvaluatorDeps): Evaluator {
-  const queue: Waiting[] = [];
-  let inFlight = 0;
-  let scheduled = false;
-
-  const schedule = () => {
-    if (scheduled || inFlight >= MAX_BATCHES_IN_FLIGHT || queue.length === 0) return;
-    scheduled = true;
-    setImmediate(() => {
-      scheduled = false;
-      const batch = queue.splice(0, MAX_BATCH);
-      inFlight += 1;
-      evaluateBatch(deps, batch)
-        .catch((error: unknown) => {
-          for (const waiting of batch) waiting.reject(error);
-        })
-        .finally(() => {
-          inFlight -= 1;
-          schedule();
-        });
-      schedule();
-    });
-  };
-
-  return (request) =>
-    new Promise((resolve, reject) => {
-      queue.push({ request, resolve, reject });
-      schedule();
-    });
+  return groupCommit((batch) => evaluateBatch(deps, batch));
 }
+
+type Waiting = GroupWaiting<EvaluationRequest, EvaluationResult>;
 
 async function evaluateBatch(deps: EvaluatorDeps, batch: readonly Waiting[]): Promise<void> {
   const now = deps.clock();

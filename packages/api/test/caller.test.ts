@@ -1,15 +1,15 @@
 import { randomBytes } from "node:crypto";
-import type { Database, ScalingEventRecord } from "@proxyscale/db";
+import { type Database, type ScalingEventRecord, silentLogger } from "@proxyscale/db";
 import { disposeDatabase, probePostgres, testDrivers } from "@proxyscale/db/testing";
 import { TRPCError } from "@trpc/server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signToken } from "../src/auth.ts";
-import { type ApiDeps, type ContextFactory, createContext, type Logger } from "../src/context.ts";
+import { type ApiDeps, type ContextFactory, createContext } from "../src/context.ts";
 import { createCaller } from "../src/root.ts";
 
 const postgresAvailable = await probePostgres("@proxyscale/api");
 const SECRET = `caller-secret-${randomBytes(16).toString("hex")}`;
-const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+const silent = silentLogger;
 const HIGH_LOAD = {
   cpuPercent: 95,
   memoryPercent: 90,

@@ -25,7 +25,7 @@ export type { Logger, ScalingExecutor, Telemetry } from "./ports.ts";
 export { silentLogger } from "./ports.ts";
 export * from "./queries/audit.ts";
 export * from "./queries/control.ts";
-export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page } from "./queries/cursor.ts";
+export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./queries/cursor.ts";
 export * from "./queries/decisions.ts";
 export * from "./queries/events.ts";
 export * from "./queries/leases.ts";
@@ -50,6 +50,7 @@ export {
   deleteEnvironmentPolicy,
   deletePolicy,
   type EnvironmentPolicyRecord,
+  getEffectivePolicies,
   getEffectivePolicy,
   getEnvironmentPolicy,
   getPolicy,
@@ -75,6 +76,7 @@ export {
 } from "./queries/proxies.ts";
 export * from "./queries/rate-limits.ts";
 export * from "./queries/summary.ts";
+export * from "./records.ts";
 export * as schema from "./schema/index.ts";
 export {
   ACTIVE_EVENT_STATUSES,

@@ -1,15 +1,13 @@
-import { computeLoadScore, type LoadMetrics, loadMetricsSchema, type MetricSample } from "@proxyscale/core";
-import {
-  insertSamples,
-  type LatestSample,
-  latestSamples,
-  MAX_BATCH_ROWS,
-  MAX_RANGE_POINTS,
-  metricsRange,
-  setObservedReplicas,
-} from "@proxyscale/db";
+import { type LoadMetrics, loadMetricsSchema } from "@proxyscale/core";
+import { latestSamples, MAX_BATCH_ROWS, MAX_RANGE_POINTS, metricsRange } from "@proxyscale/db";
 import { z } from "zod";
-import { type AuthedContext, effectivePolicyOf, loadVisibleProxy, recordOutput } from "../access.ts";
+import { type AuthedContext, loadVisibleProxy, ownerScope } from "../access.ts";
+import {
+  latestSamplesSchema,
+  metricsRangeSchema,
+  recordedBatchSchema,
+  recordedSampleSchema,
+} from "../outputs.ts";
 import { proxyIdSchema } from "../schemas.ts";
 import { operatorProcedure, viewerProcedure } from "../trpc.ts";
 
@@ -17,55 +15,9 @@ import { operatorProcedure, viewerProcedure } from "../trpc.ts";
 export const MAX_BATCH_SAMPLES = MAX_BATCH_ROWS;
 const TAGS = ["metrics"];
 
-function toSample(metrics: LoadMetrics, receivedAt: number): MetricSample {
-  const at =
-    metrics.recordedAt === undefined
-      ? receivedAt
-      : typeof metrics.recordedAt === "number"
-        ? metrics.recordedAt
-        : Date.parse(metrics.recordedAt);
-  return {
-    instanceId: metrics.instanceId,
-    at,
-    cpuPercent: metrics.cpuPercent,
-    memoryPercent: metrics.memoryPercent,
-    requestRate: metrics.requestRate,
-    avgLatencyMs: metrics.avgLatencyMs,
-    errorRatePercent: metrics.errorRatePercent,
-    custom: metrics.custom,
-  };
-}
-
-export interface RecordedSample {
-  sample: MetricSample;
-  loadScore: number;
-}
-
-/** Scores and stores samples of one proxy in one statement; the latest reported replica count updates the proxy. */
-async function recordSamples(
-  ctx: AuthedContext,
-  proxyId: string,
-  reports: LoadMetrics[],
-): Promise<RecordedSample[]> {
-  await loadVisibleProxy(ctx, proxyId);
-  const { policy } = await effectivePolicyOf(ctx, proxyId);
-  const receivedAt = ctx.clock();
-  const rows = reports.map((metrics) => ({
-    proxyId,
-    sample: toSample(metrics, receivedAt),
-    loadScore: computeLoadScore(metrics, policy),
-    replicas: metrics.replicas,
-    unhealthyReplicas: metrics.unhealthyReplicas,
-  }));
-  await insertSamples(ctx.db, rows);
-  const reportedReplicas = reports.findLast((metrics) => metrics.replicas !== undefined)?.replicas;
-  if (reportedReplicas !== undefined) {
-    await setObservedReplicas(ctx.db, { id: proxyId, currentReplicas: reportedReplicas });
-  }
-  const last = rows.at(-1);
-  if (last) ctx.telemetry.sampleRecorded?.(proxyId, last.loadScore);
-  ctx.onMetricsRecorded([proxyId]);
-  return rows.map((row) => ({ sample: row.sample, loadScore: row.loadScore }));
+/** Stores one proxy's samples (with the pushes arriving at the same time) and tells the control loop. */
+function recordSamples(ctx: AuthedContext, proxyId: string, reports: LoadMetrics[]) {
+  return ctx.recordSamples({ proxyId, ownerId: ownerScope(ctx), reports });
 }
 
 export const metricsRouter = {
@@ -80,7 +32,7 @@ export const metricsRouter = {
       successStatus: 201,
     })
     .input(loadMetricsSchema.extend({ proxyId: proxyIdSchema }))
-    .output(recordOutput<RecordedSample & { proxyId: string }>("The recorded sample and its loadScore"))
+    .output(recordedSampleSchema)
     .mutation(async ({ ctx, input }) => {
       const { proxyId, ...metrics } = input;
       const [recorded] = await recordSamples(ctx, proxyId, [metrics]);
@@ -106,11 +58,7 @@ export const metricsRouter = {
           .max(MAX_BATCH_SAMPLES, { message: `must hold at most ${MAX_BATCH_SAMPLES} samples` }),
       }),
     )
-    .output(
-      recordOutput<{ proxyId: string; recorded: number; loadScores: number[] }>(
-        "How many samples were stored",
-      ),
-    )
+    .output(recordedBatchSchema)
     .mutation(async ({ ctx, input }) => {
       const recorded = await recordSamples(ctx, input.proxyId, input.samples);
       return {
@@ -130,9 +78,7 @@ export const metricsRouter = {
       },
     })
     .input(z.strictObject({ proxyId: proxyIdSchema }))
-    .output(
-      recordOutput<{ proxyId: string; samples: LatestSample[] }>("The latest samples with their loadScore"),
-    )
+    .output(latestSamplesSchema)
     .query(async ({ ctx, input }) => {
       await loadVisibleProxy(ctx, input.proxyId);
       const latest = await latestSamples(ctx.db, { proxyIds: [input.proxyId] });
@@ -166,14 +112,7 @@ export const metricsRouter = {
           path: ["from"],
         }),
     )
-    .output(
-      recordOutput<{
-        proxyId: string;
-        from: number;
-        to: number;
-        points: Awaited<ReturnType<typeof metricsRange>>;
-      }>("The downsampled series"),
-    )
+    .output(metricsRangeSchema)
     .query(async ({ ctx, input }) => {
       await loadVisibleProxy(ctx, input.proxyId);
       const to = input.to ?? ctx.clock();

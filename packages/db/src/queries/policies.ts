@@ -1,12 +1,13 @@
 import { DEFAULT_POLICY, parsePolicy, type ScalingPolicy } from "@proxyscale/core";
-import { eq, type SQL, sql } from "drizzle-orm";
+import { eq, inArray, type SQL, sql } from "drizzle-orm";
 import { type Db, isUuid, withTransaction } from "../db.ts";
 import { NotFoundError } from "../errors.ts";
+import type { PolicySource } from "../records.ts";
 import { environmentScalingPolicies, proxies, proxyScalingPolicies } from "../schema/index.ts";
 import { writeAudit } from "./audit.ts";
 import { lockProxy } from "./proxies.ts";
 
-export type PolicySource = "proxy" | "environment" | "default";
+export type { PolicySource } from "../records.ts";
 
 /** The policy fields stored as their own columns; every other field (but `behavior`) goes to `strategy_settings`. */
 const COLUMN_FIELDS = [
@@ -287,12 +288,34 @@ export async function getEffectivePolicy(
   db: Db,
   args: { proxyId: string },
 ): Promise<{ policy: ScalingPolicy; source: PolicySource } | null> {
-  if (!isUuid(args.proxyId)) return null;
-  const [row] = await db
-    .select({ own: proxyScalingPolicies, environment: environmentScalingPolicies })
+  const effective = (await getEffectivePolicies(db, { proxyIds: [args.proxyId] })).get(args.proxyId);
+  return effective ? { policy: effective.policy, source: effective.source } : null;
+}
+
+/**
+ * For each proxy: its owner and the policy that applies, in one query for all of them (a batch of pushes).
+ * Unknown ids are absent.
+ */
+export async function getEffectivePolicies(
+  db: Db,
+  args: { proxyIds: readonly string[] },
+): Promise<Map<string, { ownerId: string; policy: ScalingPolicy; source: PolicySource }>> {
+  const result = new Map<string, { ownerId: string; policy: ScalingPolicy; source: PolicySource }>();
+  const ids = args.proxyIds.filter(isUuid);
+  if (ids.length === 0) return result;
+  const rows = await db
+    .select({
+      id: proxies.id,
+      ownerId: proxies.ownerId,
+      own: proxyScalingPolicies,
+      environment: environmentScalingPolicies,
+    })
     .from(proxies)
     .leftJoin(proxyScalingPolicies, eq(proxyScalingPolicies.proxyId, proxies.id))
     .leftJoin(environmentScalingPolicies, eq(environmentScalingPolicies.environment, proxies.environment))
-    .where(eq(proxies.id, args.proxyId));
-  return row ? effectivePolicy(row.own, row.environment) : null;
+    .where(inArray(proxies.id, ids));
+  for (const row of rows) {
+    result.set(row.id, { ownerId: row.ownerId, ...effectivePolicy(row.own, row.environment) });
+  }
+  return result;
 }
