@@ -12,7 +12,7 @@ export interface ControlMetrics {
 export function createControlMetrics(registry: Registry): ControlMetrics {
   const evaluations = new Counter({
     name: "proxyscale_control_evaluations_total",
-    help: "Control-loop evaluations by trigger (push, reconcile) and outcome (scaled, held, skipped_in_flight, dry_run, fallback)",
+    help: "Control-loop evaluations by trigger (push, reconcile) and outcome (scaled, held, skipped_in_flight, dry_run, paused, fallback)",
     labelNames: ["trigger", "outcome"] as const,
     registers: [registry],
   });
