@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
@@ -10,7 +11,7 @@ import { INTERNAL_ERROR_MESSAGE } from "@proxyscale/api";
 import { type Database, openDatabase } from "@proxyscale/db";
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createLogger } from "../src/logger.ts";
 import {
   type Client,
@@ -417,9 +418,12 @@ describe("server", () => {
       const proxyId = await registerProxy(client(draining.url, bearer));
       const body = JSON.stringify({ ...HIGH_LOAD });
       const url = new URL(`${draining.url}/api/proxy/scaling/metrics/${proxyId}`);
+      const { httpServer } = draining.server;
+      const arrived = once(httpServer, "request");
 
+      let request!: http.ClientRequest;
       const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const request = http.request(
+        request = http.request(
           url,
           {
             method: "POST",
@@ -438,13 +442,16 @@ describe("server", () => {
           },
         );
         request.on("error", reject);
-        request.write(body.slice(0, 10));
-        setTimeout(() => {
-          closed = draining.close();
-          setTimeout(() => request.end(body.slice(10)), 150);
-        }, 100);
       });
-      let closed: Promise<void> | undefined;
+      request.write(body.slice(0, 10));
+      // Closed while the server holds the request and its body is still on the way.
+      await arrived;
+      const sweeps = vi.spyOn(httpServer, "closeIdleConnections");
+      const closed = draining.close();
+      const sweptAtClose = sweeps.mock.calls.length;
+      // Idle connections are closed at once and swept again every 25 ms: this busy one outlives a sweep.
+      await expect.poll(() => sweeps.mock.calls.length).toBeGreaterThan(sweptAtClose);
+      request.end(body.slice(10));
 
       const finished = await response;
       expect(finished.status).toBe(201);
