@@ -9,11 +9,14 @@ import {
   setObservedReplicas,
 } from "@proxyscale/db";
 import { eq } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { type Client, client, HIGH_LOAD, MID_LOAD, TEST_SECRET, token, unique } from "../support.ts";
-import { eventually, FleetReceiver } from "./harness.ts";
+import { FleetReceiver } from "./harness.ts";
 import { type ControlNode, startControlNode } from "./node.ts";
+
+/** How long the control loop may take to act on a loaded machine. */
+const WAIT = { timeout: 20_000 };
 
 let database: Database;
 let node: ControlNode;
@@ -65,10 +68,11 @@ describe("event-driven scaling", () => {
     const pushed = await push(proxyId, HIGH_LOAD);
     expect(pushed.status).toBe(201);
 
-    const [event] = await eventually(async () => {
+    const [event] = await vi.waitFor(async () => {
       const list = await events(proxyId);
-      return list[0]?.status === "completed" ? list : undefined;
-    });
+      expect(list[0]?.status).toBe("completed");
+      return list;
+    }, WAIT);
     expect(event).toMatchObject({
       eventType: "scale_up",
       previousReplicas: 2,
@@ -133,15 +137,15 @@ describe("event-driven scaling", () => {
     const proxyId = await fleetProxy({ scaleUpCooldownSeconds: 0 });
     receiver.behaviour = { delayMs: 1_500 };
     await push(proxyId, HIGH_LOAD);
-    const [first] = await eventually(async () => {
+    const [first] = await vi.waitFor(async () => {
       const list = await events(proxyId);
-      return list[0]?.status === "in_progress" ? list : undefined;
-    });
+      expect(list[0]?.status).toBe("in_progress");
+      return list;
+    }, WAIT);
     await push(proxyId, HIGH_LOAD);
-    await eventually(async () => {
-      const [latest] = await decisions(proxyId);
-      return latest?.decision.limits.some((limit) => limit.kind === "inFlight") ? latest : undefined;
-    });
+    await expect
+      .poll(async () => (await decisions(proxyId))[0]?.decision.limits.map((limit) => limit.kind), WAIT)
+      .toContain("inFlight");
     const [latest] = await decisions(proxyId);
     expect(latest!.decision.action).toBe("none");
     expect(latest!.decision.explanation).toContain(`scale to 3 already in flight (event ${first!.id})`);
@@ -195,10 +199,11 @@ describe("manual scaling through the same executor", () => {
     const second = await execute(6);
     expect(second.status).toBe(409);
 
-    const done = await eventually(async () => {
+    const done = await vi.waitFor(async () => {
       const [event] = await events(proxyId);
-      return event?.status === "completed" ? event : undefined;
-    });
+      expect(event?.status).toBe("completed");
+      return event!;
+    }, WAIT);
     expect(done.id).toBe(accepted.body.id);
     expect(receiver.callsFor(proxyId)).toHaveLength(1);
     expect(await proxyRow(proxyId)).toMatchObject({ currentReplicas: 5 });
@@ -217,7 +222,7 @@ describe("manual scaling through the same executor", () => {
       body: { newReplicaCount: 4 },
     });
     expect(started.status).toBe(202);
-    await eventually(() => receiver.callsFor(proxyId).length === 1);
+    await expect.poll(() => receiver.callsFor(proxyId).length, WAIT).toBe(1);
     await node.control.idle();
     await node.control.reconcile();
     const [waiting] = await events(proxyId);
@@ -239,10 +244,11 @@ describe("manual scaling through the same executor", () => {
       body: { newReplicaCount: 3 },
     });
     expect(started.status).toBe(202);
-    const failed = await eventually(async () => {
+    const failed = await vi.waitFor(async () => {
       const [event] = await events(proxyId);
-      return event?.status === "failed" ? event : undefined;
-    });
+      expect(event?.status).toBe("failed");
+      return event!;
+    }, WAIT);
     expect(failed.error).toContain("answered 400");
     expect(await proxyRow(proxyId)).toMatchObject({ currentReplicas: 2 });
     const audit = await listAudit(database.db, { entityId: failed.id });
@@ -291,10 +297,11 @@ describe("modes, stale metrics and fallback", () => {
     const proxyId = await fleetProxy({ fallback: { failureThreshold: 2, replicas: 4 } });
     // Stale for 4 minutes: 60 s max age, then one missed interval per 60 s reconcile interval.
     await push(proxyId, { ...HIGH_LOAD, recordedAt: Date.now() - 5 * 60_000 });
-    const event = await eventually(async () => {
+    const event = await vi.waitFor(async () => {
       const [latest] = await events(proxyId);
-      return latest?.status === "completed" ? latest : undefined;
-    });
+      expect(latest?.status).toBe("completed");
+      return latest!;
+    }, WAIT);
     expect(event).toMatchObject({ previousReplicas: 2, newReplicas: 4, triggeredBy: "auto" });
     const decision = (await decisions(proxyId)).find((entry) => entry.id === event.decisionId)!;
     expect(decision.decision.limits).toContainEqual(
