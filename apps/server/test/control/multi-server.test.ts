@@ -12,7 +12,7 @@ import {
   readMigrations,
 } from "@proxyscale/db";
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { SHARD_COUNT } from "../../src/control/shards.ts";
 import {
   type Client,
@@ -25,7 +25,7 @@ import {
   token,
   unique,
 } from "../support.ts";
-import { eventually, FleetReceiver } from "./harness.ts";
+import { FleetReceiver } from "./harness.ts";
 import { type ControlNode, startControlNode } from "./node.ts";
 
 const serverDir = fileURLToPath(new URL("../..", import.meta.url));
@@ -83,27 +83,34 @@ describe.skipIf(!postgresAvailable)("two servers on one PostgreSQL", () => {
       sql`select count(*)::int as n from __drizzle_migrations`,
     );
     expect(applied[0]!.n).toBe(readMigrations().length);
-    const [a, b] = await eventually(
+    // The two servers split the shards.
+    const [a, b] = await vi.waitFor(
       () => {
-        const held = nodes.map((node) => node.control.shards.heldShards());
-        const [first, second] = held as [number[], number[]];
-        const disjoint = first.every((shard) => !second.includes(shard));
-        return disjoint &&
-          first.length > 0 &&
-          second.length > 0 &&
-          first.length + second.length === SHARD_COUNT
-          ? held
-          : undefined;
+        const [first, second] = nodes.map((node) => node.control.shards.heldShards()) as [number[], number[]];
+        expect(
+          first.filter((shard) => second.includes(shard)),
+          "shards held by both",
+        ).toEqual([]);
+        expect(first.length).toBeGreaterThan(0);
+        expect(second.length).toBeGreaterThan(0);
+        expect(first.length + second.length).toBe(SHARD_COUNT);
+        return [first, second];
       },
-      20_000,
-      "the two servers to split the shards",
+      { timeout: 20_000 },
     );
-    expect(Math.abs(a!.length - b!.length)).toBeLessThanOrEqual(1);
+    expect(Math.abs(a.length - b.length)).toBeLessThanOrEqual(1);
   });
 
   it("hands a push to the proxy's owner at once when another server receives it", async () => {
     const proxyId = await register(apis[0]!, receiver);
-    const owner = await eventually(() => ownerOf(databases[0]!, proxyId));
+    const owner = await vi.waitFor(
+      async () => {
+        const holder = await ownerOf(databases[0]!, proxyId);
+        if (!holder) throw new Error(`no server owns ${proxyId}'s shard yet`);
+        return holder;
+      },
+      { timeout: 20_000 },
+    );
     const ownerIndex = nodes.findIndex((node) => node.control.holder === owner);
     expect(ownerIndex).toBeGreaterThanOrEqual(0);
     const other = apis[1 - ownerIndex]!;
@@ -111,10 +118,14 @@ describe.skipIf(!postgresAvailable)("two servers on one PostgreSQL", () => {
     expect(
       (await other.request("POST", `/api/proxy/scaling/metrics/${proxyId}`, { body: HIGH_LOAD })).status,
     ).toBe(201);
-    const event = await eventually(async () => {
-      const [latest] = (await listScalingEvents(databases[0]!.db, { proxyId })).items;
-      return latest?.status === "completed" ? latest : undefined;
-    }, 10_000);
+    const event = await vi.waitFor(
+      async () => {
+        const [latest] = (await listScalingEvents(databases[0]!.db, { proxyId })).items;
+        expect(latest?.status).toBe("completed");
+        return latest!;
+      },
+      { timeout: 10_000 },
+    );
     // The reconcile interval is 60 s: only the hand-off (NOTIFY) explains a scale this soon.
     expect(event.completedAt!.getTime() - pushedAt).toBeLessThan(5_000);
     const audit = await listAudit(databases[0]!.db, { entityId: event.id });
@@ -139,17 +150,16 @@ describe.skipIf(!postgresAvailable)("two servers on one PostgreSQL", () => {
       const responses = await Promise.all(pushes);
       expect(responses.every((response) => response.status === 201)).toBe(true);
       // Settled: nothing running on either server, and no event left active.
-      await eventually(
+      await vi.waitFor(
         async () => {
           await Promise.all(nodes.map((node) => node.control.idle()));
           const active = await queryRows<{ n: number }>(
             db,
             sql`select count(*)::int as n from proxy_scaling_events where status in ('pending', 'in_progress')`,
           );
-          return active[0]!.n === 0 ? true : undefined;
+          expect(active[0]!.n, "scales not finished").toBe(0);
         },
-        30_000,
-        "every scale to finish",
+        { timeout: 30_000 },
       );
     }
 
@@ -216,24 +226,25 @@ describe.skipIf(!postgresAvailable)("a server killed in the middle of a scale", 
       stderr += chunk;
     });
     const exited = new Promise<void>((resolve) => child!.on("exit", () => resolve()));
-    const doomed = await eventually(
+    const doomed = await vi.waitFor(
       () => {
         const line = stdout.split("\n").find((text) => text.startsWith("{"));
-        return line ? (JSON.parse(line) as { url: string; holder: string }) : undefined;
+        if (!line) throw new Error(`the child server has not started yet (stderr: ${stderr})`);
+        return JSON.parse(line) as { url: string; holder: string };
       },
-      60_000,
-      `the child server to start (stderr: ${stderr})`,
+      { timeout: 60_000 },
     );
     survivor = await startControlNode(database!, TEST_SECRET, {
       leaseTtlMs: LEASE_MS,
       reconcileIntervalMs: 60_000,
     });
     const api = client(doomed.url, await token({ role: "admin", sub: "kill-admin" }));
-    await eventually(
-      () => (survivor!.control.shards.heldShards().length >= SHARD_COUNT / 2 - 1 ? true : undefined),
-      20_000,
-      "the survivor to take its share of the shards",
-    );
+    await expect
+      .poll(() => survivor!.control.shards.heldShards().length, {
+        timeout: 20_000,
+        message: "the survivor takes its share of the shards",
+      })
+      .toBeGreaterThanOrEqual(SHARD_COUNT / 2 - 1);
 
     // Two proxies the doomed server owns: one fleet moves before its slow answer, the other never moves.
     const owned: string[] = [];
@@ -257,22 +268,23 @@ describe.skipIf(!postgresAvailable)("a server killed in the middle of a scale", 
       ),
     );
     expect(started.map((response) => response.status)).toEqual([202, 202]);
-    await eventually(() => owned.every((proxyId) => receiver.callsFor(proxyId).length === 1), 10_000);
+    await expect
+      .poll(() => owned.map((proxyId) => receiver.callsFor(proxyId).length), { timeout: 10_000 })
+      .toEqual([1, 1]);
 
     child.kill("SIGKILL");
     await exited;
     const db = database!.db;
-    const finished = await eventually(
+    // The survivor recovers both events: each ends completed, failed or cancelled.
+    const finished = await vi.waitFor(
       async () => {
         const events = await Promise.all(
           owned.map(async (proxyId) => (await listScalingEvents(db, { proxyId })).items[0]),
         );
-        return events.every((event) => event && event.status !== "in_progress" && event.status !== "pending")
-          ? events
-          : undefined;
+        for (const event of events) expect(["completed", "failed", "cancelled"]).toContain(event?.status);
+        return events;
       },
-      30_000,
-      "the survivor to recover both events",
+      { timeout: 30_000 },
     );
     const [movedEvent, stuckEvent] = finished as [
       NonNullable<(typeof finished)[number]>,
