@@ -90,8 +90,8 @@ function percentile(values: number[], p: number): number {
 /** Starts the background pushes in their own process; resolves once they run. */
 async function startBackground(url: string, bearer: string, proxyIds: string[]) {
   const script = fileURLToPath(new URL("./background-pushes.ts", import.meta.url));
-  const tsx = fileURLToPath(new URL("../node_modules/.bin/tsx", import.meta.url));
-  const child = spawn(tsx, [script, url, bearer, ...proxyIds], {
+  // Node itself with tsx's loader (not the tsx wrapper, which would leave its node child running on a kill).
+  const child = spawn(process.execPath, ["--import", "tsx", script, url, bearer, ...proxyIds], {
     env: { ...process.env, BACKGROUND_RATE: String(BACKGROUND_RATE) },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -119,7 +119,9 @@ export async function openLoop(
           },
         );
         request.on("error", (error) => {
-          failures.push(error.message);
+          failures.push(
+            `${error.message} after ${(performance.now() - scheduled).toFixed(0)} ms (request ${index})`,
+          );
           resolve();
         });
         request.end(body);
