@@ -1,7 +1,6 @@
 import { TIER_LIMITS, type TierLimits, tierCapMessage } from "@proxyscale/core";
 import { getEffectivePolicy, getProxy, type ProxyRecord } from "@proxyscale/db";
 import { TRPCError } from "@trpc/server";
-import { z } from "zod";
 import type { Context } from "./context.ts";
 import { notFound } from "./errors.ts";
 
@@ -49,12 +48,4 @@ export function assertWithinOwnerTier(proxy: ProxyRecord, replicas: number): voi
       ofOwner: true,
     });
   }
-}
-
-/**
- * An output typed from the TypeScript record it returns (not re-declared as a schema); the OpenAPI document
- * shows it as an object with this description.
- */
-export function recordOutput<T>(description: string) {
-  return z.custom<T>().meta({ description, override: { type: "object" } });
 }

@@ -6,15 +6,24 @@ import {
   NotFoundError,
 } from "@proxyscale/db";
 import { TRPCError } from "@trpc/server";
-import { type ZodError, ZodRealError } from "zod";
+import { type ZodError, ZodRealError, z } from "zod";
 
 /** A zod issue as clients see it: `field` is the dotted path ("behavior.scaleUp.tolerance"), `""` for the body itself. */
-export interface ApiIssue {
-  field: string;
-  path: (string | number)[];
-  code: string;
-  message: string;
-}
+export const apiIssueSchema = z.object({
+  field: z.string().meta({ example: "cpuPercent" }),
+  path: z.array(z.union([z.string(), z.number().int()])),
+  code: z.string(),
+  message: z.string(),
+});
+export type ApiIssue = z.output<typeof apiIssueSchema>;
+
+/** The JSON body of every REST error (the OpenAPI document's ApiError). `zodIssues` names each invalid field. */
+export const restErrorBodySchema = z.object({
+  code: z.string().meta({ example: "BAD_REQUEST" }),
+  message: z.string(),
+  httpStatus: z.number().int(),
+  zodIssues: z.array(apiIssueSchema).optional(),
+});
 
 /** One entry per offending field; an unknown-keys issue becomes one entry per unknown key, named by it. */
 export function toApiIssues(error: ZodError): ApiIssue[] {

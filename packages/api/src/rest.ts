@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type AnyProcedure, getErrorShape, TRPCError } from "@trpc/server";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
-import { ZodRealError } from "zod";
+import { ZodRealError, type z } from "zod";
 import type { Context, ContextFactory } from "./context.ts";
 import { renderDocsPage } from "./docs-page.ts";
+import type { restErrorBodySchema } from "./errors.ts";
 import { createOpenApiDocument } from "./openapi.ts";
 import { type AppRouter, appRouter, createCaller } from "./root.ts";
 import type { ApiMeta } from "./trpc.ts";
@@ -34,12 +35,7 @@ export interface RestHandlerOptions {
 }
 
 /** The JSON body of every REST error. `zodIssues` names each invalid field. */
-export interface RestErrorBody {
-  code: string;
-  message: string;
-  httpStatus: number;
-  zodIssues?: Array<{ field: string; path: (string | number)[]; code: string; message: string }>;
-}
+export type RestErrorBody = z.output<typeof restErrorBodySchema>;
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 

@@ -215,18 +215,20 @@ const redacted = z.literal(REDACTED);
  * An actuator config as API responses show it (redactActuatorConfig's result): the same schemas, with every
  * secret value replaced by REDACTED.
  */
-export const redactedActuatorConfigSchema = z.discriminatedUnion("kind", [
-  noneActuatorConfigSchema,
-  localActuatorConfigSchema.extend({
-    reporting: localReportingSchema.extend({ token: redacted.optional() }).prefault({}),
-  }),
-  kubernetesActuatorConfigSchema,
-  webhookActuatorConfigSchema.extend({
-    secret: redacted,
-    headers: z.record(headerName, redacted).default({}),
-  }),
-  commandActuatorConfigSchema.extend({ env: z.record(envName, redacted).default({}) }),
-]);
+export const redactedActuatorConfigSchema = z
+  .discriminatedUnion("kind", [
+    noneActuatorConfigSchema,
+    localActuatorConfigSchema.extend({
+      reporting: localReportingSchema.extend({ token: redacted.optional() }).prefault({}),
+    }),
+    kubernetesActuatorConfigSchema,
+    webhookActuatorConfigSchema.extend({
+      secret: redacted,
+      headers: z.record(headerName, redacted).default({}),
+    }),
+    commandActuatorConfigSchema.extend({ env: z.record(envName, redacted).default({}) }),
+  ])
+  .meta({ id: "RedactedActuatorConfig" });
 export type RedactedActuatorConfig = z.output<typeof redactedActuatorConfigSchema>;
 
 /** A copy fit for API responses and logs: every secret value replaced. */

@@ -76,113 +76,117 @@ const bound = <Kind extends string>(kind: Kind) =>
   z.object({ kind: z.literal(kind), value: replicaCount, from: replicaCount, to: replicaCount });
 
 /** Every limit that changed (or held) the number, with the values involved. */
-export const decisionLimitSchema = z.discriminatedUnion("kind", [
-  /** No live sample at all, or (with `metric`) none carrying that metric. */
-  z.object({
-    kind: z.literal("noMetrics"),
-    liveSamples: z.number().int().min(0),
-    maxAgeSeconds: z.number(),
-    metric: z.string().optional(),
-  }),
-  z.object({
-    kind: z.literal("tolerance"),
-    direction: scaleDirectionSchema,
-    tolerance: z.number(),
-    ratio: z.number(),
-    metric: z.string().optional(),
-  }),
-  z.object({
-    kind: z.literal("cooldown"),
-    direction: scaleDirectionSchema,
-    cooldownSeconds: z.number(),
-    remainingSeconds: z.number(),
-    lastScaleAt: epochMs,
-  }),
-  z.object({
-    kind: z.literal("stabilization"),
-    direction: scaleDirectionSchema,
-    windowSeconds: z.number(),
-    from: replicaCount,
-    to: replicaCount,
-  }),
-  z.object({
-    kind: z.literal("ratePolicy"),
-    direction: scaleDirectionSchema,
-    selectPolicy: z.enum(SELECT_POLICIES),
-    policy: z
-      .object({ type: z.enum(["Pods", "Percent"]), value: z.number(), periodSeconds: z.number() })
-      .optional(),
-    from: replicaCount,
-    to: replicaCount,
-  }),
-  bound("minReplicas"),
-  bound("maxReplicas"),
-  bound("tierCap"),
-  bound("budget"),
-  /** `loadFactor`: how much a fleet-average reading was raised to put unhealthy replicas' share on serving ones. */
-  z.object({
-    kind: z.literal("health"),
-    unhealthyReplicas: replicaCount,
-    servingReplicas: replicaCount,
-    loadFactor: z.number().optional(),
-  }),
-  bound("minAdjustmentMagnitude"),
-  /**
-   * KEDA's fallback: metrics missed `missedIntervals` ≥ `failureThreshold` reconcile intervals in a row;
-   * `replicas` is the policy's fallback count (absent: hold).
-   */
-  z.object({
-    kind: z.literal("fallback"),
-    missedIntervals: z.number().int().min(0),
-    failureThreshold: z.number().int(),
-    replicas: replicaCount.optional(),
-    from: replicaCount,
-    to: replicaCount,
-  }),
-  /** A scale of this proxy was already in flight, so this one is held until it ends. */
-  z.object({
-    kind: z.literal("inFlight"),
-    eventId: z.string(),
-    toReplicas: replicaCount,
-    from: replicaCount,
-    to: replicaCount,
-  }),
-  /**
-   * The policy's mode: `dryRun` records the decision and does not execute it (the count is kept, to show what
-   * would happen); `off` pauses scaling, so the count is held at the current one.
-   */
-  z.object({
-    kind: z.literal("mode"),
-    mode: z.enum(["dryRun", "off"]),
-    from: replicaCount,
-    to: replicaCount,
-  }),
-]);
+export const decisionLimitSchema = z
+  .discriminatedUnion("kind", [
+    /** No live sample at all, or (with `metric`) none carrying that metric. */
+    z.object({
+      kind: z.literal("noMetrics"),
+      liveSamples: z.number().int().min(0),
+      maxAgeSeconds: z.number(),
+      metric: z.string().optional(),
+    }),
+    z.object({
+      kind: z.literal("tolerance"),
+      direction: scaleDirectionSchema,
+      tolerance: z.number(),
+      ratio: z.number(),
+      metric: z.string().optional(),
+    }),
+    z.object({
+      kind: z.literal("cooldown"),
+      direction: scaleDirectionSchema,
+      cooldownSeconds: z.number(),
+      remainingSeconds: z.number(),
+      lastScaleAt: epochMs,
+    }),
+    z.object({
+      kind: z.literal("stabilization"),
+      direction: scaleDirectionSchema,
+      windowSeconds: z.number(),
+      from: replicaCount,
+      to: replicaCount,
+    }),
+    z.object({
+      kind: z.literal("ratePolicy"),
+      direction: scaleDirectionSchema,
+      selectPolicy: z.enum(SELECT_POLICIES),
+      policy: z
+        .object({ type: z.enum(["Pods", "Percent"]), value: z.number(), periodSeconds: z.number() })
+        .optional(),
+      from: replicaCount,
+      to: replicaCount,
+    }),
+    bound("minReplicas"),
+    bound("maxReplicas"),
+    bound("tierCap"),
+    bound("budget"),
+    /** `loadFactor`: how much a fleet-average reading was raised to put unhealthy replicas' share on serving ones. */
+    z.object({
+      kind: z.literal("health"),
+      unhealthyReplicas: replicaCount,
+      servingReplicas: replicaCount,
+      loadFactor: z.number().optional(),
+    }),
+    bound("minAdjustmentMagnitude"),
+    /**
+     * KEDA's fallback: metrics missed `missedIntervals` ≥ `failureThreshold` reconcile intervals in a row;
+     * `replicas` is the policy's fallback count (absent: hold).
+     */
+    z.object({
+      kind: z.literal("fallback"),
+      missedIntervals: z.number().int().min(0),
+      failureThreshold: z.number().int(),
+      replicas: replicaCount.optional(),
+      from: replicaCount,
+      to: replicaCount,
+    }),
+    /** A scale of this proxy was already in flight, so this one is held until it ends. */
+    z.object({
+      kind: z.literal("inFlight"),
+      eventId: z.string(),
+      toReplicas: replicaCount,
+      from: replicaCount,
+      to: replicaCount,
+    }),
+    /**
+     * The policy's mode: `dryRun` records the decision and does not execute it (the count is kept, to show what
+     * would happen); `off` pauses scaling, so the count is held at the current one.
+     */
+    z.object({
+      kind: z.literal("mode"),
+      mode: z.enum(["dryRun", "off"]),
+      from: replicaCount,
+      to: replicaCount,
+    }),
+  ])
+  .meta({ id: "DecisionLimit" });
 export type Limit = z.output<typeof decisionLimitSchema>;
 
 export type LimitKind = Limit["kind"];
 
-export const decisionSchema = z.object({
-  strategy: z.enum(STRATEGY_NAMES),
-  action: scalingActionSchema,
-  currentReplicas: replicaCount,
-  /** What the strategy proposed, before behavior and limits. */
-  recommendedReplicas: replicaCount,
-  /** What the proxy should run after every limit. */
-  desiredReplicas: replicaCount,
-  /** The seed's composite score of the live samples' averages (health-adjusted), when there are any. */
-  loadScore: z.number().nullable(),
-  /** Per metric: the reading, its target (or threshold) and what it proposed. */
-  metrics: z.array(metricProposalSchema),
-  /** The averaged live samples as reported (null without live samples). */
-  averages: fleetMetricsSchema.nullish(),
-  /** The facts the strategy based its recommendation on (null without live samples). */
-  basis: strategyBasisSchema.nullish(),
-  limits: z.array(decisionLimitSchema),
-  /** One sentence a person can read. */
-  explanation: z.string(),
-  /** Append to `ObservedState.recommendations` for the next decision's stabilization window. */
-  recommendation: recommendationRecordSchema,
-  evaluatedAt: epochMs,
-});
+export const decisionSchema = z
+  .object({
+    strategy: z.enum(STRATEGY_NAMES),
+    action: scalingActionSchema,
+    currentReplicas: replicaCount,
+    /** What the strategy proposed, before behavior and limits. */
+    recommendedReplicas: replicaCount,
+    /** What the proxy should run after every limit. */
+    desiredReplicas: replicaCount,
+    /** The seed's composite score of the live samples' averages (health-adjusted), when there are any. */
+    loadScore: z.number().nullable(),
+    /** Per metric: the reading, its target (or threshold) and what it proposed. */
+    metrics: z.array(metricProposalSchema),
+    /** The averaged live samples as reported (null without live samples). */
+    averages: fleetMetricsSchema.nullish(),
+    /** The facts the strategy based its recommendation on (null without live samples). */
+    basis: strategyBasisSchema.nullish(),
+    limits: z.array(decisionLimitSchema),
+    /** One sentence a person can read. */
+    explanation: z.string(),
+    /** Append to `ObservedState.recommendations` for the next decision's stabilization window. */
+    recommendation: recommendationRecordSchema,
+    evaluatedAt: epochMs,
+  })
+  .meta({ id: "Decision" });
 export type Decision = z.output<typeof decisionSchema>;

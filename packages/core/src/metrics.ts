@@ -42,7 +42,8 @@ export const metricSampleSchema = loadMetricsSchema
     errorRatePercent: true,
     custom: true,
   })
-  .extend({ at: z.number().int().min(0).meta({ description: "When the sample was taken, epoch ms" }) });
+  .extend({ at: z.number().int().min(0).meta({ description: "When the sample was taken, epoch ms" }) })
+  .meta({ id: "MetricSample" });
 export type MetricSample = z.output<typeof metricSampleSchema>;
 
 export const BUILTIN_METRICS = [

@@ -193,7 +193,10 @@ function checkPolicyRules(
 }
 
 /** A full scaling policy. Parsing fills every default; unknown fields are rejected. */
-export const scalingPolicySchema = z.strictObject(policyFields).superRefine(checkPolicyRules);
+export const scalingPolicySchema = z
+  .strictObject(policyFields)
+  .superRefine(checkPolicyRules)
+  .meta({ id: "ScalingPolicy" });
 export type ScalingPolicy = z.output<typeof scalingPolicySchema>;
 export type ScalingPolicyInput = z.input<typeof scalingPolicySchema>;
 

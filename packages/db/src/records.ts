@@ -33,6 +33,10 @@ const timestamp = (column: z.ZodDate) => column.meta({ override: { type: "string
 
 const count = z.number().int().min(0);
 
+/** Where a proxy's effective policy comes from: its own, its environment's default, or the global default. */
+export const policySourceSchema = z.enum(["proxy", "environment", "default"]);
+export type PolicySource = z.output<typeof policySourceSchema>;
+
 const proxyRowSchema = createSelectSchema(proxies, {
   ownerTier: z.enum(TIERS).meta({ description: "The owner's tier, whose caps bound this proxy's replicas" }),
   actuatorKind: z.enum(ACTUATOR_KINDS),
@@ -62,7 +66,7 @@ export const scalingEventRecordSchema = createSelectSchema(proxyScalingEvents, {
   createdAt: timestamp,
   startedAt: timestamp,
   completedAt: timestamp,
-});
+}).meta({ id: "ScalingEvent" });
 export type ScalingEventRecord = z.output<typeof scalingEventRecordSchema>;
 
 /** A stored decision: core's decision (the jsonb column) with the row's id, proxy, trigger and times. */
@@ -71,7 +75,9 @@ export const decisionRecordSchema = createSelectSchema(scalingDecisions, {
   evaluatedAt: timestamp,
   createdAt: timestamp,
   decision: decisionSchema,
-}).pick({ id: true, proxyId: true, triggeredBy: true, evaluatedAt: true, decision: true, createdAt: true });
+})
+  .pick({ id: true, proxyId: true, triggeredBy: true, evaluatedAt: true, decision: true, createdAt: true })
+  .meta({ id: "StoredDecision" });
 export type DecisionRecord = z.output<typeof decisionRecordSchema>;
 
 /** An audit entry: the entity before and after are whatever was written (any JSON, or null). */
@@ -79,7 +85,7 @@ export const auditEntrySchema = createSelectSchema(auditLog, {
   before: z.unknown(),
   after: z.unknown(),
   createdAt: timestamp,
-});
+}).meta({ id: "AuditEntry" });
 export type AuditEntry = z.output<typeof auditEntrySchema>;
 
 /** A stored latest sample with what was stored beside it. */
@@ -104,28 +110,30 @@ export type MetricsPoint = z.output<typeof metricsPointSchema>;
 const minMax = z.object({ avg: z.number().nullable(), max: z.number().nullable() });
 
 /** The seed's scaling summary; event counts are keyed by the events table's own types and statuses. */
-export const scalingSummarySchema = z.object({
-  proxyId: z.uuid(),
-  hoursBack: z.number(),
-  from: timestamp(z.date()),
-  to: timestamp(z.date()),
-  events: z.object({
-    total: count,
-    byType: z.record(scalingEventRecordSchema.shape.eventType, count),
-    byStatus: z.record(scalingEventRecordSchema.shape.status, count),
-  }),
-  loadScore: minMax,
-  replicas: minMax,
-  /** Over completed events. */
-  avgScalingDurationMs: z.number().nullable(),
-  /**
-   * Least-squares slope of the load score (points per hour) and core's reading of it: "steady" when the fitted
-   * change across the samples' span is under core's STEADY_TREND_POINTS. slopePerHour is null with fewer than
-   * two points.
-   */
-  trend: z.object({ slopePerHour: z.number().nullable(), direction: z.enum(TREND_DIRECTIONS) }),
-  samples: count,
-});
+export const scalingSummarySchema = z
+  .object({
+    proxyId: z.uuid(),
+    hoursBack: z.number(),
+    from: timestamp(z.date()),
+    to: timestamp(z.date()),
+    events: z.object({
+      total: count,
+      byType: z.record(scalingEventRecordSchema.shape.eventType, count),
+      byStatus: z.record(scalingEventRecordSchema.shape.status, count),
+    }),
+    loadScore: minMax,
+    replicas: minMax,
+    /** Over completed events. */
+    avgScalingDurationMs: z.number().nullable(),
+    /**
+     * Least-squares slope of the load score (points per hour) and core's reading of it: "steady" when the fitted
+     * change across the samples' span is under core's STEADY_TREND_POINTS. slopePerHour is null with fewer than
+     * two points.
+     */
+    trend: z.object({ slopePerHour: z.number().nullable(), direction: z.enum(TREND_DIRECTIONS) }),
+    samples: count,
+  })
+  .meta({ id: "ScalingSummary" });
 export type ScalingSummary = z.output<typeof scalingSummarySchema>;
 
 /** A page of a keyset-paginated list. */

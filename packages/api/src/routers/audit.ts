@@ -1,7 +1,8 @@
 import { getProxy, getScalingEvent, listAudit } from "@proxyscale/db";
 import { z } from "zod";
-import { type AuthedContext, ownerScope, recordOutput } from "../access.ts";
+import { type AuthedContext, ownerScope } from "../access.ts";
 import { notFound } from "../errors.ts";
+import { auditPageSchema } from "../outputs.ts";
 import { cursorSchema, limitSchema } from "../schemas.ts";
 import { viewerProcedure } from "../trpc.ts";
 
@@ -24,7 +25,7 @@ export const auditRouter = {
         cursor: cursorSchema.optional(),
       }),
     )
-    .output(recordOutput<Awaited<ReturnType<typeof listAudit>>>("A page of audit entries"))
+    .output(auditPageSchema)
     .query(async ({ ctx, input }) => {
       if (ctx.user.role === "admin") return listAudit(ctx.db, input);
       if (input.entityId) {

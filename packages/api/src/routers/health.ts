@@ -1,8 +1,9 @@
 import { setProxyHealth, withTransaction, writeAudit } from "@proxyscale/db";
-import { loadVisibleProxy, recordOutput } from "../access.ts";
+import { loadVisibleProxy } from "../access.ts";
+import { proxyViewSchema } from "../outputs.ts";
 import { proxyHealthSchema, proxyIdSchema } from "../schemas.ts";
 import { operatorProcedure } from "../trpc.ts";
-import { type ProxyView, toProxyView } from "./proxies.ts";
+import { toProxyView } from "./proxies.ts";
 
 export const healthRouter = {
   set: operatorProcedure
@@ -15,7 +16,7 @@ export const healthRouter = {
       },
     })
     .input(proxyHealthSchema.extend({ proxyId: proxyIdSchema }))
-    .output(recordOutput<ProxyView>("The proxy with its new health"))
+    .output(proxyViewSchema)
     .mutation(async ({ ctx, input }) => {
       const before = await loadVisibleProxy(ctx, input.proxyId);
       const after = await withTransaction(ctx.db, async (tx) => {

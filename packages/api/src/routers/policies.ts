@@ -1,15 +1,8 @@
-import {
-  PRESET_NAMES,
-  type PresetName,
-  policyFromPreset,
-  type ScalingPolicy,
-  scalingPolicySchema,
-} from "@proxyscale/core";
+import { PRESET_NAMES, policyFromPreset, type ScalingPolicy, scalingPolicySchema } from "@proxyscale/core";
 import {
   deletePolicy,
   getEnvironmentPolicy,
   listEnvironmentPolicies,
-  type PolicySource,
   setEnvironmentPolicy,
   upsertPolicy,
 } from "@proxyscale/db";
@@ -20,18 +13,20 @@ import {
   callerTierLimits,
   effectivePolicyOf,
   loadVisibleProxy,
-  recordOutput,
   tierCapExceeded,
 } from "../access.ts";
 import { notFound, toApiIssues } from "../errors.ts";
+import {
+  effectivePolicySchema,
+  environmentPoliciesSchema,
+  environmentPolicySchema,
+  policyValidationSchema,
+  presetsSchema,
+  storedEnvironmentPolicySchema,
+  storedPolicySchema,
+} from "../outputs.ts";
 import { environmentSchema, proxyIdSchema } from "../schemas.ts";
 import { adminProcedure, viewerProcedure } from "../trpc.ts";
-
-export interface EffectivePolicy {
-  proxyId: string;
-  policy: ScalingPolicy;
-  source: PolicySource;
-}
 
 const TAGS = ["policies"];
 
@@ -58,7 +53,7 @@ export const policiesRouter = {
       },
     })
     .input(z.strictObject({ proxyId: proxyIdSchema }))
-    .output(recordOutput<EffectivePolicy>("The effective policy and its source"))
+    .output(effectivePolicySchema)
     .query(async ({ ctx, input }) => {
       await loadVisibleProxy(ctx, input.proxyId);
       const effective = await effectivePolicyOf(ctx, input.proxyId);
@@ -76,7 +71,7 @@ export const policiesRouter = {
       successStatus: createdOrReplaced,
     })
     .input(scalingPolicySchema.safeExtend({ proxyId: proxyIdSchema }))
-    .output(recordOutput<EffectivePolicy & { created: boolean }>("The stored policy"))
+    .output(storedPolicySchema)
     .mutation(async ({ ctx, input }) => {
       const { proxyId, ...policy } = input;
       const proxy = await loadVisibleProxy(ctx, proxyId);
@@ -96,7 +91,7 @@ export const policiesRouter = {
       },
     })
     .input(z.strictObject({ proxyId: proxyIdSchema }))
-    .output(recordOutput<EffectivePolicy>("The policy that now applies"))
+    .output(effectivePolicySchema)
     .mutation(async ({ ctx, input }) => {
       await loadVisibleProxy(ctx, input.proxyId);
       await deletePolicy(ctx.db, { proxyId: input.proxyId, actorId: ctx.user.sub });
@@ -109,11 +104,7 @@ export const policiesRouter = {
       openapi: { method: "GET", path: "/policies/presets", tags: TAGS, summary: "Named starting policies" },
     })
     .input(z.strictObject({}))
-    .output(
-      recordOutput<{ presets: Array<{ name: PresetName; policy: ScalingPolicy }> }>(
-        "The presets, normalized",
-      ),
-    )
+    .output(presetsSchema)
     .query(() => ({ presets: PRESET_NAMES.map((name) => ({ name, policy: policyFromPreset(name) })) })),
 
   validate: viewerProcedure
@@ -126,14 +117,7 @@ export const policiesRouter = {
       },
     })
     .input(z.strictObject({ policy: z.unknown() }))
-    .output(
-      recordOutput<{
-        valid: boolean;
-        policy: ScalingPolicy | null;
-        issues: ReturnType<typeof toApiIssues>;
-        warnings: string[];
-      }>("Whether the policy is valid, with issues naming each field"),
-    )
+    .output(policyValidationSchema)
     .mutation(({ ctx, input }) => {
       const parsed = scalingPolicySchema.safeParse(input.policy);
       if (!parsed.success)
@@ -158,9 +142,7 @@ export const policiesRouter = {
       },
     })
     .input(z.strictObject({}))
-    .output(
-      recordOutput<{ items: Array<{ environment: string; policy: ScalingPolicy }> }>("Environment defaults"),
-    )
+    .output(environmentPoliciesSchema)
     .query(async ({ ctx }) => {
       const items = await listEnvironmentPolicies(ctx.db);
       return { items: items.map((item) => ({ environment: item.environment, policy: item.policy })) };
@@ -176,7 +158,7 @@ export const policiesRouter = {
       },
     })
     .input(z.strictObject({ environment: environmentSchema }))
-    .output(recordOutput<{ environment: string; policy: ScalingPolicy }>("The environment's default policy"))
+    .output(environmentPolicySchema)
     .query(async ({ ctx, input }) => {
       const policy = await getEnvironmentPolicy(ctx.db, { environment: input.environment });
       if (!policy) throw notFound("environment policy", input.environment);
@@ -194,11 +176,7 @@ export const policiesRouter = {
       successStatus: createdOrReplaced,
     })
     .input(scalingPolicySchema.safeExtend({ environment: environmentSchema }))
-    .output(
-      recordOutput<{ environment: string; policy: ScalingPolicy; created: boolean }>(
-        "The stored default policy",
-      ),
-    )
+    .output(storedEnvironmentPolicySchema)
     .mutation(async ({ ctx, input }) => {
       const { environment, ...policy } = input;
       assertWithinCallerTier(ctx, policy);

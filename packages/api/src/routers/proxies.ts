@@ -2,12 +2,10 @@ import { type ActuatorConfig, redactActuatorConfig } from "@proxyscale/core";
 import { createProxy, deleteProxy, listProxies, type ProxyRecord, updateProxy } from "@proxyscale/db";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
-import { callerTierLimits, loadVisibleProxy, ownerScope, recordOutput } from "../access.ts";
+import { callerTierLimits, loadVisibleProxy, ownerScope } from "../access.ts";
+import { deletedProxySchema, type ProxyView, proxyPageSchema, proxyViewSchema } from "../outputs.ts";
 import { cursorSchema, limitSchema, proxyFieldsSchema, proxyIdSchema, proxyPatchSchema } from "../schemas.ts";
 import { operatorProcedure, viewerProcedure } from "../trpc.ts";
-
-/** A proxy as the API returns it: the actuator's secrets redacted. */
-export type ProxyView = Omit<ProxyRecord, "actuator"> & { actuator: ActuatorConfig };
 
 export function toProxyView(proxy: ProxyRecord): ProxyView {
   const actuator = { ...proxy.actuator.config, kind: proxy.actuator.kind } as ActuatorConfig;
@@ -33,7 +31,7 @@ export const proxiesRouter = {
       successStatus: 201,
     })
     .input(proxyFieldsSchema)
-    .output(recordOutput<ProxyView>("The registered proxy"))
+    .output(proxyViewSchema)
     .mutation(async ({ ctx, input }) => {
       // The cap is checked inside createProxy's transaction (CapExceededError → 403), so concurrent
       // registrations cannot pass it.
@@ -60,7 +58,7 @@ export const proxiesRouter = {
       },
     })
     .input(z.strictObject({ limit: limitSchema.default(50), cursor: cursorSchema.optional() }))
-    .output(recordOutput<{ items: ProxyView[]; nextCursor: string | null }>("A page of proxies"))
+    .output(proxyPageSchema)
     .query(async ({ ctx, input }) => {
       const page = await listProxies(ctx.db, {
         ownerId: ownerScope(ctx),
@@ -73,7 +71,7 @@ export const proxiesRouter = {
   get: viewerProcedure
     .meta({ openapi: { method: "GET", path: "/proxies/{proxyId}", tags: TAGS, summary: "Get one proxy" } })
     .input(z.strictObject({ proxyId: proxyIdSchema }))
-    .output(recordOutput<ProxyView>("The proxy"))
+    .output(proxyViewSchema)
     .query(async ({ ctx, input }) => toProxyView(await loadVisibleProxy(ctx, input.proxyId))),
 
   update: operatorProcedure
@@ -86,7 +84,7 @@ export const proxiesRouter = {
       },
     })
     .input(proxyPatchSchema.extend({ proxyId: proxyIdSchema }))
-    .output(recordOutput<ProxyView>("The updated proxy"))
+    .output(proxyViewSchema)
     .mutation(async ({ ctx, input }) => {
       const { proxyId, actuator, ...fields } = input;
       await loadVisibleProxy(ctx, proxyId);
@@ -115,7 +113,7 @@ export const proxiesRouter = {
       },
     })
     .input(z.strictObject({ proxyId: proxyIdSchema }))
-    .output(recordOutput<{ proxyId: string; deleted: true }>("The deleted proxy's id"))
+    .output(deletedProxySchema)
     .mutation(async ({ ctx, input }) => {
       await loadVisibleProxy(ctx, input.proxyId);
       await deleteProxy(ctx.db, { id: input.proxyId, ownerId: ownerScope(ctx), actorId: ctx.user.sub });

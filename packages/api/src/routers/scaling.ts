@@ -9,8 +9,8 @@ import {
   listDecisions,
   listScalingEvents,
   MAX_SUMMARY_HOURS,
-  type ScalingEventRecord,
-  type ScalingSummary,
+  scalingEventRecordSchema,
+  scalingSummarySchema,
 } from "@proxyscale/db";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
@@ -20,10 +20,9 @@ import {
   effectivePolicyOf,
   loadVisibleProxy,
   ownerScope,
-  recordOutput,
 } from "../access.ts";
 import { inputError, notFound } from "../errors.ts";
-import type { EvaluationResult } from "../evaluation.ts";
+import { decisionPageSchema, evaluationSchema, scalingEventPageSchema } from "../outputs.ts";
 import {
   cursorSchema,
   evaluateOptionsSchema,
@@ -52,9 +51,7 @@ export const scalingRouter = {
       },
     })
     .input(evaluateOptionsSchema.extend({ proxyId: proxyIdSchema }))
-    .output(
-      recordOutput<EvaluationResult>("The decision: action, replica counts, loadScore, limits, explanation"),
-    )
+    .output(evaluationSchema)
     .mutation(({ ctx, input }) =>
       ctx.evaluate({
         proxyId: input.proxyId,
@@ -75,7 +72,7 @@ export const scalingRouter = {
       successStatus: 202,
     })
     .input(executeScalingSchema.extend({ proxyId: proxyIdSchema }))
-    .output(recordOutput<ScalingEventRecord>("The scaling event (status pending)"))
+    .output(scalingEventRecordSchema)
     .mutation(async ({ ctx, input }) => {
       const triggeredBy = input.triggeredBy ?? triggeredByFor(ctx);
       if (triggeredBy === "admin" && ctx.user.role !== "admin") {
@@ -132,7 +129,7 @@ export const scalingRouter = {
       },
     })
     .input(scalingCompletionSchema.extend({ eventId: eventIdSchema }))
-    .output(recordOutput<ScalingEventRecord>("The finished event"))
+    .output(scalingEventRecordSchema)
     .mutation(async ({ ctx, input }) => {
       const existing = await getScalingEvent(ctx.db, { id: input.eventId });
       if (!existing) throw notFound("scaling event", input.eventId);
@@ -165,7 +162,7 @@ export const scalingRouter = {
         cursor: cursorSchema.optional(),
       }),
     )
-    .output(recordOutput<{ items: ScalingEventRecord[]; nextCursor: string | null }>("A page of events"))
+    .output(scalingEventPageSchema)
     .query(async ({ ctx, input }) => {
       await loadVisibleProxy(ctx, input.proxyId);
       const page = await listScalingEvents(ctx.db, {
@@ -198,7 +195,7 @@ export const scalingRouter = {
           .default(DEFAULT_SUMMARY_HOURS),
       }),
     )
-    .output(recordOutput<ScalingSummary>("The summary"))
+    .output(scalingSummarySchema)
     .query(async ({ ctx, input }) => {
       await loadVisibleProxy(ctx, input.proxyId);
       return getScalingSummary(ctx.db, {
@@ -224,7 +221,7 @@ export const scalingRouter = {
         cursor: cursorSchema.optional(),
       }),
     )
-    .output(recordOutput<Awaited<ReturnType<typeof listDecisions>>>("A page of decisions"))
+    .output(decisionPageSchema)
     .query(async ({ ctx, input }) => {
       await loadVisibleProxy(ctx, input.proxyId);
       return listDecisions(ctx.db, { proxyId: input.proxyId, limit: input.limit, cursor: input.cursor });

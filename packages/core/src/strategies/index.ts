@@ -29,9 +29,7 @@ export const strategies = {
 } as const satisfies { [Name in StrategyName]: Strategy<Extract<StrategyBasis, { strategy: Name }>> };
 
 /** What each strategy's decision is based on, discriminated by `strategy`: one member per strategy. */
-export const strategyBasisSchema = z.discriminatedUnion("strategy", [
-  thresholdBasisSchema,
-  targetTrackingBasisSchema,
-  stepBasisSchema,
-]);
+export const strategyBasisSchema = z
+  .discriminatedUnion("strategy", [thresholdBasisSchema, targetTrackingBasisSchema, stepBasisSchema])
+  .meta({ id: "StrategyBasis" });
 export type StrategyBasis = z.output<typeof strategyBasisSchema>;

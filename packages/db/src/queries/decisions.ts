@@ -3,20 +3,14 @@ import type { Decision, ScalingTrigger } from "@proxyscale/core";
 import { and, desc, eq, sql } from "drizzle-orm";
 import { type Db, isUuid, queryPreparedRows } from "../db.ts";
 import { NotFoundError, violatedConstraint } from "../errors.ts";
+import type { DecisionRecord } from "../records.ts";
 import { scalingDecisions } from "../schema/index.ts";
 import { afterCursor, type Page, pageSize, toPage } from "./cursor.ts";
 import { numberArray, textArray } from "./pg-array.ts";
 
 /** Every evaluation of the engine, stored with its recommendation (what stabilization windows read). */
 
-export interface DecisionRecord {
-  id: string;
-  proxyId: string;
-  triggeredBy: ScalingTrigger;
-  evaluatedAt: Date;
-  decision: Decision;
-  createdAt: Date;
-}
+export type { DecisionRecord } from "../records.ts";
 
 export interface DecisionInput {
   proxyId: string;

@@ -2,6 +2,7 @@ import type { MetricSample } from "@proxyscale/core";
 import { sql } from "drizzle-orm";
 import { type Db, isUuid, queryPreparedRows, queryRows, withTransaction } from "../db.ts";
 import { InvalidInputError, NotFoundError, violatedConstraint } from "../errors.ts";
+import type { LatestSample, MetricsPoint } from "../records.ts";
 import { FLEET_INSTANCE_ID } from "../schema/index.ts";
 import { inList, numberArray, textArray } from "./pg-array.ts";
 import { epochMs, timestampParam, toDate } from "./time.ts";
@@ -103,12 +104,7 @@ async function insertBatch(db: Db, rows: readonly SampleInput[]): Promise<number
   }
 }
 
-/** A stored latest sample with what was stored beside it. */
-export interface LatestSample extends MetricSample {
-  loadScore: number;
-  replicas: number | null;
-  unhealthyReplicas: number | null;
-}
+export type { LatestSample } from "../records.ts";
 
 type LatestSampleRow = Omit<LatestSample, "instanceId" | "custom"> & {
   proxyId: string;
@@ -205,15 +201,7 @@ export function seriesSql(proxyId: string, from: Date, to: Date) {
     )`;
 }
 
-/** One interval of a range: sample-weighted averages of the metrics, the max load score, the sample count. */
-export type MetricsPoint = Omit<MetricSample, "instanceId" | "custom"> & {
-  /** Start of the point's interval, epoch ms. */
-  at: number;
-  loadScore: number;
-  loadScoreMax: number;
-  replicas: number | null;
-  samples: number;
-};
+export type { MetricsPoint } from "../records.ts";
 
 /**
  * Downsamples [from, to] to at most `points` equal intervals (sample-weighted averages); intervals without

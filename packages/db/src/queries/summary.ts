@@ -1,36 +1,15 @@
-import { type TrendDirection, trendDirection } from "@proxyscale/core";
+import { trendDirection } from "@proxyscale/core";
 import { sql } from "drizzle-orm";
 import { type Db, isUuid, queryRows } from "../db.ts";
 import { InvalidInputError, NotFoundError } from "../errors.ts";
-import type { ScalingEventStatus, ScalingEventType } from "../schema/index.ts";
+import type { ScalingSummary } from "../records.ts";
 import { seriesSql } from "./metrics.ts";
 import { timestampParam, toDate } from "./time.ts";
 
 export const DEFAULT_SUMMARY_HOURS = 24;
 export const MAX_SUMMARY_HOURS = 24 * 90;
 
-export interface ScalingSummary {
-  proxyId: string;
-  hoursBack: number;
-  from: Date;
-  to: Date;
-  events: {
-    total: number;
-    byType: Record<ScalingEventType, number>;
-    byStatus: Record<ScalingEventStatus, number>;
-  };
-  loadScore: { avg: number | null; max: number | null };
-  replicas: { avg: number | null; max: number | null };
-  /** Over completed events. */
-  avgScalingDurationMs: number | null;
-  /**
-   * Least-squares slope of the load score (points per hour) and core's reading of it: "steady" when the fitted
-   * change across the samples' span is under core's STEADY_TREND_POINTS. slopePerHour is null with fewer than
-   * two points.
-   */
-  trend: { slopePerHour: number | null; direction: TrendDirection };
-  samples: number;
-}
+export type { ScalingSummary } from "../records.ts";
 
 /**
  * The seed's summary over the last `hoursBack` hours before `now`, computed in SQL in one statement: event

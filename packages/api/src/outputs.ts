@@ -1,0 +1,88 @@
+import {
+  decisionSchema,
+  metricSampleSchema,
+  PRESET_NAMES,
+  redactedActuatorConfigSchema,
+  scalingPolicySchema,
+} from "@proxyscale/core";
+import {
+  auditEntrySchema,
+  decisionRecordSchema,
+  latestSampleSchema,
+  metricsPointSchema,
+  pageSchema,
+  policySourceSchema,
+  proxyRecordSchema,
+  scalingEventRecordSchema,
+} from "@proxyscale/db";
+import { z } from "zod";
+import { apiIssueSchema } from "./errors.ts";
+import { environmentSchema, proxyIdSchema } from "./schemas.ts";
+
+/**
+ * The procedures' output schemas: the API's own shapes (views, pages, wrappers) around core's and the db's
+ * schemas, which define every record once. tRPC checks each response against its schema, trpc-to-openapi
+ * writes them into /api/openapi.json, and the SDK's types are inferred from them.
+ */
+
+/** A proxy as the API returns it: the actuator's secrets redacted. */
+export const proxyViewSchema = proxyRecordSchema
+  .extend({ actuator: redactedActuatorConfigSchema })
+  .meta({ id: "Proxy" });
+export type ProxyView = z.output<typeof proxyViewSchema>;
+
+export const proxyPageSchema = pageSchema(proxyViewSchema);
+export const deletedProxySchema = z.object({ proxyId: proxyIdSchema, deleted: z.literal(true) });
+
+export const recordedSampleSchema = z.object({
+  proxyId: proxyIdSchema,
+  sample: metricSampleSchema,
+  loadScore: z.number(),
+});
+export const recordedBatchSchema = z.object({
+  proxyId: proxyIdSchema,
+  recorded: z.number().int().min(0),
+  loadScores: z.array(z.number()),
+});
+export const latestSamplesSchema = z.object({ proxyId: proxyIdSchema, samples: z.array(latestSampleSchema) });
+export const metricsRangeSchema = z.object({
+  proxyId: proxyIdSchema,
+  from: z.number().int(),
+  to: z.number().int(),
+  points: z.array(metricsPointSchema),
+});
+
+/** The policy that applies to a proxy and where it comes from (its own, its environment's, the default). */
+export const effectivePolicySchema = z.object({
+  proxyId: proxyIdSchema,
+  policy: scalingPolicySchema,
+  source: policySourceSchema,
+});
+export type EffectivePolicy = z.output<typeof effectivePolicySchema>;
+/** `created` tells a new policy (201) from a replaced one (200). */
+export const storedPolicySchema = effectivePolicySchema.extend({ created: z.boolean() });
+export const presetsSchema = z.object({
+  presets: z.array(z.object({ name: z.enum(PRESET_NAMES), policy: scalingPolicySchema })),
+});
+export const policyValidationSchema = z.object({
+  valid: z.boolean(),
+  policy: scalingPolicySchema.nullable(),
+  issues: z.array(apiIssueSchema),
+  warnings: z.array(z.string()),
+});
+export const environmentPolicySchema = z.object({
+  environment: environmentSchema,
+  policy: scalingPolicySchema,
+});
+export const environmentPoliciesSchema = z.object({ items: z.array(environmentPolicySchema) });
+export const storedEnvironmentPolicySchema = environmentPolicySchema.extend({ created: z.boolean() });
+
+/** `scaling.evaluate`: core's decision with the id it is stored under and the policy's source. */
+export const evaluationSchema = decisionSchema.extend({
+  decisionId: z.uuid(),
+  proxyId: proxyIdSchema,
+  policySource: z.string(),
+});
+export const scalingEventPageSchema = pageSchema(scalingEventRecordSchema);
+export const decisionPageSchema = pageSchema(decisionRecordSchema);
+export const auditPageSchema = pageSchema(auditEntrySchema);
