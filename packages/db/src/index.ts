@@ -77,6 +77,7 @@ export {
 export * from "./queries/rate-limits.ts";
 export * from "./queries/summary.ts";
 export * from "./records.ts";
+export { isRetryableAbort, TRANSACTION_ATTEMPTS, withRetriedTransaction } from "./retry.ts";
 export * as schema from "./schema/index.ts";
 export {
   ACTIVE_EVENT_STATUSES,

@@ -384,6 +384,68 @@ forEachDriver(
         }
       });
 
+      it.skipIf(driver.name === "pglite")(
+        "locks the proxy row before its events: a start or completion waits for a scale that holds the proxy, which is refused as in flight instead of deadlocking",
+        async () => {
+          const other = await secondHandle();
+          try {
+            const proxy = await newProxy(db(), 1);
+            const base = { proxyId: proxy.id, triggeredBy: "manual" as const, reason: "r" };
+            const pending = await createScalingEvent(db(), { ...base, newReplicas: 2 });
+            for (const writer of ["start", "complete"] as const) {
+              const settled = await withTransaction(db(), async (tx) => {
+                // What a manual scale holds between its lock and its insert.
+                await tx.execute(sql`select 1 from proxies where id = ${proxy.id}::uuid for no key update`);
+                const [{ pid }] = (await queryRows<{ pid: number }>(
+                  tx,
+                  sql`select pg_backend_pid() as pid`,
+                )) as [{ pid: number }];
+                const write =
+                  writer === "start"
+                    ? startScalingEventAudited(other.db, { eventId: pending.id, actorId: ACTOR })
+                    : completeScalingEvent(other.db, {
+                        eventId: pending.id,
+                        status: "completed",
+                        observedReplicas: 2,
+                      });
+                await expect
+                  .poll(
+                    async () =>
+                      (
+                        await queryRows<{ n: number }>(
+                          db(),
+                          sql`select count(*)::int as n from pg_stat_activity
+                              where ${pid}::int = any(pg_blocking_pids(pid))`,
+                        )
+                      )[0]!.n,
+                    { timeout: 5_000 },
+                  )
+                  .toBe(1);
+                // The waiting writer holds no lock on the event (NOWAIT fails at once on a locked row)…
+                await expect(
+                  queryRows(
+                    db(),
+                    sql`select id from proxy_scaling_events where id = ${pending.id}::uuid for no key update nowait`,
+                  ),
+                ).resolves.toHaveLength(1);
+                // …so the event is still in flight as it was, and the scale is refused at once.
+                await expect(createScalingEvent(tx, { ...base, newReplicas: 3 })).rejects.toThrow(
+                  new ConflictError(`proxy ${proxy.id} already has a scaling event in flight`),
+                );
+                // Wrapped: a returned promise would be awaited inside the transaction, which it waits for.
+                return { write };
+              });
+              expect(await settled.write, writer).toMatchObject({
+                status: writer === "start" ? "in_progress" : "completed",
+              });
+            }
+            expect((await getProxy(db(), { id: proxy.id }))?.currentReplicas).toBe(2);
+          } finally {
+            await other.close();
+          }
+        },
+      );
+
       it("lets exactly one of many concurrent scales of one proxy be created", async () => {
         const other = await secondHandle();
         try {

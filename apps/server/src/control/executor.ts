@@ -13,10 +13,10 @@ import {
   type ScalingExecutor,
   startScalingEventAudited,
   type Telemetry,
-  withTransaction,
+  withRetriedTransaction,
   writeAudit,
 } from "@proxyscale/db";
-import { errorMessage } from "../actuators/types.ts";
+import { type Actuator, errorMessage } from "../actuators/types.ts";
 import type { ActuatorRegistry } from "./actuators.ts";
 
 /** The fields of an event the executor works from (a full record or the control loop's summary). */
@@ -26,6 +26,13 @@ export type ExecutableEvent = Pick<
 >;
 
 export const acceptedLeaseName = (eventId: string) => `accepted:${eventId}`;
+
+/** How an execution ended, to be stored on its event. */
+interface Outcome {
+  status: CompletionStatus;
+  error?: string;
+  observedReplicas?: number | undefined;
+}
 
 /** Failed recoveries of one event (the actuator could not be asked) before it is failed anyway. */
 const RECOVERY_ATTEMPTS = 3;
@@ -49,7 +56,7 @@ export interface ScaleExecutorOptions {
 /**
  * Runs scaling events: pending → in_progress (audited, one transaction) → actuator.setReplicas → completed with
  * the observed count, or failed with the error (audited with the completion). Only the proxy's owner runs an
- * event; `startScalingEvent` moves it out of pending for exactly one caller, so it never runs twice.
+ * event; `startScalingEventAudited` moves it out of pending for exactly one caller, so it never runs twice.
  */
 export class ScaleExecutor implements ScalingExecutor {
   private readonly running = new Map<
@@ -118,7 +125,8 @@ export class ScaleExecutor implements ScalingExecutor {
     this.options.telemetry?.scalingEventChanged?.(started);
     const proxy = known ?? (await getProxy(db, { id: event.proxyId }));
     if (!proxy) return;
-    let actuator: Awaited<ReturnType<ActuatorRegistry["get"]>> | undefined;
+    let actuator: Actuator | undefined;
+    let outcome: Outcome;
     try {
       actuator = await this.options.registry.get(proxy);
       this.options.onActuatorCall?.(event);
@@ -140,28 +148,58 @@ export class ScaleExecutor implements ScalingExecutor {
         );
         return;
       }
-      await this.finish(event, "completed", { observedReplicas: result.observedReplicas });
+      outcome = { status: "completed", observedReplicas: result.observedReplicas };
     } catch (error) {
-      let observedReplicas: number | undefined;
-      try {
-        if (actuator) observedReplicas = (await actuator.getReplicas()).replicas;
-      } catch {
-        // The actuator cannot tell: the recorded count stays.
-      }
-      await this.finish(event, "failed", { error: errorMessage(error), observedReplicas });
+      outcome = { status: "failed", error: errorMessage(error), observedReplicas: await observe(actuator) };
     }
+    await this.store(event, outcome, actuator);
+  }
+
+  /**
+   * Stores what the actuator did. A write the database still refuses after withRetriedTransaction's retries is
+   * never turned into a failure of the scale: the actuator is asked again what runs, and the event is completed
+   * (it observes the new count) or failed from that, in one more write. Should that fail too, the event stays
+   * in progress, and recovery asks the actuator the same way.
+   */
+  private async store(
+    event: ExecutableEvent,
+    outcome: Outcome,
+    actuator: Actuator | undefined,
+  ): Promise<void> {
+    try {
+      await this.finish(event, outcome.status, outcome);
+      return;
+    } catch (error) {
+      this.options.logger.warn(
+        { eventId: event.id, proxyId: event.proxyId, err: errorMessage(error) },
+        `control: storing the ${outcome.status} scale failed; asking the actuator what runs`,
+      );
+    }
+    const observed = await observe(actuator);
+    let observedOutcome: Outcome = outcome;
+    if (observed === event.newReplicas) observedOutcome = { status: "completed", observedReplicas: observed };
+    else if (observed !== undefined) {
+      observedOutcome = {
+        status: "failed",
+        error:
+          outcome.error ??
+          `the actuator observes ${observed} replicas, not the ${event.newReplicas} asked for`,
+        observedReplicas: observed,
+      };
+    }
+    await this.finish(event, observedOutcome.status, observedOutcome);
   }
 
   /** Ends the event with its audit entry in one transaction. A finish that lost a race only records the count. */
   private async finish(
     event: ExecutableEvent,
     status: CompletionStatus,
-    outcome: { error?: string; observedReplicas?: number | undefined },
+    outcome: Omit<Outcome, "status">,
     action = status === "completed" ? "scaling.complete" : "scaling.fail",
   ): Promise<void> {
     const { db, logger } = this.options;
     try {
-      const finished = await withTransaction(db, async (tx) => {
+      const finished = await withRetriedTransaction(db, async (tx) => {
         const record = await completeScalingEvent(tx, {
           eventId: event.id,
           status,
@@ -288,5 +326,14 @@ export class ScaleExecutor implements ScalingExecutor {
       for (const entry of this.running.values()) entry.abort.abort(new Error("the server is shutting down"));
       await all();
     }
+  }
+}
+
+/** What the actuator observes running, or undefined when there is none or it cannot tell. */
+async function observe(actuator: Actuator | undefined): Promise<number | undefined> {
+  try {
+    return actuator ? (await actuator.getReplicas()).replicas : undefined;
+  } catch {
+    return undefined;
   }
 }

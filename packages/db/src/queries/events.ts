@@ -1,9 +1,12 @@
 import type { CompletionStatus, Decision, MetricSample, ScalingTrigger } from "@proxyscale/core";
 import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
-import { type Db, isUuid, queryRows, withTransaction } from "../db.ts";
+import { type Db, isUuid, queryRows } from "../db.ts";
 import { ConflictError, NotFoundError, violatedConstraint } from "../errors.ts";
+import type { ScalingEventRecord } from "../records.ts";
+import { withRetriedTransaction } from "../retry.ts";
 import {
   ACTIVE_EVENT_STATUSES,
+  auditLog,
   type HistorySnapshot,
   proxies,
   proxyScalingEvents,
@@ -15,6 +18,7 @@ import {
 import { writeAudit } from "./audit.ts";
 import { afterCursor, type Page, pageSize, toPage } from "./cursor.ts";
 import { latestSamples } from "./metrics.ts";
+import { col, cols, selectAll } from "./names.ts";
 import { lockProxy } from "./proxies.ts";
 import { toDate } from "./time.ts";
 
@@ -22,25 +26,15 @@ import { toDate } from "./time.ts";
  * The scaling event's state machine, whole: create (pending, with its history snapshot) → start (in_progress,
  * audited) → complete | fail | cancel, and the reads that recovery and the API need. Every transition is checked
  * in SQL (`UPDATE … WHERE status …`), so of concurrent callers on any number of servers exactly one wins.
+ *
+ * One lock order for everything that writes a proxy and its events: the proxy row first (`FOR NO KEY UPDATE`,
+ * which foreign-key checks of samples and decisions do not wait for), then its events. A manual scale locks the
+ * proxy and inserts an event; a completion updated the event, then the proxy's replicas: in opposite orders, the
+ * two deadlocked under concurrent scales. What PostgreSQL can still abort (a deadlock with some other path, a
+ * serialization failure) is run again by withRetriedTransaction.
  */
 
-export interface ScalingEventRecord {
-  id: string;
-  proxyId: string;
-  eventType: ScalingEventType;
-  previousReplicas: number;
-  newReplicas: number;
-  triggeredBy: ScalingTrigger;
-  status: ScalingEventStatus;
-  reason: string;
-  error: string | null;
-  decisionId: string | null;
-  createdBy: string | null;
-  createdAt: Date;
-  startedAt: Date | null;
-  completedAt: Date | null;
-  durationMs: number | null;
-}
+export type { ScalingEventRecord } from "../records.ts";
 
 function toEventRecord(row: typeof proxyScalingEvents.$inferSelect): ScalingEventRecord {
   return { ...row };
@@ -76,7 +70,7 @@ export async function createScalingEvent(
   input: CreateScalingEventInput,
 ): Promise<ScalingEventRecord> {
   try {
-    return await withTransaction(db, async (tx) => {
+    return await withRetriedTransaction(db, async (tx) => {
       const proxy = await lockProxy(tx, input.proxyId);
       const previousReplicas = input.previousReplicas ?? proxy.currentReplicas;
       if (previousReplicas !== proxy.currentReplicas) {
@@ -160,32 +154,50 @@ async function currentSnapshot(tx: Db, proxyId: string, decisionId: string | nul
   return { loadScore, samples, decision };
 }
 
-const EVENT_COLUMNS = sql.raw(`id, proxy_id as "proxyId", event_type as "eventType",
-  previous_replicas as "previousReplicas", new_replicas as "newReplicas", triggered_by as "triggeredBy", status,
-  reason, error, decision_id as "decisionId", created_by as "createdBy", created_at as "createdAt",
-  started_at as "startedAt", completed_at as "completedAt", duration_ms as "durationMs"`);
+/**
+ * Locks the row of the event's proxy (the lock order above); the proxy's id, or null when the event does not
+ * exist.
+ */
+async function lockEventProxy(tx: Db, eventId: string): Promise<string | null> {
+  const [row] = await tx
+    .select({ id: proxies.id })
+    .from(proxies)
+    .innerJoin(proxyScalingEvents, eq(proxyScalingEvents.proxyId, proxies.id))
+    .where(eq(proxyScalingEvents.id, eventId))
+    .for("no key update", { of: proxies });
+  return row?.id ?? null;
+}
+
+const IN_PROGRESS: ScalingEventStatus = "in_progress";
+const PENDING: ScalingEventStatus = "pending";
 
 /**
- * pending → in_progress with its audit entry, in ONE statement (a data-modifying CTE: both or neither, one
- * round trip on the path from a push to the actuator). Null when the event is not pending: another server took
- * it, or it is finished.
+ * pending → in_progress with its audit entry, in ONE statement (data-modifying CTEs: both or neither, one round
+ * trip on the path from a push to the actuator), the proxy row locked first like every writer of events. Null
+ * when the event is not pending: another server took it, or it is finished.
  */
 export async function startScalingEventAudited(
   db: Db,
   args: { eventId: string; actorId: string },
 ): Promise<ScalingEventRecord | null> {
   if (!isUuid(args.eventId)) return null;
+  const e = proxyScalingEvents;
   const [row] = await queryRows<ScalingEventRecord>(
     db,
     sql`
-      with started as (
-        update proxy_scaling_events set status = 'in_progress', started_at = now()
-        where id = ${args.eventId}::uuid and status = 'pending'
-        returning ${EVENT_COLUMNS}
+      with locked as (
+        select ${proxies.id} from ${proxies} join ${e} on ${e.proxyId} = ${proxies.id}
+        where ${e.id} = ${args.eventId}::uuid
+        for no key update of ${proxies}
+      ), started as (
+        update ${e} set ${col(e.status)} = ${IN_PROGRESS}, ${col(e.startedAt)} = now()
+        from locked
+        where ${e.id} = ${args.eventId}::uuid and ${e.proxyId} = locked.id and ${e.status} = ${PENDING}
+        returning ${selectAll(e)}
       ), audited as (
-        insert into audit_log (actor_id, action, entity_type, entity_id, before, after)
+        insert into ${auditLog} (${cols(auditLog.actorId, auditLog.action, auditLog.entityType, auditLog.entityId, auditLog.before, auditLog.after)})
         select ${args.actorId}, 'scaling.start', 'scaling_event', started.id::text,
-          jsonb_build_object('status', 'pending'), to_jsonb(started)
+          jsonb_build_object('status', ${PENDING}::text), to_jsonb(started)
         from started
       )
       select * from started`,
@@ -207,7 +219,8 @@ export const UNSPECIFIED_ERROR = "failed without an error message";
  * pending | in_progress → completed | failed | cancelled, in one `UPDATE … WHERE status IN (…) RETURNING`, so of
  * concurrent completions exactly one wins. Sets completedAt and durationMs (from startedAt, or createdAt when it
  * never started); a failed event keeps its error; `observedReplicas` updates the proxy's current replicas in the
- * same transaction. A finished event is final: completing it again throws ConflictError and changes nothing.
+ * same transaction, the proxy row locked first (the lock order above). A finished event is final: completing it
+ * again throws ConflictError and changes nothing.
  */
 export async function completeScalingEvent(
   db: Db,
@@ -215,7 +228,9 @@ export async function completeScalingEvent(
 ): Promise<ScalingEventRecord> {
   if (!isUuid(args.eventId)) throw new NotFoundError("scaling event", args.eventId);
   const error = args.status === "failed" ? args.error?.trim() || UNSPECIFIED_ERROR : null;
-  return withTransaction(db, async (tx) => {
+  return withRetriedTransaction(db, async (tx) => {
+    if ((await lockEventProxy(tx, args.eventId)) === null)
+      throw new NotFoundError("scaling event", args.eventId);
     const completedAt = sql`now()::timestamptz(3)`;
     const [row] = await tx
       .update(proxyScalingEvents)
