@@ -1,4 +1,4 @@
-import { DEFAULT_POLICY, parsePolicy, TIER_LIMITS } from "@proxyscale/core";
+import { TIER_LIMITS } from "@proxyscale/core";
 import {
   type Database,
   listAudit,

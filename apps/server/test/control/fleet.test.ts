@@ -73,7 +73,7 @@ for (const driver of testDriverList()) {
       const late: string[] = [];
       for (const { proxyId, at } of newest) {
         const [decision] = (await listDecisions(database.db, { proxyId, limit: 1 })).items;
-        if (!decision || decision.triggeredBy !== "auto" || decision.evaluatedAt < at!) late.push(proxyId);
+        if (decision?.triggeredBy !== "auto" || decision.evaluatedAt < at!) late.push(proxyId);
       }
       expect(late, "proxies whose newest sample no loop decision followed").toEqual([]);
     });
