@@ -16,8 +16,10 @@ import {
   getPolicy,
   getProxy,
   listAudit,
+  listAutomaticProxyIds,
   listEnvironmentPolicies,
   listProxies,
+  loadObservedStates,
   NotFoundError,
   openDatabase,
   setEnvironmentPolicy,
@@ -399,6 +401,53 @@ forEachDriver("proxies and policies", ({ database, driver }) => {
         await deletePolicy(tx, { proxyId: proxy.id, actorId: "admin" });
         expect((await getEffectivePolicy(tx, { proxyId: proxy.id }))?.source).toBe("environment");
         expect(await getEffectivePolicy(tx, { proxyId: "00000000-0000-4000-8000-000000000000" })).toBeNull();
+      });
+    });
+
+    it("applies one effective-policy rule everywhere: the observed state, the effective policy and the reconcile list agree", async () => {
+      await inFreshSchema(database(), async (tx) => {
+        const auto = parsePolicy({ mode: "auto" });
+        const off = parsePolicy({ mode: "off" });
+        await setEnvironmentPolicy(tx, { environment: "runs", policy: auto, actorId: "admin" });
+        await setEnvironmentPolicy(tx, { environment: "paused", policy: off, actorId: "admin" });
+        const cases = [
+          { name: "own off over environment auto", environment: "runs", own: off, mode: "off" },
+          {
+            name: "own dryRun over environment off",
+            environment: "paused",
+            own: parsePolicy({ mode: "dryRun" }),
+            mode: "dryRun",
+          },
+          { name: "environment off", environment: "paused", own: null, mode: "off" },
+          { name: "environment auto", environment: "runs", own: null, mode: "auto" },
+          { name: "the default", environment: "elsewhere", own: null, mode: DEFAULT_POLICY.mode },
+        ];
+        const ids: string[] = [];
+        for (const entry of cases) {
+          const proxy = await createProxy(tx, {
+            ownerId: "o",
+            name: entry.name,
+            environment: entry.environment,
+            actorId: "o",
+          });
+          if (entry.own) await upsertPolicy(tx, { proxyId: proxy.id, policy: entry.own, actorId: "admin" });
+          ids.push(proxy.id);
+        }
+        const observed = await loadObservedStates(tx, {
+          proxyIds: ids,
+          now: Date.now(),
+          historySeconds: 60,
+          reconcileIntervalMs: 10_000,
+        });
+        const listed = await listAutomaticProxyIds(tx, { shards: [0], shardCount: 1, limit: 100 });
+        for (const [index, entry] of cases.entries()) {
+          const id = ids[index]!;
+          const effective = await getEffectivePolicy(tx, { proxyId: id });
+          expect(effective?.policy.mode, entry.name).toBe(entry.mode);
+          expect(observed.get(id)?.policy, entry.name).toEqual(effective?.policy);
+          expect(observed.get(id)?.policySource, entry.name).toBe(effective?.source);
+          expect(listed.includes(id), entry.name).toBe(entry.mode !== "off");
+        }
       });
     });
 

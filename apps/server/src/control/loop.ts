@@ -286,7 +286,6 @@ export class ControlLoop {
       listAutomaticProxyIds(db, {
         shards,
         shardCount: SHARD_COUNT,
-        defaultMode: DEFAULT_POLICY.mode,
         afterId,
         limit: listPage,
       });

@@ -3,7 +3,11 @@ import { sql } from "drizzle-orm";
 import type { Database } from "../connection.ts";
 import { type Db, isUuid, queryRows } from "../db.ts";
 import { InvalidInputError } from "../errors.ts";
+import { proxies } from "../schema/index.ts";
 import { inList, textArray } from "./pg-array.ts";
+import { effectivePolicyColumnSql, effectivePolicyJoins } from "./policies.ts";
+
+const OFF: PolicyMode = "off";
 
 /**
  * Queries of the server's control loop: which proxies a server reconciles and the lease rows and notifications
@@ -20,19 +24,18 @@ export function proxyShard(proxyId: string, shardCount: number): number {
 }
 
 function shardSql(shardCount: number) {
-  return sql`(('x' || substr(p.id::text, 1, 8))::bit(32)::bigint % ${shardCount})`;
+  return sql`(('x' || substr(${proxies.id}::text, 1, 8))::bit(32)::bigint % ${shardCount})`;
 }
 
 /**
- * Ids of proxies in `shards` whose effective policy mode is not `off` (their own policy's, else their
- * environment's, else `defaultMode`), in id order after `afterId`: one page of a reconcile.
+ * Ids of proxies in `shards` whose effective policy (the rule of policies.ts, in SQL) is not in mode `off`, in
+ * id order after `afterId`: one page of a reconcile.
  */
 export async function listAutomaticProxyIds(
   db: Db,
   args: {
     shards: readonly number[];
     shardCount: number;
-    defaultMode: PolicyMode;
     afterId?: string | null;
     limit: number;
   },
@@ -48,13 +51,11 @@ export async function listAutomaticProxyIds(
   const rows = await queryRows<{ id: string }>(
     db,
     sql`
-      select p.id from proxies p
-        left join proxy_scaling_policies own on own.proxy_id = p.id
-        left join environment_scaling_policies env on env.environment = p.environment
-      where coalesce(own.mode, env.mode, ${args.defaultMode}) <> 'off'
+      select ${proxies.id} as id from ${proxies} ${effectivePolicyJoins()}
+      where ${effectivePolicyColumnSql("mode")} <> ${OFF}
         and ${shardSql(args.shardCount)} in (select unnest(${`{${args.shards.join(",")}}`}::int[]))
-        ${after === null ? sql`` : sql`and p.id > ${after}::uuid`}
-      order by p.id
+        ${after === null ? sql`` : sql`and ${proxies.id} > ${after}::uuid`}
+      order by ${proxies.id}
       limit ${args.limit}`,
   );
   return rows.map((row) => row.id);

@@ -19,7 +19,7 @@ export function cols(...columns: PgColumn[]): SQL {
 }
 
 /** `table alias` for a FROM or JOIN of `alias(table, …)` (sql`${alias}` renders only the alias name). */
-export function aliased<T extends PgTable>(table: T, alias: T): SQL {
+export function aliased(table: PgTable, alias: PgTable): SQL {
   return sql`${table} ${alias}`;
 }
 

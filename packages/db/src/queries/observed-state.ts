@@ -6,13 +6,30 @@ import {
   type ScalingPolicy,
   tierCapsFor,
 } from "@proxyscale/core";
-import { sql } from "drizzle-orm";
+import { getTableColumns, sql } from "drizzle-orm";
 import { type Db, isUuid, queryPreparedRows } from "../db.ts";
 import { InvalidInputError } from "../errors.ts";
-import type { proxies, ScalingEventStatus } from "../schema/index.ts";
+import {
+  ACTIVE_EVENT_STATUSES,
+  environmentScalingPolicies,
+  proxies,
+  proxyLatestMetrics,
+  proxyScalingEvents,
+  proxyScalingPolicies,
+  type ScalingEventStatus,
+  scalingRecommendations,
+} from "../schema/index.ts";
 import { fetchLatestSamples } from "./metrics.ts";
+import { aliased } from "./names.ts";
 import { inList } from "./pg-array.ts";
-import { FROZEN_DEFAULT_POLICY, type PolicySource, policyColumnsSql, policyFromRow } from "./policies.ts";
+import {
+  effectivePolicy,
+  environmentPolicy,
+  ownPolicy,
+  type PolicySource,
+  policyColumnsSql,
+  policyFromRow,
+} from "./policies.ts";
 import { type ProxyRecord, toProxyRecord } from "./proxies.ts";
 import { epochMs, timestampParam } from "./time.ts";
 
@@ -46,6 +63,21 @@ type ProxyWithPolicyRow = Omit<typeof proxies.$inferSelect, "createdAt" | "updat
   lastSampleAt: number | null;
 } & { [K in `own.${string}`]: unknown };
 
+/** The proxies row as `$inferSelect` names it, its times as epoch ms (no timestamp parsing per row). */
+const PROXY_COLUMNS = sql.join(
+  Object.entries(getTableColumns(proxies)).map(([key, column]) =>
+    column === proxies.createdAt || column === proxies.updatedAt
+      ? sql`${epochMs(column)}::float8 as ${sql.identifier(key)}`
+      : sql`${column} as ${sql.identifier(key)}`,
+  ),
+  sql`, `,
+);
+const ACTIVE_STATUSES = sql.join(
+  ACTIVE_EVENT_STATUSES.map((status) => sql`${status}`),
+  sql`, `,
+);
+const COMPLETED: ScalingEventStatus = "completed";
+
 /**
  * Everything `decide` needs for N proxies in a constant number of queries (five, whatever N): the proxies with
  * their own policies, creation times and newest sample time of any age (`lastSampleAt`, one index probe per
@@ -70,44 +102,45 @@ export async function loadObservedStates(
   if (!(args.reconcileIntervalMs > 0)) throw new InvalidInputError("reconcileIntervalMs: must be positive");
   const sinceDate = new Date(args.now - args.historySeconds * 1000);
   const since = timestampParam(sinceDate);
+  const e = proxyScalingEvents;
+  const r = scalingRecommendations;
+  const latest = proxyLatestMetrics;
   const [proxyRows, environmentRows, samples, eventRows, recommendationRows] = await Promise.all([
     queryPreparedRows<ProxyWithPolicyRow>(
       db,
-      sql`select p.id, p.owner_id as "ownerId", p.owner_tier as "ownerTier", p.name, p.environment, p.region,
-            p.actuator_kind as "actuatorKind", p.actuator_config as "actuatorConfig",
-            p.current_replicas as "currentReplicas", p.desired_replicas as "desiredReplicas", p.health,
-            p.unhealthy_replicas as "unhealthyReplicas",
-            ${epochMs(sql`p.created_at`)}::float8 as "createdAt", ${epochMs(sql`p.updated_at`)}::float8 as "updatedAt",
-            ${epochMs(sql`(select max(m.recorded_at) from proxy_latest_metrics m where m.proxy_id = p.id)`)}::float8
+      sql`select ${PROXY_COLUMNS},
+            ${epochMs(sql`(select max(${latest.recordedAt}) from ${latest} where ${latest.proxyId} = ${proxies.id})`)}::float8
               as "lastSampleAt",
-            ${policyColumnsSql("own")}
-          from proxies p left join proxy_scaling_policies own on own.proxy_id = p.id
-          where ${inList(sql`p.id`, ids, "uuid")}`,
+            ${policyColumnsSql(ownPolicy)}
+          from ${proxies} left join ${aliased(proxyScalingPolicies, ownPolicy)} on ${ownPolicy.proxyId} = ${proxies.id}
+          where ${inList(proxies.id, ids, "uuid")}`,
     ),
     queryPreparedRows<Record<string, unknown>>(
       db,
-      sql`select environment, ${policyColumnsSql("env")} from environment_scaling_policies env`,
+      sql`select ${environmentPolicy.environment} as environment, ${policyColumnsSql(environmentPolicy)}
+          from ${aliased(environmentScalingPolicies, environmentPolicy)}`,
     ),
     fetchLatestSamples(db, ids, sinceDate),
     queryPreparedRows<ObservedEventRow>(
       db,
-      sql`select proxy_id as "proxyId", id, status, ${epochMs(sql`created_at`)}::float8 as at,
-            previous_replicas as "fromReplicas", new_replicas as "toReplicas"
-          from proxy_scaling_events
-          where ${inList(sql`proxy_id`, ids, "uuid")}
-            and (status in ('pending', 'in_progress') or (status = 'completed' and created_at >= ${since}))
-          order by created_at`,
+      sql`select ${e.proxyId} as "proxyId", ${e.id} as id, ${e.status} as status,
+            ${epochMs(e.createdAt)}::float8 as at, ${e.previousReplicas} as "fromReplicas",
+            ${e.newReplicas} as "toReplicas"
+          from ${e}
+          where ${inList(e.proxyId, ids, "uuid")}
+            and (${e.status} in (${ACTIVE_STATUSES}) or (${e.status} = ${COMPLETED} and ${e.createdAt} >= ${since}))
+          order by ${e.createdAt}`,
     ),
     queryPreparedRows<{ proxyId: string } & RecommendationRecord>(
       db,
-      sql`select proxy_id as "proxyId", ${epochMs(sql`recommended_at`)}::float8 as at, replicas
-          from scaling_recommendations
-          where ${inList(sql`proxy_id`, ids, "uuid")} and recommended_at >= ${since}
-          order by recommended_at`,
+      sql`select ${r.proxyId} as "proxyId", ${epochMs(r.recommendedAt)}::float8 as at, ${r.replicas} as replicas
+          from ${r}
+          where ${inList(r.proxyId, ids, "uuid")} and ${r.recommendedAt} >= ${since}
+          order by ${r.recommendedAt}`,
     ),
   ]);
   const environmentPolicies = new Map(
-    environmentRows.map((row) => [row.environment as string, policyFromRow(row, "env")]),
+    environmentRows.map((row) => [row.environment as string, policyFromRow(row, environmentPolicy)]),
   );
   const events = groupBy(eventRows, ({ proxyId, at, fromReplicas, toReplicas }) => [
     proxyId,
@@ -126,8 +159,10 @@ export async function loadObservedStates(
   }
   const recommendations = groupBy(recommendationRows, ({ proxyId, ...record }) => [proxyId, record]);
   for (const row of proxyRows) {
-    const own = policyFromRow(row, "own");
-    const environment = environmentPolicies.get(row.environment) ?? null;
+    const { policy, source } = effectivePolicy(
+      { proxy: policyFromRow(row, ownPolicy), environment: environmentPolicies.get(row.environment) ?? null },
+      (parsed) => parsed,
+    );
     const proxy = toProxyRecord({
       ...row,
       createdAt: new Date(row.createdAt),
@@ -137,8 +172,8 @@ export async function loadObservedStates(
     result.set(proxy.id, {
       proxy,
       activeEvent: active,
-      policy: own ?? environment ?? FROZEN_DEFAULT_POLICY,
-      policySource: own ? "proxy" : environment ? "environment" : "default",
+      policy,
+      policySource: source,
       state: {
         currentReplicas: proxy.currentReplicas,
         unhealthyReplicas: proxy.unhealthyReplicas,

@@ -1,10 +1,12 @@
 import { DEFAULT_POLICY, parsePolicy, type ScalingPolicy } from "@proxyscale/core";
-import { eq, inArray, type SQL, sql } from "drizzle-orm";
+import { eq, getTableName, inArray, type SQL, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/pg-core";
 import { type Db, isUuid, withTransaction } from "../db.ts";
 import { NotFoundError } from "../errors.ts";
 import type { PolicySource } from "../records.ts";
 import { environmentScalingPolicies, proxies, proxyScalingPolicies } from "../schema/index.ts";
 import { writeAudit } from "./audit.ts";
+import { aliased } from "./names.ts";
 import { lockProxy } from "./proxies.ts";
 
 export type { PolicySource } from "../records.ts";
@@ -49,29 +51,24 @@ export function columnsToPolicy(row: PolicyColumnValues): ScalingPolicy {
   return parsePolicy(policy);
 }
 
-const SQL_COLUMN: Record<(typeof COLUMN_FIELDS)[number], string> = {
-  minReplicas: "min_replicas",
-  maxReplicas: "max_replicas",
-  targetCpuPercent: "target_cpu_percent",
-  targetMemoryPercent: "target_memory_percent",
-  targetRequestRate: "target_request_rate",
-  scaleUpThreshold: "scale_up_threshold",
-  scaleDownThreshold: "scale_down_threshold",
-  scaleUpCooldownSeconds: "scale_up_cooldown_seconds",
-  scaleDownCooldownSeconds: "scale_down_cooldown_seconds",
-  strategy: "strategy",
-  mode: "mode",
-};
+/** A policy table as the effective-policy statements name it (both tables have the policy columns). */
+type PolicyTable = typeof ownPolicy | typeof environmentPolicy;
 
 /**
- * The policy columns of the table aliased `alias`, named "<alias>.<field>", jsonb as text: the text is the memo
- * key of `policyFromRow`, and parsing JSON once per distinct policy beats the driver parsing it per row.
+ * The policy columns of `table` (an `alias()` of a policy table), named "<alias>.<field>", jsonb as text: the
+ * text is the memo key of `policyFromRow`, and parsing JSON once per distinct policy beats the driver parsing it
+ * per row.
  */
-export function policyColumnsSql(alias: string): SQL {
-  const columns = COLUMN_FIELDS.map((field) => `${alias}.${SQL_COLUMN[field]} as "${alias}.${field}"`);
-  columns.push(`${alias}.behavior::text as "${alias}.behavior"`);
-  columns.push(`${alias}.strategy_settings::text as "${alias}.strategySettings"`);
-  return sql.raw(columns.join(", "));
+export function policyColumnsSql(table: PolicyTable): SQL {
+  const as = (field: string) => sql.identifier(`${getTableName(table)}.${field}`);
+  return sql.join(
+    [
+      ...COLUMN_FIELDS.map((field) => sql`${table[field]} as ${as(field)}`),
+      sql`${table.behavior}::text as ${as("behavior")}`,
+      sql`${table.strategySettings}::text as ${as("strategySettings")}`,
+    ],
+    sql`, `,
+  );
 }
 
 const MEMO_LIMIT = 10_000;
@@ -86,10 +83,11 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
- * The policy selected with `policyColumnsSql(alias)`, or null when the row has none (a left join's miss). Parsed
+ * The policy selected with `policyColumnsSql(table)`, or null when the row has none (a left join's miss). Parsed
  * once per distinct content (many proxies share a policy) and returned frozen, shared between callers.
  */
-export function policyFromRow(row: Record<string, unknown>, alias: string): ScalingPolicy | null {
+export function policyFromRow(row: Record<string, unknown>, table: PolicyTable): ScalingPolicy | null {
+  const alias = getTableName(table);
   if (row[`${alias}.minReplicas`] === null || row[`${alias}.minReplicas`] === undefined) return null;
   const behavior = row[`${alias}.behavior`] as string;
   const settings = row[`${alias}.strategySettings`] as string;
@@ -273,21 +271,57 @@ export async function deleteEnvironmentPolicy(
   });
 }
 
-/** Picks the policy that applies: the proxy's own, else its environment's default, else core's DEFAULT_POLICY. */
-export function effectivePolicy(
-  own: PolicyColumnValues | null,
-  environment: PolicyColumnValues | null,
-): { policy: ScalingPolicy; source: PolicySource } {
-  if (own) return { policy: columnsToPolicy(own), source: "proxy" };
-  if (environment) return { policy: columnsToPolicy(environment), source: "environment" };
-  return { policy: structuredClone(DEFAULT_POLICY), source: "default" };
+/** The proxy's own policy and its environment's, as the statements of the effective-policy rule join them. */
+export const ownPolicy = alias(proxyScalingPolicies, "own");
+export const environmentPolicy = alias(environmentScalingPolicies, "env");
+
+/**
+ * The effective-policy rule, in one place: the proxy's own policy, else its environment's, else core's default.
+ * These layers are its order; `effectivePolicy` applies it to policies read, `effectivePolicyColumnSql` in SQL.
+ */
+const POLICY_LAYERS = [
+  { source: "proxy", table: ownPolicy },
+  { source: "environment", table: environmentPolicy },
+] as const;
+
+export interface EffectivePolicy {
+  policy: ScalingPolicy;
+  source: PolicySource;
+}
+
+/**
+ * The policy that applies, from a proxy's stored policies (either form: rows or parsed policies, `toPolicy`
+ * turning the chosen one into a policy, so only that one is parsed). Core's default is shared, frozen.
+ */
+export function effectivePolicy<T>(
+  stored: { proxy: T | null; environment: T | null },
+  toPolicy: (stored: T) => ScalingPolicy,
+): EffectivePolicy {
+  for (const { source } of POLICY_LAYERS) {
+    const layer = stored[source];
+    if (layer) return { policy: toPolicy(layer), source };
+  }
+  return { policy: FROZEN_DEFAULT_POLICY, source: "default" };
+}
+
+/** `proxies` left-joined to its own policy (`ownPolicy`) and its environment's (`environmentPolicy`). */
+export function effectivePolicyJoins(): SQL {
+  return sql`left join ${aliased(proxyScalingPolicies, ownPolicy)} on ${ownPolicy.proxyId} = ${proxies.id}
+    left join ${aliased(environmentScalingPolicies, environmentPolicy)}
+      on ${environmentPolicy.environment} = ${proxies.environment}`;
+}
+
+/**
+ * One column of the effective policy in SQL, over `effectivePolicyJoins`: the first layer's value, else the
+ * default's. A layer's column is null only when it has no policy (every policy column is NOT NULL).
+ */
+export function effectivePolicyColumnSql(field: "mode"): SQL {
+  const layers = POLICY_LAYERS.map(({ table }) => sql`${table[field]}`);
+  return sql`coalesce(${sql.join(layers, sql`, `)}, ${FROZEN_DEFAULT_POLICY[field]})`;
 }
 
 /** The policy that applies to the proxy and where it comes from, in one query; null when the proxy is absent. */
-export async function getEffectivePolicy(
-  db: Db,
-  args: { proxyId: string },
-): Promise<{ policy: ScalingPolicy; source: PolicySource } | null> {
+export async function getEffectivePolicy(db: Db, args: { proxyId: string }): Promise<EffectivePolicy | null> {
   const effective = (await getEffectivePolicies(db, { proxyIds: [args.proxyId] })).get(args.proxyId);
   return effective ? { policy: effective.policy, source: effective.source } : null;
 }
@@ -299,8 +333,8 @@ export async function getEffectivePolicy(
 export async function getEffectivePolicies(
   db: Db,
   args: { proxyIds: readonly string[] },
-): Promise<Map<string, { ownerId: string; policy: ScalingPolicy; source: PolicySource }>> {
-  const result = new Map<string, { ownerId: string; policy: ScalingPolicy; source: PolicySource }>();
+): Promise<Map<string, EffectivePolicy & { ownerId: string }>> {
+  const result = new Map<string, EffectivePolicy & { ownerId: string }>();
   const ids = args.proxyIds.filter(isUuid);
   if (ids.length === 0) return result;
   const rows = await db
@@ -315,7 +349,10 @@ export async function getEffectivePolicies(
     .leftJoin(environmentScalingPolicies, eq(environmentScalingPolicies.environment, proxies.environment))
     .where(inArray(proxies.id, ids));
   for (const row of rows) {
-    result.set(row.id, { ownerId: row.ownerId, ...effectivePolicy(row.own, row.environment) });
+    result.set(row.id, {
+      ownerId: row.ownerId,
+      ...effectivePolicy({ proxy: row.own, environment: row.environment }, columnsToPolicy),
+    });
   }
   return result;
 }
