@@ -1,11 +1,18 @@
 /**
  * Test support shared by every package's suites (`@proxyscale/db/testing`): which PostgreSQL to use, whether it
- * answers, and databases of both drivers isolated per suite. Not part of the runtime API.
+ * answers, databases of both drivers isolated per suite, and private PostgreSQL clusters for fault tests
+ * (`startPrivateCluster`: stop, freeze, drop, kill). Not part of the runtime API.
  */
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { type Database, type OpenDatabaseOptions, openDatabase, redactUrl } from "./connection.ts";
+
+export {
+  type PrivateCluster,
+  type PrivateClusterOptions,
+  startPrivateCluster,
+} from "./private-cluster.ts";
 
 export const POSTGRES_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
