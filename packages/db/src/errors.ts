@@ -34,7 +34,19 @@ export class CapExceededError extends Error {
 
 /** The database cannot be reached, or its data directory is held by another process. 503. */
 export class DatabaseUnavailableError extends Error {
-  override readonly name = "DatabaseUnavailableError";
+  override readonly name: string = "DatabaseUnavailableError";
+}
+
+/**
+ * A statement got no answer within its deadline (`queryTimeoutMs`): PostgreSQL is frozen, overloaded, or cut off
+ * by the network. Its outcome is unknown (a write may still be applied). Unavailable, so 503.
+ */
+export class DatabaseTimeoutError extends DatabaseUnavailableError {
+  override readonly name = "DatabaseTimeoutError";
+  readonly code = "QUERY_TIMEOUT";
+  constructor(readonly timeoutMs: number) {
+    super(`the database did not answer within ${timeoutMs} ms`);
+  }
 }
 
 /** The PGlite data directory is open in another process (or already open in this one). */
@@ -66,10 +78,13 @@ const CONNECTION_ERROR_CODES = new Set([
   "CONNECTION_ENDED",
   "CONNECTION_DESTROYED",
   "CONNECT_TIMEOUT",
+  "QUERY_TIMEOUT", // DatabaseTimeoutError, through drizzle's wrapper
+  "57014", // query_canceled: statement_timeout
   "57P01", // admin_shutdown
   "57P02", // crash_shutdown
   "57P03", // cannot_connect_now
   "53300", // too_many_connections
+  "3D000", // invalid_catalog_name: the database was dropped
 ]);
 
 /** The driver's error under drizzle's wrapper (DrizzleQueryError keeps it as `cause`). */
@@ -87,9 +102,10 @@ export function driverError(error: unknown): {
   return {};
 }
 
-/** True when the error means the database is unreachable (connection refused, closed, shut down). */
+/** True when the error means the database is unreachable (connection refused, closed, shut down, timed out). */
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (error instanceof DatabaseUnavailableError) return true;
+  if (error instanceof Error && error.cause instanceof DatabaseUnavailableError) return true;
   const code = driverError(error).code;
   return code !== undefined && (CONNECTION_ERROR_CODES.has(code) || code.startsWith("08"));
 }

@@ -1,7 +1,10 @@
 export {
   type AdvisoryLock,
   type Database,
+  DEFAULT_MAINTENANCE_TIMEOUT_MS,
+  DEFAULT_PING_TIMEOUT_MS,
   DEFAULT_POOL_MAX,
+  DEFAULT_QUERY_TIMEOUT_MS,
   MEMORY_DATA_DIR,
   type OpenDatabaseOptions,
   openDatabase,
@@ -11,6 +14,7 @@ export { type Db, isUuid, queryRows, withTransaction } from "./db.ts";
 export {
   CapExceededError,
   ConflictError,
+  DatabaseTimeoutError,
   DatabaseUnavailableError,
   DataDirectoryInUseError,
   InvalidInputError,
@@ -29,6 +33,7 @@ export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./queries/cursor.ts";
 export * from "./queries/decisions.ts";
 export * from "./queries/events.ts";
 export * from "./queries/leases.ts";
+export * from "./queries/live.ts";
 export {
   DEFAULT_RAW_RETENTION_DAYS,
   DEFAULT_ROLLUP_RETENTION_DAYS,
