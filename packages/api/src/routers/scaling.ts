@@ -22,7 +22,12 @@ import {
   ownerScope,
 } from "../access.ts";
 import { inputError, notFound } from "../errors.ts";
-import { decisionPageSchema, evaluationSchema, scalingEventPageSchema } from "../outputs.ts";
+import {
+  decisionPageSchema,
+  documentedOutput,
+  evaluationSchema,
+  scalingEventPageSchema,
+} from "../outputs.ts";
 import {
   cursorSchema,
   evaluateOptionsSchema,
@@ -51,7 +56,7 @@ export const scalingRouter = {
       },
     })
     .input(evaluateOptionsSchema.extend({ proxyId: proxyIdSchema }))
-    .output(evaluationSchema)
+    .output(documentedOutput(evaluationSchema))
     .mutation(({ ctx, input }) =>
       ctx.evaluate({
         proxyId: input.proxyId,
