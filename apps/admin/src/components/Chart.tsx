@@ -1,0 +1,143 @@
+import { useEffect, useRef, useState } from "react";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+
+export interface ChartSeries {
+  label: string;
+  color: string;
+  /** Dashed: thresholds and targets. */
+  dash?: boolean;
+  /** Step line (replica counts). */
+  stepped?: boolean;
+  /** Points only, no line (event markers). */
+  markers?: boolean;
+}
+
+export interface ChartMarker {
+  /** Epoch seconds, as uPlot's x values. */
+  x: number;
+  text: string;
+}
+
+interface ChartProps {
+  title: string;
+  /** x in epoch seconds, then one array per series (null = no value). */
+  data: [number[], ...(number | null)[][]];
+  series: ChartSeries[];
+  height?: number;
+  /** Tooltips for the points of the `markers` series: the nearest marker to the cursor is shown. */
+  markers?: ChartMarker[];
+}
+
+const stepped = uPlot.paths.stepped?.({ align: 1 });
+
+/** A uPlot time series that follows its container's width. uPlot draws on canvas and stays fast past 10k points. */
+export function Chart({ title, data, series, height = 200, markers = [] }: ChartProps) {
+  const container = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const markersRef = useRef(markers);
+  markersRef.current = markers;
+  const [tip, setTip] = useState<{ left: number; top: number; text: string } | null>(null);
+
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the plot is rebuilt only when its series change; data updates go through setData below
+  useEffect(() => {
+    const element = container.current;
+    if (!element) return;
+    const options: uPlot.Options = {
+      width: Math.max(element.clientWidth, 200),
+      height,
+      cursor: { points: { size: 6 } },
+      legend: { live: true },
+      scales: { x: { time: true } },
+      axes: [
+        { stroke: "#1f2937", grid: { stroke: "#e5e7eb" } },
+        { stroke: "#1f2937", grid: { stroke: "#e5e7eb" }, size: 50 },
+      ],
+      series: [
+        { label: "time" },
+        ...series.map(
+          (entry): uPlot.Series => ({
+            label: entry.label,
+            stroke: entry.color,
+            width: entry.markers ? 0 : 2,
+            ...(entry.dash ? { dash: [6, 4] } : {}),
+            ...(entry.stepped && stepped ? { paths: stepped } : {}),
+            ...(entry.markers
+              ? { points: { show: true, size: 10, fill: entry.color, stroke: "#111827" }, paths: () => null }
+              : { points: { show: false } }),
+            spanGaps: !entry.markers,
+          }),
+        ),
+      ],
+      hooks: {
+        setCursor: [
+          (u) => {
+            const left = u.cursor.left ?? -1;
+            if (left < 0 || markersRef.current.length === 0) return setTip(null);
+            let best: { marker: ChartMarker; distance: number } | null = null;
+            for (const marker of markersRef.current) {
+              const distance = Math.abs(u.valToPos(marker.x, "x") - left);
+              if (distance < 12 && (!best || distance < best.distance)) best = { marker, distance };
+            }
+            setTip(best ? { left: u.valToPos(best.marker.x, "x"), top: 8, text: best.marker.text } : null);
+          },
+        ],
+      },
+    };
+    const instance = new uPlot(options, data as uPlot.AlignedData, element);
+    plot.current = instance;
+    element.dataset.drawn = "true";
+    const resize = new ResizeObserver(() =>
+      instance.setSize({ width: Math.max(element.clientWidth, 200), height }),
+    );
+    resize.observe(element);
+    return () => {
+      resize.disconnect();
+      instance.destroy();
+      plot.current = null;
+    };
+  }, [height, JSON.stringify(series)]);
+
+  useEffect(() => {
+    plot.current?.setData(data as uPlot.AlignedData);
+  }, [data]);
+
+  return (
+    <figure className="chart">
+      <figcaption>{title}</figcaption>
+      <div className="chart-wrap">
+        <div className="chart-area" ref={container} role="img" aria-label={`${title} chart`} />
+        {tip ? (
+          <div className="chart-tip" role="tooltip" style={{ left: tip.left, top: tip.top }}>
+            {tip.text}
+          </div>
+        ) : null}
+      </div>
+    </figure>
+  );
+}
+
+/** A small load-score line for tables. */
+export function Sparkline({ values, label }: { values: { at: number; value: number }[]; label: string }) {
+  const container = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const element = container.current;
+    if (!element || values.length === 0) return;
+    const instance = new uPlot(
+      {
+        width: 120,
+        height: 32,
+        cursor: { show: false },
+        legend: { show: false },
+        scales: { x: { time: true }, y: { range: [0, 100] } },
+        axes: [{ show: false }, { show: false }],
+        series: [{}, { stroke: "#1d4ed8", width: 1.5, points: { show: false } }],
+      },
+      [values.map((point) => point.at / 1000), values.map((point) => point.value)],
+      element,
+    );
+    return () => instance.destroy();
+  }, [values]);
+  if (values.length === 0) return <span className="muted">no data</span>;
+  return <div ref={container} className="sparkline" role="img" aria-label={label} />;
+}

@@ -1,0 +1,364 @@
+import { describeLimit } from "@proxyscale/core";
+import { useQuery } from "@tanstack/react-query";
+import { useMemo, useState } from "react";
+import { Link, useParams, useSearchParams } from "react-router";
+import { Chart, type ChartMarker } from "../components/Chart.tsx";
+import { DecisionChain } from "../components/DecisionChain.tsx";
+import { EventsTable } from "../components/EventsTable.tsx";
+import { ProxyTabs } from "../components/ProxyTabs.tsx";
+import { Empty, ErrorState, Loading, QueryView } from "../components/States.tsx";
+import { Time } from "../components/Time.tsx";
+import { useLiveUpdates } from "../live.ts";
+import { type RouterOutputs, useTRPC } from "../trpc.ts";
+
+type Point = RouterOutputs["metrics"]["range"]["points"][number];
+type StoredDecision = RouterOutputs["scaling"]["decisions"]["items"][number];
+type ScalingEvent = RouterOutputs["scaling"]["events"]["items"][number];
+type Policy = RouterOutputs["policies"]["get"]["policy"];
+
+export const RANGES = {
+  "15m": 15 * 60_000,
+  "1h": 3_600_000,
+  "24h": 86_400_000,
+  "7d": 7 * 86_400_000,
+} as const;
+type RangeKey = keyof typeof RANGES;
+
+const seconds = (ms: number) => ms / 1000;
+
+/** One time axis for several sources: uPlot wants every series aligned on the same x values. */
+function align(sources: { at: number; values: (number | null)[] }[], width: number) {
+  const sorted = [...sources].sort((a, b) => a.at - b.at);
+  const x: number[] = [];
+  const columns: (number | null)[][] = Array.from({ length: width }, () => []);
+  for (const source of sorted) {
+    x.push(seconds(source.at));
+    for (let i = 0; i < width; i++) columns[i]!.push(source.values[i] ?? null);
+  }
+  return [x, ...columns] as [number[], ...(number | null)[][]];
+}
+
+function loadData(points: Point[], policy: Policy) {
+  return [
+    points.map((point) => seconds(point.at)),
+    points.map((point) => point.loadScore),
+    points.map(() => policy.scaleUpThreshold),
+    points.map(() => policy.scaleDownThreshold),
+  ] as [number[], ...(number | null)[][]];
+}
+
+/** Each metric with the policy's target for it (latency only when the policy sets one). */
+function metricCharts(points: Point[], policy: Policy) {
+  const x = points.map((point) => seconds(point.at));
+  const charts: { title: string; key: keyof Point; target: number | undefined }[] = [
+    { title: "CPU % vs targetCpuPercent", key: "cpuPercent", target: policy.targetCpuPercent },
+    { title: "Memory % vs targetMemoryPercent", key: "memoryPercent", target: policy.targetMemoryPercent },
+    { title: "Request rate vs targetRequestRate", key: "requestRate", target: policy.targetRequestRate },
+    { title: "Latency ms vs targetLatencyMs", key: "avgLatencyMs", target: policy.targetLatencyMs },
+  ];
+  return charts.map((chart) => ({
+    title: chart.title,
+    hasTarget: chart.target !== undefined,
+    data: [
+      x,
+      points.map((point) => (point[chart.key] as number | null | undefined) ?? null),
+      points.map(() => chart.target ?? null),
+    ] as [number[], ...(number | null)[][]],
+  }));
+}
+
+function replicaData(points: Point[], decisions: StoredDecision[], events: ScalingEvent[], from: number) {
+  const inRange = <T,>(items: T[], at: (item: T) => number) => items.filter((item) => at(item) >= from);
+  return align(
+    [
+      ...points.map((point) => ({ at: point.at, values: [point.replicas, null, null] })),
+      ...inRange(decisions, (d) => Date.parse(d.evaluatedAt)).map((d) => ({
+        at: Date.parse(d.evaluatedAt),
+        values: [d.decision.currentReplicas, d.decision.desiredReplicas, null],
+      })),
+      ...inRange(events, (e) => Date.parse(e.createdAt)).map((e) => ({
+        at: Date.parse(e.createdAt),
+        values: [null, null, e.newReplicas],
+      })),
+    ],
+    3,
+  );
+}
+
+function eventMarkers(events: ScalingEvent[], decisions: StoredDecision[]): ChartMarker[] {
+  const byId = new Map(decisions.map((d) => [d.id, d]));
+  return events.map((event) => ({
+    x: seconds(Date.parse(event.createdAt)),
+    text: `${event.eventType.replace("_", " ")} ${event.previousReplicas} → ${event.newReplicas} (${event.status}): ${
+      (event.decisionId ? byId.get(event.decisionId)?.decision.explanation : undefined) ?? event.reason
+    }`,
+  }));
+}
+
+export default function ProxyPage() {
+  const { proxyId = "" } = useParams();
+  const trpc = useTRPC();
+  const live = useLiveUpdates(proxyId);
+  const [params, setParams] = useSearchParams();
+  const range: RangeKey =
+    (params.get("range") as RangeKey) in RANGES ? (params.get("range") as RangeKey) : "1h";
+  // A hidden knob for the chart benchmark (10,000 points per series); the API caps it at 10,000.
+  const pointCount = Math.min(Number(params.get("points")) || 300, 10_000);
+  const [openedAt] = useState(() => Date.now());
+  // The window ends at the latest pushed change, so new samples extend the charts.
+  const to = Math.max(openedAt, live.lastChangeAt ?? 0);
+  const from = to - RANGES[range];
+
+  const proxy = useQuery(trpc.proxies.get.queryOptions({ proxyId }));
+  const policy = useQuery(trpc.policies.get.queryOptions({ proxyId }));
+  const points = useQuery({
+    ...trpc.metrics.range.queryOptions({ proxyId, from, to, points: pointCount }),
+    placeholderData: (previous) => previous,
+  });
+  const decisions = useQuery(trpc.scaling.decisions.queryOptions({ proxyId, limit: 50 }));
+  const events = useQuery(trpc.scaling.events.queryOptions({ proxyId, limit: 50 }));
+  const summary = useQuery(
+    trpc.scaling.summary.queryOptions({
+      proxyId,
+      hoursBack: Math.max(1, Math.round(RANGES[range] / 3_600_000)),
+    }),
+  );
+
+  const charts = useMemo(() => {
+    if (!points.data || !policy.data) return null;
+    return {
+      load: loadData(points.data.points, policy.data.policy),
+      metrics: metricCharts(points.data.points, policy.data.policy),
+    };
+  }, [points.data, policy.data]);
+  const replicas = useMemo(
+    () =>
+      points.data && decisions.data && events.data
+        ? {
+            data: replicaData(points.data.points, decisions.data.items, events.data.items, from),
+            markers: eventMarkers(events.data.items, decisions.data.items),
+          }
+        : null,
+    [points.data, decisions.data, events.data, from],
+  );
+
+  if (proxy.error) return <ErrorState error={proxy.error} what="this proxy" />;
+  if (proxy.isPending) return <Loading what="the proxy" />;
+  const latest = decisions.data?.items[0]?.decision;
+  const stale = latest?.limits.find((limit) => limit.kind === "noMetrics" && limit.metric === undefined);
+  const fallback = latest?.limits.find((limit) => limit.kind === "fallback");
+
+  return (
+    <section aria-labelledby="proxy-title">
+      <p className="crumbs">
+        <Link to="/">Fleet</Link> / {proxy.data.name}
+      </p>
+      <h1 id="proxy-title">{proxy.data.name}</h1>
+      <ProxyTabs proxyId={proxyId} />
+      <dl className="facts">
+        <div>
+          <dt>Replicas</dt>
+          <dd>
+            {proxy.data.currentReplicas} current / {proxy.data.desiredReplicas} desired
+          </dd>
+        </div>
+        <div>
+          <dt>Health</dt>
+          <dd>{proxy.data.health}</dd>
+        </div>
+        <div>
+          <dt>Environment</dt>
+          <dd>
+            {proxy.data.environment}
+            {proxy.data.region ? ` · ${proxy.data.region}` : ""}
+          </dd>
+        </div>
+        <div>
+          <dt>Policy</dt>
+          <dd>
+            {policy.data
+              ? `${policy.data.policy.strategy}, mode ${policy.data.policy.mode} (${policy.data.source})`
+              : "…"}
+          </dd>
+        </div>
+        <div>
+          <dt>Live updates</dt>
+          <dd data-testid="live-status">{live.error ? `unavailable: ${live.error.message}` : live.status}</dd>
+        </div>
+      </dl>
+
+      {stale || fallback ? (
+        <div className="state warning" role="status" data-testid="fallback-state">
+          <strong>Metrics are stale.</strong> {stale ? describeLimit(stale) : null}
+          {fallback ? (
+            <p>Fallback is active: {describeLimit(fallback)}.</p>
+          ) : policy.data ? (
+            <p>
+              After {policy.data.policy.fallback.failureThreshold} missed reconcile intervals, fallback{" "}
+              {policy.data.policy.fallback.replicas === undefined
+                ? "holds the current count"
+                : `moves to ${policy.data.policy.fallback.replicas} replicas`}
+              .
+            </p>
+          ) : null}
+        </div>
+      ) : null}
+
+      <fieldset className="range">
+        <legend>Chart range</legend>
+        {(Object.keys(RANGES) as RangeKey[]).map((key) => (
+          <button
+            key={key}
+            type="button"
+            aria-pressed={range === key}
+            onClick={() => {
+              const next = new URLSearchParams(params);
+              next.set("range", key);
+              setParams(next);
+            }}
+          >
+            {key}
+          </button>
+        ))}
+      </fieldset>
+
+      <h2>Charts</h2>
+      {points.error ? <ErrorState error={points.error} what="the metrics" /> : null}
+      {policy.error ? <ErrorState error={policy.error} what="the policy" /> : null}
+      {!charts ? (
+        points.error || policy.error ? null : (
+          <Loading what="the charts" />
+        )
+      ) : points.data?.points.length === 0 ? (
+        <Empty>
+          No samples in this range. Push metrics (CLI: metrics push {proxyId}) or pick a longer range.
+        </Empty>
+      ) : (
+        <div className="charts" data-testid="charts">
+          <Chart
+            title="Load score with thresholds"
+            data={charts.load}
+            series={[
+              { label: "load score", color: "#1d4ed8" },
+              { label: "scaleUpThreshold", color: "#b91c1c", dash: true },
+              { label: "scaleDownThreshold", color: "#047857", dash: true },
+            ]}
+          />
+          {charts.metrics.map((chart) => (
+            <Chart
+              key={chart.title}
+              title={chart.title}
+              data={chart.data}
+              height={150}
+              series={[
+                { label: "value", color: "#7c3aed" },
+                { label: chart.hasTarget ? "target" : "target (not set)", color: "#b45309", dash: true },
+              ]}
+            />
+          ))}
+          {replicas ? (
+            <Chart
+              title="Replicas: current vs desired, with scaling events"
+              data={replicas.data}
+              markers={replicas.markers}
+              series={[
+                { label: "current", color: "#1d4ed8", stepped: true },
+                { label: "desired", color: "#b45309", stepped: true, dash: true },
+                { label: "scaling event", color: "#be123c", markers: true },
+              ]}
+            />
+          ) : null}
+        </div>
+      )}
+
+      <h2>Summary ({range})</h2>
+      <QueryView
+        query={summary}
+        what="the summary"
+        render={(data) => (
+          <dl className="facts" data-testid="summary">
+            <div>
+              <dt>Events</dt>
+              <dd>
+                {data.events.total} (
+                {Object.entries(data.events.byType)
+                  .map(([k, v]) => `${k} ${v}`)
+                  .join(", ") || "none"}
+                )
+              </dd>
+            </div>
+            <div>
+              <dt>Load score avg / max</dt>
+              <dd>
+                {fmt(data.loadScore.avg)} / {fmt(data.loadScore.max)}
+              </dd>
+            </div>
+            <div>
+              <dt>Replicas avg / max</dt>
+              <dd>
+                {fmt(data.replicas.avg)} / {fmt(data.replicas.max)}
+              </dd>
+            </div>
+            <div>
+              <dt>Avg scaling duration</dt>
+              <dd>
+                {data.avgScalingDurationMs === null ? "—" : `${Math.round(data.avgScalingDurationMs)} ms`}
+              </dd>
+            </div>
+            <div>
+              <dt>Trend</dt>
+              <dd>
+                {data.trend.direction}
+                {data.trend.slopePerHour === null ? "" : ` (${fmt(data.trend.slopePerHour)} points/h)`}
+              </dd>
+            </div>
+            <div>
+              <dt>Samples</dt>
+              <dd>{data.samples}</dd>
+            </div>
+          </dl>
+        )}
+      />
+
+      <h2>Scaling events</h2>
+      <QueryView
+        query={events}
+        what="the scaling events"
+        render={(data) => <EventsTable events={data.items} />}
+      />
+
+      <h2>Decision log</h2>
+      <QueryView
+        query={decisions}
+        what="the decision log"
+        render={(data) =>
+          data.items.length === 0 ? (
+            <Empty>
+              No decisions yet: the control loop decides on every metrics push and every reconcile.
+            </Empty>
+          ) : (
+            <ol className="decisions" data-testid="decisions">
+              {data.items.map((item) => (
+                <li key={item.id} data-decision-id={item.id}>
+                  <p className="decision-head">
+                    <Time value={item.evaluatedAt} /> · {item.triggeredBy} ·{" "}
+                    <strong>
+                      {item.decision.action === "none"
+                        ? "not scaled"
+                        : item.decision.action.replace("_", " ")}
+                    </strong>
+                  </p>
+                  <DecisionChain decision={item.decision} />
+                </li>
+              ))}
+            </ol>
+          )
+        }
+      />
+    </section>
+  );
+}
+
+function fmt(value: number | null): string {
+  return value === null ? "—" : value.toLocaleString(undefined, { maximumFractionDigits: 1 });
+}

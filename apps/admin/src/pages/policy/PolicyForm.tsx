@@ -1,0 +1,189 @@
+import type { ScalingPolicy } from "@proxyscale/core";
+import { type FormEvent, useMemo, useState } from "react";
+import {
+  diffPolicies,
+  FIELDS,
+  type Field,
+  fromText,
+  getPath,
+  setPath,
+  toText,
+  validateDraft,
+} from "./form.ts";
+
+export interface PolicyFormProps {
+  /** The policy in force now (what the diff compares against). */
+  saved: ScalingPolicy;
+  /** What the proxy inherits without a policy of its own (its environment's default, or the global one). */
+  inherited: { policy: ScalingPolicy; from: string };
+  presets: { name: string; policy: ScalingPolicy }[];
+  saving: boolean;
+  /** Issues the server answered with, by field path. */
+  serverErrors?: Record<string, string[]>;
+  onSave: (policy: ScalingPolicy) => void;
+}
+
+const GROUPS = [...new Set(FIELDS.map((field) => field.group))];
+const idOf = (path: string) => `field-${path.replaceAll(".", "-")}`;
+
+/**
+ * Every policy field, checked by core's schema as the user types; the diff against the saved policy is shown
+ * before the save button, which is enabled only for a valid, changed policy.
+ */
+export function PolicyForm({
+  saved,
+  inherited,
+  presets,
+  saving,
+  serverErrors = {},
+  onSave,
+}: PolicyFormProps) {
+  const [draft, setDraft] = useState<unknown>(saved);
+  const [texts, setTexts] = useState<Record<string, string>>(() => textsOf(saved));
+  const [syntaxErrors, setSyntaxErrors] = useState<Record<string, string>>({});
+  const validation = useMemo(() => validateDraft(draft), [draft]);
+  const changes = useMemo(
+    () => (validation.ok ? diffPolicies(saved, validation.policy) : []),
+    [validation, saved],
+  );
+  const valid = validation.ok && Object.keys(syntaxErrors).length === 0;
+
+  const change = (field: Field, text: string) => {
+    setTexts((current) => ({ ...current, [field.path]: text }));
+    const parsed = fromText(field, text);
+    setSyntaxErrors((current) => {
+      const { [field.path]: _, ...rest } = current;
+      return "error" in parsed ? { ...rest, [field.path]: parsed.error } : rest;
+    });
+    if ("value" in parsed) setDraft((current: unknown) => setPath(current, field.path, parsed.value));
+  };
+
+  const load = (policy: ScalingPolicy) => {
+    setDraft(policy);
+    setTexts(textsOf(policy));
+    setSyntaxErrors({});
+  };
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    if (validation.ok && valid && changes.length > 0) onSave(validation.policy);
+  };
+
+  return (
+    <form onSubmit={submit} noValidate aria-label="Scaling policy">
+      <fieldset className="presets">
+        <legend>Start from</legend>
+        {presets.map((preset) => (
+          <button key={preset.name} type="button" onClick={() => load(preset.policy)}>
+            Preset {preset.name}
+          </button>
+        ))}
+        <button type="button" onClick={() => load(inherited.policy)}>
+          Inherited ({inherited.from})
+        </button>
+        <button type="button" onClick={() => load(saved)}>
+          Saved policy
+        </button>
+      </fieldset>
+      {GROUPS.map((group) => (
+        <fieldset key={group} className="group">
+          <legend>{group}</legend>
+          {FIELDS.filter((field) => field.group === group).map((field) => {
+            const id = idOf(field.path);
+            const errors = [
+              ...(syntaxErrors[field.path] ? [syntaxErrors[field.path]!] : []),
+              ...(validation.errors[field.path] ?? []),
+              ...(serverErrors[field.path] ?? []),
+            ];
+            const inheritedValue = toText(field, getPath(inherited.policy, field.path));
+            const common = {
+              id,
+              name: field.path,
+              "aria-invalid": errors.length > 0,
+              "aria-describedby": `${id}-hint${errors.length > 0 ? ` ${id}-error` : ""}`,
+            };
+            return (
+              <div key={field.path} className={`field${errors.length > 0 ? " invalid" : ""}`}>
+                <label htmlFor={id}>{field.label}</label>
+                {field.kind === "select" ? (
+                  <select
+                    {...common}
+                    value={texts[field.path] ?? ""}
+                    onChange={(event) => change(field, event.target.value)}
+                  >
+                    {field.options?.map((option) => (
+                      <option key={option}>{option}</option>
+                    ))}
+                  </select>
+                ) : field.kind === "json" ? (
+                  <textarea
+                    {...common}
+                    rows={2}
+                    value={texts[field.path] ?? ""}
+                    onChange={(event) => change(field, event.target.value)}
+                  />
+                ) : (
+                  <input
+                    {...common}
+                    type={field.kind === "number" ? "number" : "text"}
+                    step="any"
+                    value={texts[field.path] ?? ""}
+                    placeholder={inheritedValue}
+                    onChange={(event) => change(field, event.target.value)}
+                  />
+                )}
+                <small id={`${id}-hint`} className="hint">
+                  {field.path} · inherited: {inheritedValue === "" ? "unset" : inheritedValue}
+                </small>
+                {errors.length > 0 ? (
+                  <p id={`${id}-error`} className="field-error" role="alert">
+                    {errors.join("; ")}
+                  </p>
+                ) : null}
+              </div>
+            );
+          })}
+        </fieldset>
+      ))}
+      {validation.errors[""] ? (
+        <p className="field-error" role="alert">
+          {validation.errors[""].join("; ")}
+        </p>
+      ) : null}
+      <section aria-labelledby="diff-title" className="diff">
+        <h2 id="diff-title">Changes to save</h2>
+        {!valid ? (
+          <p>Fix the fields marked above to see the change.</p>
+        ) : changes.length === 0 ? (
+          <p>No changes from the saved policy.</p>
+        ) : (
+          <table data-testid="policy-diff">
+            <thead>
+              <tr>
+                <th scope="col">field</th>
+                <th scope="col">before</th>
+                <th scope="col">after</th>
+              </tr>
+            </thead>
+            <tbody>
+              {changes.map((entry) => (
+                <tr key={entry.path}>
+                  <td>{entry.path}</td>
+                  <td className="before">{JSON.stringify(entry.before) ?? "unset"}</td>
+                  <td className="after">{JSON.stringify(entry.after) ?? "unset"}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+      <button type="submit" className="primary" disabled={!valid || changes.length === 0 || saving}>
+        {saving ? "Saving…" : `Save policy${changes.length > 0 ? ` (${changes.length} changes)` : ""}`}
+      </button>
+    </form>
+  );
+}
+
+function textsOf(policy: ScalingPolicy): Record<string, string> {
+  return Object.fromEntries(FIELDS.map((field) => [field.path, toText(field, getPath(policy, field.path))]));
+}

@@ -1,0 +1,69 @@
+import type { AppRouter } from "@proxyscale/api";
+import { MutationCache, QueryCache, QueryClient } from "@tanstack/react-query";
+import {
+  createTRPCClient,
+  httpBatchLink,
+  httpSubscriptionLink,
+  isTRPCClientError,
+  splitLink,
+  type TRPCClientErrorLike,
+} from "@trpc/client";
+import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
+import { createTRPCContext } from "@trpc/tanstack-react-query";
+import { getSession, signOut } from "./session.ts";
+
+/**
+ * The one module that talks to the server: the typed tRPC client (queries and mutations batched over HTTP,
+ * subscriptions over SSE), the react-query cache, and what a rejected token does (back to sign-in).
+ * Every type comes from the server's router.
+ */
+
+export type RouterOutputs = inferRouterOutputs<AppRouter>;
+export type RouterInputs = inferRouterInputs<AppRouter>;
+export type ApiError = TRPCClientErrorLike<AppRouter>;
+
+export const { TRPCProvider, useTRPC, useTRPCClient } = createTRPCContext<AppRouter>();
+
+function bearer(): Record<string, string> {
+  const session = getSession();
+  return session ? { authorization: `Bearer ${session.token}` } : {};
+}
+
+export function createClient(baseUrl = "") {
+  const url = `${baseUrl}/trpc`;
+  return createTRPCClient<AppRouter>({
+    links: [
+      splitLink({
+        condition: (op) => op.type === "subscription",
+        // EventSource cannot send headers: the token travels as tRPC's connectionParams.
+        true: httpSubscriptionLink({ url, connectionParams: () => ({ token: getSession()?.token ?? "" }) }),
+        false: httpBatchLink({ url, headers: bearer }),
+      }),
+    ],
+  });
+}
+
+/** The HTTP status of a failed call, when the server answered. */
+export function statusOf(error: unknown): number | undefined {
+  return isTRPCClientError<AppRouter>(error) ? error.data?.httpStatus : undefined;
+}
+
+function onError(error: unknown) {
+  // 401: the server no longer accepts the token (expired, revoked, signed with another secret).
+  if (statusOf(error) === 401) signOut(`the server rejected your token: ${(error as Error).message}`);
+}
+
+export function createQueryClient() {
+  return new QueryClient({
+    queryCache: new QueryCache({ onError }),
+    mutationCache: new MutationCache({ onError }),
+    defaultOptions: {
+      queries: {
+        // 4xx answers (forbidden, not found, bad input) will not change on retry.
+        retry: (count, error) => (statusOf(error) ?? 500) >= 500 && count < 2,
+        refetchOnWindowFocus: false,
+        staleTime: 5_000,
+      },
+    },
+  });
+}
