@@ -3,6 +3,7 @@ import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { decide, decisionSchema, parsePolicy } from "@proxyscale/core";
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
 import {
@@ -177,6 +178,63 @@ forEachDriver("schema and migrations", ({ database, driver }) => {
           { at: 1893456010000, replicas: 3 },
           { at: 1893456007000, replicas: 4 },
         ]);
+      } finally {
+        await dropSchema(db(), schema);
+      }
+    });
+
+    it("rewrite decisions stored with the old dryRun limit into core's mode limit (0005), so they match decisionSchema", async () => {
+      const schema = randomSchemaName("modelimit");
+      const migrations = readMigrations();
+      const before = migrations.filter((migration) => migration.tag < "0005");
+      const now = Date.parse("2030-01-01T00:00:00Z");
+      const policy = parsePolicy({ mode: "dryRun", scaleUpCooldownSeconds: 0 });
+      const sample = {
+        at: now,
+        cpuPercent: 99,
+        memoryPercent: 99,
+        requestRate: 5000,
+        avgLatencyMs: 1,
+        errorRatePercent: 0,
+      };
+      const current = decide(
+        policy,
+        {
+          currentReplicas: 2,
+          unhealthyReplicas: 0,
+          samples: [sample],
+          recentEvents: [],
+          recommendations: [],
+          lastSampleAt: now,
+          createdAt: now,
+          activeEvent: null,
+          reconcileIntervalMs: 10_000,
+        },
+        now,
+      );
+      expect(current.limits.at(-1)).toEqual({ kind: "mode", mode: "dryRun", from: 3, to: 3 });
+      const stored = { ...current, limits: [...current.limits.slice(0, -1), { kind: "dryRun" }] };
+      expect(decisionSchema.safeParse(stored).success).toBe(false);
+      try {
+        await migrate(db(), { schema, migrations: before });
+        await db().execute(
+          sql.raw(
+            `insert into "${schema}".proxies (id, owner_id, name) values ('00000000-0000-4000-8000-0000000000dd', 'o', 'p')`,
+          ),
+        );
+        await db().execute(
+          sql.raw(`insert into "${schema}".scaling_decisions (proxy_id, evaluated_at, triggered_by, strategy, action,
+              current_replicas, recommended_replicas, desired_replicas, explanation, recommendation_at,
+              recommendation_replicas, decision)
+            values ('00000000-0000-4000-8000-0000000000dd', '2030-01-01T00:00:00Z', 'auto', 'threshold', 'scale_up',
+              2, 3, 3, 'e', '2030-01-01T00:00:00Z', 3, '${JSON.stringify(stored)}')`),
+        );
+        await migrate(db(), { schema, migrations });
+        const [row] = await queryRows<{ decision: unknown }>(
+          db(),
+          sql.raw(`select decision from "${schema}".scaling_decisions`),
+        );
+        expect(decisionSchema.parse(row!.decision)).toEqual(current);
       } finally {
         await dropSchema(db(), schema);
       }
