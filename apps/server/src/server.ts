@@ -2,7 +2,14 @@ import { existsSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { type AuthConfig, appRouter, createContext, createRestHandler } from "@proxyscale/api";
+import {
+  type AuthConfig,
+  appRouter,
+  createContext,
+  createLiveFeed,
+  createRestHandler,
+  type LiveFeed,
+} from "@proxyscale/api";
 import type { Tier } from "@proxyscale/core";
 import type { Database, Logger, ScalingExecutor } from "@proxyscale/db";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
@@ -36,6 +43,12 @@ export interface ServerDeps {
   /** The control loop's reconcile interval, so evaluate's fallback counts as the loop's does. */
   reconcileIntervalMs?: number;
   metrics?: ServerMetrics;
+  /**
+   * What `live.onChange` serves. startServer passes one that the control loop's telemetry feeds too; default:
+   * one of the server's own (it hears the API's hooks, and the other servers' on PostgreSQL). The server
+   * starts it on listen and closes it on close, whoever made it.
+   */
+  live?: LiveFeed;
   /** Longest wait for in-flight requests on close before their connections are cut. Default 10 s. */
   shutdownGraceMs?: number;
 }
@@ -43,6 +56,7 @@ export interface ServerDeps {
 export interface ProxyScaleServer {
   httpServer: http.Server;
   metrics: ServerMetrics;
+  live: LiveFeed;
   /** Resolves with the bound URL (port 0 picks a free port). */
   listen(port: number, host?: string): Promise<{ url: string; port: number }>;
   /** Stops accepting, lets in-flight requests finish (up to the grace), then resolves. Leaves the database open. */
@@ -69,6 +83,8 @@ function routeLabel(pathname: string, restTemplate: string | undefined): string 
 export function createServer(deps: ServerDeps): ProxyScaleServer {
   const logger = deps.logger;
   const metrics = deps.metrics ?? createServerMetrics();
+  const live =
+    deps.live ?? createLiveFeed({ db: deps.database.db, database: deps.database, logger, clock: deps.clock });
   const contextFactory = createContext({
     db: deps.database.db,
     clock: deps.clock ?? Date.now,
@@ -77,6 +93,7 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
     onMetricsRecorded: deps.onMetricsRecorded,
     auth: deps.auth,
     telemetry: metrics.telemetry,
+    live,
     requestsPerMinute: deps.requestsPerMinute,
     rateLimitSyncMs: deps.rateLimitSyncMs,
     reconcileIntervalMs: deps.reconcileIntervalMs,
@@ -107,7 +124,16 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
     router: appRouter,
     basePath: "/trpc/",
     maxBodySize: deps.maxBodyBytes,
-    createContext: ({ req }) => contextFactory({ authorization: req.headers.authorization }),
+    // EventSource sends no headers: a subscription's token comes in connectionParams, which httpSubscriptionLink
+    // puts in the query string. Nothing here logs or labels a query string (see the request log below).
+    createContext: ({ req, info }) =>
+      contextFactory({
+        authorization:
+          req.headers.authorization ??
+          (info.type === "subscription" && info.connectionParams?.token
+            ? `Bearer ${info.connectionParams.token}`
+            : undefined),
+      }),
     onError: ({ error, path }) => logServerError({ error, path, status: getHTTPStatusCodeFromError(error) }),
   });
   const adminDir = deps.adminDistDir === undefined ? DEFAULT_ADMIN_DIST : deps.adminDistDir;
@@ -168,7 +194,9 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
   return {
     httpServer,
     metrics,
-    listen(port, host = "127.0.0.1") {
+    live,
+    async listen(port, host = "127.0.0.1") {
+      await live.start();
       return new Promise((resolve, reject) => {
         httpServer.once("error", reject);
         httpServer.listen(port, host, () => {
@@ -182,10 +210,12 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
         });
       });
     },
-    close() {
-      if (closing) return Promise.resolve();
+    async close() {
+      if (closing) return;
       closing = true;
       contextFactory.close();
+      // Open subscriptions end first: they are requests that never finish on their own.
+      await live.close();
       return new Promise<void>((resolve) => {
         const force = setTimeout(() => httpServer.closeAllConnections(), deps.shutdownGraceMs ?? 10_000);
         // Keep-alive connections whose request finishes after close() started are closed as they go idle.

@@ -1,4 +1,4 @@
-import { signToken } from "@proxyscale/api";
+import { combineTelemetry, createLiveFeed, signToken } from "@proxyscale/api";
 import { type Database, openDatabase } from "@proxyscale/db";
 import type { DestinationStream } from "pino";
 import type { ServerConfig } from "./config.ts";
@@ -46,6 +46,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   };
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   const metrics = options.overrides?.metrics ?? createServerMetrics();
+  // The control loop's decisions and events reach live.onChange too: the server serves this feed.
+  const live = options.overrides?.live ?? createLiveFeed({ db: database.db, database, logger });
   let bound: { url: string; port: number } | undefined;
   const jwtSecret = auth.jwtSecret;
   const control = new ControlLoop({
@@ -54,7 +56,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     reconcileIntervalMs: config.control.reconcileIntervalMs,
     leaseTtlMs: config.control.leaseTtlMs,
     acceptedTimeoutMs: config.control.acceptedTimeoutMs,
-    telemetry: metrics.telemetry,
+    telemetry: combineTelemetry(metrics.telemetry, live.telemetry),
     metricsRegistry: metrics.registry,
     // Local workers push their metrics here, with a token of the proxy's owner (needs the HS256 secret).
     metricsReporting: async (proxy) =>
@@ -85,6 +87,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     maxBodyBytes: config.maxBodyBytes,
     publicUrl: config.publicUrl,
     metrics,
+    live,
     executor: control.executor,
     onMetricsRecorded: control.onMetricsRecorded,
     reconcileIntervalMs: config.control.reconcileIntervalMs,

@@ -3,6 +3,7 @@ import type { Db, Logger, ScalingExecutor, Telemetry } from "@proxyscale/db";
 import { type AuthConfig, createTokenVerifier, type TokenVerifier, type VerifiedToken } from "./auth.ts";
 import { createEvaluator, type Evaluator } from "./evaluation.ts";
 import { createSampleRecorder, type SampleRecorder } from "./ingest.ts";
+import { combineTelemetry, createLiveFeed, type LiveFeed } from "./live-feed.ts";
 import { createRateLimiter, type RateLimiter } from "./rate-limit.ts";
 
 /** Everything the procedures touch, injected by whoever assembles the API (server, test, benchmark). */
@@ -13,6 +14,11 @@ export interface ApiDeps {
   executor: ScalingExecutor;
   auth: AuthConfig;
   telemetry?: Telemetry;
+  /**
+   * What `live.onChange` serves; it hears the API's own hooks (with `telemetry`), and whatever else the
+   * assembler hands its `telemetry` (the control loop). Default: one of its own, local to this process.
+   */
+  live?: LiveFeed;
   /** Told after samples are stored (the control loop evaluates those proxies). Must not throw or block. */
   onMetricsRecorded?: (proxyIds: readonly string[]) => void;
   /** Requests per minute by tier; defaults to core's TIER_LIMITS. */
@@ -30,6 +36,7 @@ export interface Context {
   logger: Logger;
   executor: ScalingExecutor;
   telemetry: Telemetry;
+  live: LiveFeed;
   onMetricsRecorded: (proxyIds: readonly string[]) => void;
   verifyToken: TokenVerifier;
   rateLimiter: RateLimiter;
@@ -57,7 +64,9 @@ export function createContext(deps: ApiDeps): ContextFactory {
     requestsPerMinute: deps.requestsPerMinute ?? {},
     shared: { db: deps.db, logger: deps.logger, syncIntervalMs: deps.rateLimitSyncMs },
   });
-  const telemetry = deps.telemetry ?? {};
+  const ownLive = deps.live ? null : createLiveFeed({ db: deps.db, logger: deps.logger, clock: deps.clock });
+  const live = deps.live ?? (ownLive as LiveFeed);
+  const telemetry = combineTelemetry(deps.telemetry ?? {}, live.telemetry);
   const onMetricsRecorded = deps.onMetricsRecorded ?? (() => {});
   const evaluate = createEvaluator({
     db: deps.db,
@@ -77,6 +86,7 @@ export function createContext(deps: ApiDeps): ContextFactory {
     logger: deps.logger,
     executor: deps.executor,
     telemetry,
+    live,
     onMetricsRecorded,
     verifyToken,
     rateLimiter,
@@ -84,5 +94,10 @@ export function createContext(deps: ApiDeps): ContextFactory {
     recordSamples,
     authorization: request.authorization,
   });
-  return Object.assign(factory, { close: () => rateLimiter.close() });
+  return Object.assign(factory, {
+    close: () => {
+      rateLimiter.close();
+      void ownLive?.close();
+    },
+  });
 }

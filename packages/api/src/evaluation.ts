@@ -86,7 +86,10 @@ async function evaluateBatch(deps: EvaluatorDeps, batch: readonly Waiting[]): Pr
       waiting.reject(notFound("proxy", entry.proxy.id));
       return;
     }
-    deps.telemetry.decisionMade?.(entry.proxy, decision);
+    deps.telemetry.decisionMade?.(entry.proxy, decision, {
+      id: decisionId,
+      triggeredBy: waiting.request.triggeredBy,
+    });
     waiting.resolve({ ...decision, decisionId, proxyId: entry.proxy.id, policySource: entry.policySource });
   });
 }

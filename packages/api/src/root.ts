@@ -1,5 +1,6 @@
 import { auditRouter } from "./routers/audit.ts";
 import { healthRouter } from "./routers/health.ts";
+import { liveRouter } from "./routers/live.ts";
 import { metricsRouter } from "./routers/metrics.ts";
 import { policiesRouter } from "./routers/policies.ts";
 import { proxiesRouter } from "./routers/proxies.ts";
@@ -13,6 +14,7 @@ export const appRouter = router({
   scaling: scalingRouter,
   audit: auditRouter,
   health: healthRouter,
+  live: liveRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -1,4 +1,4 @@
-import type { Decision } from "@proxyscale/core";
+import type { Decision, ScalingTrigger } from "@proxyscale/core";
 import type { ScalingEventRecord } from "./queries/events.ts";
 import type { ProxyRecord } from "./queries/proxies.ts";
 
@@ -35,7 +35,12 @@ export interface ScalingExecutor {
 /** Hooks the server turns into Prometheus metrics. All optional, all synchronous and cheap. */
 export interface Telemetry {
   sampleRecorded?(proxyId: string, loadScore: number): void;
-  decisionMade?(proxy: ProxyRecord, decision: Decision): void;
+  /** `stored` is the decision's stored record: its id and what triggered it (the live feed sends both). */
+  decisionMade?(
+    proxy: ProxyRecord,
+    decision: Decision,
+    stored: { id: string; triggeredBy: ScalingTrigger },
+  ): void;
   scalingEventChanged?(event: ScalingEventRecord): void;
   proxyRemoved?(proxyId: string): void;
 }

@@ -368,7 +368,7 @@ export class ControlLoop {
       const decisionId = decisionIds[index];
       // Null: the proxy was deleted between the read and the write.
       if (!decisionId) return;
-      this.telemetry.decisionMade?.(item.entry.proxy, item.decision);
+      this.telemetry.decisionMade?.(item.entry.proxy, item.decision, { id: decisionId, triggeredBy: "auto" });
       if (executes(item.decision)) scales.push({ ...item, decisionId });
     });
     await forEachBounded(
