@@ -27,16 +27,23 @@ interface ChartProps {
   height?: number;
   /** Tooltips for the points of the `markers` series: the nearest marker to the cursor is shown. */
   markers?: ChartMarker[];
+  /** The x window in epoch seconds (the chosen range), so sparse data is not stretched over years. */
+  xRange?: [number, number];
 }
+
+/** Few points are drawn as dots as well, so a single sample is visible. */
+const SPARSE_POINTS = 60;
 
 const stepped = uPlot.paths.stepped?.({ align: 1 });
 
 /** A uPlot time series that follows its container's width. uPlot draws on canvas and stays fast past 10k points. */
-export function Chart({ title, data, series, height = 200, markers = [] }: ChartProps) {
+export function Chart({ title, data, series, height = 200, markers = [], xRange }: ChartProps) {
   const container = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const markersRef = useRef(markers);
   markersRef.current = markers;
+  const xRangeRef = useRef(xRange);
+  xRangeRef.current = xRange;
   const [tip, setTip] = useState<{ left: number; top: number; text: string } | null>(null);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: the plot is rebuilt only when its series change; data updates go through setData below
@@ -48,7 +55,9 @@ export function Chart({ title, data, series, height = 200, markers = [] }: Chart
       height,
       cursor: { points: { size: 6 } },
       legend: { live: true },
-      scales: { x: { time: true } },
+      scales: {
+        x: { time: true, range: (_u, min, max) => xRangeRef.current ?? [min, max] },
+      },
       axes: [
         { stroke: "#1f2937", grid: { stroke: "#e5e7eb" } },
         { stroke: "#1f2937", grid: { stroke: "#e5e7eb" }, size: 50 },
@@ -64,7 +73,7 @@ export function Chart({ title, data, series, height = 200, markers = [] }: Chart
             ...(entry.stepped && stepped ? { paths: stepped } : {}),
             ...(entry.markers
               ? { points: { show: true, size: 10, fill: entry.color, stroke: "#111827" }, paths: () => null }
-              : { points: { show: false } }),
+              : { points: { show: (u) => u.data[0].length <= SPARSE_POINTS, size: 5 } }),
             spanGaps: !entry.markers,
           }),
         ),

@@ -128,7 +128,7 @@ export default function OperatePage() {
             query={policy}
             what="the policy"
             render={(data) => (
-              <fieldset className="modes" disabled={!isAdmin || setMode.isPending}>
+              <fieldset className="modes">
                 <legend>
                   Mode: {data.policy.mode}
                   {isAdmin ? "" : " (changing it needs role admin: it is part of the policy)"}
@@ -140,6 +140,7 @@ export default function OperatePage() {
                       name="mode"
                       value={mode}
                       checked={data.policy.mode === mode}
+                      disabled={!isAdmin || setMode.isPending}
                       onChange={() => setMode.mutate({ proxyId, ...data.policy, mode })}
                     />
                     {mode} — {MODE_HELP[mode]}

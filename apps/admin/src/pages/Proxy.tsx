@@ -108,6 +108,7 @@ export default function ProxyPage() {
   // The window ends at the latest pushed change, so new samples extend the charts.
   const to = Math.max(openedAt, live.lastChangeAt ?? 0);
   const from = to - RANGES[range];
+  const xRange = useMemo((): [number, number] => [seconds(from), seconds(to)], [from, to]);
 
   const proxy = useQuery(trpc.proxies.get.queryOptions({ proxyId }));
   const policy = useQuery(trpc.policies.get.queryOptions({ proxyId }));
@@ -238,6 +239,7 @@ export default function ProxyPage() {
           <Chart
             title="Load score with thresholds"
             data={charts.load}
+            xRange={xRange}
             series={[
               { label: "load score", color: "#1d4ed8" },
               { label: "scaleUpThreshold", color: "#b91c1c", dash: true },
@@ -249,6 +251,7 @@ export default function ProxyPage() {
               key={chart.title}
               title={chart.title}
               data={chart.data}
+              xRange={xRange}
               height={150}
               series={[
                 { label: "value", color: "#7c3aed" },
@@ -260,6 +263,7 @@ export default function ProxyPage() {
             <Chart
               title="Replicas: current vs desired, with scaling events"
               data={replicas.data}
+              xRange={xRange}
               markers={replicas.markers}
               series={[
                 { label: "current", color: "#1d4ed8", stepped: true },

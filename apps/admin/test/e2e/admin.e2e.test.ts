@@ -1,0 +1,208 @@
+// @vitest-environment node
+import type { BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  buildAdmin,
+  chromiumAvailable,
+  type Harness,
+  rest,
+  screenshots,
+  seriousViolations,
+  startHarness,
+} from "./harness.ts";
+
+interface ProxyView {
+  id: string;
+  name: string;
+  currentReplicas: number;
+}
+
+const runs = chromiumAvailable();
+
+describe.skipIf(!runs)("the admin UI in Chromium against the real server", () => {
+  let harness: Harness;
+  let context: BrowserContext;
+  let page: Page;
+  let demo: ProxyView;
+
+  beforeAll(async () => {
+    buildAdmin();
+    harness = await startHarness();
+    context = await harness.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    const proxies = await rest<{ items: ProxyView[] }>(harness.url, harness.adminToken, "GET", "/proxies");
+    demo = proxies.items.find((proxy) => proxy.name === "demo-edge")!;
+    expect(demo, "the demo proxy is registered at start").toBeDefined();
+  }, 180_000);
+
+  afterAll(async () => {
+    await context?.close();
+    await harness?.close();
+  });
+
+  async function expectAccessible(name: string) {
+    expect(await seriousViolations(page), `axe on the ${name} page`).toEqual([]);
+  }
+
+  it("signs in through the #token= link, takes the token out of the address bar and shows who is signed in", async () => {
+    await page.goto(`${harness.url}/#token=${harness.adminToken}`);
+    await page.getByTestId("who-sub").waitFor();
+    expect(await page.getByTestId("who-sub").textContent()).toBe("admin");
+    expect(await page.locator("header .who").textContent()).toContain("admin");
+    expect(page.url()).not.toContain("token");
+  });
+
+  it("shows the demo fleet", async () => {
+    const row = page.locator("table.fleet tbody tr", { hasText: "demo-edge" });
+    await row.waitFor();
+    expect(await row.textContent()).toMatch(/demo-edge.*healthy/);
+    await expectAccessible("fleet");
+    await screenshots(page, "fleet");
+  });
+
+  it("opens demo-edge and draws its charts with data", async () => {
+    await page.getByRole("link", { name: "demo-edge" }).click();
+    await page.waitForURL(`**/proxies/${demo.id}`);
+    // The demo's workers push metrics every second; the charts appear once samples exist.
+    await page
+      .locator("[data-testid=charts] .chart-area[data-drawn] canvas")
+      .first()
+      .waitFor({ timeout: 30_000 });
+    expect(await page.locator("[data-testid=charts] figure").count()).toBeGreaterThanOrEqual(6);
+    await page.locator("[data-testid=decisions] li").first().waitFor({ timeout: 30_000 });
+    await expectAccessible("proxy");
+    await screenshots(page, "proxy");
+  });
+
+  it("refuses an invalid policy value in place and saves a valid one, which the audit log shows", async () => {
+    await page.getByRole("link", { name: "Policy", exact: true }).click();
+    await page.waitForURL(`**/proxies/${demo.id}/policy`);
+    const min = page.getByLabel("Minimum replicas");
+    await min.fill("-1");
+    const error = page.locator("#field-minReplicas-error");
+    await error.waitFor();
+    expect(await error.textContent()).toContain("must be ≥ 0");
+    expect(await min.getAttribute("aria-invalid")).toBe("true");
+    expect(await page.getByRole("button", { name: /Save policy/ }).isDisabled()).toBe(true);
+    await expectAccessible("policy editor (with an error)");
+
+    await min.fill("1");
+    await page.getByLabel("Scale-down cooldown (s)").fill("42");
+    const diff = page.getByTestId("policy-diff");
+    await diff.waitFor();
+    expect(await diff.textContent()).toContain("scaleDownCooldownSeconds");
+    await screenshots(page, "policy");
+    await page.getByRole("button", { name: /Save policy/ }).click();
+    await page.getByText("Saved: the proxy's own policy is now in force.").waitFor();
+    const saved = await rest<{ policy: { scaleDownCooldownSeconds: number }; source: string }>(
+      harness.url,
+      harness.adminToken,
+      "GET",
+      `/proxy/scaling/policies/${demo.id}`,
+    );
+    expect(saved).toMatchObject({ source: "proxy", policy: { scaleDownCooldownSeconds: 42 } });
+
+    await page.getByRole("link", { name: "Audit", exact: true }).click();
+    await page.waitForURL(`**/audit?proxy=${demo.id}`);
+    const entry = page.locator("[data-testid=audit] tbody tr", { hasText: "policy" }).first();
+    await entry.waitFor();
+    expect(await entry.textContent()).toContain("admin");
+    await expectAccessible("audit log");
+    await screenshots(page, "audit");
+  });
+
+  it("scales demo-edge by hand after a confirmation and shows the event reach completed without a reload", async () => {
+    await page.goto(`${harness.url}/proxies/${demo.id}/operate`);
+    await page.evaluate(() => {
+      (window as unknown as { notReloaded: boolean }).notReloaded = true;
+    });
+    const current = (await rest<ProxyView>(harness.url, harness.adminToken, "GET", `/proxies/${demo.id}`))
+      .currentReplicas;
+    const target = current === 1 ? 2 : 1;
+    await page.getByLabel("Replicas").fill(String(target));
+    await page.getByRole("button", { name: "Scale…" }).click();
+    await page.getByRole("button", { name: `Confirm scale to ${target}` }).click();
+    const created = page.getByText(/Event .* created/);
+    await created.waitFor();
+    const eventId = (await created.textContent())!.match(/Event (\S+) created/)![1]!;
+    const status = page.locator(`tr[data-event-id="${eventId}"] [data-testid=event-status]`);
+    await expect.poll(() => status.textContent(), { timeout: 30_000 }).toBe("completed");
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(
+      true,
+    );
+    await expectAccessible("operate");
+    await screenshots(page, "operate");
+  });
+
+  it("shows a decision live when metrics are pushed through the API", async () => {
+    // A proxy of its own, with no workers pushing: the only decision is the one this push causes.
+    const proxy = await rest<ProxyView>(harness.url, harness.adminToken, "POST", "/proxies", {
+      name: "e2e-live",
+    });
+    await page.goto(`${harness.url}/proxies/${proxy.id}`);
+    await page.getByText("No decisions yet").waitFor();
+    await expect
+      .poll(() => page.getByTestId("live-status").textContent(), { timeout: 10_000 })
+      .toBe("pending");
+    await page.evaluate(() => {
+      (window as unknown as { notReloaded: boolean }).notReloaded = true;
+    });
+    await rest(harness.url, harness.adminToken, "POST", `/proxy/scaling/metrics/${proxy.id}`, {
+      cpuPercent: 95,
+      memoryPercent: 90,
+      requestRate: 5000,
+      avgLatencyMs: 300,
+      errorRatePercent: 1,
+    });
+    await page.locator("[data-testid=decisions] li").first().waitFor({ timeout: 5_000 });
+    expect(await page.locator("[data-testid=decisions] li .sentence").first().textContent()).not.toBe("");
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(
+      true,
+    );
+  });
+
+  it("sends a rejected token back to sign-in with the reason", async () => {
+    const forged = await (async () => {
+      const { signToken } = await import("@proxyscale/api");
+      return signToken({ sub: "mallory", role: "admin", tier: "pro", secret: "x".repeat(48) });
+    })();
+    const other = await harness.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const tab = await other.newPage();
+    await tab.goto(`${harness.url}/#token=${forged}`);
+    const reason = tab.getByTestId("sign-in-reason");
+    await reason.waitFor();
+    expect(await reason.textContent()).toContain("the server rejected your token");
+    const previous = page;
+    page = tab;
+    await expectAccessible("sign-in");
+    await screenshots(page, "sign-in");
+    page = previous;
+    await other.close();
+  });
+
+  it("shows a viewer no edit or operate controls", async () => {
+    const sub = "viewer-e2e";
+    const operator = await harness.token({ sub, role: "operator" });
+    const own = await rest<ProxyView>(harness.url, operator, "POST", "/proxies", { name: "viewer-edge" });
+    const viewer = await harness.token({ sub, role: "viewer" });
+    const other = await harness.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const tab = await other.newPage();
+    await tab.goto(`${harness.url}/#token=${viewer}`);
+    await tab.locator("table.fleet tbody tr", { hasText: "viewer-edge" }).waitFor();
+    await tab.getByRole("link", { name: "viewer-edge" }).click();
+    await tab.getByRole("heading", { name: "viewer-edge" }).waitFor();
+    expect(await tab.getByRole("link", { name: "Policy", exact: true }).count()).toBe(0);
+    expect(await tab.getByRole("link", { name: "Operate", exact: true }).count()).toBe(0);
+
+    await tab.goto(`${harness.url}/proxies/${own.id}/operate`);
+    await tab.getByText("Operating a proxy needs role operator or admin").waitFor();
+    expect(await tab.getByRole("button", { name: "Scale…" }).count()).toBe(0);
+    expect(await tab.getByRole("radio").count()).toBe(0);
+
+    await tab.goto(`${harness.url}/proxies/${own.id}/policy`);
+    await tab.getByText("Editing policies needs role admin").waitFor();
+    expect(await tab.getByRole("button", { name: /Save policy/ }).count()).toBe(0);
+    expect(await tab.getByRole("button", { name: "Evaluate now" }).count()).toBe(0);
+    await other.close();
+  });
+});
