@@ -31,6 +31,9 @@ async function main() {
         "",
         "Admin token (valid 30 days):",
         `  ${running.firstAdminToken}`,
+        "",
+        "Sign in to the admin UI (the token rides in the #fragment, which the browser never sends to a server):",
+        `  ${running.url}/#token=${running.firstAdminToken}`,
       );
     }
     lines.push(

@@ -115,7 +115,7 @@ describe("configuration", () => {
 });
 
 describe("embedded start (pnpm --filter @proxyscale/server start)", () => {
-  it("runs on PGlite with zero config, creates a 0600 secret, prints URL, admin token and CLI command, stops on SIGTERM", async () => {
+  it("runs on PGlite with zero config, creates a 0600 secret, prints URL, admin token, sign-in link and CLI command, stops on SIGTERM", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "proxyscale-main-"));
     directories.push(dataDir);
     const { child, exited, output } = run(
@@ -131,6 +131,12 @@ describe("embedded start (pnpm --filter @proxyscale/server start)", () => {
     const adminToken = /Admin token \(valid 30 days\):\n\s+(\S+)/.exec(stdout)?.[1];
     expect(url).toBeDefined();
     expect(adminToken).toBeDefined();
+    // The sign-in link: the server's URL with the token in the fragment, and that token is accepted.
+    const link = /^\s+(http:\/\/\S+\/#token=\S+)$/m.exec(stdout)?.[1];
+    expect(link).toBe(`${url}/#token=${adminToken}`);
+    const linkToken = new URL(link!).hash.slice("#token=".length);
+    const viaLink = await fetch(`${url}/api/proxies`, { headers: { authorization: `Bearer ${linkToken}` } });
+    expect(viaLink.status).toBe(200);
     expect(statSync(join(dataDir, "jwt-secret")).mode & 0o777).toBe(0o600);
 
     // The printed CLI command, run as printed from the repository root, mints a token the server accepts.
