@@ -3,7 +3,7 @@ import { sql } from "drizzle-orm";
 import type { Database } from "../connection.ts";
 import { type Db, isUuid, queryRows } from "../db.ts";
 import { InvalidInputError } from "../errors.ts";
-import { proxies } from "../schema/index.ts";
+import { leases, proxies } from "../schema/index.ts";
 import { inList, textArray } from "./pg-array.ts";
 import { effectivePolicyColumnSql, effectivePolicyJoins } from "./policies.ts";
 
@@ -74,8 +74,9 @@ export async function listLeases(db: Db, args: { prefix: string }): Promise<Leas
   const pattern = `${args.prefix.replaceAll("\\", "\\\\").replaceAll("%", "\\%").replaceAll("_", "\\_")}%`;
   const rows = await queryRows<{ name: string; holder: string; expiresAt: string | Date; live: boolean }>(
     db,
-    sql`select name, holder, expires_at as "expiresAt", expires_at > now() as live
-        from leases where name like ${pattern} order by name`,
+    sql`select ${leases.name} as name, ${leases.holder} as holder, ${leases.expiresAt} as "expiresAt",
+          ${leases.expiresAt} > now() as live
+        from ${leases} where ${leases.name} like ${pattern} order by ${leases.name}`,
   );
   return rows.map((row) => ({ ...row, expiresAt: new Date(row.expiresAt) }));
 }
@@ -85,7 +86,8 @@ export async function liveLeaseNames(db: Db, args: { names: readonly string[] })
   if (args.names.length === 0) return new Set();
   const rows = await queryRows<{ name: string }>(
     db,
-    sql`select name from leases where ${inList(sql`name`, args.names, "text")} and expires_at > now()`,
+    sql`select ${leases.name} as name from ${leases}
+        where ${inList(leases.name, args.names, "text")} and ${leases.expiresAt} > now()`,
   );
   return new Set(rows.map((row) => row.name));
 }

@@ -4,8 +4,9 @@ import { and, desc, eq, sql } from "drizzle-orm";
 import { type Db, isUuid, queryPreparedRows } from "../db.ts";
 import { NotFoundError, violatedConstraint } from "../errors.ts";
 import type { DecisionRecord } from "../records.ts";
-import { scalingDecisions } from "../schema/index.ts";
+import { proxies, scalingDecisions, scalingRecommendations } from "../schema/index.ts";
 import { afterCursor, type Page, pageSize, toPage } from "./cursor.ts";
+import { col, cols } from "./names.ts";
 import { numberArray, textArray } from "./pg-array.ts";
 
 /** Every evaluation of the engine, stored with its recommendation (what stabilization windows read). */
@@ -37,11 +38,11 @@ export async function recordDecisions(
   const rows = inputs.flatMap((input, index) => (ids[index] ? [{ ...input, id: ids[index] }] : []));
   if (rows.length === 0) return ids;
   const column = <T>(pick: (row: (typeof rows)[number]) => T) => rows.map(pick);
+  const d = scalingDecisions;
+  const r = scalingRecommendations;
   const statement = sql`
     with stored as (
-      insert into scaling_decisions (id, proxy_id, evaluated_at, triggered_by, strategy, action, current_replicas,
-        recommended_replicas, desired_replicas, load_score, explanation, recommendation_at, recommendation_replicas,
-        decision)
+      insert into ${d} (${cols(d.id, d.proxyId, d.evaluatedAt, d.triggeredBy, d.strategy, d.action, d.currentReplicas, d.recommendedReplicas, d.desiredReplicas, d.loadScore, d.explanation, d.recommendationAt, d.recommendationReplicas, d.decision)})
       select u.id, u.proxy_id, timestamptz 'epoch' + u.evaluated_ms * interval '1 millisecond', u.triggered_by,
         u.strategy, u.action, u.current_replicas, u.recommended_replicas, u.desired_replicas, u.load_score,
         u.explanation, timestamptz 'epoch' + u.recommendation_ms * interval '1 millisecond',
@@ -63,17 +64,18 @@ export async function recordDecisions(
         ${textArray(column((row) => JSON.stringify(row.decision)))}::jsonb[]
       ) as u(id, proxy_id, evaluated_ms, triggered_by, strategy, action, current_replicas, recommended_replicas,
              desired_replicas, load_score, explanation, recommendation_ms, recommendation_replicas, decision)
-      where u.proxy_id in (select id from proxies)
-      returning id, proxy_id, recommendation_replicas, recommendation_at
+      where u.proxy_id in (select ${proxies.id} from ${proxies})
+      returning ${d.id} as id, ${d.proxyId} as proxy_id, ${d.recommendationReplicas} as recommendation_replicas,
+        ${d.recommendationAt} as recommendation_at
     ),
     recommended as (
       -- In key order, so concurrent batches lock the same rows in the same order.
-      insert into scaling_recommendations (proxy_id, replicas, recommended_at)
+      insert into ${r} (${cols(r.proxyId, r.replicas, r.recommendedAt)})
       select distinct on (proxy_id, recommendation_replicas) proxy_id, recommendation_replicas, recommendation_at
       from stored
       order by proxy_id, recommendation_replicas, recommendation_at desc
-      on conflict (proxy_id, replicas) do update set recommended_at = excluded.recommended_at
-      where scaling_recommendations.recommended_at < excluded.recommended_at
+      on conflict (${cols(r.proxyId, r.replicas)}) do update set ${col(r.recommendedAt)} = excluded.${col(r.recommendedAt)}
+      where ${r.recommendedAt} < excluded.${col(r.recommendedAt)}
     )
     select id from stored`;
   let stored: Array<{ id: string }>;

@@ -1,6 +1,8 @@
 import { sql } from "drizzle-orm";
 import { type Db, queryRows } from "../db.ts";
 import { InvalidInputError } from "../errors.ts";
+import { leases } from "../schema/index.ts";
+import { col, cols } from "./names.ts";
 import { inList, textArray } from "./pg-array.ts";
 
 /**
@@ -19,16 +21,17 @@ export async function acquireLeases(
   const rows = await queryRows<{ name: string }>(
     db,
     sql`
-      insert into leases (name, holder, acquired_at, expires_at)
+      insert into ${leases} (${cols(leases.name, leases.holder, leases.acquiredAt, leases.expiresAt)})
       select name, ${args.holder}, now(), now() + ${args.ttlMs} * interval '1 millisecond'
       from unnest(${textArray([...new Set(args.names)])}::text[]) as name
       order by name
-      on conflict (name) do update set
-        holder = excluded.holder,
-        acquired_at = case when leases.holder = excluded.holder then leases.acquired_at else excluded.acquired_at end,
-        expires_at = excluded.expires_at
-      where leases.holder = excluded.holder or leases.expires_at <= now()
-      returning name`,
+      on conflict (${col(leases.name)}) do update set
+        ${col(leases.holder)} = excluded.${col(leases.holder)},
+        ${col(leases.acquiredAt)} = case when ${leases.holder} = excluded.${col(leases.holder)}
+          then ${leases.acquiredAt} else excluded.${col(leases.acquiredAt)} end,
+        ${col(leases.expiresAt)} = excluded.${col(leases.expiresAt)}
+      where ${leases.holder} = excluded.${col(leases.holder)} or ${leases.expiresAt} <= now()
+      returning ${leases.name} as name`,
   );
   return rows.map((row) => row.name).sort();
 }
@@ -41,8 +44,8 @@ export async function releaseLeases(
   if (args.names.length === 0) return 0;
   const rows = await queryRows<{ name: string }>(
     db,
-    sql`delete from leases where ${inList(sql`name`, args.names, "text")} and holder = ${args.holder}
-        returning name`,
+    sql`delete from ${leases} where ${inList(leases.name, args.names, "text")} and ${leases.holder} = ${args.holder}
+        returning ${leases.name} as name`,
   );
   return rows.length;
 }

@@ -284,7 +284,7 @@ export async function existingProxyIds(db: Db, args: { proxyIds: readonly string
   if (ids.length === 0) return new Set();
   const rows = await queryPreparedRows<{ id: string }>(
     db,
-    sql`select id from proxies where ${inList(sql`id`, ids, "uuid")}`,
+    sql`select ${proxies.id} as id from ${proxies} where ${inList(proxies.id, ids, "uuid")}`,
   );
   return new Set(rows.map((row) => row.id));
 }

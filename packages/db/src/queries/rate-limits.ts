@@ -1,6 +1,8 @@
 import { sql } from "drizzle-orm";
 import { type Db, queryRows } from "../db.ts";
 import { InvalidInputError } from "../errors.ts";
+import { rateLimitWindows } from "../schema/index.ts";
+import { col, cols } from "./names.ts";
 import { inList, numberArray, textArray } from "./pg-array.ts";
 import { epochMs, timestampParam } from "./time.ts";
 
@@ -29,21 +31,23 @@ export async function exchangeRateUsage(
   const add = [...args.add].sort((a, b) =>
     a.userId === b.userId ? a.windowStart - b.windowStart : a.userId < b.userId ? -1 : 1,
   );
+  const w = rateLimitWindows;
   const rows = await queryRows<RateUsage>(
     db,
     sql`
       with added as (
-        insert into rate_limit_windows (user_id, window_start, requests)
+        insert into ${w} (${cols(w.userId, w.windowStart, w.requests)})
         select u.user_id, timestamptz 'epoch' + u.window_ms * interval '1 millisecond', u.requests
         from unnest(${textArray(add.map((usage) => usage.userId))}::text[],
                     ${numberArray(add.map((usage) => usage.windowStart))}::int8[],
                     ${numberArray(add.map((usage) => usage.requests))}::int4[]) as u(user_id, window_ms, requests)
-        on conflict (user_id, window_start) do update set requests = rate_limit_windows.requests + excluded.requests
+        on conflict (${cols(w.userId, w.windowStart)})
+          do update set ${col(w.requests)} = ${w.requests} + excluded.${col(w.requests)}
       )
-      select user_id as "userId", ${epochMs(sql`window_start`)}::float8 as "windowStart", requests
-      from rate_limit_windows
-      where ${inList(sql`user_id`, [...args.userIds], "text")}
-        and window_start >= ${timestampParam(new Date(args.sinceWindow))}`,
+      select ${w.userId} as "userId", ${epochMs(w.windowStart)}::float8 as "windowStart", ${w.requests} as requests
+      from ${w}
+      where ${inList(w.userId, [...args.userIds], "text")}
+        and ${w.windowStart} >= ${timestampParam(new Date(args.sinceWindow))}`,
   );
   return rows;
 }
@@ -53,7 +57,8 @@ export async function pruneRateUsage(db: Db, args: { before: number }): Promise<
   const rows = await queryRows<{ n: number }>(
     db,
     sql`with pruned as (
-          delete from rate_limit_windows where window_start < ${timestampParam(new Date(args.before))} returning 1
+          delete from ${rateLimitWindows}
+          where ${rateLimitWindows.windowStart} < ${timestampParam(new Date(args.before))} returning 1
         )
         select count(*)::int as n from pruned`,
   );

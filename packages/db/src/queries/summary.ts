@@ -1,10 +1,22 @@
 import { trendDirection } from "@proxyscale/core";
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { type Db, isUuid, queryRows } from "../db.ts";
 import { InvalidInputError, NotFoundError } from "../errors.ts";
 import type { ScalingSummary } from "../records.ts";
+import { proxyScalingEvents, type ScalingEventStatus } from "../schema/index.ts";
 import { seriesSql } from "./metrics.ts";
 import { timestampParam, toDate } from "./time.ts";
+
+const COMPLETED: ScalingEventStatus = "completed";
+
+/** `(count(*) filter (where column = value))::int as "name"`, the value typed by the column's enum. */
+function countWhere<C extends typeof proxyScalingEvents.eventType | typeof proxyScalingEvents.status>(
+  column: C,
+  value: C["_"]["data"],
+  name: string,
+): SQL {
+  return sql`(count(*) filter (where ${column} = ${value}))::int as ${sql.identifier(name)}`;
+}
 
 export const DEFAULT_SUMMARY_HOURS = 24;
 export const MAX_SUMMARY_HOURS = 24 * 90;
@@ -27,6 +39,7 @@ export async function getScalingSummary(
   if (!isUuid(args.proxyId)) throw new NotFoundError("proxy", args.proxyId);
   const to = toDate(args.now, "now");
   const from = new Date(to.getTime() - Math.round(hoursBack * 3_600_000));
+  const e = proxyScalingEvents;
   const [row] = await queryRows<{
     samples: number;
     loadAvg: number | null;
@@ -62,17 +75,14 @@ export async function getScalingSummary(
       ),
       events as (
         select count(*)::int as total,
-          (count(*) filter (where event_type = 'scale_up'))::int as "scaleUp",
-          (count(*) filter (where event_type = 'scale_down'))::int as "scaleDown",
-          (count(*) filter (where status = 'pending'))::int as pending,
-          (count(*) filter (where status = 'in_progress'))::int as "inProgress",
-          (count(*) filter (where status = 'completed'))::int as completed,
-          (count(*) filter (where status = 'failed'))::int as failed,
-          (count(*) filter (where status = 'cancelled'))::int as cancelled,
-          (avg(duration_ms) filter (where status = 'completed'))::float8 as "avgDurationMs"
-        from proxy_scaling_events
-        where proxy_id = ${args.proxyId}::uuid
-          and created_at >= ${timestampParam(from)} and created_at <= ${timestampParam(to)}
+          ${countWhere(e.eventType, "scale_up", "scaleUp")}, ${countWhere(e.eventType, "scale_down", "scaleDown")},
+          ${countWhere(e.status, "pending", "pending")}, ${countWhere(e.status, "in_progress", "inProgress")},
+          ${countWhere(e.status, "completed", "completed")}, ${countWhere(e.status, "failed", "failed")},
+          ${countWhere(e.status, "cancelled", "cancelled")},
+          (avg(${e.durationMs}) filter (where ${e.status} = ${COMPLETED}))::float8 as "avgDurationMs"
+        from ${e}
+        where ${e.proxyId} = ${args.proxyId}::uuid
+          and ${e.createdAt} >= ${timestampParam(from)} and ${e.createdAt} <= ${timestampParam(to)}
       )
       select * from metrics, events`,
   );
