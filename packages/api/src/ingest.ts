@@ -10,6 +10,7 @@ import {
 } from "@proxyscale/db";
 import { notFound } from "./errors.ts";
 import { type Waiting as GroupWaiting, groupCommit } from "./group-commit.ts";
+import type { RecordedSample } from "./outputs.ts";
 
 export interface IngestRequest {
   proxyId: string;
@@ -18,10 +19,7 @@ export interface IngestRequest {
   reports: LoadMetrics[];
 }
 
-export interface RecordedSample {
-  sample: MetricSample;
-  loadScore: number;
-}
+export type { RecordedSample } from "./outputs.ts";
 
 export type SampleRecorder = (request: IngestRequest) => Promise<RecordedSample[]>;
 

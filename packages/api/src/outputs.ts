@@ -48,11 +48,10 @@ export type ProxyView = z.output<typeof proxyViewSchema>;
 export const proxyPageSchema = pageSchema(proxyViewSchema);
 export const deletedProxySchema = z.object({ proxyId: proxyIdSchema, deleted: z.literal(true) });
 
-export const recordedSampleSchema = z.object({
-  proxyId: proxyIdSchema,
-  sample: metricSampleSchema,
-  loadScore: z.number(),
-});
+/** A stored sample with its composite loadScore. */
+export const recordedSampleSchema = z.object({ sample: metricSampleSchema, loadScore: z.number() });
+export type RecordedSample = z.output<typeof recordedSampleSchema>;
+export const recordedPushSchema = recordedSampleSchema.extend({ proxyId: proxyIdSchema });
 export const recordedBatchSchema = z.object({
   proxyId: proxyIdSchema,
   recorded: z.number().int().min(0),

@@ -6,7 +6,7 @@ import {
   latestSamplesSchema,
   metricsRangeSchema,
   recordedBatchSchema,
-  recordedSampleSchema,
+  recordedPushSchema,
 } from "../outputs.ts";
 import { proxyIdSchema } from "../schemas.ts";
 import { operatorProcedure, viewerProcedure } from "../trpc.ts";
@@ -32,7 +32,7 @@ export const metricsRouter = {
       successStatus: 201,
     })
     .input(loadMetricsSchema.extend({ proxyId: proxyIdSchema }))
-    .output(recordedSampleSchema)
+    .output(recordedPushSchema)
     .mutation(async ({ ctx, input }) => {
       const { proxyId, ...metrics } = input;
       const [recorded] = await recordSamples(ctx, proxyId, [metrics]);
