@@ -6,15 +6,18 @@ import { createTRPCClient, httpSubscriptionLink } from "@trpc/client";
 import { EventSource } from "eventsource";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createLogger } from "../src/logger.ts";
+import { startControlNode } from "./control/node.ts";
 import {
   type Client,
   client,
   disposeDatabase,
+  HIGH_LOAD,
   MID_LOAD,
   POSTGRES_URL,
   postgresAvailable,
   registerProxy,
   startTestServer,
+  TEST_SECRET,
   type TestServer,
   testDriverList,
   token,
@@ -169,6 +172,48 @@ for (const driver of testDriverList()) {
       for (const text of [...logLines, metrics]) {
         expect(text).not.toContain(bearer);
         expect(text).not.toContain("connectionParams");
+      }
+    });
+  });
+}
+
+for (const driver of testDriverList()) {
+  describe.skipIf(!driver.available)(`live.onChange with the control loop [${driver.name}]`, () => {
+    it("delivers the loop's own decision on a push, and the scale it starts through to completed", async () => {
+      const database = await driver.open({ poolMax: 8 });
+      const node = await startControlNode(database, TEST_SECRET, { reconcileIntervalMs: 3_600_000 });
+      const bearer = await token({ role: "operator" });
+      const api = client(node.url, bearer);
+      // No actuator ("none"): the scale completes as soon as the executor applies it.
+      const proxyId = await registerProxy(api);
+      const admin = client(node.url, await token({ role: "admin" }));
+      const policy = await admin.request("POST", `/api/proxy/scaling/policies/${proxyId}`, {
+        body: { minReplicas: 1, maxReplicas: 3, scaleUpCooldownSeconds: 0 },
+      });
+      expect(policy.status, JSON.stringify(policy.body)).toBeLessThan(300);
+      const live = subscribe(node.url, bearer, { proxyId });
+      try {
+        await vi.waitFor(() => expect(node.server.live.subscriberCount()).toBe(1));
+        const pushed = await api.request("POST", `/api/proxy/scaling/metrics/${proxyId}`, {
+          body: HIGH_LOAD,
+        });
+        expect(pushed.status).toBe(201);
+        await vi.waitFor(() =>
+          expect(live.received).toContainEqual(
+            expect.objectContaining({
+              kind: "event",
+              event: expect.objectContaining({ status: "completed" }),
+            }),
+          ),
+        );
+        const decision = live.received.find((change) => change.kind === "decision");
+        expect(decision).toMatchObject({ triggeredBy: "auto", decision: { action: "scale_up" } });
+        const stored = await api.request("GET", `/api/proxy/scaling/decisions/${proxyId}`);
+        expect(stored.body.items[0].id).toBe(decision?.kind === "decision" && decision.decisionId);
+      } finally {
+        live.close();
+        await node.close();
+        await disposeDatabase(database);
       }
     });
   });

@@ -1,4 +1,4 @@
-import { signToken } from "@proxyscale/api";
+import { combineTelemetry, createLiveFeed, signToken } from "@proxyscale/api";
 import type { Database } from "@proxyscale/db";
 import { ControlLoop, type ControlLoopOptions } from "../../src/control/loop.ts";
 import { createLogger } from "../../src/logger.ts";
@@ -20,11 +20,12 @@ export async function startControlNode(
 ): Promise<ControlNode> {
   const logger = createLogger(process.env.CONTROL_TEST_LOG === "1" ? "debug" : "silent");
   const metrics = createServerMetrics({ defaultMetrics: false });
+  const live = createLiveFeed({ db: database.db, database, logger });
   let url = "";
   const control = new ControlLoop({
     database,
     logger,
-    telemetry: metrics.telemetry,
+    telemetry: combineTelemetry(metrics.telemetry, live.telemetry),
     metricsRegistry: metrics.registry,
     metricsReporting: async (proxy) => ({
       url,
@@ -44,6 +45,7 @@ export async function startControlNode(
     logger,
     adminDistDir: null,
     metrics,
+    live,
     executor: control.executor,
     onMetricsRecorded: control.onMetricsRecorded,
     // The API evaluates on the loop's clock and interval, as startServer wires them.
