@@ -336,8 +336,8 @@ describe("proxyscale metrics push, evaluate, scale, events, summary", () => {
     "drives one proxy through the whole loop from the command line",
     async () => {
       const proxyId = await registerProxy();
-      // mode "off" keeps the server's control loop from scaling on its own while the CLI does it by hand.
-      await admin.policies.upsert.mutate({ proxyId, minReplicas: 1, maxReplicas: 5, mode: "off" });
+      // dryRun keeps the server's control loop from scaling on its own while the CLI does it by hand.
+      await admin.policies.upsert.mutate({ proxyId, minReplicas: 1, maxReplicas: 5, mode: "dryRun" });
 
       const pushed = await asAdmin([
         "metrics",

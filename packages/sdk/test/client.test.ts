@@ -67,17 +67,18 @@ for (const driver of drivers) {
         const listed = await operator.proxies.list.query({});
         expect(listed.items.map((item) => item.id)).toContain(proxy.id);
 
-        // mode "off" keeps the server's control loop away, so the manual evaluate and execute below see 1 replica.
+        // dryRun keeps the server's control loop from scaling (it only records), so the manual evaluate and
+        // execute below see 1 replica, and the preview still says what it would do.
         const stored = await admin.policies.upsert.mutate({
           proxyId: proxy.id,
-          mode: "off",
+          mode: "dryRun",
           minReplicas: 1,
           maxReplicas: 6,
           scaleUpThreshold: 70,
         });
         expect(stored).toMatchObject({ created: true, source: "proxy", policy: { maxReplicas: 6 } });
         const effective = await operator.policies.get.query({ proxyId: proxy.id });
-        expect(effective).toMatchObject({ source: "proxy", policy: { scaleUpThreshold: 70, mode: "off" } });
+        expect(effective).toMatchObject({ source: "proxy", policy: { scaleUpThreshold: 70, mode: "dryRun" } });
 
         const recorded = await operator.metrics.record.mutate({ proxyId: proxy.id, ...HIGH_LOAD });
         expect(recorded.loadScore).toBeGreaterThan(70);
