@@ -3,6 +3,7 @@ import {
   type Db,
   loadObservedStates,
   type ObservedProxy,
+  type PolicySource,
   recordDecisions,
   type Telemetry,
 } from "@proxyscale/db";
@@ -21,7 +22,7 @@ export interface EvaluationRequest {
   triggeredBy: Extract<ScalingTrigger, "manual" | "admin">;
 }
 
-export type EvaluationResult = Decision & { decisionId: string; proxyId: string; policySource: string };
+export type EvaluationResult = Decision & { decisionId: string; proxyId: string; policySource: PolicySource };
 
 export type Evaluator = (request: EvaluationRequest) => Promise<EvaluationResult>;
 

@@ -94,7 +94,7 @@ export const storedEnvironmentPolicySchema = environmentPolicySchema.extend({ cr
 export const evaluationSchema = decisionSchema.extend({
   decisionId: z.uuid(),
   proxyId: proxyIdSchema,
-  policySource: z.string(),
+  policySource: policySourceSchema,
 });
 export const scalingEventPageSchema = pageSchema(scalingEventRecordSchema);
 export const decisionPageSchema = pageSchema(decisionRecordSchema);
