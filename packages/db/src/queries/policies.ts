@@ -1,12 +1,13 @@
 import { DEFAULT_POLICY, parsePolicy, type ScalingPolicy } from "@proxyscale/core";
-import { eq, getTableName, inArray, type SQL, sql } from "drizzle-orm";
+import { eq, getTableName, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
-import { type Db, isUuid, withTransaction } from "../db.ts";
+import { type Db, isUuid, queryPreparedRows, withTransaction } from "../db.ts";
 import { NotFoundError } from "../errors.ts";
 import type { PolicySource } from "../records.ts";
 import { environmentScalingPolicies, proxies, proxyScalingPolicies } from "../schema/index.ts";
 import { writeAudit } from "./audit.ts";
 import { aliased } from "./names.ts";
+import { inList } from "./pg-array.ts";
 import { lockProxy } from "./proxies.ts";
 
 export type { PolicySource } from "../records.ts";
@@ -327,8 +328,8 @@ export async function getEffectivePolicy(db: Db, args: { proxyId: string }): Pro
 }
 
 /**
- * For each proxy: its owner and the policy that applies, in one query for all of them (a batch of pushes).
- * Unknown ids are absent.
+ * For each proxy: its owner and the policy that applies, in one prepared statement for all of them (a batch of
+ * pushes), each stored policy parsed once per distinct content (`policyFromRow`). Unknown ids are absent.
  */
 export async function getEffectivePolicies(
   db: Db,
@@ -337,22 +338,19 @@ export async function getEffectivePolicies(
   const result = new Map<string, EffectivePolicy & { ownerId: string }>();
   const ids = args.proxyIds.filter(isUuid);
   if (ids.length === 0) return result;
-  const rows = await db
-    .select({
-      id: proxies.id,
-      ownerId: proxies.ownerId,
-      own: proxyScalingPolicies,
-      environment: environmentScalingPolicies,
-    })
-    .from(proxies)
-    .leftJoin(proxyScalingPolicies, eq(proxyScalingPolicies.proxyId, proxies.id))
-    .leftJoin(environmentScalingPolicies, eq(environmentScalingPolicies.environment, proxies.environment))
-    .where(inArray(proxies.id, ids));
+  const rows = await queryPreparedRows<{ id: string; ownerId: string } & Record<string, unknown>>(
+    db,
+    sql`select ${proxies.id} as id, ${proxies.ownerId} as "ownerId", ${policyColumnsSql(ownPolicy)},
+          ${policyColumnsSql(environmentPolicy)}
+        from ${proxies} ${effectivePolicyJoins()}
+        where ${inList(proxies.id, ids, "uuid")}`,
+  );
   for (const row of rows) {
-    result.set(row.id, {
-      ownerId: row.ownerId,
-      ...effectivePolicy({ proxy: row.own, environment: row.environment }, columnsToPolicy),
-    });
+    const stored = {
+      proxy: policyFromRow(row, ownPolicy),
+      environment: policyFromRow(row, environmentPolicy),
+    };
+    result.set(row.id, { ownerId: row.ownerId, ...effectivePolicy(stored, (policy) => policy) });
   }
   return result;
 }
