@@ -3,7 +3,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   plugins: [react()],
-  build: { outDir: "dist", emptyOutDir: true, sourcemap: false, chunkSizeWarningLimit: 600 },
+  build: { outDir: "dist", emptyOutDir: true, sourcemap: false, manifest: true, chunkSizeWarningLimit: 600 },
   // `npm run dev`: the API runs on the server (npm start), the UI here with hot reload.
   server: { proxy: { "/trpc": "http://127.0.0.1:8080", "/api": "http://127.0.0.1:8080" } },
   test: {

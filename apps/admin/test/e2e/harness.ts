@@ -61,15 +61,20 @@ export interface Harness {
 }
 
 /** The real server (fresh PGlite data dir, the demo on an ephemeral port) serving the built UI, and Chromium. */
-export async function startHarness(): Promise<Harness> {
+/**
+ * `retention: false` turns the rollup scheduler off, so every sample stays raw (a range then has as many points
+ * as it asks for, instead of one per rolled-up minute).
+ */
+export async function startHarness(options: { demo?: boolean; retention?: boolean } = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), "proxyscale-admin-e2e-"));
   const config = loadConfig({
     PORT: "0",
     HOST: "127.0.0.1",
     PROXYSCALE_DATA_DIR: dataDir,
-    PROXYSCALE_DEMO: "1",
+    PROXYSCALE_DEMO: options.demo === false ? "0" : "1",
     PROXYSCALE_DEMO_PORT: "0",
     LOG_LEVEL: "warn",
+    ...(options.retention === false ? { PROXYSCALE_RETENTION_INTERVAL_SECONDS: "0" } : {}),
   });
   const server = await startServer(config, { overrides: { adminDistDir: distDir } });
   const adminToken = server.firstAdminToken;
@@ -99,7 +104,7 @@ export interface AxeViolation {
   id: string;
   impact: string | null;
   help: string;
-  nodes: { target: string[] }[];
+  nodes: { target: string[]; failureSummary?: string }[];
 }
 
 /** axe-core's WCAG 2 A/AA rules on the page as it is; only serious and critical violations are returned. */
@@ -120,7 +125,9 @@ export async function seriousViolations(page: Page): Promise<AxeViolation[]> {
     .filter((violation) => violation.impact === "serious" || violation.impact === "critical")
     .map((violation) => ({
       ...violation,
-      nodes: violation.nodes.slice(0, 3).map((node) => ({ target: node.target })),
+      nodes: violation.nodes
+        .slice(0, 3)
+        .map((node) => ({ target: node.target, failureSummary: node.failureSummary })),
     }));
 }
 

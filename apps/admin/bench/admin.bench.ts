@@ -1,0 +1,173 @@
+/**
+ * The admin UI's two browser-side figures, printed as a markdown table:
+ *  1. the first page's JavaScript (the fleet page at `/`): gzip size of the entry chunk, its static imports and
+ *     the fleet page's chunk with its static imports, from the production build's manifest (budget 250 KB);
+ *  2. the proxy page with 10,000 points per series: navigation start → every chart drawn, in Chromium, against
+ *     the real server, next to a same-run blank page (navigation start → load of /healthz). Budget 200 ms.
+ * Run after `vite build` (the package's bench script does both).
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { CHROMIUM, chromiumAvailable, distDir, rest, startHarness } from "../test/e2e/harness.ts";
+
+interface ManifestChunk {
+  file: string;
+  isEntry?: boolean;
+  imports?: string[];
+  dynamicImports?: string[];
+  src?: string;
+}
+
+const manifest = JSON.parse(readFileSync(join(distDir, ".vite", "manifest.json"), "utf8")) as Record<
+  string,
+  ManifestChunk
+>;
+
+/** A chunk and every chunk it imports statically (what the browser must load before it runs). */
+function closure(key: string, seen = new Set<string>()): Set<string> {
+  if (seen.has(key)) return seen;
+  seen.add(key);
+  for (const imported of manifest[key]?.imports ?? []) closure(imported, seen);
+  return seen;
+}
+
+const entry = Object.keys(manifest).find((key) => manifest[key]!.isEntry)!;
+const fleet = Object.keys(manifest).find((key) => key.endsWith("pages/Fleet.tsx"))!;
+const firstPage = new Set([...closure(entry), ...closure(fleet)]);
+const files = [...firstPage].map((key) => manifest[key]!.file).filter((file) => file.endsWith(".js"));
+const gzipBytes = files.reduce(
+  (sum, file) => sum + gzipSync(readFileSync(join(distDir, file)), { level: 9 }).length,
+  0,
+);
+const rawBytes = files.reduce((sum, file) => sum + readFileSync(join(distDir, file)).length, 0);
+
+const rows: string[][] = [
+  [
+    "first page (fleet) JavaScript, gzip",
+    `${(gzipBytes / 1024).toFixed(1)} KB (${files.length} files, ${(rawBytes / 1024).toFixed(0)} KB raw)`,
+    "≤ 250 KB",
+    gzipBytes <= 250 * 1024 ? "pass" : "FAIL",
+  ],
+];
+
+const RUNS = 10;
+const quantile = (values: number[], q: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+};
+
+if (chromiumAvailable()) {
+  const harness = await startHarness({ demo: false, retention: false });
+  try {
+    const proxy = await rest<{ id: string }>(harness.url, harness.adminToken, "POST", "/proxies", {
+      name: "bench-10k",
+    });
+    // 20,000 samples over the last hour: every one of 10,000 buckets holds about two.
+    const start = Date.now() - 3_600_000;
+    for (let batch = 0; batch < 4; batch++) {
+      const samples = Array.from({ length: 5000 }, (_, i) => {
+        const n = batch * 5000 + i;
+        const wave = 50 + 40 * Math.sin(n / 500);
+        return {
+          cpuPercent: wave,
+          memoryPercent: 60,
+          requestRate: wave * 10,
+          avgLatencyMs: 20 + wave / 5,
+          errorRatePercent: 0.5,
+          replicas: 2,
+          recordedAt: start + n * 180,
+        };
+      });
+      await rest(harness.url, harness.adminToken, "POST", `/proxy/scaling/metrics/${proxy.id}/batch`, {
+        samples,
+      });
+    }
+    const context = await harness.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(`${harness.url}/#token=${harness.adminToken}`);
+    await page.getByTestId("who-sub").waitFor();
+
+    const chartMs: number[] = [];
+    const blankMs: number[] = [];
+    // Where the time goes: navigation → first API request, the API's answers (server + transfer), drawing.
+    const startMs: number[] = [];
+    const apiMs: number[] = [];
+    const renderMs: number[] = [];
+    let points = 0;
+    for (let run = 0; run < RUNS + 1; run++) {
+      await page.goto(`${harness.url}/healthz`);
+      const blank = await page.evaluate(() => {
+        const [nav] = performance.getEntriesByType("navigation") as PerformanceNavigationTiming[];
+        return nav!.loadEventEnd;
+      });
+      await page.goto(`${harness.url}/proxies/${proxy.id}?range=1h&points=10000`);
+      await page.waitForFunction(
+        () => {
+          const charts = [...document.querySelectorAll<HTMLElement>("[data-testid=charts] .chart-area")];
+          return charts.length >= 6 && charts.every((chart) => chart.dataset.drawnAt);
+        },
+        undefined,
+        { timeout: 30_000 },
+      );
+      const drawn = await page.evaluate(() => {
+        const charts = [...document.querySelectorAll<HTMLElement>("[data-testid=charts] .chart-area")];
+        const api = (performance.getEntriesByType("resource") as PerformanceResourceTiming[]).filter(
+          (entry) => entry.name.includes("/trpc/"),
+        );
+        return {
+          at: Math.max(...charts.map((chart) => Number(chart.dataset.drawnAt))),
+          points: Number(charts[0]!.dataset.points),
+          apiStart: Math.min(...api.map((entry) => entry.startTime)),
+          apiEnd: Math.max(...api.map((entry) => entry.responseEnd)),
+        };
+      });
+      // The first run warms the server's and the browser's caches; it is not counted.
+      if (run === 0) continue;
+      chartMs.push(drawn.at);
+      blankMs.push(blank);
+      startMs.push(drawn.apiStart);
+      apiMs.push(drawn.apiEnd - drawn.apiStart);
+      renderMs.push(drawn.at - drawn.apiEnd);
+      points = drawn.points;
+    }
+    const median = quantile(chartMs, 0.5);
+    const blankMedian = quantile(blankMs, 0.5);
+    rows.push(
+      [
+        `proxy page, ${points.toLocaleString("en")} points per series: navigation → charts drawn (median of ${RUNS})`,
+        `${median.toFixed(0)} ms (p95 ${quantile(chartMs, 0.95).toFixed(0)} ms)`,
+        "≤ 200 ms",
+        median <= 200 ? "pass" : "FAIL",
+      ],
+      ["same-run blank page (/healthz): navigation → load (median)", `${blankMedian.toFixed(1)} ms`, "", ""],
+      ["ratio charts / blank", `${(median / Math.max(blankMedian, 0.1)).toFixed(1)}×`, "", ""],
+      [
+        "… of which navigation → first API request (JS loaded, page rendered)",
+        `${quantile(startMs, 0.5).toFixed(0)} ms`,
+        "",
+        "",
+      ],
+      [
+        "… of which the API's answers (server on PGlite + transfer of the range)",
+        `${quantile(apiMs, 0.5).toFixed(0)} ms`,
+        "",
+        "",
+      ],
+      [
+        "… of which last answer → every chart drawn (parse, React, uPlot)",
+        `${quantile(renderMs, 0.5).toFixed(0)} ms`,
+        "",
+        "",
+      ],
+    );
+    await context.close();
+  } finally {
+    await harness.close();
+  }
+} else {
+  rows.push(["proxy page, 10,000 points per series", `skipped: no Chromium at ${CHROMIUM}`, "≤ 200 ms", ""]);
+}
+
+console.log("\n| admin UI | result | budget | |\n| --- | --- | --- | --- |");
+for (const row of rows) console.log(`| ${row.join(" | ")} |`);
