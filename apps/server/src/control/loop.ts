@@ -46,6 +46,8 @@ const LIST_PAGES_PER_QUERY = 10;
 const WRITE_CONCURRENCY = 8;
 /** A reconcile waits this long for an actuator's observation before deciding on the recorded count. */
 const OBSERVE_TIMEOUT_MS = 5_000;
+/** A batch whose evaluation failed is queued again after this long. */
+const RETRY_MS = 1_000;
 /** How long close() lets running scales finish before aborting them. */
 const DRAIN_GRACE_MS = 10_000;
 
@@ -144,6 +146,7 @@ export class ControlLoop {
   private readonly pushOfEvent = new Map<string, number>();
   private ticking: Promise<ReconcileResult> | null = null;
   private timers: NodeJS.Timeout[] = [];
+  private readonly retries = new Set<NodeJS.Timeout>();
   private listener: { unlisten(): Promise<void> } | null = null;
   private started = false;
   private closed = false;
@@ -313,10 +316,24 @@ export class ControlLoop {
         await this.sync(batch);
       } catch (error) {
         this.logger.warn({ proxies: batch.length, err: errorMessage(error) }, "control: evaluation failed");
+        this.retryLater(batch);
       } finally {
         this.queue.done(batch);
       }
     }
+  }
+
+  /**
+   * A batch that failed (the database is down or slow) is queued again a moment later, so a push is never
+   * dropped unevaluated; while the database stays down this repeats once per retry interval.
+   */
+  private retryLater(batch: ReadonlyArray<Taken<string, Work>>): void {
+    const timer = setTimeout(() => {
+      this.retries.delete(timer);
+      for (const { key, work } of batch) void this.queue.add(key, work);
+    }, RETRY_MS);
+    timer.unref();
+    this.retries.add(timer);
   }
 
   /** Load the batch's observed state, decide for each proxy, record the decisions, hand scales on. */
@@ -485,6 +502,8 @@ export class ControlLoop {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
+    for (const timer of this.retries) clearTimeout(timer);
+    this.retries.clear();
     await this.listener?.unlisten().catch(() => {});
     await this.ticking?.catch(() => {});
     await this.queue.idle();
