@@ -21,6 +21,9 @@ const t = initTRPC
   .meta<ApiMeta>()
   .create({
     isDev: false,
+    // live.onChange's SSE stream: a ping every 15 s keeps an idle stream open through proxies that cut silent
+    // connections, and tells the client to reconnect after 40 s without one (a dead connection).
+    sse: { ping: { enabled: true, intervalMs: 15_000 }, client: { reconnectAfterInactivityMs: 40_000 } },
     /** The one error formatter: tRPC and REST responses both carry `data.zodIssues` for invalid input. */
     errorFormatter({ shape, error }) {
       const zodIssues = error.cause instanceof ZodError ? toApiIssues(error.cause) : undefined;
