@@ -166,23 +166,25 @@ await client.proxies.register.mutate({ name: "edge-eu" });`}</code>
           <tbody>
             {shown.map((row) => (
               <tr key={row.proxy.id}>
-                <td>
+                <td data-label="Proxy">
                   <Link to={`/proxies/${row.proxy.id}`}>{row.proxy.name}</Link>
                 </td>
-                <td>{row.proxy.environment}</td>
-                <td>{row.proxy.region ?? "—"}</td>
-                <td>
+                <td data-label="Environment">{row.proxy.environment}</td>
+                <td data-label="Region">{row.proxy.region ?? "—"}</td>
+                <td data-label="Replicas">
                   {row.proxy.currentReplicas} / {row.proxy.desiredReplicas}
                 </td>
-                <td>
+                <td data-label="Health">
                   <span className={`health ${row.proxy.health}`}>{row.proxy.health}</span>
                   {row.proxy.unhealthyReplicas > 0 ? ` (${row.proxy.unhealthyReplicas} unhealthy)` : ""}
                 </td>
-                <td>{row.loadScore === null ? "—" : row.loadScore.toFixed(1)}</td>
-                <td>{row.strategy ?? "…"}</td>
-                <td>{row.mode ?? "…"}</td>
-                <td className="sentence-cell">{row.sentence ?? "no decision yet"}</td>
-                <td>
+                <td data-label="Load score">{row.loadScore === null ? "—" : row.loadScore.toFixed(1)}</td>
+                <td data-label="Strategy">{row.strategy ?? "…"}</td>
+                <td data-label="Mode">{row.mode ?? "…"}</td>
+                <td data-label="Last decision" className="sentence-cell">
+                  {row.sentence ?? "no decision yet"}
+                </td>
+                <td data-label="Load (1 h)">
                   <Sparkline
                     values={row.spark}
                     label={`load score of ${row.proxy.name} over the last hour`}

@@ -34,6 +34,23 @@ describe.skipIf(!runs)("the admin UI in Chromium against the real server", () =>
     const proxies = await rest<{ items: ProxyView[] }>(harness.url, harness.adminToken, "GET", "/proxies");
     demo = proxies.items.find((proxy) => proxy.name === "demo-edge")!;
     expect(demo, "the demo proxy is registered at start").toBeDefined();
+    // A quarter hour of history besides the demo workers' own pushes, so the charts have a shape to show.
+    const now = Date.now();
+    const samples = Array.from({ length: 300 }, (_, i) => {
+      const load = 5 + 6 * (1 + Math.sin(i / 25));
+      return {
+        cpuPercent: load * 4,
+        memoryPercent: 30 + load,
+        requestRate: load * 8,
+        avgLatencyMs: 5 + load,
+        errorRatePercent: 0.2,
+        replicas: 1,
+        recordedAt: now - 15 * 60_000 + i * 3_000,
+      };
+    });
+    await rest(harness.url, harness.adminToken, "POST", `/proxy/scaling/metrics/${demo.id}/batch`, {
+      samples,
+    });
   }, 180_000);
 
   afterAll(async () => {
@@ -58,28 +75,12 @@ describe.skipIf(!runs)("the admin UI in Chromium against the real server", () =>
     const row = page.locator("table.fleet tbody tr", { hasText: "demo-edge" });
     await row.waitFor();
     expect(await row.textContent()).toMatch(/demo-edge.*healthy/);
+    await row.locator(".sparkline canvas").waitFor();
     await expectAccessible("fleet");
     await screenshots(page, "fleet");
   });
 
   it("opens demo-edge and draws its charts with data", async () => {
-    // A quarter hour of history besides the demo workers' own pushes, so the charts have a shape to show.
-    const now = Date.now();
-    const samples = Array.from({ length: 300 }, (_, i) => {
-      const load = 5 + 6 * (1 + Math.sin(i / 25));
-      return {
-        cpuPercent: load * 4,
-        memoryPercent: 30 + load,
-        requestRate: load * 8,
-        avgLatencyMs: 5 + load,
-        errorRatePercent: 0.2,
-        replicas: 1,
-        recordedAt: now - 15 * 60_000 + i * 3_000,
-      };
-    });
-    await rest(harness.url, harness.adminToken, "POST", `/proxy/scaling/metrics/${demo.id}/batch`, {
-      samples,
-    });
     await page.getByRole("link", { name: "demo-edge" }).click();
     await page.waitForURL(`**/proxies/${demo.id}`);
     // The demo's workers push metrics every second; the charts appear once samples exist.
