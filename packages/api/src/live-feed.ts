@@ -72,9 +72,9 @@ export interface LiveFeed {
   close(): Promise<void>;
 }
 
-/** One notification's item: `d` decision and `e` event by id, `s` a sample by value; `p` proxy, `o` owner. */
+/** One notification's item: `d` decision and `e` event by id (read with their owner), `s` a sample by value. */
 type Wire =
-  | { k: "d"; id: string; p: string; o: string }
+  | { k: "d"; id: string; p: string }
   | { k: "e"; id: string; p: string }
   | { k: "s"; p: string; l: number; t: string };
 
@@ -252,7 +252,7 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
           decision,
         },
       });
-      send({ k: "d", id: stored.id, p: proxy.id, o: proxy.ownerId });
+      send({ k: "d", id: stored.id, p: proxy.id });
     },
     scalingEventChanged(event) {
       receive({ change: { kind: "event", proxyId: event.proxyId, event } });
