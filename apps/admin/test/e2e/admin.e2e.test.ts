@@ -156,6 +156,23 @@ describe.skipIf(!runs)("the admin UI in Chromium against the real server", () =>
     await screenshots(page, "operate");
   });
 
+  it("switches demo-edge's mode to dryRun and back to auto", async () => {
+    const modeOf = async () =>
+      (
+        await rest<{ policy: { mode: string } }>(
+          harness.url,
+          harness.adminToken,
+          "GET",
+          `/proxy/scaling/policies/${demo.id}`,
+        )
+      ).policy.mode;
+    await page.getByRole("radio", { name: /^dryRun/ }).click();
+    await expect.poll(modeOf, { timeout: 10_000 }).toBe("dryRun");
+    await page.getByRole("group", { name: "Mode: dryRun" }).waitFor();
+    await page.getByRole("radio", { name: /^auto/ }).click();
+    await expect.poll(modeOf, { timeout: 10_000 }).toBe("auto");
+  });
+
   it("shows a decision live when metrics are pushed through the API", async () => {
     // A proxy of its own, with no workers pushing: the only decision is the one this push causes.
     const proxy = await rest<ProxyView>(harness.url, harness.adminToken, "POST", "/proxies", {
