@@ -1,7 +1,9 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
+import http from "node:http";
 import { Writable } from "node:stream";
-import type { AppRouter, LiveChange } from "@proxyscale/api";
-import { type Database, openDatabase } from "@proxyscale/db";
+import { type AppRouter, createLiveFeed, type LiveChange } from "@proxyscale/api";
+import type { Decision } from "@proxyscale/core";
+import { type Database, openDatabase, type ProxyRecord, silentLogger } from "@proxyscale/db";
 import { createTRPCClient, httpSubscriptionLink } from "@trpc/client";
 import { EventSource } from "eventsource";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -230,6 +232,45 @@ describe("live.onChange ends with the server", () => {
     expect(performance.now() - started).toBeLessThan(5_000);
     expect(server.server.live.subscriberCount()).toBe(0);
     live.close();
+    await database.close();
+  });
+});
+
+describe("live.onChange and a client that stops reading", () => {
+  it("holds at most the buffer's changes for it (the stream waits for the socket), keeping the newest", async () => {
+    const database = await openDatabase({ driver: "pglite", dataDir: "memory://" });
+    const live = createLiveFeed({ db: database.db, logger: silentLogger, bufferSize: 5 });
+    const server = await startTestServer(database, { live });
+    const bearer = await token({ role: "admin" });
+    const query = `input=${encodeURIComponent("{}")}&connectionParams=${encodeURIComponent(JSON.stringify({ token: bearer }))}`;
+    let text = "";
+    const response = await new Promise<http.IncomingMessage>((resolve) =>
+      http.get(`${server.url}/trpc/live.onChange?${query}`, resolve),
+    );
+    // Not read from here on: the socket's buffers fill, the server's writes wait, the feed's queue holds.
+    response.pause();
+    response.setEncoding("utf8");
+    await vi.waitFor(() => expect(live.subscriberCount()).toBe(1));
+    const proxy = { id: randomUUID(), ownerId: "slow" } as ProxyRecord;
+    const COUNT = 2_000;
+    // 20 KB each: 40 MB in all, far more than socket buffers hold.
+    const explanation = "x".repeat(20_000);
+    for (let index = 0; index < COUNT; index += 1) {
+      live.telemetry.decisionMade?.(proxy, { evaluatedAt: index, explanation } as Decision, {
+        id: `d-${index}`,
+        triggeredBy: "auto",
+      });
+      if (index % 50 === 49) await new Promise((resolve) => setImmediate(resolve));
+    }
+    response.on("data", (chunk: string) => {
+      text += chunk;
+    });
+    response.resume();
+    await vi.waitFor(() => expect(text).toContain(`"decisionId":"d-${COUNT - 1}"`), { timeout: 10_000 });
+    const received = text.match(/"decisionId":"d-\d+"/g) ?? [];
+    expect(received.length).toBeLessThan(COUNT / 4);
+    response.destroy();
+    await server.close();
     await database.close();
   });
 });
