@@ -132,6 +132,24 @@ describe("query deadline on PostgreSQL (private cluster)", () => {
     expect(ms).toBeLessThan(1_000);
   });
 
+  it("rejects a transaction whose connection is lost mid-statement, and goes on serving (postgres.js patched)", async () => {
+    const database = await open();
+    const admin = await open();
+    let pid: number | undefined;
+    const transaction = settle(
+      database.db.transaction(async (tx) => {
+        pid = (await queryRows<{ pid: number }>(tx, sql`select pg_backend_pid() as pid`))[0]?.pid;
+        await tx.execute(sql`select pg_sleep(${DEADLINE_MS / 1000 / 2})`);
+      }),
+    );
+    await expect.poll(() => pid).toBeDefined();
+    await admin.db.execute(sql`select pg_terminate_backend(${pid})`);
+    // Unpatched, postgres.js wrote the transaction's ROLLBACK to the lost socket from a timer: a TypeError that
+    // no caller could catch ended the process (porsager/postgres#1208).
+    expect(isDatabaseUnavailable((await transaction).error)).toBe(true);
+    expect(await queryRows(database.db, sql`select 3 as three`)).toEqual([{ three: 3 }]);
+  });
+
   it("spaces out LISTEN's reconnection attempts once its database is dropped", async () => {
     const name = `dropped_${Math.random().toString(36).slice(2, 8)}`;
     const database = await open({ url: await cluster.createDatabase(name) });
