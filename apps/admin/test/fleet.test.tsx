@@ -1,0 +1,96 @@
+import { DEFAULT_POLICY } from "@proxyscale/core";
+import { fireEvent, screen, within } from "@testing-library/react";
+import { afterEach, describe, expect, it } from "vitest";
+import FleetPage from "../src/pages/Fleet.tsx";
+import { signOut } from "../src/session.ts";
+import { type Answers, renderPage, signInAs } from "./support.tsx";
+
+function proxy(
+  index: number,
+  name: string,
+  environment: string,
+  region: string | null,
+  currentReplicas: number,
+) {
+  return {
+    id: `00000000-0000-4000-8000-00000000000${index}`,
+    name,
+    ownerId: "admin-user",
+    ownerTier: "pro",
+    environment,
+    region,
+    actuator: { kind: "none" },
+    currentReplicas,
+    desiredReplicas: currentReplicas,
+    health: "healthy",
+    unhealthyReplicas: 0,
+    createdAt: "2026-12-01T10:00:00.000Z",
+    updatedAt: "2026-12-01T10:00:00.000Z",
+  };
+}
+
+const fleet = [
+  proxy(1, "edge-b", "production", "eu", 3),
+  proxy(2, "edge-a", "staging", "us", 7),
+  proxy(3, "edge-c", "production", "us", 1),
+];
+
+function answers(items: unknown[]): Answers {
+  return {
+    "proxies.list": { items, nextCursor: null },
+    "policies.get": (input: unknown) => ({
+      proxyId: (input as { proxyId: string }).proxyId,
+      policy: DEFAULT_POLICY,
+      source: "default",
+    }),
+    "scaling.decisions": { items: [], nextCursor: null },
+    "metrics.range": (input: unknown) => ({
+      proxyId: (input as { proxyId: string }).proxyId,
+      from: 0,
+      to: 1,
+      points: [],
+    }),
+    "live.onChange": null,
+  };
+}
+
+const names = () =>
+  screen
+    .getAllByRole("row")
+    .slice(1)
+    .map((row) => within(row).getAllByRole("cell")[0]!.textContent);
+
+afterEach(() => signOut());
+
+describe("the fleet page", () => {
+  it("sorts by name, then by any column both ways, and marks the sorted column (aria-sort)", async () => {
+    signInAs("admin");
+    renderPage(<FleetPage />, { path: "/", url: "/", answers: answers(fleet) });
+    await screen.findByText("edge-a");
+    expect(names()).toEqual(["edge-a", "edge-b", "edge-c"]);
+    fireEvent.click(screen.getByRole("button", { name: /Replicas/ }));
+    expect(names()).toEqual(["edge-c", "edge-b", "edge-a"]);
+    fireEvent.click(screen.getByRole("button", { name: /Replicas/ }));
+    expect(names()).toEqual(["edge-a", "edge-b", "edge-c"]);
+    expect(screen.getByRole("columnheader", { name: /Replicas/ }).getAttribute("aria-sort")).toBe(
+      "descending",
+    );
+  });
+
+  it("filters by environment and region", async () => {
+    signInAs("admin");
+    renderPage(<FleetPage />, { path: "/", url: "/?region=us", answers: answers(fleet) });
+    await screen.findByText("edge-a");
+    expect(names()).toEqual(["edge-a", "edge-c"]);
+    fireEvent.change(screen.getByLabelText("Environment"), { target: { value: "production" } });
+    expect(names()).toEqual(["edge-c"]);
+  });
+
+  it("an empty fleet says how to register a proxy", async () => {
+    signInAs("operator");
+    renderPage(<FleetPage />, { path: "/", url: "/", answers: answers([]) });
+    await screen.findByText(/No proxies yet/);
+    expect(screen.getByText("npm run -s proxyscale -- proxies create --name edge-eu")).toBeTruthy();
+    expect(screen.getByText(/client\.proxies\.register\.mutate/)).toBeTruthy();
+  });
+});
