@@ -5,6 +5,20 @@ import { type ControlConfig, controlConfigFrom, controlEnvFields } from "./contr
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
+export const DEFAULT_QUERY_TIMEOUT_SECONDS = 5;
+export const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 10;
+
+/** A positive number of seconds up to `max`; empty counts as unset. */
+const deadlineSeconds = (max: number, fallback: number) =>
+  z.preprocess(
+    (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
+    z.coerce
+      .number({ message: "must be a number of seconds" })
+      .gt(0, { message: "must be greater than 0" })
+      .max(max, { message: `must be at most ${max}` })
+      .default(fallback),
+  );
+
 const optionalText = z
   .string()
   .transform((value) => value.trim())
@@ -47,6 +61,10 @@ export const envSchema = z
       .default(4 * 1024 * 1024),
     PROXYSCALE_PUBLIC_URL: optionalText.pipe(z.url({ message: "must be a URL" }).optional()),
     LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+    /** Every PostgreSQL statement's deadline (statement_timeout and a client-side one); past it, 503. */
+    PROXYSCALE_QUERY_TIMEOUT_SECONDS: deadlineSeconds(600, DEFAULT_QUERY_TIMEOUT_SECONDS),
+    /** How long a graceful stop (SIGTERM, SIGINT) may take before the process exits anyway. */
+    PROXYSCALE_SHUTDOWN_TIMEOUT_SECONDS: deadlineSeconds(3_600, DEFAULT_SHUTDOWN_TIMEOUT_SECONDS),
     ...controlEnvFields,
   })
   .loose()
@@ -85,6 +103,10 @@ export interface ServerConfig {
   maxBodyBytes: number;
   publicUrl: string | undefined;
   logLevel: (typeof LOG_LEVELS)[number];
+  /** PROXYSCALE_QUERY_TIMEOUT_SECONDS in ms. */
+  queryTimeoutMs: number;
+  /** PROXYSCALE_SHUTDOWN_TIMEOUT_SECONDS in ms. */
+  shutdownTimeoutMs: number;
   /** The control loop and the demo (PROXYSCALE_RECONCILE_SECONDS, _LEASE_SECONDS, _DEMO, …). */
   control: ControlConfig;
 }
@@ -113,6 +135,8 @@ export function loadConfig(env: Record<string, string | undefined>): ServerConfi
     maxBodyBytes: value.PROXYSCALE_MAX_BODY_BYTES,
     publicUrl: value.PROXYSCALE_PUBLIC_URL,
     logLevel: value.LOG_LEVEL,
+    queryTimeoutMs: Math.round(value.PROXYSCALE_QUERY_TIMEOUT_SECONDS * 1000),
+    shutdownTimeoutMs: Math.round(value.PROXYSCALE_SHUTDOWN_TIMEOUT_SECONDS * 1000),
     control: controlConfigFrom(value),
   };
 }

@@ -53,11 +53,24 @@ async function main() {
 
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal: the operator will not wait for the graceful stop.
+      process.stderr.write(`proxyscale: ${signal} again: exiting now\n`);
+      process.exit(1);
+    }
     stopping = true;
-    process.stderr.write(`proxyscale: ${signal}: finishing in-flight requests\n`);
+    process.stderr.write(
+      `proxyscale: ${signal}: stopping (in-flight requests finish; at most ${config.shutdownTimeoutMs / 1000} s)\n`,
+    );
     running.close().then(
-      () => process.exit(0),
+      ({ abandoned }) => {
+        if (abandoned.length > 0) {
+          process.stderr.write(
+            `proxyscale: stopped at the shutdown deadline, abandoning: ${abandoned.join(", ")}\n`,
+          );
+        }
+        process.exit(abandoned.length > 0 ? 1 : 0);
+      },
       (error: unknown) => {
         process.stderr.write(`proxyscale: shutdown failed: ${String(error)}\n`);
         process.exit(1);

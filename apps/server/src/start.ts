@@ -25,8 +25,17 @@ export interface RunningServer {
   retention: RetentionScheduler;
   /** The demo proxy, unless PROXYSCALE_DEMO=0 (or it could not start: see the log). */
   demo: DemoInfo | null;
-  /** Graceful stop: no new connections, in-flight requests finish, then the database closes. */
-  close(): Promise<void>;
+  /**
+   * Graceful stop within PROXYSCALE_SHUTDOWN_TIMEOUT_SECONDS: no new connections, in-flight requests finish,
+   * retention and the control loop stop, the demo stops, the database closes. What is still running at the
+   * deadline is abandoned (logged, and listed in the result); the database pools are then cut.
+   */
+  close(): Promise<StopResult>;
+}
+
+export interface StopResult {
+  /** What did not finish within the shutdown deadline (empty: a clean stop). */
+  abandoned: string[];
 }
 
 export interface StartOptions {
@@ -44,7 +53,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
   };
-  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const database = await openDatabase({
+    url: config.databaseUrl,
+    dataDir: config.dataDir,
+    queryTimeoutMs: config.queryTimeoutMs,
+  });
   const metrics = options.overrides?.metrics ?? createServerMetrics();
   // The control loop's decisions and events reach live.onChange too: the server serves this feed.
   const live = options.overrides?.live ?? createLiveFeed({ db: database.db, database, logger });
@@ -75,6 +88,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   });
   const retention = new RetentionScheduler({
     db: database.db,
+    // Rollups and prunes may run past the query deadline: they have the maintenance pool's own.
+    maintenanceDb: database.maintenance,
     logger,
     holder: control.holder,
     metricsRegistry: metrics.registry,
@@ -91,7 +106,17 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     executor: control.executor,
     onMetricsRecorded: control.onMetricsRecorded,
     reconcileIntervalMs: config.control.reconcileIntervalMs,
+    // Requests get half of the shutdown deadline; the rest is for scales, the loop and the database.
+    shutdownGraceMs: Math.min(10_000, config.shutdownTimeoutMs / 2),
     ...options.overrides,
+  });
+  let stopping: Promise<StopResult> | undefined;
+  let requestsInFlight = 0;
+  server.httpServer.on("request", (_req, res) => {
+    requestsInFlight += 1;
+    res.once("close", () => {
+      requestsInFlight -= 1;
+    });
   });
   let demo: RunningDemo | null = null;
   try {
@@ -144,12 +169,113 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     retention,
     demo: demo?.info ?? null,
     async close() {
-      await server.close();
-      await retention.close();
-      await control.close();
-      await demo?.close();
-      await database.close();
-      logger.info({}, "proxyscale server stopped");
+      if (!stopping)
+        logger.info({ shutdownTimeoutMs: config.shutdownTimeoutMs }, "proxyscale server stopping");
+      const runningDemo = demo;
+      stopping ??= stopWithin(
+        config.shutdownTimeoutMs,
+        [
+          [
+            {
+              name: "the HTTP server's close",
+              detail: () =>
+                `the HTTP server's close (${requestsInFlight} in-flight request${requestsInFlight === 1 ? "" : "s"})`,
+              stop: () => server.close(),
+            },
+          ],
+          // Independent of each other: each releases its own lease rows.
+          [
+            { name: "retention's close", stop: () => retention.close() },
+            {
+              name: "the control loop's close",
+              detail: () =>
+                control.executor.hasRunningIn(() => true)
+                  ? "the control loop's close (scales still running)"
+                  : "the control loop's close",
+              stop: () => control.close(),
+            },
+          ],
+          runningDemo ? [{ name: "the demo's close", stop: () => runningDemo.close() }] : [],
+          [
+            {
+              name: "the database pool close",
+              stop: (remainingMs) => database.close({ timeoutMs: remainingMs }),
+            },
+          ],
+        ],
+        (step, error) =>
+          logger.warn({ step, err: (error as Error).message }, "proxyscale server stop: a step failed"),
+      ).then(async ({ abandoned, ms }) => {
+        if (abandoned.length === 0) {
+          logger.info({ ms: Math.round(ms) }, "proxyscale server stopped");
+        } else {
+          logger.error(
+            { abandoned, shutdownTimeoutMs: config.shutdownTimeoutMs },
+            `proxyscale server stopped at its shutdown deadline, abandoning: ${abandoned.join(", ")}`,
+          );
+          // Whatever still waits on the database fails now instead of holding the process.
+          await database.close({ timeoutMs: 0 }).catch(() => {});
+        }
+        return { abandoned };
+      });
+      return stopping;
     },
   };
+}
+
+interface StopStep {
+  name: string;
+  /** How the step is named when abandoned, with what it still had running. */
+  detail?: () => string;
+  stop: (remainingMs: number) => Promise<unknown>;
+}
+
+/**
+ * Runs the stages one after the other within `timeoutMs` in all, the steps of a stage together. At the deadline the
+ * steps still running and every later stage are abandoned (not awaited any further): the result names them. A step
+ * that fails is reported to `onError` and counts as done.
+ */
+async function stopWithin(
+  timeoutMs: number,
+  stages: StopStep[][],
+  onError: (step: string, error: unknown) => void,
+): Promise<{ abandoned: string[]; ms: number }> {
+  const startedAt = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<"deadline">((resolve) => {
+    timer = setTimeout(() => resolve("deadline"), timeoutMs);
+  });
+  const named = (step: StopStep) => step.detail?.() ?? step.name;
+  try {
+    for (const [index, stage] of stages.entries()) {
+      const remainingMs = Math.max(0, timeoutMs - (performance.now() - startedAt));
+      const running = new Set(stage);
+      const done = Promise.all(
+        stage.map((step) =>
+          step.stop(remainingMs).then(
+            () => running.delete(step),
+            (error: unknown) => {
+              onError(step.name, error);
+              running.delete(step);
+            },
+          ),
+        ),
+      );
+      if ((await Promise.race([done, deadline])) === "deadline") {
+        return {
+          abandoned: [
+            ...[...running].map(named),
+            ...stages
+              .slice(index + 1)
+              .flat()
+              .map(named),
+          ],
+          ms: performance.now() - startedAt,
+        };
+      }
+    }
+    return { abandoned: [], ms: performance.now() - startedAt };
+  } finally {
+    clearTimeout(timer);
+  }
 }

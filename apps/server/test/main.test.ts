@@ -48,7 +48,23 @@ describe("configuration", () => {
       dataDir: DEFAULT_DATA_DIR,
       logLevel: "info",
       maxBodyBytes: 4 * 1024 * 1024,
+      queryTimeoutMs: 5_000,
+      shutdownTimeoutMs: 10_000,
     });
+  });
+
+  it("takes the query and shutdown deadlines in seconds, and refuses ones that are not positive", () => {
+    expect(
+      loadConfig({ PROXYSCALE_QUERY_TIMEOUT_SECONDS: "1.5", PROXYSCALE_SHUTDOWN_TIMEOUT_SECONDS: "" }),
+    ).toMatchObject({ queryTimeoutMs: 1_500, shutdownTimeoutMs: 10_000 });
+    expect(() =>
+      loadConfig({ PROXYSCALE_QUERY_TIMEOUT_SECONDS: "0", PROXYSCALE_SHUTDOWN_TIMEOUT_SECONDS: "soon" }),
+    ).toThrow(
+      "PROXYSCALE_QUERY_TIMEOUT_SECONDS: must be greater than 0\n  PROXYSCALE_SHUTDOWN_TIMEOUT_SECONDS: must be a number of seconds",
+    );
+    expect(() => loadConfig({ PROXYSCALE_QUERY_TIMEOUT_SECONDS: "601" })).toThrow(
+      "PROXYSCALE_QUERY_TIMEOUT_SECONDS: must be at most 600",
+    );
   });
 
   it("names every bad variable and its rule, never its value", () => {

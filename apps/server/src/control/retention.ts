@@ -8,7 +8,10 @@ import type { RetentionConfig } from "./config.ts";
 export const RETENTION_LEASE = "retention";
 
 export interface RetentionSchedulerOptions extends RetentionConfig {
+  /** For the lease row. */
   db: Db;
+  /** For the rollup and prune, which may run past the query deadline (Database.maintenance); default `db`. */
+  maintenanceDb?: Db;
   logger: Logger;
   /** This server's id in the lease row (the control loop's holder). */
   holder: string;
@@ -97,7 +100,7 @@ export class RetentionScheduler {
         return { ran: false, reason: "held by another server" };
       }
       const startedAt = Date.now();
-      const result = await pruneMetrics(db, {
+      const result = await pruneMetrics(this.options.maintenanceDb ?? db, {
         now: this.clock(),
         rawRetentionDays: this.options.rawRetentionDays,
         rollupRetentionDays: this.options.rollupRetentionDays,
