@@ -21,7 +21,14 @@ const logger = createLogger("warn");
 const metrics = createServerMetrics({ defaultMetrics: false });
 const control =
   process.env.BENCH_CONTROL === "1"
-    ? new ControlLoop({ database, logger, telemetry: metrics.telemetry, metricsRegistry: metrics.registry })
+    ? new ControlLoop({
+        database,
+        logger,
+        telemetry: metrics.telemetry,
+        metricsRegistry: metrics.registry,
+        // BENCH_WORKERS compares worker counts; unset, the loop's default.
+        ...(process.env.BENCH_WORKERS ? { workers: Number(process.env.BENCH_WORKERS) } : {}),
+      })
     : null;
 const server = createServer({
   database,

@@ -38,8 +38,11 @@ import { SHARD_COUNT, ShardLeases, shardOf } from "./shards.ts";
 
 /** Most proxies one worker evaluates together (one state read, one decision insert). */
 export const DEFAULT_BATCH_SIZE = 500;
-/** Workers taking batches from the queue at once. */
-const DEFAULT_WORKERS = 4;
+/**
+ * Workers taking batches from the queue at once: several on PostgreSQL (a pool of connections), one on PGlite,
+ * which runs one statement at a time in this process, so more workers would only cut the batches smaller.
+ */
+const DEFAULT_WORKERS = { postgres: 4, pglite: 1 } as const;
 /** A reconcile lists this many batches' worth of ids per query. */
 const LIST_PAGES_PER_QUERY = 10;
 /** Writes of one batch that run at once (events, observations): bounded so one batch never floods the pool. */
@@ -60,7 +63,7 @@ export interface ControlLoopOptions {
   acceptedTimeoutMs?: number;
   /** Most proxies a worker evaluates together (default 500). */
   batchSize?: number;
-  /** Workers evaluating batches at once (default 4). */
+  /** Workers evaluating batches at once (default 4 on PostgreSQL, 1 on PGlite). */
   workers?: number;
   /** This server's id in lease rows; default `<hostname>:<pid>:<random>`. */
   holder?: string;
@@ -190,7 +193,8 @@ export class ControlLoop {
         this.metrics.reaction((performance.now() - pushedAt) / 1000);
       },
     });
-    this.workers = Array.from({ length: options.workers ?? DEFAULT_WORKERS }, () => this.work());
+    const workers = options.workers ?? DEFAULT_WORKERS[this.database.driver];
+    this.workers = Array.from({ length: workers }, () => this.work());
   }
 
   /** Takes this server's shards, listens for hand-offs from other servers, starts the timers. */
