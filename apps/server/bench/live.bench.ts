@@ -100,6 +100,9 @@ async function measure(label: string, databases: Database[]) {
 
   const subscriber = subscribe(watchOn.url, bearer, proxyId);
   while (watchOn.server.live.subscriberCount() === 0) await new Promise((resolve) => setImmediate(resolve));
+  // Across servers, A sends once it has seen B's watcher lease (it looks every second).
+  while (pushTo !== watchOn && !pushTo.server.live.sharesChanges())
+    await new Promise((resolve) => setTimeout(resolve, 20));
 
   const latencies: number[] = [];
   const roundTrips: number[] = [];

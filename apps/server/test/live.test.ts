@@ -302,11 +302,15 @@ describe.skipIf(!postgresAvailable)("live.onChange across two servers on one Pos
     const ownerApi = client(a.url, ownerToken);
     const proxyId = await registerProxy(ownerApi);
     const otherProxy = await registerProxy(client(a.url, otherToken));
+    // Nobody watches yet: A keeps its changes to itself (no NOTIFY per push).
+    expect(a.server.live.sharesChanges()).toBe(false);
     const owner = subscribe(b.url, ownerToken);
     const other = subscribe(b.url, otherToken);
     const admin = subscribe(b.url, await token({ role: "admin" }), { proxyId });
     closers.push(owner.close, other.close, admin.close);
     await vi.waitFor(() => expect(b.server.live.subscriberCount()).toBe(3));
+    // A sends its changes once it has seen B's watcher lease (it looks every second).
+    await vi.waitFor(() => expect(a.server.live.sharesChanges()).toBe(true));
 
     const pushed = await ownerApi.request("POST", `/api/proxy/scaling/metrics/${proxyId}`, {
       body: MID_LOAD,

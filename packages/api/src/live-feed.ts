@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Decision, ScalingTrigger } from "@proxyscale/core";
 import {
+  acquireLeases,
   type Database,
   type Db,
   getDecisionsWithOwner,
@@ -9,7 +10,9 @@ import {
   LIVE_PAYLOAD_MAX_BYTES,
   type Logger,
   listenLive,
+  listLeases,
   notifyLive,
+  releaseLeases,
   type ScalingEventRecord,
   type Telemetry,
 } from "@proxyscale/db";
@@ -17,9 +20,11 @@ import {
 /**
  * The live feed behind `live.onChange`: the Telemetry hooks (a decision stored, a scaling event's transition, a
  * sample stored) turned into an in-process bus with a bounded queue per subscriber. Changes made on another
- * server of the same schema arrive through PostgreSQL's LISTEN/NOTIFY: every server sends what it saw, batched,
- * as kinds and ids (decisions, events) or small values (samples); a server with subscribers reads the named
- * records and delivers them. PGlite is one server, so local delivery is all there is.
+ * server of the same schema arrive through PostgreSQL's LISTEN/NOTIFY: a server sends what it saw, batched, as
+ * kinds and ids (decisions, events) or small values (samples), while another server has subscribers; that one
+ * reads the named records and delivers them. A server with subscribers says so with a `live:<server>` lease row,
+ * which the others look for every second — so a fleet nobody watches sends nothing (NOTIFY for every push cost
+ * the push path about 30% of its throughput). PGlite is one server, so local delivery is all there is.
  */
 
 /** One change, as `live.onChange` yields it (timestamps as ISO strings, as every JSON output carries them). */
@@ -39,6 +44,11 @@ export type LiveChange =
 export const DEFAULT_LIVE_BUFFER = 1_000;
 /** How long a server gathers changes before sending them to the others in one NOTIFY statement. */
 export const DEFAULT_LIVE_FLUSH_MS = 10;
+/** How often a server renews its watcher lease (while it has subscribers) and looks for the others'. */
+export const DEFAULT_LIVE_WATCH_MS = 1_000;
+const WATCH_PREFIX = "live:";
+/** A watcher lease outlives a few missed renewals, then lapses (a server that died stops counting). */
+const WATCH_TTL_MS = 15_000;
 
 export interface LiveFeedOptions {
   /** Where the records named by other servers, and owners of proxies, are read. */
@@ -48,6 +58,7 @@ export interface LiveFeedOptions {
   logger: Logger;
   bufferSize?: number;
   flushMs?: number;
+  watchMs?: number;
   /** Stamps samples (the hook carries none); default Date.now. */
   clock?: () => number;
 }
@@ -68,6 +79,8 @@ export interface LiveFeed {
   subscribe(subscription: LiveSubscription): AsyncGenerator<LiveChange, void, undefined>;
   /** Subscribers right now. */
   subscriberCount(): number;
+  /** Whether this server sends its changes to the others now: another server has subscribers. */
+  sharesChanges(): boolean;
   /** Ends every subscription, sends what is gathered, stops listening. */
   close(): Promise<void>;
 }
@@ -117,6 +130,7 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
   const { db, database, logger } = options;
   const bufferSize = options.bufferSize ?? DEFAULT_LIVE_BUFFER;
   const flushMs = options.flushMs ?? DEFAULT_LIVE_FLUSH_MS;
+  const watchMs = options.watchMs ?? DEFAULT_LIVE_WATCH_MS;
   const clock = options.clock ?? Date.now;
   const shared = database?.driver === "postgres" ? database : undefined;
   const origin = randomUUID();
@@ -129,6 +143,28 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
   let flushing: Promise<void> = Promise.resolve();
   let listener: { unlisten(): Promise<void> } | null = null;
   let closed = false;
+  const watchLease = `${WATCH_PREFIX}${origin}`;
+  let othersWatch = false;
+  let holdingWatch = false;
+  let watchTimer: NodeJS.Timeout | null = null;
+
+  /** Renews (or gives up) this server's watcher lease, and looks whether another server holds one. */
+  const watch = async () => {
+    if (!shared) return;
+    try {
+      if (subscribers.size > 0 && !closed) {
+        await acquireLeases(shared.db, { names: [watchLease], holder: origin, ttlMs: WATCH_TTL_MS });
+        holdingWatch = true;
+      } else if (holdingWatch) {
+        holdingWatch = false;
+        await releaseLeases(shared.db, { names: [watchLease], holder: origin });
+      }
+      const leases = await listLeases(shared.db, { prefix: WATCH_PREFIX });
+      othersWatch = leases.some((lease) => lease.live && lease.holder !== origin);
+    } catch (error) {
+      logger.warn({ err: (error as Error).message }, "live: watcher leases could not be read");
+    }
+  };
 
   const rememberOwner = (proxyId: string, ownerId: string) => {
     if (owners.size >= OWNER_CACHE_MAX) owners.delete(owners.keys().next().value as string);
@@ -203,7 +239,7 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
   };
 
   const send = (wire: Wire) => {
-    if (!shared || closed) return;
+    if (!shared || closed || !othersWatch) return;
     outbox.push(wire);
     flushTimer ??= setTimeout(() => {
       flushTimer = null;
@@ -284,6 +320,8 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
     subscription.signal?.addEventListener("abort", end, { once: true });
     if (subscription.signal?.aborted) end();
     subscribers.add(subscriber);
+    // The first subscriber of this server: tell the others now, not at the next renewal.
+    if (subscribers.size === 1 && !holdingWatch) void watch();
     try {
       while (!subscriber.closed) {
         const change = subscriber.queue.shift();
@@ -303,10 +341,15 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
   return {
     telemetry,
     async start() {
-      if (shared && !listener) listener = await listenLive(shared, onPayload);
+      if (!shared || listener) return;
+      listener = await listenLive(shared, onPayload);
+      await watch();
+      watchTimer = setInterval(() => void watch(), watchMs);
+      watchTimer.unref();
     },
     subscribe,
     subscriberCount: () => subscribers.size,
+    sharesChanges: () => othersWatch,
     async close() {
       if (closed) return;
       closed = true;
@@ -320,6 +363,9 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
         flushing = flushing.then(flush);
       }
       await flushing;
+      if (watchTimer) clearInterval(watchTimer);
+      watchTimer = null;
+      await watch();
       await listener?.unlisten();
       listener = null;
     },
