@@ -3,7 +3,8 @@
  * - a key added while it waits is queued once (its work descriptions are merged);
  * - a key added while a worker holds it is marked dirty and queued again when that worker is done, so it is
  *   processed once more after the add, never by two workers at once;
- * - workers take keys in batches, so what piles up while they are busy is handled together.
+ * - workers take keys in batches, so what piles up while they are busy is handled together;
+ * - urgent work (a push, in the control loop) is taken before the rest (a reconcile's page), oldest first in each.
  *
  * `add` resolves when the key has been processed once after the call (the same work reaches everyone who added
  * it meanwhile), which lets a caller wait for its own push or a reconcile wait for its page.
@@ -11,14 +12,19 @@
 export class KeyedQueue<K, W> {
   /** Keys waiting, in the order they were first added. */
   private readonly waiting = new Map<K, Entry<W>>();
+  /** The waiting keys whose work is urgent, in the order they became so. */
+  private readonly urgentKeys = new Set<K>();
   /** Keys a worker holds, with the entry they will be queued again with (dirty) if added meanwhile. */
   private readonly processing = new Map<K, Entry<W> | null>();
   private readonly takers: Array<() => void> = [];
   private readonly idlers: Array<() => void> = [];
   private closed = false;
 
-  /** `merge` combines the work of a key added again before it was taken. */
-  constructor(private readonly merge: (queued: W, added: W) => W) {}
+  /** `merge` combines the work of a key added again before it was taken; `urgent` picks what goes first. */
+  constructor(
+    private readonly merge: (queued: W, added: W) => W,
+    private readonly urgent: (work: W) => boolean = () => false,
+  ) {}
 
   get length(): number {
     return this.waiting.size;
@@ -44,32 +50,55 @@ export class KeyedQueue<K, W> {
         return;
       }
       const queued = this.waiting.get(key);
-      if (queued) merge(queued, work, resolve, this.merge);
-      else {
-        this.waiting.set(key, { work, resolvers: [resolve] });
-        this.takers.shift()?.();
+      if (queued) {
+        merge(queued, work, resolve, this.merge);
+        if (this.urgent(queued.work)) this.urgentKeys.add(key);
+      } else {
+        this.enqueue(key, { work, resolvers: [resolve] });
       }
     });
   }
 
+  /** Every waiting worker looks again (one that takes only urgent work may not want what arrived). */
+  private wakeTakers(): void {
+    for (const wake of this.takers.splice(0)) wake();
+  }
+
+  private enqueue(key: K, entry: Entry<W>): void {
+    this.waiting.set(key, entry);
+    if (this.urgent(entry.work)) this.urgentKeys.add(key);
+    this.wakeTakers();
+  }
+
   /**
-   * Up to `max` waiting keys, oldest first, now held by the caller until `done`. Waits while nothing is queued;
-   * an empty batch means the queue was shut down.
+   * Up to `max` waiting keys, urgent ones first, oldest first, now held by the caller until `done`. Waits while
+   * nothing (with `urgentOnly`, nothing urgent) is queued; an empty batch means the queue was shut down.
    */
-  async take(max: number): Promise<Array<Taken<K, W>>> {
-    while (this.waiting.size === 0 && !this.closed) {
+  async take(max: number, urgentOnly = false): Promise<Array<Taken<K, W>>> {
+    while ((urgentOnly ? this.urgentKeys.size : this.waiting.size) === 0 && !this.closed) {
       await new Promise<void>((resolve) => this.takers.push(resolve));
     }
     if (this.closed) return [];
     const batch: Array<Taken<K, W>> = [];
-    for (const [key, entry] of this.waiting) {
-      if (batch.length >= max) break;
+    const hold = (key: K) => {
+      const entry = this.waiting.get(key)!;
       this.waiting.delete(key);
+      this.urgentKeys.delete(key);
       this.processing.set(key, null);
       batch.push({ key, work: entry.work, resolvers: entry.resolvers });
+    };
+    for (const key of this.urgentKeys) {
+      if (batch.length >= max) break;
+      hold(key);
     }
-    // More than one batch's worth: wake the next worker too.
-    if (this.waiting.size > 0) this.takers.shift()?.();
+    if (!urgentOnly) {
+      for (const key of this.waiting.keys()) {
+        if (batch.length >= max) break;
+        hold(key);
+      }
+    }
+    // More than one batch's worth: wake the other workers too.
+    if (this.waiting.size > 0) this.wakeTakers();
     return batch;
   }
 
@@ -80,8 +109,7 @@ export class KeyedQueue<K, W> {
       this.processing.delete(item.key);
       for (const resolve of item.resolvers) resolve();
       if (dirty && !this.closed) {
-        this.waiting.set(item.key, dirty);
-        this.takers.shift()?.();
+        this.enqueue(item.key, dirty);
       } else if (dirty) {
         for (const resolve of dirty.resolvers) resolve();
       }
@@ -103,6 +131,7 @@ export class KeyedQueue<K, W> {
     this.closed = true;
     for (const entry of this.waiting.values()) for (const resolve of entry.resolvers) resolve();
     this.waiting.clear();
+    this.urgentKeys.clear();
     for (const wake of this.takers.splice(0)) wake();
     if (this.processing.size === 0) for (const resolve of this.idlers.splice(0)) resolve();
   }

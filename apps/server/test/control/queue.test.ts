@@ -58,6 +58,25 @@ describe("KeyedQueue", () => {
     expect(late).toBe(true);
   });
 
+  it("takes urgent work first, oldest first, including a key whose merged work became urgent", async () => {
+    const queue = new KeyedQueue<string, number>(sum, (work) => work >= 10);
+    for (const key of ["a", "b", "c", "d"]) void queue.add(key, 1);
+    void queue.add("u", 10);
+    void queue.add("c", 20);
+    expect((await queue.take(3)).map((item) => item.key)).toEqual(["u", "c", "a"]);
+    expect((await queue.take(3)).map((item) => item.key)).toEqual(["b", "d"]);
+  });
+
+  it("lets a worker wait for urgent work only, while another takes the rest", async () => {
+    const queue = new KeyedQueue<string, number>(sum, (work) => work >= 10);
+    const urgentWorker = queue.take(10, true);
+    const anyWorker = queue.take(10);
+    void queue.add("slow", 1);
+    expect((await anyWorker).map((item) => item.key)).toEqual(["slow"]);
+    void queue.add("push", 10);
+    expect((await urgentWorker).map((item) => item.key)).toEqual(["push"]);
+  });
+
   it("wakes a waiting worker as soon as a key arrives", async () => {
     const queue = new KeyedQueue<string, number>(sum);
     const taking = queue.take(10);
