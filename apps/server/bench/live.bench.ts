@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import http from "node:http";
 import { performance } from "node:perf_hooks";
 import { type AppRouter, type LiveChange, signToken } from "@proxyscale/api";
 import { type Database, openDatabase } from "@proxyscale/db";
@@ -7,6 +6,7 @@ import { createTRPCClient, httpSubscriptionLink } from "@trpc/client";
 import { sql } from "drizzle-orm";
 import { EventSource } from "eventsource";
 import { type ControlNode, startControlNode } from "../test/control/node.ts";
+import { keepAliveCaller } from "./support.ts";
 
 /**
  * Live-update latency: from sending a metrics push to its decision (the control loop's, stored) arriving on an
@@ -64,33 +64,7 @@ async function measure(label: string, databases: Database[]) {
   const pushTo = nodes[0]!;
   const watchOn = nodes.at(-1)!;
   const bearer = await signToken({ sub: "bench", role: "admin", tier: "enterprise", secret: SECRET });
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-  const call = (method: string, path: string, body: unknown) =>
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const payload = JSON.stringify(body);
-      const req = http.request(
-        `${pushTo.url}${path}`,
-        {
-          method,
-          agent,
-          headers: {
-            authorization: `Bearer ${bearer}`,
-            "content-type": "application/json",
-            "content-length": Buffer.byteLength(payload),
-          },
-        },
-        (res) => {
-          let text = "";
-          res.setEncoding("utf8");
-          res.on("data", (chunk: string) => {
-            text += chunk;
-          });
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
-        },
-      );
-      req.on("error", reject);
-      req.end(payload);
-    });
+  const { call, close: closeCaller } = keepAliveCaller(pushTo.url, bearer);
   const created = await call("POST", "/api/proxies", { name: "live-bench" });
   if (created.status !== 201) throw new Error(`register: ${created.status} ${created.body}`);
   const proxyId = (JSON.parse(created.body) as { id: string }).id;
@@ -123,7 +97,7 @@ async function measure(label: string, databases: Database[]) {
     }
   }
   subscriber.close();
-  agent.destroy();
+  closeCaller();
   for (const node of nodes) await node.close();
   return { label, latencies, roundTrips };
 }

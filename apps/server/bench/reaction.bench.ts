@@ -9,6 +9,7 @@ import { signToken } from "@proxyscale/api";
 import { type Database, openDatabase } from "@proxyscale/db";
 import { sql } from "drizzle-orm";
 import { startControlNode } from "../test/control/node.ts";
+import { keepAliveCaller } from "./support.ts";
 
 /**
  * Reaction time: from sending the metrics push that crosses a threshold to the actuator's call reaching the fleet
@@ -127,33 +128,7 @@ async function measure(driver: "pglite" | "postgres", background: boolean) {
     secret: SECRET,
     expiresIn: "1h",
   });
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-  const call = (method: string, path: string, body: unknown) =>
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const payload = JSON.stringify(body);
-      const req = http.request(
-        `${url}${path}`,
-        {
-          method,
-          agent,
-          headers: {
-            authorization: `Bearer ${token}`,
-            "content-type": "application/json",
-            "content-length": Buffer.byteLength(payload),
-          },
-        },
-        (res) => {
-          let text = "";
-          res.setEncoding("utf8");
-          res.on("data", (chunk: string) => {
-            text += chunk;
-          });
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
-        },
-      );
-      req.on("error", reject);
-      req.end(payload);
-    });
+  const { call, close: closeCaller } = keepAliveCaller(url, token);
   const register = async (name: string, withActuator: boolean) => {
     const created = await call("POST", "/api/proxies", {
       name,
@@ -214,7 +189,7 @@ async function measure(driver: "pglite" | "postgres", background: boolean) {
   }
 
   await load?.stop();
-  agent.destroy();
+  closeCaller();
   await node.close();
   await receiver.close();
   if (driver === "postgres") await database.db.execute(sql.raw(`drop schema if exists "${schema}" cascade`));

@@ -1,9 +1,9 @@
 import { computeLoadScore, DEFAULT_POLICY } from "@proxyscale/core";
-import { type Database, insertSamples, listDecisions, setObservedReplicas } from "@proxyscale/db";
+import { type Database, insertSamples, listDecisions } from "@proxyscale/db";
 import { disposeDatabase } from "@proxyscale/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Client, client, HIGH_LOAD, TEST_SECRET, testDriverList, token, unique } from "../support.ts";
-import { FleetReceiver } from "./harness.ts";
+import { FleetReceiver, registerFleetProxy } from "./harness.ts";
 import { type ControlNode, startControlNode } from "./node.ts";
 
 /**
@@ -43,17 +43,8 @@ for (const driver of testDriverList()) {
       if (database) await disposeDatabase(database);
     });
 
-    async function proxyWith(policy: Record<string, unknown>, replicas = 2): Promise<string> {
-      const created = await operator.request("POST", "/api/proxies", {
-        body: { name: unique("agree"), actuator: receiver.actuator() },
-      });
-      expect(created.status, JSON.stringify(created.body)).toBe(201);
-      const proxyId = created.body.id as string;
-      await setObservedReplicas(database.db, { id: proxyId, currentReplicas: replicas });
-      const stored = await admin.request("POST", `/api/proxy/scaling/policies/${proxyId}`, { body: policy });
-      expect(stored.status, JSON.stringify(stored.body)).toBeLessThan(300);
-      return proxyId;
-    }
+    const proxyWith = (policy: Record<string, unknown>) =>
+      registerFleetProxy({ db: database.db, operator, admin, receiver, policy });
 
     const store = (proxyId: string, ageMs: number) =>
       insertSamples(database.db, [

@@ -12,7 +12,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { type Client, client, HIGH_LOAD, MID_LOAD, TEST_SECRET, token, unique } from "../support.ts";
-import { FleetReceiver } from "./harness.ts";
+import { FleetReceiver, registerFleetProxy } from "./harness.ts";
 import { type ControlNode, startControlNode } from "./node.ts";
 
 /** How long the control loop may take to act on a loaded machine. */
@@ -41,18 +41,9 @@ afterAll(async () => {
 });
 
 /** A proxy of the operator scaled by the receiver, with `policy` over the defaults. */
-async function fleetProxy(policy: Record<string, unknown> = {}, replicas = 2): Promise<string> {
+function fleetProxy(policy: Record<string, unknown> = {}, replicas = 2): Promise<string> {
   receiver.behaviour = {};
-  const created = await operator.request("POST", "/api/proxies", {
-    body: { name: unique("fleet"), actuator: receiver.actuator() },
-  });
-  expect(created.status, JSON.stringify(created.body)).toBe(201);
-  const proxyId = created.body.id as string;
-  // What the fleet runs before the test (its actuator is created later, from this count).
-  await setObservedReplicas(database.db, { id: proxyId, currentReplicas: replicas });
-  const stored = await admin.request("POST", `/api/proxy/scaling/policies/${proxyId}`, { body: policy });
-  expect(stored.status, JSON.stringify(stored.body)).toBeLessThan(300);
-  return proxyId;
+  return registerFleetProxy({ db: database.db, operator, admin, receiver, policy, replicas });
 }
 
 const push = (proxyId: string, metrics: Record<string, unknown>) =>
