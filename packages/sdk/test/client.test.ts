@@ -78,7 +78,10 @@ for (const driver of drivers) {
         });
         expect(stored).toMatchObject({ created: true, source: "proxy", policy: { maxReplicas: 6 } });
         const effective = await operator.policies.get.query({ proxyId: proxy.id });
-        expect(effective).toMatchObject({ source: "proxy", policy: { scaleUpThreshold: 70, mode: "dryRun" } });
+        expect(effective).toMatchObject({
+          source: "proxy",
+          policy: { scaleUpThreshold: 70, mode: "dryRun" },
+        });
 
         const recorded = await operator.metrics.record.mutate({ proxyId: proxy.id, ...HIGH_LOAD });
         expect(recorded.loadScore).toBeGreaterThan(70);

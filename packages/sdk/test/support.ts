@@ -32,7 +32,12 @@ export async function startPgliteServer(): Promise<TestServer> {
       LOG_LEVEL: "silent",
     }),
   );
-  return { url: running.url, close: () => running.close() };
+  return {
+    url: running.url,
+    close: async () => {
+      await running.close();
+    },
+  };
 }
 
 /** A server on PostgreSQL in a schema of its own (dropped on close), or null when PostgreSQL is unreachable. */
