@@ -54,6 +54,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     audience: config.jwtAudience,
   };
   const database = await openDatabase({
+    // The config is the one source: openDatabase alone would also read DATABASE_URL from the process's env.
+    driver: config.databaseUrl ? "postgres" : "pglite",
     url: config.databaseUrl,
     dataDir: config.dataDir,
     queryTimeoutMs: config.queryTimeoutMs,
