@@ -259,7 +259,10 @@ export class ControlLoop {
   /** Resolves when the queue is empty, no reconcile runs and every scale this server runs has ended. */
   async idle(): Promise<void> {
     for (;;) {
-      await Promise.all([this.queue.idle(), this.ticking?.catch(() => {}), this.executor.allSettled()]);
+      // In this order: an evaluation may start a scale, so the scales are waited for after the queue.
+      await this.queue.idle();
+      await this.ticking?.catch(() => {});
+      await this.executor.allSettled();
       if (this.queue.isIdle() && !this.ticking) return;
     }
   }
