@@ -90,6 +90,16 @@ export async function recordDecisions(
   return ids.map((id) => (id !== null && storedIds.has(id) ? id : null));
 }
 
+/** The columns of a DecisionRecord, for every query that returns one. */
+export const DECISION_RECORD_COLUMNS = {
+  id: scalingDecisions.id,
+  proxyId: scalingDecisions.proxyId,
+  triggeredBy: scalingDecisions.triggeredBy,
+  evaluatedAt: scalingDecisions.evaluatedAt,
+  decision: scalingDecisions.decision,
+  createdAt: scalingDecisions.createdAt,
+};
+
 /** Newest evaluation first. */
 export async function listDecisions(
   db: Db,
@@ -98,14 +108,7 @@ export async function listDecisions(
   const size = pageSize(args.limit);
   if (!isUuid(args.proxyId)) return { items: [], nextCursor: null };
   const rows = await db
-    .select({
-      id: scalingDecisions.id,
-      proxyId: scalingDecisions.proxyId,
-      triggeredBy: scalingDecisions.triggeredBy,
-      evaluatedAt: scalingDecisions.evaluatedAt,
-      decision: scalingDecisions.decision,
-      createdAt: scalingDecisions.createdAt,
-    })
+    .select(DECISION_RECORD_COLUMNS)
     .from(scalingDecisions)
     .where(
       and(

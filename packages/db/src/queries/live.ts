@@ -3,6 +3,7 @@ import type { Database } from "../connection.ts";
 import { type Db, isUuid } from "../db.ts";
 import type { DecisionRecord, ScalingEventRecord } from "../records.ts";
 import { proxies, proxyScalingEvents, scalingDecisions } from "../schema/index.ts";
+import { DECISION_RECORD_COLUMNS } from "./decisions.ts";
 import { textArray } from "./pg-array.ts";
 
 /**
@@ -68,15 +69,7 @@ export async function getDecisionsWithOwner(
   const valid = [...new Set(ids)].filter(isUuid);
   if (valid.length === 0) return [];
   const rows = await db
-    .select({
-      id: scalingDecisions.id,
-      proxyId: scalingDecisions.proxyId,
-      triggeredBy: scalingDecisions.triggeredBy,
-      evaluatedAt: scalingDecisions.evaluatedAt,
-      decision: scalingDecisions.decision,
-      createdAt: scalingDecisions.createdAt,
-      ownerId: proxies.ownerId,
-    })
+    .select({ ...DECISION_RECORD_COLUMNS, ownerId: proxies.ownerId })
     .from(scalingDecisions)
     .innerJoin(proxies, eq(proxies.id, scalingDecisions.proxyId))
     .where(inArray(scalingDecisions.id, valid));
