@@ -8,6 +8,7 @@ import {
   decide,
   decisionOutcome,
   executes,
+  exponentialBackoffMs,
   historySecondsFor,
 } from "@proxyscale/core";
 import {
@@ -56,6 +57,14 @@ const OBSERVE_TIMEOUT_MS = 5_000;
 const RETRY_MS = 1_000;
 /** How long close() lets running scales finish before aborting them. */
 const DRAIN_GRACE_MS = 10_000;
+/**
+ * A heartbeat that failed (the database is down) is tried again after 250 ms, then 500 ms (jittered by a quarter,
+ * so servers coming back together spread out) until one succeeds, instead of waiting a third of the lease: the
+ * server is back in charge of its shards within about half a second of the database's return (defect 9).
+ */
+const HEARTBEAT_RETRY = { initialMs: 250, maxMs: 500, jitter: 0.25 } as const;
+/** Hand-offs received for proxies this server did not own at the time, kept for the next heartbeat. */
+const MAX_PARKED = 100_000;
 
 export interface ControlLoopOptions {
   database: Database;
@@ -145,13 +154,32 @@ export class ControlLoop {
   private readonly telemetry: Telemetry;
   private readonly metrics: ControlMetrics;
   // Pushes go before a reconcile's pages: a threshold crossed is acted on without waiting behind the fleet.
-  private readonly queue = new KeyedQueue<string, Work>(mergeWork, (work) => work.trigger === "push");
+  // Batches are shared round-robin between owners (as the last evaluation found them), so one owner's
+  // thousands of pushed proxies fill a batch only when no other owner's proxy waits.
+  private readonly queue = new KeyedQueue<string, Work>(
+    mergeWork,
+    (work) => work.trigger === "push",
+    (proxyId) => this.ownerOf.get(proxyId),
+  );
+  /** Each proxy's owner, from its last evaluation: the queue's lanes. */
+  private readonly ownerOf = new Map<string, string>();
   private readonly workers: Promise<void>[];
   /** How far back each proxy's policy looks, so a batch reads enough history in one go. */
   private readonly historySeconds = new Map<string, number>();
   /** performance.now() of the push behind each event an evaluation created. */
   private readonly pushOfEvent = new Map<string, number>();
   private ticking: Promise<ReconcileResult> | null = null;
+  /** A reconcile was asked for while one ran with an older set of shards: run another when it ends. */
+  private reconcileAgain = false;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** Heartbeats failed in a row (0: the last one succeeded). */
+  private heartbeatFailures = 0;
+  private heartbeatFailingSince = 0;
+  /**
+   * Proxies whose work reached this server while it could not tell it owned them (its leases lapsed): evaluated
+   * after the next heartbeat if their shard is then this server's. Their owner, if another, got the NOTIFY too.
+   */
+  private readonly parked = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
   private readonly retries = new Set<NodeJS.Timeout>();
   private listener: { unlisten(): Promise<void> } | null = null;
@@ -208,8 +236,10 @@ export class ControlLoop {
     await this.heartbeat();
     this.listener = await listenControl(this.database, (proxyId) => {
       if (this.shards.owns(proxyId)) void this.evaluate(proxyId);
+      else this.park(proxyId);
     });
     if (this.options.timers ?? true) {
+      this.scheduleHeartbeat(this.heartbeatIntervalMs());
       const every = (ms: number, fn: () => Promise<unknown>) => {
         const timer = setInterval(() => {
           fn().catch((error: unknown) =>
@@ -219,9 +249,6 @@ export class ControlLoop {
         timer.unref();
         this.timers.push(timer);
       };
-      every(Math.max(50, Math.floor((this.options.leaseTtlMs ?? DEFAULT_LEASE_SECONDS * 1000) / 3)), () =>
-        this.heartbeat(),
-      );
       every(this.reconcileIntervalMs, () => this.reconcile());
       void this.reconcile().catch((error: unknown) =>
         this.logger.warn({ err: errorMessage(error) }, "control: first reconcile failed"),
@@ -229,16 +256,83 @@ export class ControlLoop {
     }
   }
 
-  /** Renews and rebalances shard leases; a reconcile follows when shards were gained. */
+  private heartbeatIntervalMs(): number {
+    return Math.max(50, Math.floor((this.options.leaseTtlMs ?? DEFAULT_LEASE_SECONDS * 1000) / 3));
+  }
+
+  /**
+   * The heartbeat timer: every third of the lease while the database answers; after a failure, again within
+   * 250–500 ms until one succeeds (HEARTBEAT_RETRY). Never two heartbeats at once.
+   */
+  private scheduleHeartbeat(delayMs: number): void {
+    const timer = setTimeout(() => {
+      void this.heartbeat()
+        .then(
+          () => this.heartbeatIntervalMs(),
+          (error: unknown) => {
+            this.heartbeatFailures += 1;
+            if (this.heartbeatFailures === 1) {
+              this.heartbeatFailingSince = performance.now();
+              this.logger.warn(
+                { err: errorMessage(error) },
+                "control: shard lease heartbeat failed; retrying every 250-500 ms",
+              );
+            }
+            return exponentialBackoffMs(this.heartbeatFailures, HEARTBEAT_RETRY);
+          },
+        )
+        .then((next) => {
+          if (!this.closed) this.scheduleHeartbeat(next);
+        });
+    }, delayMs);
+    timer.unref();
+    this.heartbeatTimer = timer;
+  }
+
+  /**
+   * Renews and rebalances shard leases. A reconcile follows when shards were gained (a lapsed set re-acquired
+   * counts as gained) or when this heartbeat is the first to succeed after failures: it adopts the events left
+   * pending meanwhile (a manual scale accepted while no lease was valid) and re-queues every automatic proxy, so
+   * a push stored meanwhile is acted on. Proxies handed to this server while it could not tell are evaluated.
+   */
   async heartbeat(): Promise<void> {
     if (this.closed) return;
     const result = await this.shards.heartbeat();
     this.metrics.shardsHeld(result.held.length);
-    if (result.acquired.length > 0 && this.started && (this.options.timers ?? true)) {
-      void this.reconcile().catch((error: unknown) =>
-        this.logger.warn({ err: errorMessage(error) }, "control: reconcile after taking shards failed"),
+    const recovered = this.heartbeatFailures > 0;
+    if (recovered) {
+      this.logger.info(
+        {
+          failedHeartbeats: this.heartbeatFailures,
+          downMs: Math.round(performance.now() - this.heartbeatFailingSince),
+          shards: result.held.length,
+          acquired: result.acquired.length,
+        },
+        "control: the database answers again; shard leases renewed, resuming",
       );
+      this.heartbeatFailures = 0;
     }
+    const parked = [...this.parked];
+    this.parked.clear();
+    for (const proxyId of parked) if (this.shards.owns(proxyId)) void this.evaluate(proxyId);
+    if ((result.acquired.length > 0 || recovered) && this.started && (this.options.timers ?? true)) {
+      this.kickReconcile();
+    }
+  }
+
+  /** A reconcile now, or right after the one that runs (which listed the shards held before this call). */
+  private kickReconcile(): void {
+    if (this.ticking) {
+      this.reconcileAgain = true;
+      return;
+    }
+    void this.reconcile().catch((error: unknown) =>
+      this.logger.warn({ err: errorMessage(error) }, "control: reconcile after taking shards failed"),
+    );
+  }
+
+  private park(proxyId: string): void {
+    if (this.parked.size < MAX_PARKED) this.parked.add(proxyId);
   }
 
   /** The API's hook: samples of these proxies were just stored. */
@@ -247,7 +341,10 @@ export class ControlLoop {
     const pushedAt = performance.now();
     for (const proxyId of proxyIds) {
       if (this.shards.owns(proxyId)) void this.evaluate(proxyId, pushedAt);
-      else this.shards.handOff(proxyId);
+      else {
+        this.shards.handOff(proxyId);
+        if (this.shards.heldShards().length === 0) this.park(proxyId);
+      }
     }
   };
 
@@ -275,6 +372,10 @@ export class ControlLoop {
     if (this.closed) return Promise.resolve({ proxies: 0, recovered: 0, ms: 0 });
     this.ticking ??= this.tick().finally(() => {
       this.ticking = null;
+      if (this.reconcileAgain && !this.closed) {
+        this.reconcileAgain = false;
+        this.kickReconcile();
+      }
     });
     return this.ticking;
   }
@@ -367,9 +468,11 @@ export class ControlLoop {
       const entry = observed.get(key);
       if (entry) {
         this.historySeconds.set(key, historySecondsFor(entry.policy));
+        this.ownerOf.set(key, entry.proxy.ownerId);
         items.push({ entry, work });
       } else {
         this.historySeconds.delete(key);
+        this.ownerOf.delete(key);
       }
     }
     await this.refreshObservations(items.filter(({ work }) => work.trigger === "reconcile"));
@@ -513,6 +616,8 @@ export class ControlLoop {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = null;
     for (const timer of this.retries) clearTimeout(timer);
     this.retries.clear();
     await this.listener?.unlisten().catch(() => {});

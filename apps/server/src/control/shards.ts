@@ -127,13 +127,16 @@ export class ShardLeases {
       ttlMs,
     });
     const now = new Set(granted.map((name) => Number(name.slice(SHARD_PREFIX.length))));
-    const before = this.held;
+    // A held set that lapsed (no heartbeat succeeded within its deadline, e.g. the database was down) was owned by
+    // nobody meanwhile: everything granted now is acquired anew, so the caller recovers and reconciles it.
+    const previous = this.held;
+    const before = this.clock() < this.validUntil ? previous : new Set<number>();
     this.held = now;
     this.validUntil = startedAt + Math.floor(ttlMs * 0.8);
     const result: HeartbeatResult = {
       held: [...now].sort((a, b) => a - b),
       acquired: [...now].filter((shard) => !before.has(shard)),
-      lost: [...before].filter((shard) => !now.has(shard) && !release.includes(shard)),
+      lost: [...previous].filter((shard) => !now.has(shard) && !release.includes(shard)),
       released: release,
       liveServers,
     };
