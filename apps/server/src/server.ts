@@ -8,10 +8,13 @@ import {
   createContext,
   createLiveFeed,
   createRestHandler,
+  DEFAULT_MAX_BODY_BYTES,
   type LiveFeed,
+  prepareTrpcRequest,
 } from "@proxyscale/api";
 import type { Tier } from "@proxyscale/core";
 import type { Database, Logger, ScalingExecutor } from "@proxyscale/db";
+import { getErrorShape, TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import { createPendingExecutor } from "./executor.ts";
@@ -174,7 +177,16 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
       res.end(body);
       return;
     }
-    if (pathname === "/trpc" || pathname.startsWith("/trpc/")) return trpc(req, res);
+    if (pathname === "/trpc" || pathname.startsWith("/trpc/")) {
+      const url = new URL(req.url ?? "/", "http://localhost");
+      try {
+        await prepareTrpcRequest(req, url, { maxBodyBytes: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES });
+      } catch (error) {
+        if (!(error instanceof TRPCError)) throw error;
+        return sendTrpcError(res, error, pathname, url);
+      }
+      return trpc(req, res);
+    }
     if (pathname === "/api" || pathname.startsWith("/api/")) return rest(req, res);
     if (serveStatic && (method === "GET" || method === "HEAD") && (await serveStatic(req, res, pathname)))
       return;
@@ -238,4 +250,20 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown) {
     "content-length": Buffer.byteLength(payload),
   });
   res.end(payload);
+}
+
+/** A request refused before tRPC's handler ran, answered as tRPC would (one error per call of a batch). */
+function sendTrpcError(res: http.ServerResponse, error: TRPCError, pathname: string, url: URL) {
+  const paths = pathname.slice("/trpc/".length).split(",");
+  const shapes = paths.map((path) => ({
+    error: getErrorShape({
+      config: appRouter._def._config,
+      error,
+      type: "unknown",
+      path: TRPC_PROCEDURES.has(path) ? path : undefined,
+      input: undefined,
+      ctx: undefined,
+    }),
+  }));
+  sendJson(res, getHTTPStatusCodeFromError(error), url.searchParams.get("batch") ? shapes : shapes[0]);
 }

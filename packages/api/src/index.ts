@@ -1,5 +1,6 @@
 export type { AuthConfig, VerifiedToken } from "./auth.ts";
 export { AuthenticationError, createTokenVerifier, signToken, verifyToken } from "./auth.ts";
+export { MAX_JSON_DEPTH, prepareTrpcRequest } from "./body.ts";
 export type { ApiDeps, Context, ContextFactory, RequestInfo } from "./context.ts";
 export { createContext } from "./context.ts";
 export type { ApiIssue } from "./errors.ts";

@@ -13,7 +13,7 @@ const ERROR_DESCRIPTIONS: Record<string, string> = {
   "404": "Unknown proxy, policy or event, or another owner's proxy",
   "409": "Conflicting state (finished event, scale in flight, duplicate name)",
   "413": "Request body over the limit",
-  "415": "Body is not application/json",
+  "415": "Body is not application/json (UTF-8), or its Content-Encoding is not gzip",
   "429": "Rate limit of the caller's tier exceeded",
   "503": "Database unreachable",
 };

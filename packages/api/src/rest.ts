@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { type AnyProcedure, getErrorShape, TRPCError } from "@trpc/server";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import { ZodRealError, type z } from "zod";
+import { readJsonBodyText } from "./body.ts";
 import type { Context, ContextFactory } from "./context.ts";
 import { renderDocsPage } from "./docs-page.ts";
 import type { restErrorBodySchema } from "./errors.ts";
@@ -71,21 +72,6 @@ function buildRoutes(router: AppRouter): Route[] {
   return routes.sort(
     (a, b) => Number(a.pattern.source.includes("(?<")) - Number(b.pattern.source.includes("(?<")),
   );
-}
-
-class BodyTooLargeError extends Error {}
-
-async function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  const declared = Number(req.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > limit) throw new BodyTooLargeError();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new BodyTooLargeError();
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 /** Query strings carry text; numbers and booleans are converted only where the input schema wants them. */
@@ -228,7 +214,7 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
       const pathParams = Object.fromEntries(
         Object.entries(route.pattern.exec(path)?.groups ?? {}).map(([key, value]) => [
           key,
-          decodeURIComponent(value),
+          decodePathParameter(key, value),
         ]),
       );
       if (method === "GET" || method === "DELETE") {
@@ -254,28 +240,25 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
   };
 }
 
-/** The body as a JSON object (an empty body is `{}`), or a TRPCError with the status the client deserves. */
-async function readJsonObject(req: IncomingMessage, maxBodyBytes: number): Promise<Record<string, unknown>> {
-  let text: string;
+/** A path parameter's text, or 400 naming it when it is not valid percent-encoding (`%ZZ`). */
+function decodePathParameter(name: string, value: string): string {
   try {
-    text = await readBody(req, maxBodyBytes);
-  } catch (error) {
-    if (error instanceof BodyTooLargeError) {
-      throw new TRPCError({
-        code: "PAYLOAD_TOO_LARGE",
-        message: `request body exceeds ${maxBodyBytes} bytes`,
-      });
-    }
-    throw error;
-  }
-  if (text.trim() === "") return {};
-  const contentType = req.headers["content-type"] ?? "";
-  if (!/^application\/json\b/i.test(contentType)) {
+    return decodeURIComponent(value);
+  } catch {
     throw new TRPCError({
-      code: "UNSUPPORTED_MEDIA_TYPE",
-      message: `content-type must be application/json (got ${contentType || "none"})`,
+      code: "BAD_REQUEST",
+      message: `path parameter ${name} is not valid percent-encoding`,
+      cause: new ZodRealError([
+        { code: "custom", path: [name], message: "must be valid percent-encoding", input: value },
+      ]),
     });
   }
+}
+
+/** The body as a JSON object (an empty body is `{}`), or a TRPCError with the status the client deserves. */
+async function readJsonObject(req: IncomingMessage, maxBodyBytes: number): Promise<Record<string, unknown>> {
+  const text = await readJsonBodyText(req, { maxBodyBytes });
+  if (text.trim() === "") return {};
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -293,7 +276,7 @@ async function readJsonObject(req: IncomingMessage, maxBodyBytes: number): Promi
       code: "BAD_REQUEST",
       message: "request body must be a JSON object",
       cause: new ZodRealError([
-        { code: "custom", path: [], message: "must be a JSON object", input: parsed },
+        { code: "custom", path: [], message: "must be a JSON object", input: undefined },
       ]),
     });
   }
