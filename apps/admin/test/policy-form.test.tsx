@@ -1,5 +1,5 @@
 import { DEFAULT_POLICY, policyFromPreset } from "@proxyscale/core";
-import { fireEvent, render, screen } from "@testing-library/react";
+import { fireEvent, render, screen, within } from "@testing-library/react";
 import { describe, expect, it, vi } from "vitest";
 import { diffPolicies, FIELDS, fieldOf, validateDraft } from "../src/pages/policy/form.ts";
 import { PolicyForm } from "../src/pages/policy/PolicyForm.tsx";
@@ -24,7 +24,7 @@ describe("the policy form", () => {
     renderForm();
     for (const field of FIELDS)
       expect(document.getElementById(`field-${field.path.replaceAll(".", "-")}`)).not.toBeNull();
-    // Every field core's schema fills in is covered by some form field (lists and maps as one JSON field).
+    // Every field core's schema fills in is covered by some form field (a list or map by its rows).
     const leaves = (value: unknown, prefix: string): string[] =>
       value !== null && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length > 0
         ? Object.entries(value).flatMap(([key, inner]) => leaves(inner, prefix ? `${prefix}.${key}` : key))
@@ -52,19 +52,62 @@ describe("the policy form", () => {
     );
   });
 
-  it("reports a JSON syntax error and a nested schema error on the list field", () => {
-    renderForm();
-    const policies = screen.getByLabelText("Rate policies (JSON list)", {
-      selector: "#field-behavior-scaleUp-policies",
+  it("edits a list as rows: a schema error marks its cell, and removing a row saves the shorter list", () => {
+    const onSave = renderForm();
+    const value = screen.getByLabelText("rate policy 1: Value", {
+      selector: '[name="behavior.scaleUp.policies.0.value"]',
     });
-    fireEvent.change(policies, { target: { value: "[{" } });
-    expect(document.getElementById("field-behavior-scaleUp-policies-error")?.textContent).toMatch(
-      /^is not valid JSON/,
-    );
-    fireEvent.change(policies, { target: { value: '[{"type":"Pods","value":0,"periodSeconds":15}]' } });
+    fireEvent.change(value, { target: { value: "0" } });
+    expect(value.getAttribute("aria-invalid")).toBe("true");
     expect(document.getElementById("field-behavior-scaleUp-policies-error")?.textContent).toBe(
       "0.value: must be greater than 0",
     );
+    expect(save()).toHaveProperty("disabled", true);
+    fireEvent.change(value, { target: { value: "6" } });
+    expect(value.getAttribute("aria-invalid")).toBe("false");
+    const scaleUp = document.getElementById("field-behavior-scaleUp-policies")!;
+    fireEvent.click(within(scaleUp).getByRole("button", { name: "Remove rate policy 2" }));
+    fireEvent.click(save());
+    expect(onSave).toHaveBeenCalledWith({
+      ...DEFAULT_POLICY,
+      behavior: {
+        ...DEFAULT_POLICY.behavior,
+        scaleUp: { ...DEFAULT_POLICY.behavior.scaleUp, policies: [{ type: "Pods", value: 6, periodSeconds: 15 }] },
+      },
+    });
+  });
+
+  it("edits a map as rows of name and value, and refuses a repeated name", () => {
+    const onSave = renderForm();
+    const targets = document.getElementById("field-customMetricTargets")!;
+    const add = within(targets).getByRole("button", { name: "Add custom metric target" });
+    fireEvent.click(add);
+    fireEvent.change(screen.getByLabelText("custom metric target 1: Metric name"), {
+      target: { value: "queue_depth" },
+    });
+    fireEvent.change(screen.getByLabelText("custom metric target 1: Target (per replica)"), {
+      target: { value: "0" },
+    });
+    expect(document.getElementById("field-customMetricTargets-error")?.textContent).toBe(
+      "queue_depth: must be greater than 0",
+    );
+    expect(screen.getByLabelText("custom metric target 1: Target (per replica)").getAttribute("aria-invalid")).toBe(
+      "true",
+    );
+    fireEvent.change(screen.getByLabelText("custom metric target 1: Target (per replica)"), {
+      target: { value: "50" },
+    });
+    fireEvent.click(add);
+    fireEvent.change(screen.getByLabelText("custom metric target 2: Metric name"), {
+      target: { value: "queue_depth" },
+    });
+    expect(document.getElementById("field-customMetricTargets-error")?.textContent).toBe(
+      '1.name: "queue_depth" appears twice',
+    );
+    expect(save()).toHaveProperty("disabled", true);
+    fireEvent.click(within(targets).getByRole("button", { name: "Remove custom metric target 2" }));
+    fireEvent.click(save());
+    expect(onSave).toHaveBeenCalledWith({ ...DEFAULT_POLICY, customMetricTargets: { queue_depth: 50 } });
   });
 
   it("shows the diff of a valid change and saves the parsed policy", () => {

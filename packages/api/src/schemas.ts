@@ -1,4 +1,10 @@
-import { actuatorConfigSchema, SCALING_TRIGGERS, tierSchema } from "@proxyscale/core";
+import {
+  actuatorConfigSchema,
+  SCALING_TRIGGERS,
+  storableInteger,
+  storableText,
+  tierSchema,
+} from "@proxyscale/core";
 import { PROXY_HEALTH } from "@proxyscale/db";
 import { z } from "zod";
 
@@ -14,14 +20,13 @@ export const limitSchema = z
   .int({ message: "must be an integer" })
   .min(1, { message: "must be at least 1" })
   .max(500, { message: "must be at most 500" });
-export const cursorSchema = z.string().min(1).max(500);
+export const cursorSchema = storableText().min(1).max(500);
 
 export const environmentSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, {
   message: "must be an environment name: lowercase letters, digits, _ or -, at most 63",
 });
 
-export const proxyNameSchema = z
-  .string()
+export const proxyNameSchema = storableText()
   .trim()
   .min(1, { message: "must not be blank" })
   .max(200, { message: "must be at most 200 characters" });
@@ -29,14 +34,14 @@ export const proxyNameSchema = z
 export const proxyFieldsSchema = z.strictObject({
   name: proxyNameSchema,
   environment: environmentSchema.default("production"),
-  region: z.string().min(1).max(100).nullable().default(null),
+  region: storableText().min(1).max(100).nullable().default(null),
   actuator: actuatorConfigSchema.default({ kind: "none" }),
 });
 
 export const proxyPatchSchema = z.strictObject({
   name: proxyNameSchema.optional(),
   environment: environmentSchema.optional(),
-  region: z.string().min(1).max(100).nullable().optional(),
+  region: storableText().min(1).max(100).nullable().optional(),
   actuator: actuatorConfigSchema.optional(),
   /** The owner's tier, whose caps bound the proxy. Admins only: tokens say the caller's tier, not the owner's. */
   ownerTier: tierSchema.optional(),
@@ -44,28 +49,21 @@ export const proxyPatchSchema = z.strictObject({
 
 /** The seed's execute body. `auto` is the control loop's own trigger and is not accepted from callers. */
 export const executeScalingSchema = z.strictObject({
-  newReplicaCount: z
-    .number({ message: "must be a number" })
-    .int({ message: "must be an integer" })
-    .min(0, { message: "must be ≥ 0" }),
-  reason: z.string().trim().min(1, { message: "must not be blank" }).max(500).default("manual scale"),
+  newReplicaCount: storableInteger(0),
+  reason: storableText("multiline")
+    .trim()
+    .min(1, { message: "must not be blank" })
+    .max(500)
+    .default("manual scale"),
   triggeredBy: z.enum(SCALING_TRIGGERS).exclude(["auto"], { message: "must be manual or admin" }).optional(),
 });
 
 export const evaluateOptionsSchema = z.strictObject({
   /** For proxies whose replicas are managed outside ProxyScale: the count to evaluate against. */
-  currentReplicas: z
-    .number()
-    .int({ message: "must be an integer" })
-    .min(0, { message: "must be ≥ 0" })
-    .optional(),
+  currentReplicas: storableInteger(0).optional(),
 });
 
 export const proxyHealthSchema = z.strictObject({
   health: z.enum(PROXY_HEALTH),
-  unhealthyReplicas: z
-    .number()
-    .int({ message: "must be an integer" })
-    .min(0, { message: "must be ≥ 0" })
-    .default(0),
+  unhealthyReplicas: storableInteger(0).default(0),
 });

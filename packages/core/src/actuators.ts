@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { storable, storableText } from "./storable.ts";
 
 /**
  * Actuator configs: how a proxy's replicas are changed. The API validates a proxy's config with
@@ -8,10 +9,12 @@ import { z } from "zod";
 export const ACTUATOR_KINDS = ["none", "local", "kubernetes", "webhook", "command"] as const;
 export type ActuatorKind = (typeof ACTUATOR_KINDS)[number];
 
-const httpUrl = z.url({
-  protocol: /^https?$/,
-  error: "must be an http:// or https:// URL",
-});
+const httpUrl = storable(
+  z.url({
+    protocol: /^https?$/,
+    error: "must be an http:// or https:// URL",
+  }),
+);
 const milliseconds = (max: number) =>
   z
     .number()
@@ -35,7 +38,7 @@ const localReportingSchema = z.strictObject({
   /** ProxyScale's base URL; the server's own URL when absent. */
   url: httpUrl.optional(),
   /** Bearer token for the metrics push; the server mints one when absent. A secret: redacted on output. */
-  token: z.string().min(1).optional(),
+  token: storableText().min(1).optional(),
 });
 
 /** Real proxy processes on this machine, behind one front listener. */
@@ -44,7 +47,7 @@ export const localActuatorConfigSchema = z.strictObject({
   /** Where every replica forwards requests. */
   upstreamUrl: httpUrl,
   /** The front listener: the one address clients use. Port 0 picks a free port. */
-  listenHost: z.string().min(1).default("127.0.0.1"),
+  listenHost: storableText().min(1).default("127.0.0.1"),
   listenPort: z
     .number()
     .int({ message: "must be an integer" })
@@ -93,16 +96,16 @@ export const kubernetesCredentialsSchema = z.discriminatedUnion("source", [
   /** The pod's service account: KUBERNETES_SERVICE_HOST/PORT and the mounted token, CA and namespace. */
   z.strictObject({
     source: z.literal("inCluster"),
-    serviceAccountDir: z.string().min(1).default("/var/run/secrets/kubernetes.io/serviceaccount"),
+    serviceAccountDir: storableText().min(1).default("/var/run/secrets/kubernetes.io/serviceaccount"),
     /** Overrides https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT. */
     apiServerUrl: httpUrl.optional(),
   }),
   /** A kubeconfig file: $KUBECONFIG (its first path) or ~/.kube/config when `path` is absent. */
   z.strictObject({
     source: z.literal("kubeconfig"),
-    path: z.string().min(1).optional(),
+    path: storableText().min(1).optional(),
     /** The kubeconfig's current-context when absent. */
-    context: z.string().min(1).optional(),
+    context: storableText().min(1).optional(),
   }),
 ]);
 export type KubernetesCredentials = z.output<typeof kubernetesCredentialsSchema>;
@@ -133,7 +136,7 @@ export const webhookActuatorConfigSchema = z.strictObject({
   kind: z.literal("webhook"),
   url: httpUrl,
   /** HMAC-SHA256 key for X-ProxyScale-Signature. A secret: redacted on output. */
-  secret: z.string().min(16, { message: "must be at least 16 characters" }),
+  secret: storableText().min(16, { message: "must be at least 16 characters" }),
   /** Per attempt. */
   timeoutMs: positiveMilliseconds(120_000).default(10_000),
   /** Attempts in all, the first included. Network errors, timeouts, 408, 429 and 5xx are retried. */
@@ -142,7 +145,7 @@ export const webhookActuatorConfigSchema = z.strictObject({
   maxBackoffMs: milliseconds(300_000).default(10_000),
   /** Extra request headers, e.g. an Authorization the receiver needs. Values are redacted on output. */
   headers: z
-    .record(headerName, z.string())
+    .record(headerName, storableText())
     .superRefine((headers, ctx) => {
       for (const name of Object.keys(headers)) {
         if (RESERVED_WEBHOOK_HEADERS.includes(name.toLowerCase()) || /^x-proxyscale-/i.test(name)) {
@@ -164,7 +167,9 @@ export const webhookActuatorConfigSchema = z.strictObject({
 export const COMMAND_PLACEHOLDERS = ["{replicas}", "{fromReplicas}", "{proxyId}", "{eventId}"] as const;
 
 const argv = z
-  .array(z.string().max(4096), { message: "must be an argv array: the program, then its arguments" })
+  .array(storableText("multiline").max(4096), {
+    message: "must be an argv array: the program, then its arguments",
+  })
   .min(1, { message: "must name the program to run" })
   .max(256)
   .refine((args) => (args[0] ?? "").length > 0, { message: "must start with a non-empty program name" });
@@ -181,9 +186,9 @@ export const commandActuatorConfigSchema = z.strictObject({
   timeoutMs: positiveMilliseconds(3_600_000).default(60_000),
   /** After the timeout, SIGTERM goes to the process group; SIGKILL follows after this grace. */
   killGraceMs: milliseconds(60_000).default(5_000),
-  cwd: z.string().min(1).optional(),
+  cwd: storableText().min(1).optional(),
   /** Added to the small inherited environment (PATH, HOME, LANG, ...). Values are redacted on output. */
-  env: z.record(envName, z.string()).default({}),
+  env: z.record(envName, storableText("multiline")).default({}),
 });
 
 export const actuatorConfigSchema = z.discriminatedUnion("kind", [

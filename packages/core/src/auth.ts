@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { ObservedState } from "./decision.ts";
+import { storableText } from "./storable.ts";
 
 /** Who may do what: viewers read, operators also act on their own proxies, admins do anything on any proxy. */
 export const ROLES = ["viewer", "operator", "admin"] as const;
@@ -12,7 +13,7 @@ export type Tier = z.infer<typeof tierSchema>;
 
 /** The claims every ProxyScale token carries (plus the registered ones: exp, nbf, iat, ...). */
 export const tokenClaimsSchema = z.object({
-  sub: z.string().min(1, { message: "must name the user" }).max(200),
+  sub: storableText().min(1, { message: "must name the user" }).max(200),
   role: roleSchema,
   tier: tierSchema,
 });

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { MetricSample } from "./metrics.ts";
 import { fleetMetricsSchema } from "./observe.ts";
-import { SELECT_POLICIES, STRATEGY_NAMES } from "./policy.ts";
+import { HPA_POLICY_TYPES, SELECT_POLICIES, STRATEGY_NAMES } from "./policy.ts";
 import { strategyBasisSchema } from "./strategies/index.ts";
 
 /**
@@ -111,7 +111,7 @@ export const decisionLimitSchema = z
       direction: scaleDirectionSchema,
       selectPolicy: z.enum(SELECT_POLICIES),
       policy: z
-        .object({ type: z.enum(["Pods", "Percent"]), value: z.number(), periodSeconds: z.number() })
+        .object({ type: z.enum(HPA_POLICY_TYPES), value: z.number(), periodSeconds: z.number() })
         .optional(),
       from: replicaCount,
       to: replicaCount,

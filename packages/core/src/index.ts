@@ -11,5 +11,6 @@ export * from "./policy.ts";
 export * from "./presets.ts";
 export * from "./requests.ts";
 export * from "./score.ts";
+export * from "./storable.ts";
 export * from "./strategies/index.ts";
 export * from "./summary.ts";

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { storableInteger, storableText } from "./storable.ts";
 
 const nonNegative = z.number().min(0, { message: "must not be negative" });
 const percentValue = nonNegative.max(100, { message: "must be a percent: at most 100" });
@@ -20,11 +21,11 @@ export const loadMetricsSchema = z.strictObject({
   avgLatencyMs: nonNegative,
   errorRatePercent: percentValue,
   custom: customMetricsSchema.optional(),
-  instanceId: z.string().min(1).max(200).optional(),
+  instanceId: storableText().min(1).max(200).optional(),
   /** Replicas the reporter sees, for proxies whose replicas are managed elsewhere. */
-  replicas: z.number().int().min(0).optional(),
+  replicas: storableInteger(0).optional(),
   /** Replicas the reporter knows to be unhealthy. */
-  unhealthyReplicas: z.number().int().min(0).optional(),
+  unhealthyReplicas: storableInteger(0).optional(),
   /** When the sample was taken (epoch ms or ISO 8601); the receive time when absent. */
   recordedAt: z.union([z.number().int().min(0), z.iso.datetime({ offset: true })]).optional(),
 });

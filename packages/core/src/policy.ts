@@ -20,9 +20,10 @@ const seconds = z.number().int({ message: "must be a whole number of seconds" })
 });
 const positive = z.number().gt(0, { message: "must be greater than 0" });
 
+export const HPA_POLICY_TYPES = ["Pods", "Percent"] as const;
 /** HPA `HPAScalingPolicy`: at most `value` Pods (or Percent of the replicas at the period's start) per period. */
 export const hpaScalingPolicySchema = z.strictObject({
-  type: z.enum(["Pods", "Percent"]),
+  type: z.enum(HPA_POLICY_TYPES),
   value: z.number().int().gt(0, { message: "must be greater than 0" }),
   periodSeconds: z
     .number()

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { ObservedState } from "./decision.ts";
 import type { ScalingPolicy } from "./policy.ts";
+import { storableInteger, storableText } from "./storable.ts";
 
 /** Who asked for a scale: the control loop, a user, an admin (the seed's triggeredBy). */
 export const SCALING_TRIGGERS = ["auto", "manual", "admin"] as const;
@@ -20,13 +21,9 @@ export const scalingCompletionSchema = z.strictObject({
     .min(1, { message: "must name the scaling event" }),
   status: z.enum(COMPLETION_STATUSES, { message: "must be one of completed, failed, cancelled" }),
   /** Why it failed. */
-  error: z.string().min(1).max(2000).optional(),
+  error: storableText("multiline").min(1).max(2000).optional(),
   /** Replicas the actuator saw once it finished. */
-  observedReplicas: z
-    .number()
-    .int({ message: "must be an integer" })
-    .min(0, { message: "must be ≥ 0" })
-    .optional(),
+  observedReplicas: storableInteger(0).optional(),
 });
 export type ScalingCompletion = z.infer<typeof scalingCompletionSchema>;
 

@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { loadMetricsSchema, scalingPolicySchema } from "../src/index.ts";
+import {
+  CONTROL_CHARACTER_RULE,
+  loadMetricsSchema,
+  MULTILINE_CONTROL_CHARACTER_RULE,
+  PG_INTEGER_MAX,
+  scalingCompletionSchema,
+  scalingPolicySchema,
+  storableInteger,
+  storableText,
+  UNICODE_RULE,
+} from "../src/index.ts";
 
 function issues(schema: typeof scalingPolicySchema | typeof loadMetricsSchema, input: unknown) {
   const result = schema.safeParse(input);
@@ -150,5 +160,64 @@ describe("metrics validation names the field and the rule", () => {
       ...valid,
       custom: { queue_depth: 3 },
     });
+  });
+});
+
+describe("storable text and integers: what PostgreSQL text, jsonb and integer columns hold", () => {
+  it.each([
+    ["NUL", "a\u0000b"],
+    ["a tab", "a\tb"],
+    ["a line feed", "a\nb"],
+    ["ESC", "\u001b[31m"],
+    ["DEL", "a\u007f"],
+    ["a C1 control", "a\u0085"],
+  ])("a line of text refuses %s, naming the rule", (_case, value) => {
+    expect(storableText().safeParse(value).error?.issues[0]?.message).toBe(CONTROL_CHARACTER_RULE);
+  });
+
+  it("free text keeps tab, line feed and carriage return but refuses NUL and the other controls", () => {
+    const free = storableText("multiline");
+    expect(free.safeParse("line one\r\n\tline two").success).toBe(true);
+    expect(free.safeParse("a\u0000").error?.issues[0]?.message).toBe(MULTILINE_CONTROL_CHARACTER_RULE);
+    expect(free.safeParse("a\u0007").error?.issues[0]?.message).toBe(MULTILINE_CONTROL_CHARACTER_RULE);
+  });
+
+  it("refuses an unpaired surrogate and keeps a paired one (an emoji)", () => {
+    expect(storableText().safeParse("a\ud800").error?.issues[0]?.message).toBe(UNICODE_RULE);
+    expect(storableText().safeParse("ok \u{1F600}").success).toBe(true);
+  });
+
+  it("bounds integers by a PostgreSQL integer, whatever larger bound a caller asks", () => {
+    expect(storableInteger(0).safeParse(PG_INTEGER_MAX).success).toBe(true);
+    expect(storableInteger(0).safeParse(PG_INTEGER_MAX + 1).error?.issues[0]?.message).toBe(
+      "must be at most 2147483647 (a PostgreSQL integer)",
+    );
+    expect(storableInteger(0, 2 ** 40).safeParse(2 ** 31).success).toBe(false);
+  });
+
+  it("every integer field of the policy, the sample and the completion refuses 2^31", () => {
+    expect(issues(scalingPolicySchema, { scaleDownCooldownSeconds: 2 ** 31 })[0]?.path).toBe(
+      "scaleDownCooldownSeconds",
+    );
+    expect(issues(scalingPolicySchema, { scaleUpStep: 2 ** 31 })[0]?.path).toBe("scaleUpStep");
+    expect(
+      issues(scalingPolicySchema, {
+        behavior: { scaleUp: { policies: [{ type: "Pods", value: 2 ** 31, periodSeconds: 15 }] } },
+      })[0]?.path,
+    ).toBe("behavior.scaleUp.policies.0.value");
+    expect(
+      issues(loadMetricsSchema, {
+        cpuPercent: 1,
+        memoryPercent: 1,
+        requestRate: 1,
+        avgLatencyMs: 1,
+        errorRatePercent: 1,
+        replicas: 2 ** 31,
+      })[0]?.path,
+    ).toBe("replicas");
+    expect(
+      scalingCompletionSchema.safeParse({ eventId: "e", status: "completed", observedReplicas: 2 ** 31 })
+        .success,
+    ).toBe(false);
   });
 });

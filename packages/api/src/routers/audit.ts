@@ -1,3 +1,4 @@
+import { storableText } from "@proxyscale/core";
 import { getProxy, getScalingEvent, listAudit } from "@proxyscale/db";
 import { z } from "zod";
 import { type AuthedContext, ownerScope } from "../access.ts";
@@ -19,8 +20,8 @@ export const auditRouter = {
     })
     .input(
       z.strictObject({
-        entityId: z.string().min(1).max(200).optional(),
-        actorId: z.string().min(1).max(200).optional(),
+        entityId: storableText().min(1).max(200).optional(),
+        actorId: storableText().min(1).max(200).optional(),
         limit: limitSchema.default(50),
         cursor: cursorSchema.optional(),
       }),

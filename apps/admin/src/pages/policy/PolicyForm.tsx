@@ -1,11 +1,15 @@
 import type { ScalingPolicy } from "@proxyscale/core";
 import { type FormEvent, useMemo, useState } from "react";
+import { RowsField } from "./RowsField.tsx";
 import {
   diffPolicies,
   FIELDS,
   type Field,
+  fromRows,
   fromText,
   getPath,
+  type Row,
+  rowsOf,
   setPath,
   toText,
   validateDraft,
@@ -40,18 +44,25 @@ export function PolicyForm({
 }: PolicyFormProps) {
   const [draft, setDraft] = useState<unknown>(saved);
   const [texts, setTexts] = useState<Record<string, string>>(() => textsOf(saved));
-  const [syntaxErrors, setSyntaxErrors] = useState<Record<string, string>>({});
+  const [rows, setRows] = useState<Record<string, Row[]>>(() => rowsByField(saved));
+  // Errors the schema never sees: a map's empty or repeated name.
+  const [rowErrors, setRowErrors] = useState<Record<string, string>>({});
   const validation = useMemo(() => validateDraft(draft), [draft]);
   const changes = useMemo(
     () => (validation.ok ? diffPolicies(saved, validation.policy) : []),
     [validation, saved],
   );
-  const valid = validation.ok && Object.keys(syntaxErrors).length === 0;
+  const valid = validation.ok && Object.keys(rowErrors).length === 0;
 
   const change = (field: Field, text: string) => {
     setTexts((current) => ({ ...current, [field.path]: text }));
-    const parsed = fromText(field, text);
-    setSyntaxErrors((current) => {
+    setDraft((current: unknown) => setPath(current, field.path, fromText(field, text).value));
+  };
+
+  const changeRows = (field: Field, next: Row[]) => {
+    setRows((current) => ({ ...current, [field.path]: next }));
+    const parsed = fromRows(field, next);
+    setRowErrors((current) => {
       const { [field.path]: _, ...rest } = current;
       return "error" in parsed ? { ...rest, [field.path]: parsed.error } : rest;
     });
@@ -61,7 +72,8 @@ export function PolicyForm({
   const load = (policy: ScalingPolicy) => {
     setDraft(policy);
     setTexts(textsOf(policy));
-    setSyntaxErrors({});
+    setRows(rowsByField(policy));
+    setRowErrors({});
   };
 
   const submit = (event: FormEvent) => {
@@ -91,11 +103,24 @@ export function PolicyForm({
           {FIELDS.filter((field) => field.group === group).map((field) => {
             const id = idOf(field.path);
             const errors = [
-              ...(syntaxErrors[field.path] ? [syntaxErrors[field.path]!] : []),
+              ...(rowErrors[field.path] ? [rowErrors[field.path]!] : []),
               ...(validation.errors[field.path] ?? []),
               ...(serverErrors[field.path] ?? []),
             ];
-            const inheritedValue = toText(field, getPath(inherited.policy, field.path));
+            const inheritedValue = toText(getPath(inherited.policy, field.path));
+            if (field.kind === "list" || field.kind === "map") {
+              return (
+                <RowsField
+                  key={field.path}
+                  field={field}
+                  id={id}
+                  rows={rows[field.path] ?? []}
+                  errors={errors}
+                  inherited={inheritedValue}
+                  onChange={(next) => changeRows(field, next)}
+                />
+              );
+            }
             const common = {
               id,
               name: field.path,
@@ -115,13 +140,6 @@ export function PolicyForm({
                       <option key={option}>{option}</option>
                     ))}
                   </select>
-                ) : field.kind === "json" ? (
-                  <textarea
-                    {...common}
-                    rows={2}
-                    value={texts[field.path] ?? ""}
-                    onChange={(event) => change(field, event.target.value)}
-                  />
                 ) : (
                   <input
                     {...common}
@@ -184,6 +202,16 @@ export function PolicyForm({
   );
 }
 
+const isRows = (field: Field) => field.kind === "list" || field.kind === "map";
+
 function textsOf(policy: ScalingPolicy): Record<string, string> {
-  return Object.fromEntries(FIELDS.map((field) => [field.path, toText(field, getPath(policy, field.path))]));
+  return Object.fromEntries(
+    FIELDS.filter((field) => !isRows(field)).map((field) => [field.path, toText(getPath(policy, field.path))]),
+  );
+}
+
+function rowsByField(policy: ScalingPolicy): Record<string, Row[]> {
+  return Object.fromEntries(
+    FIELDS.filter(isRows).map((field) => [field.path, rowsOf(field, getPath(policy, field.path))]),
+  );
 }

@@ -1,4 +1,5 @@
 import {
+  HPA_POLICY_TYPES,
   POLICY_MODES,
   type ScalingPolicy,
   SELECT_POLICIES,
@@ -8,17 +9,31 @@ import {
 } from "@proxyscale/core";
 
 /**
- * The policy form's fields: one per policy field (lists and maps as JSON), addressed by their path in the
- * policy. Validation is core's scalingPolicySchema; this module only maps its issues onto the fields.
+ * The policy form's fields: one per policy field, addressed by their path in the policy; lists and maps are
+ * edited as rows of columns. Validation is core's scalingPolicySchema; this module only maps its issues onto
+ * the fields.
  */
-export type FieldKind = "number" | "select" | "text" | "json";
+export type CellKind = "number" | "select" | "text";
+export type FieldKind = CellKind | "list" | "map";
+/** One column of a list's rows (a key of its items) or of a map's rows ("name" and "value"). */
+export interface Column {
+  key: string;
+  label: string;
+  kind: CellKind;
+  options?: readonly string[];
+}
 export interface Field {
   path: string;
   label: string;
   kind: FieldKind;
   options?: readonly string[];
+  /** For lists and maps: the columns of a row, and what one row is called ("rate policy"). */
+  columns?: readonly Column[];
+  item?: string;
   group: string;
 }
+/** A list's or map's row as the inputs show it, by column key. */
+export type Row = Record<string, string>;
 
 const n = (group: string, path: string, label: string): Field => ({ path, label, kind: "number", group });
 const s = (group: string, path: string, label: string, options: readonly string[]): Field => ({
@@ -28,7 +43,24 @@ const s = (group: string, path: string, label: string, options: readonly string[
   options,
   group,
 });
-const j = (group: string, path: string, label: string): Field => ({ path, label, kind: "json", group });
+const RATE_POLICY_COLUMNS: Column[] = [
+  { key: "type", label: "Type", kind: "select", options: HPA_POLICY_TYPES },
+  { key: "value", label: "Value", kind: "number" },
+  { key: "periodSeconds", label: "Period (s)", kind: "number" },
+];
+const STEP_COLUMNS: Column[] = [
+  { key: "metricIntervalLowerBound", label: "Lower bound (optional)", kind: "number" },
+  { key: "metricIntervalUpperBound", label: "Upper bound (optional)", kind: "number" },
+  { key: "scalingAdjustment", label: "Adjustment", kind: "number" },
+];
+const list = (group: string, path: string, label: string, item: string, columns: Column[]): Field => ({
+  path,
+  label,
+  kind: "list",
+  item,
+  columns,
+  group,
+});
 
 export const FIELDS: Field[] = [
   n("Replicas", "minReplicas", "Minimum replicas"),
@@ -46,22 +78,32 @@ export const FIELDS: Field[] = [
   n("Targets", "targetMemoryPercent", "Target memory %"),
   n("Targets", "targetRequestRate", "Target request rate (per replica)"),
   n("Targets", "targetLatencyMs", "Target latency ms (optional)"),
-  j("Targets", "customMetricTargets", "Custom metric targets (JSON object)"),
+  {
+    path: "customMetricTargets",
+    label: "Custom metric targets",
+    kind: "map",
+    item: "custom metric target",
+    columns: [
+      { key: "name", label: "Metric name", kind: "text" },
+      { key: "value", label: "Target (per replica)", kind: "number" },
+    ],
+    group: "Targets",
+  },
   n("Behavior: scale up", "behavior.scaleUp.stabilizationWindowSeconds", "Stabilization window (s)"),
   s("Behavior: scale up", "behavior.scaleUp.selectPolicy", "Select policy", SELECT_POLICIES),
   n("Behavior: scale up", "behavior.scaleUp.tolerance", "Tolerance"),
-  j("Behavior: scale up", "behavior.scaleUp.policies", "Rate policies (JSON list)"),
+  list("Behavior: scale up", "behavior.scaleUp.policies", "Rate policies", "rate policy", RATE_POLICY_COLUMNS),
   n("Behavior: scale down", "behavior.scaleDown.stabilizationWindowSeconds", "Stabilization window (s)"),
   s("Behavior: scale down", "behavior.scaleDown.selectPolicy", "Select policy", SELECT_POLICIES),
   n("Behavior: scale down", "behavior.scaleDown.tolerance", "Tolerance"),
-  j("Behavior: scale down", "behavior.scaleDown.policies", "Rate policies (JSON list)"),
+  list("Behavior: scale down", "behavior.scaleDown.policies", "Rate policies", "rate policy", RATE_POLICY_COLUMNS),
   { path: "stepScaling.metric", label: "Metric", kind: "text", group: "Step scaling" },
   s("Step scaling", "stepScaling.adjustmentType", "Adjustment type", STEP_ADJUSTMENT_TYPES),
   n("Step scaling", "stepScaling.minAdjustmentMagnitude", "Min adjustment magnitude (optional)"),
   n("Step scaling", "stepScaling.scaleOut.threshold", "Scale-out alarm threshold"),
-  j("Step scaling", "stepScaling.scaleOut.stepAdjustments", "Scale-out step adjustments (JSON list)"),
+  list("Step scaling", "stepScaling.scaleOut.stepAdjustments", "Scale-out step adjustments", "step", STEP_COLUMNS),
   n("Step scaling", "stepScaling.scaleIn.threshold", "Scale-in alarm threshold"),
-  j("Step scaling", "stepScaling.scaleIn.stepAdjustments", "Scale-in step adjustments (JSON list)"),
+  list("Step scaling", "stepScaling.scaleIn.stepAdjustments", "Scale-in step adjustments", "step", STEP_COLUMNS),
   n("Fallback", "fallback.failureThreshold", "Failure threshold (missed intervals)"),
   n("Fallback", "fallback.replicas", "Fallback replicas (optional: empty holds)"),
 ];
@@ -88,22 +130,69 @@ export function setPath<T>(value: T, path: string, next: unknown): T {
   return object as T;
 }
 
-/** The text an input shows for a field's value. */
-export function toText(field: Field, value: unknown): string {
+/** The text an input shows for a field's value (a list or map: a summary, as the inherited hint). */
+export function toText(value: unknown): string {
   if (value === undefined || value === null) return "";
-  return field.kind === "json" ? JSON.stringify(value) : String(value);
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
 }
 
-/** A field's text as the value the schema checks; a JSON syntax error is the field's own error. */
-export function fromText(field: Field, text: string): { value: unknown } | { error: string } {
-  if (field.kind === "select" || field.kind === "text") return { value: text === "" ? undefined : text };
+/** A scalar input's text as the value the schema checks: empty is unset, so the schema's default applies. */
+export function fromText(field: Field | Column, text: string): { value: unknown } {
   if (text.trim() === "") return { value: undefined };
-  if (field.kind === "number") return { value: Number(text) };
-  try {
-    return { value: JSON.parse(text) };
-  } catch (error) {
-    return { error: `is not valid JSON: ${(error as Error).message}` };
+  return { value: field.kind === "number" ? Number(text) : text };
+}
+
+/** A list's items, or a map's entries, as rows of input texts. */
+export function rowsOf(field: Field, value: unknown): Row[] {
+  const columns = field.columns ?? [];
+  if (field.kind === "map") {
+    return Object.entries((value ?? {}) as Record<string, unknown>).map(([name, target]) => ({
+      name,
+      value: toText(target),
+    }));
   }
+  return ((value ?? []) as Record<string, unknown>[]).map((item) =>
+    Object.fromEntries(columns.map((column) => [column.key, toText(item[column.key])])),
+  );
+}
+
+/**
+ * Rows back to the list or map the schema checks (an empty cell leaves its key out). A map refuses an empty
+ * or repeated name here, since an object cannot hold either and the schema would never see it.
+ */
+export function fromRows(field: Field, rows: readonly Row[]): { value: unknown } | { error: string } {
+  const columns = field.columns ?? [];
+  if (field.kind === "map") {
+    const entries: [string, unknown][] = [];
+    for (const [index, row] of rows.entries()) {
+      const name = (row.name ?? "").trim();
+      if (name === "") return { error: `${index}.name: must not be empty` };
+      if (entries.some(([seen]) => seen === name)) return { error: `${index}.name: "${name}" appears twice` };
+      entries.push([name, fromText(columns[1]!, row.value ?? "").value]);
+    }
+    return { value: Object.fromEntries(entries) };
+  }
+  return {
+    value: rows.map((row) =>
+      Object.fromEntries(
+        columns
+          .map((column) => [column.key, fromText(column, row[column.key] ?? "").value] as const)
+          .filter(([, value]) => value !== undefined),
+      ),
+    ),
+  };
+}
+
+/** The row and column a list's or map's error ("1.value: …", or a map's "<name>: …") is about. */
+export function cellOf(field: Field, rows: readonly Row[], error: string): { row: number; column: string } | null {
+  const [where] = error.split(": ", 1);
+  const [head, key] = (where ?? "").split(".");
+  if (field.kind === "map") {
+    const byName = rows.findIndex((row) => row.name === head);
+    if (byName >= 0) return { row: byName, column: "value" };
+    return /^\d+$/.test(head ?? "") && key ? { row: Number(head), column: key } : null;
+  }
+  return /^\d+$/.test(head ?? "") && key ? { row: Number(head), column: key } : null;
 }
 
 export type Validation =

@@ -1,0 +1,194 @@
+import { SignJWT } from "jose";
+import { beforeAll, describe, expect, it } from "vitest";
+import {
+  type Client,
+  client,
+  forEachDriver,
+  MID_LOAD,
+  registerProxy,
+  TEST_SECRET,
+  token,
+  unique,
+} from "./support.ts";
+
+const CONTROL_RULE = "must not contain control characters (NUL included: U+0000–U+001F, U+007F–U+009F)";
+const MULTILINE_RULE =
+  "must not contain control characters other than tab, line feed and carriage return (NUL included: U+0000–U+001F, U+007F–U+009F)";
+const INTEGER_RULE = "must be at most 2147483647 (a PostgreSQL integer)";
+
+const issuesOf = (body: { zodIssues?: Array<{ field: string; message: string }> }) =>
+  (body.zodIssues ?? []).map((issue) => ({ field: issue.field, message: issue.message }));
+
+/**
+ * Every bound a boundary schema sets matches the column the value lands in: text PostgreSQL can store (no NUL,
+ * no other control character, well-formed Unicode) and integers a PostgreSQL `integer` holds. Past them: a 400
+ * naming the field and the rule, and nothing stored.
+ */
+forEachDriver("values refused at the edge by what PostgreSQL stores", (suite) => {
+  let admin: Client;
+
+  beforeAll(async () => {
+    admin = client(suite().url, await token({ role: "admin", sub: unique("admin") }));
+  });
+
+  async function expectRefused(
+    method: string,
+    path: string,
+    body: unknown,
+    expected: { field: string; message: string },
+  ) {
+    const response = await admin.request(method, path, { body });
+    expect(response.status, JSON.stringify(response.body)).toBe(400);
+    expect(issuesOf(response.body)).toContainEqual(expected);
+  }
+
+  describe("text with NUL or another control character", () => {
+    it.each([
+      ["a name with NUL", { name: "edge\u0000one" }, "name", CONTROL_RULE],
+      ["a name with a tab", { name: "edge\tone" }, "name", CONTROL_RULE],
+      ["a region with ESC", { name: "x", region: "eu\u001b[31m" }, "region", CONTROL_RULE],
+      [
+        "a region with an unpaired surrogate",
+        { name: "x", region: "eu\ud800" },
+        "region",
+        "must be well-formed Unicode (no unpaired surrogate)",
+      ],
+      [
+        "a webhook url with NUL",
+        {
+          name: "x",
+          actuator: { kind: "webhook", url: "http://127.0.0.1:9/a\u0000", secret: "s".repeat(16) },
+        },
+        "actuator.url",
+        CONTROL_RULE,
+      ],
+      [
+        "a webhook secret with NUL",
+        {
+          name: "x",
+          actuator: { kind: "webhook", url: "http://127.0.0.1:9/", secret: `${"s".repeat(16)}\u0000` },
+        },
+        "actuator.secret",
+        CONTROL_RULE,
+      ],
+      [
+        "a webhook header value with a line feed",
+        {
+          name: "x",
+          actuator: {
+            kind: "webhook",
+            url: "http://127.0.0.1:9/",
+            secret: "s".repeat(16),
+            headers: { Authorization: "Bearer a\nX-Injected: 1" },
+          },
+        },
+        "actuator.headers.Authorization",
+        CONTROL_RULE,
+      ],
+      [
+        "a command env value with NUL",
+        {
+          name: "x",
+          actuator: { kind: "command", command: ["/bin/true", "{replicas}"], env: { A: "a\u0000" } },
+        },
+        "actuator.env.A",
+        MULTILINE_RULE,
+      ],
+    ])(
+      "refuses %s at registration (400 naming the field and the rule) and stores nothing",
+      async (_case, body, field, message) => {
+        const name = unique("refused");
+        await expectRefused(
+          "POST",
+          "/api/proxies",
+          { ...body, name: body.name === "x" ? name : body.name },
+          { field, message },
+        );
+        const listed = await admin.request("GET", "/api/proxies?limit=500");
+        expect(listed.body.items.map((proxy: { name: string }) => proxy.name)).not.toContain(name);
+      },
+    );
+
+    it("keeps a line feed in free text (a scale's reason) but refuses NUL there", async () => {
+      const proxyId = await registerProxy(admin);
+      await expectRefused(
+        "POST",
+        `/api/proxy/scaling/execute/${proxyId}`,
+        { newReplicaCount: 2, reason: "night\u0000shift" },
+        { field: "reason", message: MULTILINE_RULE },
+      );
+      const scaled = await admin.request("POST", `/api/proxy/scaling/execute/${proxyId}`, {
+        body: { newReplicaCount: 2, reason: "night shift\nasked by ops" },
+      });
+      expect(scaled.status, JSON.stringify(scaled.body)).toBeLessThan(300);
+    });
+
+    it("refuses a sample whose instanceId has NUL, and an audit filter with NUL", async () => {
+      const proxyId = await registerProxy(admin);
+      await expectRefused(
+        "POST",
+        `/api/proxy/scaling/metrics/${proxyId}`,
+        { ...MID_LOAD, instanceId: "pod\u0000a" },
+        { field: "instanceId", message: CONTROL_RULE },
+      );
+      expect(
+        (await admin.request("GET", `/api/proxy/scaling/metrics/${proxyId}`)).body.samples ?? [],
+      ).toEqual([]);
+      const audit = await admin.request("GET", "/api/audit?actorId=a%00b");
+      expect(audit.status).toBe(400);
+      expect(issuesOf(audit.body)).toContainEqual({ field: "actorId", message: CONTROL_RULE });
+    });
+
+    it("refuses a token whose sub has NUL with 401 naming the claim, where it was a 500", async () => {
+      const signed = await new SignJWT({ role: "admin", tier: "enterprise" })
+        .setProtectedHeader({ alg: "HS256" })
+        .setSubject("user\u0000x")
+        .setExpirationTime("1h")
+        .sign(new TextEncoder().encode(TEST_SECRET));
+      const response = await client(suite().url, signed).request("POST", "/api/proxies", {
+        body: { name: unique("sub") },
+      });
+      expect(response.status).toBe(401);
+      expect(response.body.message).toContain(`sub: ${CONTROL_RULE}`);
+    });
+  });
+
+  describe("integers past a PostgreSQL integer", () => {
+    it.each([
+      ["a sample's replicas", "metrics", { ...MID_LOAD, replicas: 2 ** 31 }, "replicas"],
+      [
+        "a sample's unhealthyReplicas",
+        "metrics",
+        { ...MID_LOAD, unhealthyReplicas: 2 ** 53 - 1 },
+        "unhealthyReplicas",
+      ],
+      [
+        "a policy's scaleUpCooldownSeconds",
+        "policy",
+        { scaleUpCooldownSeconds: 2 ** 31 },
+        "scaleUpCooldownSeconds",
+      ],
+      ["a policy's maxReplicas", "policy", { maxReplicas: 2 ** 31 }, "maxReplicas"],
+      ["a policy's fallback replicas", "policy", { fallback: { replicas: 2 ** 31 } }, "fallback.replicas"],
+      ["evaluate's currentReplicas", "evaluate", { currentReplicas: 2 ** 31 }, "currentReplicas"],
+      [
+        "a health report's unhealthyReplicas",
+        "health",
+        { health: "degraded", unhealthyReplicas: 2 ** 31 },
+        "unhealthyReplicas",
+      ],
+    ])(
+      "refuses %s of 2^31 or more (400 naming the field and the bound)",
+      async (_case, target, body, field) => {
+        const proxyId = await registerProxy(admin);
+        const [method, path] = {
+          metrics: ["POST", `/api/proxy/scaling/metrics/${proxyId}`],
+          policy: ["POST", `/api/proxy/scaling/policies/${proxyId}`],
+          evaluate: ["POST", `/api/proxy/scaling/evaluate/${proxyId}`],
+          health: ["PUT", `/api/proxies/${proxyId}/health`],
+        }[target] as [string, string];
+        await expectRefused(method, path, body, { field, message: INTEGER_RULE });
+      },
+    );
+  });
+});
