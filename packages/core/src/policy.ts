@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { metricNameSchema } from "./metrics.ts";
+import { PG_INTEGER_MAX, storableInteger, storableText } from "./storable.ts";
 
 /** Strategy names. Adding a strategy: a file in `strategies/`, its name here, its entry in the registry. */
 export const STRATEGY_NAMES = ["threshold", "targetTracking", "step"] as const;
@@ -15,16 +16,18 @@ const percent = z
   .number()
   .gt(0, { message: "must be a percent in (0, 100]: greater than 0" })
   .lte(100, { message: "must be a percent in (0, 100]: at most 100" });
-const seconds = z.number().int({ message: "must be a whole number of seconds" }).min(0, {
-  message: "must not be negative",
-});
+const seconds = z
+  .number()
+  .int({ message: "must be a whole number of seconds" })
+  .min(0, { message: "must not be negative" })
+  .max(PG_INTEGER_MAX, { message: `must be at most ${PG_INTEGER_MAX} (a PostgreSQL integer)` });
 const positive = z.number().gt(0, { message: "must be greater than 0" });
 
 export const HPA_POLICY_TYPES = ["Pods", "Percent"] as const;
 /** HPA `HPAScalingPolicy`: at most `value` Pods (or Percent of the replicas at the period's start) per period. */
 export const hpaScalingPolicySchema = z.strictObject({
   type: z.enum(HPA_POLICY_TYPES),
-  value: z.number().int().gt(0, { message: "must be greater than 0" }),
+  value: storableInteger(0).gt(0, { message: "must be greater than 0" }),
   periodSeconds: z
     .number()
     .int()
@@ -90,7 +93,7 @@ export type Behavior = z.output<typeof behaviorSchema>;
 export const stepAdjustmentSchema = z.strictObject({
   metricIntervalLowerBound: z.number().optional(),
   metricIntervalUpperBound: z.number().optional(),
-  scalingAdjustment: z.number().int(),
+  scalingAdjustment: storableInteger(-PG_INTEGER_MAX),
 });
 export type StepAdjustment = z.infer<typeof stepAdjustmentSchema>;
 
@@ -110,9 +113,9 @@ const stepAlarmSchema = z.strictObject({
  * The scale-out alarm fires when the metric is above its threshold, the scale-in alarm when below.
  */
 export const stepScalingSchema = z.strictObject({
-  metric: z.string().default("loadScore"),
+  metric: storableText().min(1).max(200).default("loadScore"),
   adjustmentType: z.enum(STEP_ADJUSTMENT_TYPES).default("ChangeInCapacity"),
-  minAdjustmentMagnitude: z.number().int().min(1).optional(),
+  minAdjustmentMagnitude: storableInteger(1).optional(),
   scaleOut: stepAlarmSchema.default({
     threshold: 80,
     stepAdjustments: [
@@ -132,23 +135,15 @@ export type StepScaling = z.output<typeof stepScalingSchema>;
  * control loop holds the count (`replicas` absent) or moves to `replicas` (kept within min/max).
  */
 export const fallbackSchema = z.strictObject({
-  failureThreshold: z.number().int().min(1, { message: "must be at least 1" }).default(3),
-  replicas: z.number().int({ message: "must be an integer" }).min(0, { message: "must be ≥ 0" }).optional(),
+  failureThreshold: storableInteger(1).default(3),
+  replicas: storableInteger(0).optional(),
 });
 export type Fallback = z.output<typeof fallbackSchema>;
 
 const policyFields = {
   /** The seed's fields, with the seed's defaults. */
-  minReplicas: z
-    .number()
-    .int({ message: "must be an integer" })
-    .min(0, { message: "must be ≥ 0" })
-    .default(1),
-  maxReplicas: z
-    .number()
-    .int({ message: "must be an integer" })
-    .min(1, { message: "must be ≥ 1" })
-    .default(10),
+  minReplicas: storableInteger(0).default(1),
+  maxReplicas: storableInteger(1).default(10),
   targetCpuPercent: percent.default(70),
   targetMemoryPercent: percent.default(80),
   targetRequestRate: positive.default(1000),
@@ -160,8 +155,8 @@ const policyFields = {
   strategy: z.enum(STRATEGY_NAMES).default("threshold"),
   mode: z.enum(POLICY_MODES).default("auto"),
   /** Replicas added or removed by one threshold step. */
-  scaleUpStep: z.number().int().min(1).default(1),
-  scaleDownStep: z.number().int().min(1).default(1),
+  scaleUpStep: storableInteger(1).default(1),
+  scaleDownStep: storableInteger(1).default(1),
   /** Per-replica latency target (target tracking). */
   targetLatencyMs: positive.optional(),
   /** Per-replica average targets of custom metrics (target tracking), by metric name. */
