@@ -83,18 +83,22 @@ export class LocalActuator implements Actuator {
   private frontAddress = { host: "", port: 0, url: "" };
   private readonly probeTimer: NodeJS.Timeout;
 
-  /** Listens on the front address and starts `deps.initialReplicas` workers. */
+  /**
+   * Starts `deps.initialReplicas` workers, then listens on the front address: a front that listened first
+   * answered 503 ("no ready replicas") until its workers were ready — each time a server started it, e.g. when
+   * the proxy's shard moved to it after its owner died (the soak counted hundreds of such answers per move).
+   */
   static async create(config: LocalActuatorConfig, deps: ActuatorDeps): Promise<LocalActuator> {
     const actuator = new LocalActuator(config, deps);
-    actuator.frontAddress = await actuator.front.listen(config.listenHost, config.listenPort);
     const initial = deps.initialReplicas ?? 0;
-    if (initial > 0) {
-      try {
+    try {
+      if (initial > 0) {
         await actuator.setReplicas(initial, { proxyId: deps.proxyId, eventId: "initial", fromReplicas: 0 });
-      } catch (error) {
-        await actuator.close();
-        throw error;
       }
+      actuator.frontAddress = await actuator.front.listen(config.listenHost, config.listenPort);
+    } catch (error) {
+      await actuator.close();
+      throw error;
     }
     return actuator;
   }
@@ -178,6 +182,8 @@ export class LocalActuator implements Actuator {
     this.closed = true;
     clearInterval(this.probeTimer);
     await this.queue;
+    // No new clients while the workers drain: with no replica left in rotation they would get 503s.
+    void this.front.stopAccepting();
     const slots = this.slots;
     this.slots = [];
     await Promise.all(slots.map((slot) => this.retire(slot)));

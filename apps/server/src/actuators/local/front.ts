@@ -134,11 +134,23 @@ export class FrontListener {
     };
   }
 
+  private closing: Promise<void> | undefined;
+
+  /**
+   * Stops taking connections (idle keep-alive ones are closed too): a client is refused, as by a front that is
+   * down, rather than answered 503 while the replicas drain. Requests under way go on. Resolves once every
+   * connection has ended.
+   */
+  stopAccepting(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    return this.closing;
+  }
+
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    const closed = this.stopAccepting();
+    this.server.closeAllConnections();
+    await closed;
   }
 
   private pick(exclude: ReadonlySet<number>): Backend | undefined {
