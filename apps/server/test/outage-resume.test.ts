@@ -10,7 +10,7 @@ import { signToken } from "@proxyscale/api";
 import { type PrivateCluster, startPrivateCluster } from "@proxyscale/db/testing";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FleetReceiver } from "./control/harness.ts";
+import { FleetReceiver } from "./fleet-receiver.ts";
 import { type ServerProcess, startServerProcess } from "./process.ts";
 import { client, HIGH_LOAD, LOW_LOAD } from "./support.ts";
 
