@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
@@ -150,6 +151,58 @@ forEachDriver("values refused at the edge by what PostgreSQL stores", (suite) =>
       });
       expect(response.status).toBe(401);
       expect(response.body.message).toContain(`sub: ${CONTROL_RULE}`);
+    });
+  });
+
+  describe("durations past their bound (docs/engine.md)", () => {
+    it.each([
+      [
+        "metricsMaxAgeSeconds of 2^52",
+        { metricsMaxAgeSeconds: 2 ** 52 },
+        "metricsMaxAgeSeconds",
+        "must be at most 86400 (a day)",
+      ],
+      [
+        "a scale-up cooldown over a day",
+        { scaleUpCooldownSeconds: 86_401 },
+        "scaleUpCooldownSeconds",
+        "must be at most 86400 (a day)",
+      ],
+      [
+        "a stabilization window over an hour",
+        { behavior: { scaleDown: { stabilizationWindowSeconds: 3_601 } } },
+        "behavior.scaleDown.stabilizationWindowSeconds",
+        "must be at most 3600 (HPA's limit)",
+      ],
+    ])(
+      "refuses %s at write (400 naming the field and the bound), and the proxy still evaluates",
+      async (_case, body, field, message) => {
+        const proxyId = await registerProxy(admin);
+        await expectRefused("POST", `/api/proxy/scaling/policies/${proxyId}`, body, { field, message });
+        expect((await admin.request("GET", `/api/proxy/scaling/policies/${proxyId}`)).body.source).not.toBe(
+          "proxy",
+        );
+        expect(
+          (await admin.request("POST", `/api/proxy/scaling/evaluate/${proxyId}`, { body: {} })).status,
+        ).toBe(200);
+      },
+    );
+
+    it("reads a policy stored before the bound (metricsMaxAgeSeconds 2^52 in the row) as the bound, and evaluates it", async () => {
+      const proxyId = await registerProxy(admin);
+      const stored = await admin.request("POST", `/api/proxy/scaling/policies/${proxyId}`, {
+        body: { metricsMaxAgeSeconds: 120 },
+      });
+      expect(stored.status).toBeLessThan(300);
+      const { database } = suite();
+      await database.db.execute(
+        sql`update proxy_scaling_policies set strategy_settings = jsonb_set(strategy_settings, '{metricsMaxAgeSeconds}', ${String(2 ** 52)}::jsonb) where proxy_id = ${proxyId}`,
+      );
+      await admin.request("POST", `/api/proxy/scaling/metrics/${proxyId}`, { body: MID_LOAD });
+      const evaluated = await admin.request("POST", `/api/proxy/scaling/evaluate/${proxyId}`, { body: {} });
+      expect(evaluated.status, JSON.stringify(evaluated.body)).toBe(200);
+      const read = await admin.request("GET", `/api/proxy/scaling/policies/${proxyId}`);
+      expect(read.body.policy.metricsMaxAgeSeconds).toBe(86_400);
     });
   });
 

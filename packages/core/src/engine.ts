@@ -9,7 +9,7 @@ import type {
 } from "./decision.ts";
 import { explainDecision } from "./explain.ts";
 import { type FleetMetrics, type FleetObservation, observeFleet } from "./observe.ts";
-import type { ScalingPolicy } from "./policy.ts";
+import { MAX_POLICY_HISTORY_SECONDS, type ScalingPolicy, withinDurationLimits } from "./policy.ts";
 import { computeLoadScore } from "./score.ts";
 import { type StrategyBasis, strategies } from "./strategies/index.ts";
 import type { StrategyInput } from "./strategies/types.ts";
@@ -116,7 +116,8 @@ function fallbackLimit(
  * `failureThreshold` intervals) → tier cap → budget → in flight (a scale already runs) → mode (dryRun, off)
  * → action. A fleet outside [minReplicas, maxReplicas] goes straight to the nearest bound, as HPA does.
  */
-export function decide(policy: ScalingPolicy, state: ObservedState, now: number): Decision {
+export function decide(input: ScalingPolicy, state: ObservedState, now: number): Decision {
+  const policy = withinDurationLimits(input);
   const current = state.currentReplicas;
   const unhealthy = Math.min(Math.max(0, state.unhealthyReplicas), current);
   const strategy = strategies[policy.strategy];
@@ -287,13 +288,17 @@ export function decisionOutcome(decision: Decision): DecisionOutcome {
  */
 export function historySecondsFor(policy: ScalingPolicy): number {
   const { scaleUp, scaleDown } = policy.behavior;
-  return Math.max(
-    policy.scaleUpCooldownSeconds,
-    policy.scaleDownCooldownSeconds,
-    policy.metricsMaxAgeSeconds,
-    scaleUp.stabilizationWindowSeconds,
-    scaleDown.stabilizationWindowSeconds,
-    ...scaleUp.policies.map((rule) => rule.periodSeconds),
-    ...scaleDown.policies.map((rule) => rule.periodSeconds),
+  // Bounded even for a policy that bypassed the schema: the window becomes a timestamp (now − window).
+  return Math.min(
+    MAX_POLICY_HISTORY_SECONDS,
+    Math.max(
+      policy.scaleUpCooldownSeconds,
+      policy.scaleDownCooldownSeconds,
+      policy.metricsMaxAgeSeconds,
+      scaleUp.stabilizationWindowSeconds,
+      scaleDown.stabilizationWindowSeconds,
+      ...scaleUp.policies.map((rule) => rule.periodSeconds),
+      ...scaleDown.policies.map((rule) => rule.periodSeconds),
+    ),
   );
 }

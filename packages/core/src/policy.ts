@@ -23,6 +23,25 @@ const seconds = z
   .max(PG_INTEGER_MAX, { message: `must be at most ${PG_INTEGER_MAX} (a PostgreSQL integer)` });
 const positive = z.number().gt(0, { message: "must be greater than 0" });
 
+/**
+ * Upper bounds of the policy's durations, in seconds (docs/engine.md, "Bounds"). A day for a cooldown: past it a
+ * proxy effectively never scales again in that direction (mode `off` says so plainly). A day for
+ * metricsMaxAgeSeconds: a sample a day old says nothing about the load now, and the instances of a proxy stay
+ * live for twice it. HPA's own limits for stabilization windows (an hour) and rate periods (30 minutes).
+ */
+export const POLICY_DURATION_LIMITS = {
+  cooldownSeconds: 86_400,
+  metricsMaxAgeSeconds: 86_400,
+  stabilizationWindowSeconds: 3_600,
+  periodSeconds: 1_800,
+} as const;
+/** The furthest back any decision looks (the longest of the bounded durations above). */
+export const MAX_POLICY_HISTORY_SECONDS = Math.max(...Object.values(POLICY_DURATION_LIMITS));
+
+const cooldown = seconds.max(POLICY_DURATION_LIMITS.cooldownSeconds, {
+  message: `must be at most ${POLICY_DURATION_LIMITS.cooldownSeconds} (a day)`,
+});
+
 export const HPA_POLICY_TYPES = ["Pods", "Percent"] as const;
 /** HPA `HPAScalingPolicy`: at most `value` Pods (or Percent of the replicas at the period's start) per period. */
 export const hpaScalingPolicySchema = z.strictObject({
@@ -32,7 +51,7 @@ export const hpaScalingPolicySchema = z.strictObject({
     .number()
     .int()
     .gt(0, { message: "must be greater than 0" })
-    .lte(1800, { message: "must be at most 1800 (HPA's limit)" }),
+    .lte(POLICY_DURATION_LIMITS.periodSeconds, { message: "must be at most 1800 (HPA's limit)" }),
 });
 export type HpaScalingPolicy = z.infer<typeof hpaScalingPolicySchema>;
 
@@ -41,7 +60,9 @@ export const SELECT_POLICIES = ["Max", "Min", "Disabled"] as const;
 function scalingRulesSchema(defaults: { stabilizationWindowSeconds: number; policies: HpaScalingPolicy[] }) {
   return z.strictObject({
     stabilizationWindowSeconds: seconds
-      .max(3600, { message: "must be at most 3600 (HPA's limit)" })
+      .max(POLICY_DURATION_LIMITS.stabilizationWindowSeconds, {
+        message: "must be at most 3600 (HPA's limit)",
+      })
       .default(defaults.stabilizationWindowSeconds),
     selectPolicy: z.enum(SELECT_POLICIES).default("Max"),
     policies: z.array(hpaScalingPolicySchema).min(1).default(defaults.policies),
@@ -149,8 +170,8 @@ const policyFields = {
   targetRequestRate: positive.default(1000),
   scaleUpThreshold: percent.default(80),
   scaleDownThreshold: percent.default(30),
-  scaleUpCooldownSeconds: seconds.default(60),
-  scaleDownCooldownSeconds: seconds.default(300),
+  scaleUpCooldownSeconds: cooldown.default(60),
+  scaleDownCooldownSeconds: cooldown.default(300),
 
   strategy: z.enum(STRATEGY_NAMES).default("threshold"),
   mode: z.enum(POLICY_MODES).default("auto"),
@@ -162,7 +183,12 @@ const policyFields = {
   /** Per-replica average targets of custom metrics (target tracking), by metric name. */
   customMetricTargets: z.record(metricNameSchema, positive).default({}),
   /** Samples older than this never drive a decision. */
-  metricsMaxAgeSeconds: seconds.min(1, { message: "must be at least 1" }).default(60),
+  metricsMaxAgeSeconds: seconds
+    .min(1, { message: "must be at least 1" })
+    .max(POLICY_DURATION_LIMITS.metricsMaxAgeSeconds, {
+      message: `must be at most ${POLICY_DURATION_LIMITS.metricsMaxAgeSeconds} (a day)`,
+    })
+    .default(60),
   behavior: behaviorSchema.prefault({}),
   stepScaling: stepScalingSchema.prefault({}),
   fallback: fallbackSchema.prefault({}),
@@ -200,4 +226,69 @@ export const DEFAULT_POLICY: ScalingPolicy = scalingPolicySchema.parse({});
 
 export function parsePolicy(input: unknown): ScalingPolicy {
   return scalingPolicySchema.parse(input);
+}
+
+/**
+ * `policy` with every duration at most its POLICY_DURATION_LIMITS bound: what `decide` works with, so a policy
+ * that never met the schema (an old row, a caller's literal) still gives finite times. The same object when
+ * nothing is past a bound.
+ */
+export function withinDurationLimits(policy: ScalingPolicy): ScalingPolicy {
+  const limits = POLICY_DURATION_LIMITS;
+  const rulesWithin = (rules: ScalingRules) =>
+    rules.stabilizationWindowSeconds <= limits.stabilizationWindowSeconds &&
+    rules.policies.every((rule) => rule.periodSeconds <= limits.periodSeconds);
+  const { scaleUp, scaleDown } = policy.behavior;
+  if (
+    policy.scaleUpCooldownSeconds <= limits.cooldownSeconds &&
+    policy.scaleDownCooldownSeconds <= limits.cooldownSeconds &&
+    policy.metricsMaxAgeSeconds <= limits.metricsMaxAgeSeconds &&
+    rulesWithin(scaleUp) &&
+    rulesWithin(scaleDown)
+  ) {
+    return policy;
+  }
+  const clampRules = (rules: ScalingRules): ScalingRules => ({
+    ...rules,
+    stabilizationWindowSeconds: Math.min(rules.stabilizationWindowSeconds, limits.stabilizationWindowSeconds),
+    policies: rules.policies.map((rule) => ({
+      ...rule,
+      periodSeconds: Math.min(rule.periodSeconds, limits.periodSeconds),
+    })),
+  });
+  return {
+    ...policy,
+    scaleUpCooldownSeconds: Math.min(policy.scaleUpCooldownSeconds, limits.cooldownSeconds),
+    scaleDownCooldownSeconds: Math.min(policy.scaleDownCooldownSeconds, limits.cooldownSeconds),
+    metricsMaxAgeSeconds: Math.min(policy.metricsMaxAgeSeconds, limits.metricsMaxAgeSeconds),
+    behavior: { scaleUp: clampRules(scaleUp), scaleDown: clampRules(scaleDown) },
+  };
+}
+
+/**
+ * A policy read back from storage. Written before a bound existed, a value may be past it (a cooldown of 2^52 s):
+ * refusing it at read would break every read and decision of its proxy, so each number above its field's bound
+ * reads as the bound (the decision then says what it used). Anything else invalid still throws.
+ */
+export function parseStoredPolicy(input: unknown): ScalingPolicy {
+  let candidate = input;
+  for (let attempt = 0; attempt < 32; attempt++) {
+    const result = scalingPolicySchema.safeParse(candidate);
+    if (result.success) return result.data;
+    const tooBig = result.error.issues.filter(
+      (issue): issue is z.core.$ZodIssueTooBig =>
+        issue.code === "too_big" && typeof issue.maximum === "number" && issue.origin === "number",
+    );
+    if (tooBig.length === 0) break;
+    candidate = structuredClone(candidate);
+    for (const issue of tooBig) setAt(candidate, issue.path, Number(issue.maximum));
+  }
+  return scalingPolicySchema.parse(input);
+}
+
+function setAt(target: unknown, path: readonly PropertyKey[], value: number) {
+  let node = target as Record<PropertyKey, unknown>;
+  for (const key of path.slice(0, -1)) node = node[key] as Record<PropertyKey, unknown>;
+  const last = path.at(-1);
+  if (last !== undefined) node[last] = value;
 }

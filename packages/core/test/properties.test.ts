@@ -5,10 +5,14 @@ import {
   DEFAULT_RECONCILE_SECONDS,
   decide,
   decisionSchema,
+  historySecondsFor,
+  MAX_POLICY_HISTORY_SECONDS,
   type MetricSample,
   type ObservedState,
+  POLICY_DURATION_LIMITS,
   POLICY_MODES,
   parsePolicy,
+  parseStoredPolicy,
   type ScalingPolicy,
   STRATEGY_NAMES,
 } from "../src/index.ts";
@@ -311,3 +315,90 @@ describe("engine invariants (fast-check)", () => {
     );
   });
 });
+
+describe("extreme stored values (fast-check): evaluation never throws", () => {
+  const EXTREMES = [0, 1, 2 ** 31 - 1, 2 ** 31, 2 ** 52, 2 ** 53 - 1, 1e308];
+  const extreme = fc.oneof(fc.constantFrom(...EXTREMES), fc.integer({ min: 0, max: 2 ** 40 }));
+  /** A policy as an old row may hold it: every duration and count past today's bounds, the schema bypassed. */
+  const storedArb = fc
+    .record({
+      policy: policyArb,
+      metricsMaxAgeSeconds: extreme,
+      scaleUpCooldownSeconds: extreme,
+      scaleDownCooldownSeconds: extreme,
+      upWindow: extreme,
+      downWindow: extreme,
+      period: extreme,
+      failureThreshold: extreme,
+      scaleUpStep: extreme,
+    })
+    .map(({ policy, upWindow, downWindow, period, ...fields }): ScalingPolicy => {
+      const rules = (rules: ScalingPolicy["behavior"]["scaleUp"], window: number) => ({
+        ...rules,
+        stabilizationWindowSeconds: window,
+        policies: rules.policies.map((rule) => ({ ...rule, periodSeconds: Math.max(1, period) })),
+      });
+      return {
+        ...policy,
+        metricsMaxAgeSeconds: Math.max(1, fields.metricsMaxAgeSeconds),
+        scaleUpCooldownSeconds: fields.scaleUpCooldownSeconds,
+        scaleDownCooldownSeconds: fields.scaleDownCooldownSeconds,
+        scaleUpStep: Math.max(1, fields.scaleUpStep),
+        fallback: { failureThreshold: Math.max(1, fields.failureThreshold) },
+        behavior: {
+          scaleUp: rules(policy.behavior.scaleUp, upWindow),
+          scaleDown: rules(policy.behavior.scaleDown, downWindow),
+        },
+      };
+    });
+  const farStateArb = fc
+    .tuple(
+      stateArb,
+      fc.constantFrom(0, NOW - 2 ** 40, NOW),
+      // The count comes from an integer column: at most 2^31 − 1.
+      fc.constantFrom(0, 1, 2 ** 31 - 1),
+    )
+    .map(([state, createdAt, currentReplicas]) => ({ ...state, createdAt, currentReplicas }));
+
+  it("decide returns a valid decision for any stored durations and counts, and its history window is a real time", () => {
+    fc.assert(
+      fc.property(storedArb, farStateArb, (policy, state) => {
+        const decision = decide(policy, state, NOW);
+        expect(decisionSchema.parse(decision)).toEqual(decision);
+        const window = historySecondsFor(policy);
+        expect(window).toBeLessThanOrEqual(MAX_POLICY_HISTORY_SECONDS);
+        expect(Number.isNaN(new Date(NOW - window * 1000).getTime())).toBe(false);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("a stored policy past today's bounds reads as the bounds (parseStoredPolicy), never throws", () => {
+    fc.assert(
+      fc.property(storedArb, (stored) => {
+        const policy = parseStoredPolicy(JSON.parse(JSON.stringify(stored)));
+        expect(policy.metricsMaxAgeSeconds).toBe(
+          Math.min(stored.metricsMaxAgeSeconds, POLICY_DURATION_LIMITS.metricsMaxAgeSeconds),
+        );
+        expect(policy.scaleUpCooldownSeconds).toBeLessThanOrEqual(POLICY_DURATION_LIMITS.cooldownSeconds);
+        expect(policy.behavior.scaleDown.stabilizationWindowSeconds).toBeLessThanOrEqual(3_600);
+        expect(policy.fallback.failureThreshold).toBeLessThanOrEqual(2 ** 31 - 1);
+        expect(() => decide(policy, { ...emptyState(), samples: [] }, NOW)).not.toThrow();
+      }),
+    );
+  });
+});
+
+function emptyState(): ObservedState {
+  return {
+    currentReplicas: 2,
+    unhealthyReplicas: 0,
+    samples: [],
+    recentEvents: [],
+    recommendations: [],
+    lastSampleAt: null,
+    createdAt: NOW - seconds(60),
+    activeEvent: null,
+    reconcileIntervalMs: seconds(DEFAULT_RECONCILE_SECONDS),
+  };
+}

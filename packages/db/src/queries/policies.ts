@@ -1,4 +1,4 @@
-import { DEFAULT_POLICY, parsePolicy, type ScalingPolicy } from "@proxyscale/core";
+import { DEFAULT_POLICY, parsePolicy, parseStoredPolicy, type ScalingPolicy } from "@proxyscale/core";
 import { eq, getTableName, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import { type Db, isUuid, queryPreparedRows, withTransaction } from "../db.ts";
@@ -44,12 +44,13 @@ export function policyToColumns(policy: ScalingPolicy): PolicyColumnValues {
 
 /**
  * Reassembles a stored policy and parses it with core's schema, which fills the defaults of any field added to
- * core after the row was written.
+ * core after the row was written, and reads a value past a bound added since (a huge metricsMaxAgeSeconds) as
+ * the bound (core's parseStoredPolicy).
  */
 export function columnsToPolicy(row: PolicyColumnValues): ScalingPolicy {
   const policy: Record<string, unknown> = { ...row.strategySettings, behavior: row.behavior };
   for (const key of COLUMN_FIELDS) policy[key] = row[key];
-  return parsePolicy(policy);
+  return parseStoredPolicy(policy);
 }
 
 /** A policy table as the effective-policy statements name it (both tables have the policy columns). */
