@@ -7,6 +7,7 @@ export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "
 
 export const DEFAULT_QUERY_TIMEOUT_SECONDS = 5;
 export const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 10;
+export const DEFAULT_REQUEST_TIMEOUT_SECONDS = 10;
 
 /** A positive number of seconds up to `max`; empty counts as unset. */
 const deadlineSeconds = (max: number, fallback: number) =>
@@ -63,6 +64,8 @@ export const envSchema = z
     LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
     /** Every PostgreSQL statement's deadline (statement_timeout and a client-side one); past it, 503. */
     PROXYSCALE_QUERY_TIMEOUT_SECONDS: deadlineSeconds(600, DEFAULT_QUERY_TIMEOUT_SECONDS),
+    /** How long a request's headers and body may take to arrive; past it, 408 and the connection is closed. */
+    PROXYSCALE_REQUEST_TIMEOUT_SECONDS: deadlineSeconds(600, DEFAULT_REQUEST_TIMEOUT_SECONDS),
     /** How long a graceful stop (SIGTERM, SIGINT) may take before the process exits anyway. */
     PROXYSCALE_SHUTDOWN_TIMEOUT_SECONDS: deadlineSeconds(3_600, DEFAULT_SHUTDOWN_TIMEOUT_SECONDS),
     ...controlEnvFields,
@@ -107,6 +110,8 @@ export interface ServerConfig {
   queryTimeoutMs: number;
   /** PROXYSCALE_SHUTDOWN_TIMEOUT_SECONDS in ms. */
   shutdownTimeoutMs: number;
+  /** PROXYSCALE_REQUEST_TIMEOUT_SECONDS in ms. */
+  requestTimeoutMs: number;
   /** The control loop and the demo (PROXYSCALE_RECONCILE_SECONDS, _LEASE_SECONDS, _DEMO, …). */
   control: ControlConfig;
 }
@@ -137,6 +142,7 @@ export function loadConfig(env: Record<string, string | undefined>): ServerConfi
     logLevel: value.LOG_LEVEL,
     queryTimeoutMs: Math.round(value.PROXYSCALE_QUERY_TIMEOUT_SECONDS * 1000),
     shutdownTimeoutMs: Math.round(value.PROXYSCALE_SHUTDOWN_TIMEOUT_SECONDS * 1000),
+    requestTimeoutMs: Math.round(value.PROXYSCALE_REQUEST_TIMEOUT_SECONDS * 1000),
     control: controlConfigFrom(value),
   };
 }

@@ -21,6 +21,8 @@ import { createPendingExecutor } from "./executor.ts";
 import { createServerMetrics, type ServerMetrics } from "./metrics.ts";
 import { createStaticHandler } from "./static.ts";
 
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+
 export const DEFAULT_ADMIN_DIST = fileURLToPath(new URL("../../admin/dist", import.meta.url));
 
 export interface ServerDeps {
@@ -36,6 +38,11 @@ export interface ServerDeps {
   /** Told after metrics are stored (the control loop evaluates those proxies at once). */
   onMetricsRecorded?: (proxyIds: readonly string[]) => void;
   maxBodyBytes?: number;
+  /**
+   * Longest time a request may take to arrive, headers and body (PROXYSCALE_REQUEST_TIMEOUT_SECONDS). Past it the
+   * server answers 408 and closes the connection. Default 10 s.
+   */
+  requestTimeoutMs?: number;
   /** Base URL printed in the OpenAPI document. Default: from each request's Host header. */
   publicUrl?: string;
   /** Built admin UI to serve at `/`; default apps/admin/dist when it exists. `null` serves none. */
@@ -115,11 +122,13 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
       logger.error({ path, status, err: cause instanceof Error ? cause : error }, "request failed");
     }
   };
+  const requestTimeoutMs = deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const restTemplates = new WeakMap<http.IncomingMessage, string>();
   const rest = createRestHandler({
     createContext: contextFactory,
     onRoute: (req, template) => restTemplates.set(req, template),
     maxBodyBytes: deps.maxBodyBytes,
+    requestTimeoutMs,
     publicUrl: deps.publicUrl,
     onError: logServerError,
   });
@@ -180,7 +189,10 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
     if (pathname === "/trpc" || pathname.startsWith("/trpc/")) {
       const url = new URL(req.url ?? "/", "http://localhost");
       try {
-        await prepareTrpcRequest(req, url, { maxBodyBytes: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES });
+        await prepareTrpcRequest(req, url, {
+          maxBodyBytes: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+          timeoutMs: requestTimeoutMs,
+        });
       } catch (error) {
         if (!(error instanceof TRPCError)) throw error;
         return sendTrpcError(res, error, pathname, url);
@@ -193,14 +205,23 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
     sendJson(res, 404, { code: "NOT_FOUND", message: `no route ${method} ${pathname}`, httpStatus: 404 });
   };
 
-  const httpServer = http.createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      logger.error({ err: error }, "unhandled request error");
-      if (!res.headersSent)
-        sendJson(res, 500, { code: "INTERNAL_SERVER_ERROR", message: "internal error", httpStatus: 500 });
-      else res.destroy();
-    });
-  });
+  const httpServer = http.createServer(
+    {
+      // Node's own deadlines are the backstop: headers that trickle in (answered 408 by Node), and bodies nobody
+      // reads. A body the API reads is timed by its reader, which answers 408 in JSON a little before these.
+      headersTimeout: requestTimeoutMs,
+      requestTimeout: requestTimeoutMs + 1_000,
+      connectionsCheckingInterval: Math.min(1_000, Math.max(100, requestTimeoutMs / 4)),
+    },
+    (req, res) => {
+      handle(req, res).catch((error: unknown) => {
+        logger.error({ err: error }, "unhandled request error");
+        if (!res.headersSent)
+          sendJson(res, 500, { code: "INTERNAL_SERVER_ERROR", message: "internal error", httpStatus: 500 });
+        else res.destroy();
+      });
+    },
+  );
   httpServer.keepAliveTimeout = 5_000;
 
   return {
@@ -265,5 +286,7 @@ function sendTrpcError(res: http.ServerResponse, error: TRPCError, pathname: str
       ctx: undefined,
     }),
   }));
-  sendJson(res, getHTTPStatusCodeFromError(error), url.searchParams.get("batch") ? shapes : shapes[0]);
+  const status = getHTTPStatusCodeFromError(error);
+  if (status === 408) res.setHeader("connection", "close");
+  sendJson(res, status, url.searchParams.get("batch") ? shapes : shapes[0]);
 }

@@ -102,6 +102,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     auth,
     logger,
     maxBodyBytes: config.maxBodyBytes,
+    requestTimeoutMs: config.requestTimeoutMs,
     publicUrl: config.publicUrl,
     metrics,
     live,

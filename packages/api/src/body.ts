@@ -21,6 +21,8 @@ const gunzipAsync = promisify(gunzip);
 export interface BodyLimits {
   /** Largest body, as sent and once decompressed. */
   maxBodyBytes: number;
+  /** Longest time the whole body may take to arrive, from when this starts reading it; past it, 408. */
+  timeoutMs?: number | undefined;
 }
 
 /** A TRPCError whose zodIssues name the body (path []) and the rule it broke. */
@@ -110,7 +112,9 @@ export function checkJsonDepth(text: string, where = "request body"): void {
   }
 }
 
-/** The raw bytes, at most `limit` of them. */
+class BodyTimeoutError extends Error {}
+
+/** The raw bytes, at most `limit` of them, within the deadline. */
 async function readRaw(req: IncomingMessage, limits: BodyLimits): Promise<Buffer> {
   const limit = limits.maxBodyBytes;
   const declared = Number(req.headers["content-length"]);
@@ -119,18 +123,53 @@ async function readRaw(req: IncomingMessage, limits: BodyLimits): Promise<Buffer
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      throw new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: `request body exceeds ${limit} bytes` });
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut =
+    limits.timeoutMs === undefined
+      ? undefined
+      : new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new BodyTimeoutError()), limits.timeoutMs);
+        });
+  const read = (async () => {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) {
+        throw new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: `request body exceeds ${limit} bytes` });
+      }
+      chunks.push(chunk);
     }
-    chunks.push(chunk);
+  })();
+  try {
+    await (timedOut ? Promise.race([read, timedOut]) : read);
+  } catch (error) {
+    if (error instanceof BodyTimeoutError) {
+      read.catch(() => {});
+      throw new TRPCError({
+        code: "TIMEOUT",
+        message: `request body not received within ${(limits.timeoutMs ?? 0) / 1000} s`,
+      });
+    }
+    // The client went away mid-body: nobody is left to answer, and it is no server error.
+    if (
+      !(error instanceof TRPCError) &&
+      (req.destroyed || (error as { code?: string }).code === "ECONNRESET")
+    ) {
+      throw new TRPCError({
+        code: "CLIENT_CLOSED_REQUEST",
+        message: "the client closed the request",
+        cause: error,
+      });
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
   }
   return Buffer.concat(chunks);
 }
 
 /**
- * The body as checked JSON text ("" when empty): 413 past the size limit (as sent, or once gunzipped), 415 for another media type, charset or encoding, 400 for a gzip header on a body that is not
+ * The body as checked JSON text ("" when empty): 413 past the size limit (as sent, or once gunzipped), 408 past
+ * the deadline, 415 for another media type, charset or encoding, 400 for a gzip header on a body that is not
  * gzip, bytes that are not UTF-8, or nesting deeper than MAX_JSON_DEPTH. It is not parsed here.
  */
 export async function readJsonBodyText(req: IncomingMessage, limits: BodyLimits): Promise<string> {

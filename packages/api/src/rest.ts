@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { type AnyProcedure, getErrorShape, TRPCError } from "@trpc/server";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import { ZodRealError, type z } from "zod";
-import { readJsonBodyText } from "./body.ts";
+import { type BodyLimits, readJsonBodyText } from "./body.ts";
 import type { Context, ContextFactory } from "./context.ts";
 import { renderDocsPage } from "./docs-page.ts";
 import type { restErrorBodySchema } from "./errors.ts";
@@ -27,6 +27,8 @@ export interface RestHandlerOptions {
   basePath?: string;
   /** Largest accepted request body. Default 4 MiB (a 5,000-sample batch is about 1 MiB). */
   maxBodyBytes?: number;
+  /** Longest time a request body may take to arrive; past it, 408 and the connection is closed. Default: none. */
+  requestTimeoutMs?: number;
   /** Public base URL printed into the OpenAPI document's `servers`. Default: the request's own host. */
   publicUrl?: string;
   /** Told which route template ("/proxy/scaling/evaluate/{proxyId}") a request matched, for metrics labels. */
@@ -150,7 +152,8 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
       ...(shape.data.zodIssues ? { zodIssues: shape.data.zodIssues } : {}),
     };
     options.onError?.({ error, path: route?.procedurePath, status });
-    sendJson(res, status, body);
+    // The rest of a body that timed out is never read: the connection cannot carry another request.
+    sendJson(res, status, body, status === 408 ? { connection: "close" } : {});
   };
 
   return async (req, res) => {
@@ -220,7 +223,10 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
       if (method === "GET" || method === "DELETE") {
         input = { ...coerceQuery(route.procedure, url.searchParams), ...pathParams };
       } else {
-        input = { ...(await readJsonObject(req, maxBodyBytes)), ...pathParams };
+        input = {
+          ...(await readJsonObject(req, { maxBodyBytes, timeoutMs: options.requestTimeoutMs })),
+          ...pathParams,
+        };
       }
       ctx = options.createContext({ authorization: req.headers.authorization });
       const caller = createCaller(ctx) as unknown as Record<
@@ -256,8 +262,8 @@ function decodePathParameter(name: string, value: string): string {
 }
 
 /** The body as a JSON object (an empty body is `{}`), or a TRPCError with the status the client deserves. */
-async function readJsonObject(req: IncomingMessage, maxBodyBytes: number): Promise<Record<string, unknown>> {
-  const text = await readJsonBodyText(req, { maxBodyBytes });
+async function readJsonObject(req: IncomingMessage, limits: BodyLimits): Promise<Record<string, unknown>> {
+  const text = await readJsonBodyText(req, limits);
   if (text.trim() === "") return {};
   let parsed: unknown;
   try {
