@@ -1,5 +1,11 @@
 import type { AppRouter } from "@proxyscale/api";
-import { MutationCache, QueryCache, QueryClient } from "@tanstack/react-query";
+import {
+  infiniteQueryOptions,
+  MutationCache,
+  QueryCache,
+  QueryClient,
+  type QueryKey,
+} from "@tanstack/react-query";
 import {
   createTRPCClient,
   httpBatchLink,
@@ -71,5 +77,21 @@ export function createQueryClient() {
         staleTime: 5_000,
       },
     },
+  });
+}
+
+/**
+ * A cursor-paged list ("Load more"). Not tRPC's infiniteQueryOptions: it adds `direction` to the input, which the
+ * server's strict inputs refuse. The key is tRPC's infinite key, so invalidating the procedure's path reaches it.
+ */
+export function pagedQueryOptions<Page extends { nextCursor?: string | null }>(
+  queryKey: QueryKey,
+  fetchPage: (cursor: string | undefined) => Promise<Page>,
+) {
+  return infiniteQueryOptions({
+    queryKey,
+    queryFn: ({ pageParam }) => fetchPage(pageParam),
+    initialPageParam: undefined as string | undefined,
+    getNextPageParam: (page) => page.nextCursor ?? undefined,
   });
 }

@@ -77,6 +77,22 @@ describe("the fleet page", () => {
     );
   });
 
+  it("loads the next page of proxies with the server's cursor, and hides the button after the last page", async () => {
+    signInAs("admin");
+    const pages = answers([]);
+    pages["proxies.list"] = (input: unknown) =>
+      (input as { cursor?: string }).cursor === "page-2"
+        ? { items: [fleet[2]], nextCursor: null }
+        : { items: [fleet[0], fleet[1]], nextCursor: "page-2" };
+    renderPage(<FleetPage />, { path: "/", url: "/", answers: pages });
+    await screen.findByText("edge-a");
+    expect(names()).toEqual(["edge-a", "edge-b"]);
+    fireEvent.click(screen.getByRole("button", { name: "Load more proxies" }));
+    await screen.findByText("edge-c");
+    expect(names()).toEqual(["edge-a", "edge-b", "edge-c"]);
+    expect(screen.queryByRole("button", { name: "Load more proxies" })).toBeNull();
+  });
+
   it("filters by environment and region", async () => {
     signInAs("admin");
     renderPage(<FleetPage />, { path: "/", url: "/?region=us", answers: answers(fleet) });

@@ -72,7 +72,10 @@ describe("the policy form", () => {
       ...DEFAULT_POLICY,
       behavior: {
         ...DEFAULT_POLICY.behavior,
-        scaleUp: { ...DEFAULT_POLICY.behavior.scaleUp, policies: [{ type: "Pods", value: 6, periodSeconds: 15 }] },
+        scaleUp: {
+          ...DEFAULT_POLICY.behavior.scaleUp,
+          policies: [{ type: "Pods", value: 6, periodSeconds: 15 }],
+        },
       },
     });
   });
@@ -91,9 +94,9 @@ describe("the policy form", () => {
     expect(document.getElementById("field-customMetricTargets-error")?.textContent).toBe(
       "queue_depth: must be greater than 0",
     );
-    expect(screen.getByLabelText("custom metric target 1: Target (per replica)").getAttribute("aria-invalid")).toBe(
-      "true",
-    );
+    expect(
+      screen.getByLabelText("custom metric target 1: Target (per replica)").getAttribute("aria-invalid"),
+    ).toBe("true");
     fireEvent.change(screen.getByLabelText("custom metric target 1: Target (per replica)"), {
       target: { value: "50" },
     });

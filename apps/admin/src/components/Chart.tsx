@@ -25,7 +25,10 @@ interface ChartProps {
   data: [number[], ...(number | null)[][]];
   series: ChartSeries[];
   height?: number;
-  /** Tooltips for the points of the `markers` series: the nearest marker to the cursor is shown. */
+  /**
+   * Tooltips for the points of the `markers` series: the nearest marker to the cursor is shown. Each marker is
+   * also a focusable button on the time axis, so the keyboard reaches the same tooltip.
+   */
   markers?: ChartMarker[];
   /** The x window in epoch seconds (the chosen range), so sparse data is not stretched over years. */
   xRange?: [number, number];
@@ -45,6 +48,8 @@ export function Chart({ title, data, series, height = 200, markers = [], xRange 
   const xRangeRef = useRef(xRange);
   xRangeRef.current = xRange;
   const [tip, setTip] = useState<{ left: number; top: number; text: string } | null>(null);
+  // Where each marker sits, in px from the chart's left edge (plot area offset included); set on every draw.
+  const [markerLefts, setMarkerLefts] = useState<number[]>([]);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: the plot is rebuilt only when its series change; data updates go through setData below
   useEffect(() => {
@@ -86,6 +91,12 @@ export function Chart({ title, data, series, height = 200, markers = [], xRange 
               element.dataset.drawnAt = String(performance.now());
               element.dataset.points = String(u.data[0].length);
             }
+            const lefts = markersRef.current.map((marker) => u.over.offsetLeft + u.valToPos(marker.x, "x"));
+            setMarkerLefts((current) =>
+              current.length === lefts.length && current.every((left, i) => left === lefts[i])
+                ? current
+                : lefts,
+            );
           },
         ],
         setCursor: [
@@ -97,7 +108,11 @@ export function Chart({ title, data, series, height = 200, markers = [], xRange 
               const distance = Math.abs(u.valToPos(marker.x, "x") - left);
               if (distance < 12 && (!best || distance < best.distance)) best = { marker, distance };
             }
-            setTip(best ? { left: u.valToPos(best.marker.x, "x"), top: 8, text: best.marker.text } : null);
+            setTip(
+              best
+                ? { left: u.over.offsetLeft + u.valToPos(best.marker.x, "x"), top: 8, text: best.marker.text }
+                : null,
+            );
           },
         ],
       },
@@ -125,6 +140,20 @@ export function Chart({ title, data, series, height = 200, markers = [], xRange 
       <figcaption>{title}</figcaption>
       <div className="chart-wrap">
         <div className="chart-area" ref={container} role="img" aria-label={`${title} chart`} />
+        {markers.map((marker, index) =>
+          markerLefts[index] === undefined ? null : (
+            <button
+              // biome-ignore lint/suspicious/noArrayIndexKey: markers are positional, in time order
+              key={index}
+              type="button"
+              className="chart-marker"
+              style={{ left: markerLefts[index] }}
+              aria-label={marker.text}
+              onFocus={() => setTip({ left: markerLefts[index]!, top: 8, text: marker.text })}
+              onBlur={() => setTip(null)}
+            />
+          ),
+        )}
         {tip ? (
           <div className="chart-tip" role="tooltip" style={{ left: tip.left, top: tip.top }}>
             {tip.text}

@@ -50,3 +50,24 @@ export function QueryView<T>({
   if (query.isPending || query.data === undefined) return <Loading what={what} />;
   return <>{render(query.data)}</>;
 }
+
+/** A paged list's "more" button: shown while the server has another page. */
+export function LoadMore({
+  query,
+  what,
+}: {
+  query: { hasNextPage: boolean; isFetchingNextPage: boolean; fetchNextPage: () => unknown };
+  what: string;
+}) {
+  if (!query.hasNextPage) return null;
+  return (
+    <button
+      type="button"
+      className="load-more"
+      disabled={query.isFetchingNextPage}
+      onClick={() => query.fetchNextPage()}
+    >
+      {query.isFetchingNextPage ? `Loading more ${what}…` : `Load more ${what}`}
+    </button>
+  );
+}

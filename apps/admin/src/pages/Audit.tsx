@@ -1,23 +1,23 @@
-import { useQuery } from "@tanstack/react-query";
+import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { type FormEvent, useState } from "react";
 import { useSearchParams } from "react-router";
-import { Empty, QueryView } from "../components/States.tsx";
+import { Empty, LoadMore, QueryView } from "../components/States.tsx";
 import { Time } from "../components/Time.tsx";
-import { useTRPC } from "../trpc.ts";
+import { pagedQueryOptions, useTRPC, useTRPCClient } from "../trpc.ts";
 
 export default function AuditPage() {
   const trpc = useTRPC();
+  const client = useTRPCClient();
   const [params, setParams] = useSearchParams();
   const proxy = params.get("proxy") ?? "";
   const actor = params.get("actor") ?? "";
   const [form, setForm] = useState({ proxy, actor });
   const proxies = useQuery(trpc.proxies.list.queryOptions({ limit: 100 }));
-  const audit = useQuery(
-    trpc.audit.list.queryOptions({
-      limit: 100,
-      ...(proxy ? { entityId: proxy } : {}),
-      ...(actor ? { actorId: actor } : {}),
-    }),
+  const filter = { limit: 100, ...(proxy ? { entityId: proxy } : {}), ...(actor ? { actorId: actor } : {}) };
+  const audit = useInfiniteQuery(
+    pagedQueryOptions(trpc.audit.list.infiniteQueryKey(filter), (cursor) =>
+      client.audit.list.query({ ...filter, cursor }),
+    ),
   );
   const names = new Map(proxies.data?.items.map((item) => [item.id, item.name]));
 
@@ -54,7 +54,7 @@ export default function AuditPage() {
         query={audit}
         what="the audit log"
         render={(data) =>
-          data.items.length === 0 ? (
+          data.pages[0]?.items.length === 0 ? (
             <Empty>No audit entries match.</Empty>
           ) : (
             <div className="table-scroll">
@@ -70,26 +70,29 @@ export default function AuditPage() {
                   </tr>
                 </thead>
                 <tbody>
-                  {data.items.map((entry) => (
-                    <tr key={entry.id}>
-                      <td>
-                        <Time value={entry.createdAt} />
-                      </td>
-                      <td>{entry.actorId}</td>
-                      <td>{entry.action}</td>
-                      <td>
-                        {entry.entityType} {names.get(entry.entityId) ?? entry.entityId}
-                      </td>
-                      <td>
-                        <JsonCell value={entry.before} />
-                      </td>
-                      <td>
-                        <JsonCell value={entry.after} />
-                      </td>
-                    </tr>
-                  ))}
+                  {data.pages
+                    .flatMap((page) => page.items)
+                    .map((entry) => (
+                      <tr key={entry.id}>
+                        <td>
+                          <Time value={entry.createdAt} />
+                        </td>
+                        <td>{entry.actorId}</td>
+                        <td>{entry.action}</td>
+                        <td>
+                          {entry.entityType} {names.get(entry.entityId) ?? entry.entityId}
+                        </td>
+                        <td>
+                          <JsonCell value={entry.before} />
+                        </td>
+                        <td>
+                          <JsonCell value={entry.after} />
+                        </td>
+                      </tr>
+                    ))}
                 </tbody>
               </table>
+              <LoadMore query={audit} what="entries" />
             </div>
           )
         }

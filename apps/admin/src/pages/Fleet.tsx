@@ -1,9 +1,9 @@
-import { useQueries, useQuery } from "@tanstack/react-query";
+import { useInfiniteQuery, useQueries } from "@tanstack/react-query";
 import { Link, useSearchParams } from "react-router";
 import { Sparkline } from "../components/Chart.tsx";
-import { Empty, ErrorState, Loading } from "../components/States.tsx";
+import { Empty, ErrorState, Loading, LoadMore } from "../components/States.tsx";
 import { useLiveUpdates } from "../live.ts";
-import { type RouterOutputs, useTRPC } from "../trpc.ts";
+import { pagedQueryOptions, type RouterOutputs, useTRPC, useTRPCClient } from "../trpc.ts";
 
 type Proxy = RouterOutputs["proxies"]["list"]["items"][number];
 
@@ -29,13 +29,20 @@ const COLUMNS = [
 ] as const;
 
 const SPARK_WINDOW_MS = 60 * 60 * 1000;
+const PAGE_SIZE = 100;
 
 export default function FleetPage() {
   const trpc = useTRPC();
+  const client = useTRPCClient();
   useLiveUpdates();
   const [params, setParams] = useSearchParams();
-  const list = useQuery(trpc.proxies.list.queryOptions({ limit: 100 }));
-  const proxies = list.data?.items ?? [];
+  // Pages of 100; filters and sorting apply to the proxies loaded so far ("Load more" fetches the next page).
+  const list = useInfiniteQuery(
+    pagedQueryOptions(trpc.proxies.list.infiniteQueryKey({ limit: PAGE_SIZE }), (cursor) =>
+      client.proxies.list.query({ limit: PAGE_SIZE, cursor }),
+    ),
+  );
+  const proxies = list.data?.pages.flatMap((page) => page.items) ?? [];
   // The window is fixed per render of the list, so the sparkline queries share one cache key until it refetches.
   const to = list.dataUpdatedAt || 0;
   const details = useQueries({
@@ -196,6 +203,7 @@ await client.proxies.register.mutate({ name: "edge-eu" });`}</code>
         </table>
       </div>
       {shown.length === 0 ? <Empty>No proxy matches these filters.</Empty> : null}
+      <LoadMore query={list} what="proxies" />
     </section>
   );
 }

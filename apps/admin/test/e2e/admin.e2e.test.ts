@@ -173,6 +173,26 @@ describe.skipIf(!runs)("the admin UI in Chromium against the real server", () =>
     await expect.poll(modeOf, { timeout: 10_000 }).toBe("auto");
   });
 
+  it("reaches an event marker by keyboard, and focusing it shows the event's tooltip", async () => {
+    await page.goto(`${harness.url}/proxies/${demo.id}`);
+    await page.locator("[data-testid=charts] .chart-marker").first().waitFor();
+    // Tab through the page until a marker has focus (the manual scale above made at least one event).
+    await expect
+      .poll(
+        async () => {
+          await page.keyboard.press("Tab");
+          return page.evaluate(() => document.activeElement?.classList.contains("chart-marker") ?? false);
+        },
+        { timeout: 20_000, interval: 1 },
+      )
+      .toBe(true);
+    const label = await page.evaluate(() => document.activeElement?.getAttribute("aria-label"));
+    const tip = page.getByRole("tooltip");
+    await tip.waitFor();
+    expect(await tip.textContent()).toBe(label);
+    expect(label).toMatch(/\d+ → \d+ \(\w+\): \S/);
+  });
+
   it("shows a decision live when metrics are pushed through the API", async () => {
     // A proxy of its own, with no workers pushing: the only decision is the one this push causes.
     const proxy = await rest<ProxyView>(harness.url, harness.adminToken, "POST", "/proxies", {

@@ -1,6 +1,5 @@
 import type { ScalingPolicy } from "@proxyscale/core";
 import { type FormEvent, useMemo, useState } from "react";
-import { RowsField } from "./RowsField.tsx";
 import {
   diffPolicies,
   FIELDS,
@@ -14,6 +13,7 @@ import {
   toText,
   validateDraft,
 } from "./form.ts";
+import { RowsField } from "./RowsField.tsx";
 
 export interface PolicyFormProps {
   /** The policy in force now (what the diff compares against). */
@@ -206,7 +206,10 @@ const isRows = (field: Field) => field.kind === "list" || field.kind === "map";
 
 function textsOf(policy: ScalingPolicy): Record<string, string> {
   return Object.fromEntries(
-    FIELDS.filter((field) => !isRows(field)).map((field) => [field.path, toText(getPath(policy, field.path))]),
+    FIELDS.filter((field) => !isRows(field)).map((field) => [
+      field.path,
+      toText(getPath(policy, field.path)),
+    ]),
   );
 }
 

@@ -92,18 +92,42 @@ export const FIELDS: Field[] = [
   n("Behavior: scale up", "behavior.scaleUp.stabilizationWindowSeconds", "Stabilization window (s)"),
   s("Behavior: scale up", "behavior.scaleUp.selectPolicy", "Select policy", SELECT_POLICIES),
   n("Behavior: scale up", "behavior.scaleUp.tolerance", "Tolerance"),
-  list("Behavior: scale up", "behavior.scaleUp.policies", "Rate policies", "rate policy", RATE_POLICY_COLUMNS),
+  list(
+    "Behavior: scale up",
+    "behavior.scaleUp.policies",
+    "Rate policies",
+    "rate policy",
+    RATE_POLICY_COLUMNS,
+  ),
   n("Behavior: scale down", "behavior.scaleDown.stabilizationWindowSeconds", "Stabilization window (s)"),
   s("Behavior: scale down", "behavior.scaleDown.selectPolicy", "Select policy", SELECT_POLICIES),
   n("Behavior: scale down", "behavior.scaleDown.tolerance", "Tolerance"),
-  list("Behavior: scale down", "behavior.scaleDown.policies", "Rate policies", "rate policy", RATE_POLICY_COLUMNS),
+  list(
+    "Behavior: scale down",
+    "behavior.scaleDown.policies",
+    "Rate policies",
+    "rate policy",
+    RATE_POLICY_COLUMNS,
+  ),
   { path: "stepScaling.metric", label: "Metric", kind: "text", group: "Step scaling" },
   s("Step scaling", "stepScaling.adjustmentType", "Adjustment type", STEP_ADJUSTMENT_TYPES),
   n("Step scaling", "stepScaling.minAdjustmentMagnitude", "Min adjustment magnitude (optional)"),
   n("Step scaling", "stepScaling.scaleOut.threshold", "Scale-out alarm threshold"),
-  list("Step scaling", "stepScaling.scaleOut.stepAdjustments", "Scale-out step adjustments", "step", STEP_COLUMNS),
+  list(
+    "Step scaling",
+    "stepScaling.scaleOut.stepAdjustments",
+    "Scale-out step adjustments",
+    "step",
+    STEP_COLUMNS,
+  ),
   n("Step scaling", "stepScaling.scaleIn.threshold", "Scale-in alarm threshold"),
-  list("Step scaling", "stepScaling.scaleIn.stepAdjustments", "Scale-in step adjustments", "step", STEP_COLUMNS),
+  list(
+    "Step scaling",
+    "stepScaling.scaleIn.stepAdjustments",
+    "Scale-in step adjustments",
+    "step",
+    STEP_COLUMNS,
+  ),
   n("Fallback", "fallback.failureThreshold", "Failure threshold (missed intervals)"),
   n("Fallback", "fallback.replicas", "Fallback replicas (optional: empty holds)"),
 ];
@@ -184,7 +208,11 @@ export function fromRows(field: Field, rows: readonly Row[]): { value: unknown }
 }
 
 /** The row and column a list's or map's error ("1.value: …", or a map's "<name>: …") is about. */
-export function cellOf(field: Field, rows: readonly Row[], error: string): { row: number; column: string } | null {
+export function cellOf(
+  field: Field,
+  rows: readonly Row[],
+  error: string,
+): { row: number; column: string } | null {
   const [where] = error.split(": ", 1);
   const [head, key] = (where ?? "").split(".");
   if (field.kind === "map") {
