@@ -171,6 +171,12 @@ export class FrontListener {
     const tried = new Set<number>();
     for (;;) {
       const backend = this.pick(tried);
+      if (!backend && this.closing && tried.size === 0) {
+        // Taken just before the front stopped accepting, its replicas already out of rotation: the front is
+        // going down, and the client sees it as down (a reset), not as up with nothing to serve.
+        res.destroy();
+        return;
+      }
       if (!backend) {
         this.counters.failures += 1;
         if (!res.headersSent) {
