@@ -12,6 +12,8 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
+import { loadavg } from "node:os";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { signToken } from "@proxyscale/api";
 import { type PrivateCluster, startPrivateCluster } from "@proxyscale/db/testing";
 import postgres from "postgres";
@@ -212,6 +214,13 @@ async function main(): Promise<void> {
 
   // --- the run
   let running = true;
+  // The soak's own event-loop delay and the machine's load: a starved soak or machine explains late answers.
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  loopDelay.enable();
+  let maxLoad = 0;
+  const loadTimer = setInterval(() => {
+    maxLoad = Math.max(maxLoad, loadavg()[0]!);
+  }, 5_000);
   const loadEndsAt = Date.now() + LOAD_MS;
   const faults: string[] = [];
   const pgRestarts: Array<{ stoppedAt: number; backAt: number; firstPushAfterMs?: number }> = [];
@@ -399,6 +408,8 @@ async function main(): Promise<void> {
 
   while (Date.now() < loadEndsAt) await sleep(1_000);
   running = false;
+  clearInterval(loadTimer);
+  loopDelay.disable();
   log("load over: waiting for the pushers, the fronts' clients, the edits and the last fault");
   await Promise.all([pushing, ...traffic, editing, sampling, chaos]);
   for (const agent of pushAgents) agent.destroy();
@@ -447,6 +458,8 @@ async function main(): Promise<void> {
   const storedUnanswered = [...unknown].filter((marker) => stored.has(marker)).length;
   const events = await sql<Array<{ status: string; n: number }>>`
     select status, count(*)::int as n from proxy_scaling_events group by 1 order by 1`;
+  const failedEvents = await sql<Array<{ error: string | null; n: number }>>`
+    select error, count(*)::int as n from proxy_scaling_events where status = 'failed' group by 1 order by 2 desc`;
   const webhookEvents = await sql<Array<{ id: string; status: string }>>`
     select id, status from proxy_scaling_events where proxy_id in ${sql(fleet)}`;
   const callsPerEvent = new Map<string, number>();
@@ -536,6 +549,8 @@ async function main(): Promise<void> {
     `Pushes: ${[...pushStatuses].map(([status, n]) => `${n} × ${status}`).join(", ")}; ${storedUnanswered} of ${unknown.size} not accepted were stored anyway (answered 503 or cut off after the commit).`,
     `PostgreSQL restarts: first push answered 2xx ${pgRestarts.map((restart) => (restart.firstPushAfterMs === undefined ? "never" : `${restart.firstPushAfterMs} ms`)).join(", ")} after it was back.`,
     `Policy edits: ${[...editStatuses].map(([status, n]) => `${n} × ${status}`).join(", ")}. Manual scales: ${[...scaleStatuses].map(([status, n]) => `${n} × ${status}`).join(", ")}.`,
+    `Machine: 1-minute load average up to ${maxLoad.toFixed(1)} (2 cores); the soak's event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms, max ${(loopDelay.max / 1e6).toFixed(0)} ms.`,
+    `Failed events: ${failedEvents.map((row) => `${row.n} × ${row.error}`).join("; ") || "none"}.`,
     `Settled (every event terminal, every count agreed) ${settled ? `${((Date.now() - settleStarted) / 1000).toFixed(0)} s after the load` : "NOT within the timeout"}.`,
     "",
     "| check | result | figures |",
