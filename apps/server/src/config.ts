@@ -1,4 +1,4 @@
-import { DEFAULT_DATA_DIR } from "@proxyscale/core";
+import { DEFAULT_DATA_DIR, DEFAULT_MAX_CLOCK_SKEW_SECONDS } from "@proxyscale/core";
 import { MEMORY_DATA_DIR } from "@proxyscale/db";
 import { z } from "zod";
 import { type ControlConfig, controlConfigFrom, controlEnvFields } from "./control/config.ts";
@@ -68,6 +68,16 @@ export const envSchema = z
     PROXYSCALE_REQUEST_TIMEOUT_SECONDS: deadlineSeconds(600, DEFAULT_REQUEST_TIMEOUT_SECONDS),
     /** How long a graceful stop (SIGTERM, SIGINT) may take before the process exits anyway. */
     PROXYSCALE_SHUTDOWN_TIMEOUT_SECONDS: deadlineSeconds(3_600, DEFAULT_SHUTDOWN_TIMEOUT_SECONDS),
+    /** How far ahead of this server's clock a sample's recordedAt may be; further is a 400. */
+    PROXYSCALE_MAX_CLOCK_SKEW_SECONDS: z.preprocess(
+      (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
+      z.coerce
+        .number({ message: "must be a number of seconds" })
+        .int({ message: "must be a whole number of seconds" })
+        .min(0, { message: "must not be negative" })
+        .max(86_400, { message: "must be at most 86400 (a day)" })
+        .default(DEFAULT_MAX_CLOCK_SKEW_SECONDS),
+    ),
     ...controlEnvFields,
   })
   .loose()
@@ -110,6 +120,8 @@ export interface ServerConfig {
   queryTimeoutMs: number;
   /** PROXYSCALE_SHUTDOWN_TIMEOUT_SECONDS in ms. */
   shutdownTimeoutMs: number;
+  /** PROXYSCALE_MAX_CLOCK_SKEW_SECONDS: how far ahead of the clock a sample's recordedAt may be. */
+  maxClockSkewSeconds: number;
   /** PROXYSCALE_REQUEST_TIMEOUT_SECONDS in ms. */
   requestTimeoutMs: number;
   /** The control loop and the demo (PROXYSCALE_RECONCILE_SECONDS, _LEASE_SECONDS, _DEMO, …). */
@@ -142,6 +154,7 @@ export function loadConfig(env: Record<string, string | undefined>): ServerConfi
     logLevel: value.LOG_LEVEL,
     queryTimeoutMs: Math.round(value.PROXYSCALE_QUERY_TIMEOUT_SECONDS * 1000),
     shutdownTimeoutMs: Math.round(value.PROXYSCALE_SHUTDOWN_TIMEOUT_SECONDS * 1000),
+    maxClockSkewSeconds: value.PROXYSCALE_MAX_CLOCK_SKEW_SECONDS,
     requestTimeoutMs: Math.round(value.PROXYSCALE_REQUEST_TIMEOUT_SECONDS * 1000),
     control: controlConfigFrom(value),
   };

@@ -52,6 +52,8 @@ export interface ServerDeps {
   rateLimitSyncMs?: number;
   /** The control loop's reconcile interval, so evaluate's fallback counts as the loop's does. */
   reconcileIntervalMs?: number;
+  /** How far ahead of the clock a sample's recordedAt may be (PROXYSCALE_MAX_CLOCK_SKEW_SECONDS; default 60). */
+  maxClockSkewSeconds?: number;
   metrics?: ServerMetrics;
   /**
    * What `live.onChange` serves. startServer passes one that the control loop's telemetry feeds too; default:
@@ -107,6 +109,7 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
     requestsPerMinute: deps.requestsPerMinute,
     rateLimitSyncMs: deps.rateLimitSyncMs,
     reconcileIntervalMs: deps.reconcileIntervalMs,
+    maxClockSkewSeconds: deps.maxClockSkewSeconds,
   });
   const logServerError = ({
     error,

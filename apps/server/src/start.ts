@@ -109,6 +109,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     executor: control.executor,
     onMetricsRecorded: control.onMetricsRecorded,
     reconcileIntervalMs: config.control.reconcileIntervalMs,
+    maxClockSkewSeconds: config.maxClockSkewSeconds,
     // Requests get half of the shutdown deadline; the rest is for scales, the loop and the database.
     shutdownGraceMs: Math.min(10_000, config.shutdownTimeoutMs / 2),
     ...options.overrides,

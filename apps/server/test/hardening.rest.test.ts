@@ -1,12 +1,14 @@
 import { sql } from "drizzle-orm";
 import { SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config.ts";
 import {
   type Client,
   client,
   forEachDriver,
   MID_LOAD,
   registerProxy,
+  startTestServer,
   TEST_SECRET,
   token,
   unique,
@@ -132,9 +134,7 @@ forEachDriver("values refused at the edge by what PostgreSQL stores", (suite) =>
         { ...MID_LOAD, instanceId: "pod\u0000a" },
         { field: "instanceId", message: CONTROL_RULE },
       );
-      expect(
-        (await admin.request("GET", `/api/proxy/scaling/metrics/${proxyId}`)).body.samples ?? [],
-      ).toEqual([]);
+      expect((await admin.request("GET", `/api/proxy/scaling/metrics/${proxyId}`)).body.samples).toEqual([]);
       const audit = await admin.request("GET", "/api/audit?actorId=a%00b");
       expect(audit.status).toBe(400);
       expect(issuesOf(audit.body)).toContainEqual({ field: "actorId", message: CONTROL_RULE });
@@ -203,6 +203,71 @@ forEachDriver("values refused at the edge by what PostgreSQL stores", (suite) =>
       expect(evaluated.status, JSON.stringify(evaluated.body)).toBe(200);
       const read = await admin.request("GET", `/api/proxy/scaling/policies/${proxyId}`);
       expect(read.body.policy.metricsMaxAgeSeconds).toBe(86_400);
+    });
+  });
+
+  describe("samples from the future (the clock-skew allowance, PROXYSCALE_MAX_CLOCK_SKEW_SECONDS)", () => {
+    const SKEW_RULE =
+      /^must not be more than 60 s ahead of the server's clock \(the clock-skew allowance, PROXYSCALE_MAX_CLOCK_SKEW_SECONDS\); it is \d+ s ahead$/;
+
+    it.each([
+      ["61 s ahead (epoch ms)", () => Date.now() + 61_000],
+      ["in year 9999 (ISO 8601)", () => "9999-12-31T23:59:59Z"],
+      ["at 2^53 − 1 ms", () => 2 ** 53 - 1],
+    ])("refuses a sample %s: 400 naming recordedAt and the allowance, nothing stored", async (_case, at) => {
+      const proxyId = await registerProxy(admin);
+      const response = await admin.request("POST", `/api/proxy/scaling/metrics/${proxyId}`, {
+        body: { ...MID_LOAD, recordedAt: at() },
+      });
+      expect(response.status, JSON.stringify(response.body)).toBe(400);
+      expect(response.body.zodIssues).toHaveLength(1);
+      expect(response.body.zodIssues[0].field).toBe("recordedAt");
+      expect(response.body.zodIssues[0].message).toMatch(SKEW_RULE);
+      expect((await admin.request("GET", `/api/proxy/scaling/metrics/${proxyId}`)).body.samples).toEqual([]);
+    });
+
+    it("stores a sample within the allowance (30 s ahead) and one from the past", async () => {
+      const proxyId = await registerProxy(admin);
+      for (const recordedAt of [Date.now() + 30_000, Date.now() - 3_600_000]) {
+        const response = await admin.request("POST", `/api/proxy/scaling/metrics/${proxyId}`, {
+          body: { ...MID_LOAD, recordedAt },
+        });
+        expect(response.status, JSON.stringify(response.body)).toBe(201);
+      }
+    });
+
+    it("names the batch's offending sample, and stores none of the batch", async () => {
+      const proxyId = await registerProxy(admin);
+      const response = await admin.request("POST", `/api/proxy/scaling/metrics/${proxyId}/batch`, {
+        body: { samples: [{ ...MID_LOAD }, { ...MID_LOAD, recordedAt: Date.now() + 3_600_000 }] },
+      });
+      expect(response.status).toBe(400);
+      expect(response.body.zodIssues.map((issue: { field: string }) => issue.field)).toEqual([
+        "samples.1.recordedAt",
+      ]);
+      expect((await admin.request("GET", `/api/proxy/scaling/metrics/${proxyId}`)).body.samples).toEqual([]);
+    });
+
+    it("takes its allowance from the server's config (PROXYSCALE_MAX_CLOCK_SKEW_SECONDS=5)", async () => {
+      expect(loadConfig({}).maxClockSkewSeconds).toBe(60);
+      const config = loadConfig({ PROXYSCALE_MAX_CLOCK_SKEW_SECONDS: "5" });
+      const strict = await startTestServer(suite().database, {
+        maxClockSkewSeconds: config.maxClockSkewSeconds,
+      });
+      try {
+        const api = client(strict.url, await token({ role: "admin", sub: unique("admin") }));
+        const proxyId = await registerProxy(api);
+        const response = await api.request("POST", `/api/proxy/scaling/metrics/${proxyId}`, {
+          body: { ...MID_LOAD, recordedAt: Date.now() + 30_000 },
+        });
+        expect(response.status).toBe(400);
+        expect(response.body.zodIssues[0].message).toMatch(/^must not be more than 5 s ahead/);
+      } finally {
+        await strict.close();
+      }
+      expect(() => loadConfig({ PROXYSCALE_MAX_CLOCK_SKEW_SECONDS: "-1" })).toThrow(
+        /PROXYSCALE_MAX_CLOCK_SKEW_SECONDS/,
+      );
     });
   });
 

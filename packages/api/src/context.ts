@@ -1,4 +1,4 @@
-import { DEFAULT_RECONCILE_SECONDS, type Tier } from "@proxyscale/core";
+import { DEFAULT_MAX_CLOCK_SKEW_SECONDS, DEFAULT_RECONCILE_SECONDS, type Tier } from "@proxyscale/core";
 import type { Db, Logger, ScalingExecutor, Telemetry } from "@proxyscale/db";
 import { type AuthConfig, createTokenVerifier, type TokenVerifier, type VerifiedToken } from "./auth.ts";
 import { createEvaluator, type Evaluator } from "./evaluation.ts";
@@ -27,6 +27,8 @@ export interface ApiDeps {
   rateLimitSyncMs?: number;
   /** The control loop's reconcile interval, which evaluate's fallback counts in (default core's). */
   reconcileIntervalMs?: number;
+  /** How far ahead of `clock` a sample's recordedAt may be (default core's DEFAULT_MAX_CLOCK_SKEW_SECONDS). */
+  maxClockSkewSeconds?: number;
 }
 
 /** What one request sees. `user` is set by `protectedProcedure` once the token is verified. */
@@ -44,6 +46,8 @@ export interface Context {
   evaluate: Evaluator;
   /** Metrics pushes, batched with the pushes arriving at the same time. */
   recordSamples: SampleRecorder;
+  /** The clock-skew allowance for samples' recordedAt, in seconds. */
+  maxClockSkewSeconds: number;
   /** The raw Authorization header; verified lazily so public procedures never fail on a bad token. */
   authorization: string | undefined;
   user?: VerifiedToken;
@@ -92,6 +96,7 @@ export function createContext(deps: ApiDeps): ContextFactory {
     rateLimiter,
     evaluate,
     recordSamples,
+    maxClockSkewSeconds: deps.maxClockSkewSeconds ?? DEFAULT_MAX_CLOCK_SKEW_SECONDS,
     authorization: request.authorization,
   });
   return Object.assign(factory, {

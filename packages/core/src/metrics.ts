@@ -47,6 +47,26 @@ export const metricSampleSchema = loadMetricsSchema
   .meta({ id: "MetricSample" });
 export type MetricSample = z.output<typeof metricSampleSchema>;
 
+/** How far ahead of the server's clock a sample's `recordedAt` may be, by default (PROXYSCALE_MAX_CLOCK_SKEW_SECONDS). */
+export const DEFAULT_MAX_CLOCK_SKEW_SECONDS = 60;
+
+/** When a report was taken, epoch ms: its `recordedAt` (epoch ms or ISO 8601), else `receivedAt`. */
+export function reportedAtMs(recordedAt: LoadMetrics["recordedAt"], receivedAt: number): number {
+  if (recordedAt === undefined) return receivedAt;
+  return typeof recordedAt === "number" ? recordedAt : Date.parse(recordedAt);
+}
+
+/**
+ * The clock-skew rule: a sample taken more than `maxSkewSeconds` after `now` (the server's clock) is refused, for a
+ * reporter's clock that runs ahead must not plant samples that stay the newest for hours (or, at 2^53 ms, for
+ * ever). Returns the refusal's message, or null when the sample is acceptable. Samples from the past are fine.
+ */
+export function futureSampleRefusal(at: number, now: number, maxSkewSeconds: number): string | null {
+  const aheadMs = at - now;
+  if (!(aheadMs > maxSkewSeconds * 1000)) return null;
+  return `must not be more than ${maxSkewSeconds} s ahead of the server's clock (the clock-skew allowance, PROXYSCALE_MAX_CLOCK_SKEW_SECONDS); it is ${Math.ceil(aheadMs / 1000)} s ahead`;
+}
+
 export const BUILTIN_METRICS = [
   "cpuPercent",
   "memoryPercent",

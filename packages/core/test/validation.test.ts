@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
   CONTROL_CHARACTER_RULE,
+  futureSampleRefusal,
   loadMetricsSchema,
   MULTILINE_CONTROL_CHARACTER_RULE,
   PG_INTEGER_MAX,
+  reportedAtMs,
   scalingCompletionSchema,
   scalingPolicySchema,
   storableInteger,
@@ -219,5 +221,29 @@ describe("storable text and integers: what PostgreSQL text, jsonb and integer co
       scalingCompletionSchema.safeParse({ eventId: "e", status: "completed", observedReplicas: 2 ** 31 })
         .success,
     ).toBe(false);
+  });
+});
+
+describe("the clock-skew rule: a sample too far in the future (time is an argument)", () => {
+  const NOW = Date.UTC(2030, 0, 1);
+
+  it("accepts a sample up to the allowance ahead, and any sample from the past", () => {
+    expect(futureSampleRefusal(NOW + 60_000, NOW, 60)).toBeNull();
+    expect(futureSampleRefusal(NOW - 86_400_000, NOW, 60)).toBeNull();
+    expect(futureSampleRefusal(NOW + 1, NOW, 0)).not.toBeNull();
+  });
+
+  it("refuses one further ahead, naming the allowance and how far ahead it is", () => {
+    expect(futureSampleRefusal(NOW + 60_001, NOW, 60)).toBe(
+      "must not be more than 60 s ahead of the server's clock (the clock-skew allowance, PROXYSCALE_MAX_CLOCK_SKEW_SECONDS); it is 61 s ahead",
+    );
+    expect(futureSampleRefusal(reportedAtMs("9999-12-31T23:59:59Z", NOW), NOW, 60)).not.toBeNull();
+    expect(futureSampleRefusal(2 ** 53 - 1, NOW, 60)).not.toBeNull();
+  });
+
+  it("reads recordedAt as epoch ms or ISO 8601, the receive time when absent", () => {
+    expect(reportedAtMs(undefined, NOW)).toBe(NOW);
+    expect(reportedAtMs(NOW - 5, NOW)).toBe(NOW - 5);
+    expect(reportedAtMs("2030-01-01T00:00:01+00:00", NOW)).toBe(NOW + 1000);
   });
 });

@@ -111,6 +111,27 @@ forEachDriver("metrics", ({ database }) => {
     expect(recent.map((s) => s.instanceId)).toEqual(["a", "b"]);
   });
 
+  it("stores a sample older than its instance's latest in the history, and the latest keeps the newer one", async () => {
+    const proxy = await newProxy(db());
+    await insertSamples(db(), [
+      { proxyId: proxy.id, sample: sample(T0 + 60_000, 70, { instanceId: "a" }), loadScore: 70 },
+    ]);
+    // A reporter's late retry, and one whose clock lags: both older than the stored latest.
+    await insertSamples(db(), [
+      { proxyId: proxy.id, sample: sample(T0, 10, { instanceId: "a" }), loadScore: 10 },
+    ]);
+    await insertSamples(db(), [
+      { proxyId: proxy.id, sample: sample(T0 + 30_000, 20, { instanceId: "a" }), loadScore: 20 },
+    ]);
+    const [latest] = (await latestSamples(db(), { proxyIds: [proxy.id] })).get(proxy.id)!;
+    expect([latest!.at, latest!.cpuPercent, latest!.loadScore]).toEqual([T0 + 60_000, 70, 70]);
+    const history = await queryRows<{ cpu: number }>(
+      db(),
+      sql`select cpu_percent as cpu from proxy_load_metrics where proxy_id = ${proxy.id}::uuid order by recorded_at`,
+    );
+    expect(history.map((row) => row.cpu)).toEqual([10, 20, 70]);
+  });
+
   it("returns every requested proxy from latestSamples, [] for one without samples", async () => {
     const a = await newProxy(db());
     const b = await newProxy(db());

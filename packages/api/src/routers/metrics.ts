@@ -1,7 +1,8 @@
-import { type LoadMetrics, loadMetricsSchema } from "@proxyscale/core";
+import { futureSampleRefusal, type LoadMetrics, loadMetricsSchema, reportedAtMs } from "@proxyscale/core";
 import { latestSamples, MAX_BATCH_ROWS, MAX_RANGE_POINTS, metricsRange } from "@proxyscale/db";
 import { z } from "zod";
 import { type AuthedContext, loadVisibleProxy, ownerScope } from "../access.ts";
+import { inputError } from "../errors.ts";
 import {
   latestSamplesSchema,
   metricsRangeSchema,
@@ -15,8 +16,22 @@ import { operatorProcedure, viewerProcedure } from "../trpc.ts";
 export const MAX_BATCH_SAMPLES = MAX_BATCH_ROWS;
 const TAGS = ["metrics"];
 
-/** Stores one proxy's samples (with the pushes arriving at the same time) and tells the control loop. */
-function recordSamples(ctx: AuthedContext, proxyId: string, reports: LoadMetrics[]) {
+/**
+ * Stores one proxy's samples (with the pushes arriving at the same time) and tells the control loop. A sample
+ * further ahead of the server's clock than the skew allowance is refused first (400 naming its field, `fieldOf`).
+ */
+function recordSamples(
+  ctx: AuthedContext,
+  proxyId: string,
+  reports: LoadMetrics[],
+  fieldOf: (index: number) => string,
+) {
+  const now = ctx.clock();
+  reports.forEach((report, index) => {
+    if (report.recordedAt === undefined) return;
+    const refusal = futureSampleRefusal(reportedAtMs(report.recordedAt, now), now, ctx.maxClockSkewSeconds);
+    if (refusal) throw inputError(fieldOf(index), refusal, report.recordedAt);
+  });
   return ctx.recordSamples({ proxyId, ownerId: ownerScope(ctx), reports });
 }
 
@@ -35,7 +50,7 @@ export const metricsRouter = {
     .output(recordedPushSchema)
     .mutation(async ({ ctx, input }) => {
       const { proxyId, ...metrics } = input;
-      const [recorded] = await recordSamples(ctx, proxyId, [metrics]);
+      const [recorded] = await recordSamples(ctx, proxyId, [metrics], () => "recordedAt");
       return { proxyId, ...recorded! };
     }),
 
@@ -60,7 +75,12 @@ export const metricsRouter = {
     )
     .output(recordedBatchSchema)
     .mutation(async ({ ctx, input }) => {
-      const recorded = await recordSamples(ctx, input.proxyId, input.samples);
+      const recorded = await recordSamples(
+        ctx,
+        input.proxyId,
+        input.samples,
+        (index) => `samples.${index}.recordedAt`,
+      );
       return {
         proxyId: input.proxyId,
         recorded: recorded.length,
