@@ -18,6 +18,7 @@ import { getErrorShape, TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import { createPendingExecutor } from "./executor.ts";
+import { SECURITY_HEADERS } from "./headers.ts";
 import { createServerMetrics, type ServerMetrics } from "./metrics.ts";
 import { createStaticHandler } from "./static.ts";
 
@@ -43,7 +44,10 @@ export interface ServerDeps {
    * server answers 408 and closes the connection. Default 10 s.
    */
   requestTimeoutMs?: number;
-  /** Base URL printed in the OpenAPI document. Default: from each request's Host header. */
+  /**
+   * The server's public base URL (PROXYSCALE_PUBLIC_URL); the OpenAPI document's `servers` is it plus `/api`.
+   * Default: the URL the server listens on. Never taken from a request's Host header.
+   */
   publicUrl?: string;
   /** Built admin UI to serve at `/`; default apps/admin/dist when it exists. `null` serves none. */
   adminDistDir?: string | null;
@@ -132,7 +136,7 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
     onRoute: (req, template) => restTemplates.set(req, template),
     maxBodyBytes: deps.maxBodyBytes,
     requestTimeoutMs,
-    publicUrl: deps.publicUrl,
+    publicUrl: () => deps.publicUrl ?? listeningUrl,
     onError: logServerError,
   });
   const trpc = createHTTPHandler({
@@ -155,6 +159,7 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
   const serveStatic = adminDir && existsSync(adminDir) ? createStaticHandler(adminDir) : null;
 
   let closing = false;
+  let listeningUrl: string | undefined;
   const inFlight = new Set<http.ServerResponse>();
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -162,6 +167,7 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
     const pathname = new URL(req.url ?? "/", "http://localhost").pathname;
     const method = req.method ?? "GET";
     inFlight.add(res);
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
     if (closing) res.setHeader("connection", "close");
     res.on("close", () => {
       inFlight.delete(res);
@@ -239,10 +245,8 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
           httpServer.off("error", reject);
           const address = httpServer.address() as AddressInfo;
           const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
-          resolve({
-            url: `http://${shownHost === "0.0.0.0" ? "localhost" : shownHost}:${address.port}`,
-            port: address.port,
-          });
+          listeningUrl = `http://${shownHost === "0.0.0.0" ? "localhost" : shownHost}:${address.port}`;
+          resolve({ url: listeningUrl, port: address.port });
         });
       });
     },

@@ -2,6 +2,7 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { extname, join, normalize, resolve, sep } from "node:path";
+import { ADMIN_UI_CSP } from "./headers.ts";
 
 const CONTENT_TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -41,6 +42,7 @@ export function createStaticHandler(root: string) {
         "content-type": CONTENT_TYPES[extname(file)] ?? "application/octet-stream",
         "content-length": info.size,
         "cache-control": immutable ? "public, max-age=31536000, immutable" : "no-cache",
+        "content-security-policy": ADMIN_UI_CSP,
       });
       if (req.method === "HEAD") res.end();
       else createReadStream(file).pipe(res);

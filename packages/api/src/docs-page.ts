@@ -5,6 +5,16 @@ import type { OpenAPIObject } from "trpc-to-openapi";
  * (nothing outside this machine is reachable, and the page must work offline).
  */
 
+/** The reference page's policy: its one inline stylesheet, nothing else — no script runs on it. */
+export const DOCS_PAGE_CSP = [
+  "default-src 'none'",
+  "style-src 'unsafe-inline'",
+  "img-src 'self' data:",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 
 type Json = Record<string, unknown>;

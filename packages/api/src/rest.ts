@@ -4,7 +4,7 @@ import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import { ZodRealError, type z } from "zod";
 import { type BodyLimits, readJsonBodyText } from "./body.ts";
 import type { Context, ContextFactory } from "./context.ts";
-import { renderDocsPage } from "./docs-page.ts";
+import { DOCS_PAGE_CSP, renderDocsPage } from "./docs-page.ts";
 import type { restErrorBodySchema } from "./errors.ts";
 import { createOpenApiDocument } from "./openapi.ts";
 import { type AppRouter, appRouter, createCaller } from "./root.ts";
@@ -29,8 +29,13 @@ export interface RestHandlerOptions {
   maxBodyBytes?: number;
   /** Longest time a request body may take to arrive; past it, 408 and the connection is closed. Default: none. */
   requestTimeoutMs?: number;
-  /** Public base URL printed into the OpenAPI document's `servers`. Default: the request's own host. */
-  publicUrl?: string;
+  /**
+   * The server's public base URL (PROXYSCALE_PUBLIC_URL, e.g. `https://proxyscale.example.com`); the OpenAPI
+   * document's `servers` is it plus the base path. A function is asked on each request (the server passes its
+   * configured URL, else the address it listens on). Never taken from the request's Host header. Default:
+   * `http://localhost`.
+   */
+  publicUrl?: string | (() => string | undefined);
   /** Told which route template ("/proxy/scaling/evaluate/{proxyId}") a request matched, for metrics labels. */
   onRoute?: (req: IncomingMessage, template: string) => void;
   /** Called for every error response (the server logs 5xx). */
@@ -129,6 +134,11 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
     return document;
   };
 
+  const apiBaseUrl = () => {
+    const configured = typeof options.publicUrl === "function" ? options.publicUrl() : options.publicUrl;
+    return `${(configured ?? "http://localhost").replace(/\/+$/, "")}${basePath}`;
+  };
+
   const sendError = (
     res: ServerResponse,
     error: TRPCError,
@@ -165,20 +175,15 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
       options.onRoute?.(req, path.replace(/\/$/, ""));
     }
     if (method === "GET" && path === "/openapi.json") {
-      sendJson(
-        res,
-        200,
-        documentFor(options.publicUrl ?? `http://${req.headers.host ?? "localhost"}${basePath}`),
-      );
+      sendJson(res, 200, documentFor(apiBaseUrl()));
       return;
     }
     if (method === "GET" && (path === "/docs" || path === "/docs/")) {
-      const html = renderDocsPage(
-        documentFor(options.publicUrl ?? `http://${req.headers.host ?? "localhost"}${basePath}`),
-      );
+      const html = renderDocsPage(documentFor(apiBaseUrl()));
       res.writeHead(200, {
         "content-type": "text/html; charset=utf-8",
         "content-length": Buffer.byteLength(html),
+        "content-security-policy": DOCS_PAGE_CSP,
       });
       res.end(html);
       return;
