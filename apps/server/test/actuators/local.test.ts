@@ -418,6 +418,54 @@ describe("local actuator", () => {
     TEST_TIMEOUT,
   );
 
+  it(
+    "refuses clients while its front starts and stops, never answering 503 with no replica in rotation",
+    async () => {
+      const port = await new Promise<number>((resolve) => {
+        const probe = createServer().listen(0, "127.0.0.1", () => {
+          const { port: free } = probe.address() as AddressInfo;
+          probe.close(() => resolve(free));
+        });
+      });
+      const answers = new Map<string, number>();
+      let probing = true;
+      const prober = (async () => {
+        while (probing) {
+          const answer = await new Promise<string>((resolve) => {
+            const req = request(`http://127.0.0.1:${port}/probe`, { agent: false }, (res) => {
+              res.resume();
+              res.on("end", () => resolve(String(res.statusCode)));
+            });
+            req.on("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+            req.end();
+          });
+          answers.set(answer, (answers.get(answer) ?? 0) + 1);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      })();
+      const actuator = await LocalActuator.create(localConfig({ listenPort: port, drainTimeoutMs: 2_000 }), {
+        proxyId: "edge",
+        initialReplicas: 2,
+      });
+      await expect.poll(() => answers.get("200") ?? 0, WAIT).toBeGreaterThan(20);
+      await actuator.close();
+      const refusedAfterClose = answers.get("ECONNREFUSED") ?? 0;
+      await expect.poll(() => answers.get("ECONNREFUSED") ?? 0, WAIT).toBeGreaterThan(refusedAfterClose + 5);
+      probing = false;
+      await prober;
+      // Refused before the workers were ready and after close began; served in between; never a 503.
+      expect(answers.get("503")).toBeUndefined();
+      // (A reset is a request the closing front took just before it stopped accepting.)
+      expect(Object.fromEntries(answers)).toEqual(
+        Object.fromEntries(
+          [...answers].filter(([answer]) => ["200", "ECONNREFUSED", "ECONNRESET"].includes(answer)),
+        ),
+      );
+      expect(answers.get("ECONNREFUSED")).toBeGreaterThan(0);
+    },
+    TEST_TIMEOUT,
+  );
+
   it("refuses reporting without a destination, naming the fix", async () => {
     await expect(
       createActuator(localConfig({ reporting: { enabled: true } }), { proxyId: "edge" }),
