@@ -362,9 +362,31 @@ async function main(): Promise<void> {
     agent.destroy();
   })();
 
-  // Memory: every server's RSS every 2 s.
+  // Memory: every server's RSS every 2 s; every 4 s, the servers' own event-loop lag from /metrics (prom-client's
+  // default metrics): a server starved of CPU answers its pushes and serves its fronts late.
+  const serverLag: Array<{ second: number; slot: string; p99: number; max: number }> = [];
+  const lagAgent = new http.Agent({ keepAlive: false });
   const sampling = (async () => {
-    while (running) {
+    for (let round = 0; running; round++) {
+      if (round % 2 === 0) {
+        for (const slot of slots) {
+          const answer = await request(lagAgent, `${slot.url}/metrics`, "GET", undefined, undefined, 2_000);
+          const value = (name: string) =>
+            Number(
+              new RegExp(`^proxyscale_process_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, "m").exec(
+                answer.body,
+              )?.[1],
+            );
+          if (answer.status === 200 && Number.isFinite(value("p99"))) {
+            serverLag.push({
+              second: Math.floor((Date.now() - started) / 1000),
+              slot: slot.name,
+              p99: value("p99") * 1000,
+              max: value("max") * 1000,
+            });
+          }
+        }
+      }
       for (const slot of slots) {
         const incarnation = slot.incarnations.at(-1);
         if (!incarnation || !slot.process || slot.process.child.exitCode !== null) continue;
@@ -549,6 +571,12 @@ async function main(): Promise<void> {
     `Pushes: ${[...pushStatuses].map(([status, n]) => `${n} × ${status}`).join(", ")}; ${storedUnanswered} of ${unknown.size} not accepted were stored anyway (answered 503 or cut off after the commit).`,
     `PostgreSQL restarts: first push answered 2xx ${pgRestarts.map((restart) => (restart.firstPushAfterMs === undefined ? "never" : `${restart.firstPushAfterMs} ms`)).join(", ")} after it was back.`,
     `Policy edits: ${[...editStatuses].map(([status, n]) => `${n} × ${status}`).join(", ")}. Manual scales: ${[...scaleStatuses].map(([status, n]) => `${n} × ${status}`).join(", ")}.`,
+    `Servers' event-loop lag (their /metrics, every 4 s): p99 above 1 s in ${serverLag.filter((lag) => lag.p99 > 1_000).length} of ${serverLag.length} samples, at seconds ${
+      serverLag
+        .filter((lag) => lag.p99 > 1_000)
+        .map((lag) => `${lag.second} (${lag.slot} ${(lag.p99 / 1000).toFixed(1)} s)`)
+        .join(", ") || "none"
+    }; the highest max ${(Math.max(0, ...serverLag.map((lag) => lag.max)) / 1000).toFixed(1)} s.`,
     `Machine: 1-minute load average up to ${maxLoad.toFixed(1)} (2 cores); the soak's event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms, max ${(loopDelay.max / 1e6).toFixed(0)} ms.`,
     `Failed events: ${failedEvents.map((row) => `${row.n} × ${row.error}`).join("; ") || "none"}.`,
     `Settled (every event terminal, every count agreed) ${settled ? `${((Date.now() - settleStarted) / 1000).toFixed(0)} s after the load` : "NOT within the timeout"}.`,
