@@ -61,6 +61,18 @@ export const envSchema = z
       .max(64 * 1024 * 1024, { message: "must be at most 67108864 (64 MiB)" })
       .default(4 * 1024 * 1024),
     PROXYSCALE_PUBLIC_URL: optionalText.pipe(z.url({ message: "must be a URL" }).optional()),
+    /** A static bearer token a Prometheus scraper may show at /metrics (an admin JWT works too). */
+    PROXYSCALE_METRICS_TOKEN: optionalText.pipe(
+      z.string().min(16, { message: "must be at least 16 characters" }).optional(),
+    ),
+    /** 1: /metrics needs no token (it lists every tenant's proxies: only for a private network). Default 0. */
+    PROXYSCALE_METRICS_PUBLIC: z
+      .string()
+      .trim()
+      .toLowerCase()
+      .pipe(z.enum(["0", "1", "false", "true", ""], { message: "must be 0 or 1" }))
+      .optional()
+      .transform((value) => value === "1" || value === "true"),
     LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
     /** Every PostgreSQL statement's deadline (statement_timeout and a client-side one); past it, 503. */
     PROXYSCALE_QUERY_TIMEOUT_SECONDS: deadlineSeconds(600, DEFAULT_QUERY_TIMEOUT_SECONDS),
@@ -115,6 +127,8 @@ export interface ServerConfig {
   jwtAudience: string | undefined;
   maxBodyBytes: number;
   publicUrl: string | undefined;
+  /** PROXYSCALE_METRICS_TOKEN and PROXYSCALE_METRICS_PUBLIC: who may scrape /metrics. */
+  metrics: { token: string | undefined; public: boolean };
   logLevel: (typeof LOG_LEVELS)[number];
   /** PROXYSCALE_QUERY_TIMEOUT_SECONDS in ms. */
   queryTimeoutMs: number;
@@ -151,6 +165,7 @@ export function loadConfig(env: Record<string, string | undefined>): ServerConfi
     jwtAudience: value.PROXYSCALE_JWT_AUDIENCE,
     maxBodyBytes: value.PROXYSCALE_MAX_BODY_BYTES,
     publicUrl: value.PROXYSCALE_PUBLIC_URL,
+    metrics: { token: value.PROXYSCALE_METRICS_TOKEN, public: value.PROXYSCALE_METRICS_PUBLIC },
     logLevel: value.LOG_LEVEL,
     queryTimeoutMs: Math.round(value.PROXYSCALE_QUERY_TIMEOUT_SECONDS * 1000),
     shutdownTimeoutMs: Math.round(value.PROXYSCALE_SHUTDOWN_TIMEOUT_SECONDS * 1000),

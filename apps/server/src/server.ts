@@ -8,6 +8,7 @@ import {
   createContext,
   createLiveFeed,
   createRestHandler,
+  createTokenVerifier,
   DEFAULT_MAX_BODY_BYTES,
   type LiveFeed,
   prepareTrpcRequest,
@@ -20,6 +21,7 @@ import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import { createPendingExecutor } from "./executor.ts";
 import { SECURITY_HEADERS } from "./headers.ts";
 import { createServerMetrics, type ServerMetrics } from "./metrics.ts";
+import { createMetricsGuard, type MetricsAccess } from "./metrics-access.ts";
 import { createStaticHandler } from "./static.ts";
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
@@ -65,6 +67,8 @@ export interface ServerDeps {
    * starts it on listen and closes it on close, whoever made it.
    */
   live?: LiveFeed;
+  /** Who may scrape /metrics (PROXYSCALE_METRICS_TOKEN, PROXYSCALE_METRICS_PUBLIC). Default: an admin JWT only. */
+  metricsAccess?: MetricsAccess;
   /** Longest wait for in-flight requests on close before their connections are cut. Default 10 s. */
   shutdownGraceMs?: number;
 }
@@ -129,6 +133,10 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
       logger.error({ path, status, err: cause instanceof Error ? cause : error }, "request failed");
     }
   };
+  const guardMetrics = createMetricsGuard(
+    deps.metricsAccess ?? {},
+    createTokenVerifier(deps.auth, deps.clock ?? Date.now),
+  );
   const requestTimeoutMs = deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const restTemplates = new WeakMap<http.IncomingMessage, string>();
   const rest = createRestHandler({
@@ -190,6 +198,15 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
       }
     }
     if (pathname === "/metrics") {
+      const verdict = await guardMetrics(req);
+      if (!verdict.allowed) {
+        if (verdict.status === 401) res.setHeader("www-authenticate", 'Bearer realm="proxyscale-metrics"');
+        return sendJson(res, verdict.status, {
+          code: verdict.status === 401 ? "UNAUTHORIZED" : "FORBIDDEN",
+          message: verdict.message,
+          httpStatus: verdict.status,
+        });
+      }
       const body = await metrics.registry.metrics();
       res.writeHead(200, { "content-type": metrics.registry.contentType });
       res.end(body);

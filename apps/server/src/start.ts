@@ -104,6 +104,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     maxBodyBytes: config.maxBodyBytes,
     requestTimeoutMs: config.requestTimeoutMs,
     publicUrl: config.publicUrl,
+    metricsAccess: config.metrics,
     metrics,
     live,
     executor: control.executor,

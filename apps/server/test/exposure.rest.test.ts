@@ -94,4 +94,45 @@ describe("response headers and what the server exposes", () => {
     const document = await getWithHost(configured.url, "/api/openapi.json", "evil.example");
     expect(JSON.parse(document.body).servers[0].url).toBe("https://proxyscale.example.com/api");
   });
+
+  describe("/metrics", () => {
+    const METRICS_TOKEN = `scrape-${unique("token")}-0123456789`;
+    let guarded: TestServer;
+    let open: TestServer;
+    beforeAll(async () => {
+      guarded = await startTestServer(database, { metricsAccess: { token: METRICS_TOKEN } });
+      open = await startTestServer(database, { metricsAccess: { public: true } });
+    });
+    afterAll(async () => {
+      await guarded?.close();
+      await open?.close();
+    });
+    const scrape = (url: string, bearer?: string) =>
+      fetch(`${url}/metrics`, bearer ? { headers: { authorization: `Bearer ${bearer}` } } : {});
+
+    it("answers 401 to a scrape without a token or with a wrong one, and 403 to a token that is not an admin's", async () => {
+      for (const target of [server, guarded]) {
+        const anonymous = await scrape(target.url);
+        expect(anonymous.status).toBe(401);
+        expect(anonymous.headers.get("www-authenticate")).toMatch(/^Bearer/);
+        const text = await anonymous.text();
+        expect(text).toContain("PROXYSCALE_METRICS_TOKEN");
+        expect(text).not.toContain("proxyscale_http_requests_total");
+        expect((await scrape(target.url, `${METRICS_TOKEN}x`)).status).toBe(401);
+        const operator = await scrape(target.url, await token({ role: "operator" }));
+        expect(operator.status).toBe(403);
+        expect(await operator.text()).toContain("requires role admin");
+      }
+    });
+
+    it("serves an admin token, the configured metrics token, and anyone when PROXYSCALE_METRICS_PUBLIC=1", async () => {
+      const admin = await scrape(server.url, await token({ role: "admin" }));
+      expect(admin.status).toBe(200);
+      expect(await admin.text()).toContain("proxyscale_http_requests_total");
+      expect((await scrape(guarded.url, METRICS_TOKEN)).status).toBe(200);
+      // Without a configured metrics token, that string is just an invalid JWT.
+      expect((await scrape(server.url, METRICS_TOKEN)).status).toBe(401);
+      expect((await scrape(open.url)).status).toBe(200);
+    });
+  });
 });

@@ -169,7 +169,11 @@ for (const driver of testDriverList()) {
       await vi.waitFor(() =>
         expect(logLines.some((line) => line.includes('"route":"/trpc/live.onChange"'))).toBe(true),
       );
-      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      const metrics = await (
+        await fetch(`${server.url}/metrics`, {
+          headers: { authorization: `Bearer ${await token({ role: "admin" })}` },
+        })
+      ).text();
       expect(metrics).toContain('route="/trpc/live.onChange"');
       for (const text of [...logLines, metrics]) {
         expect(text).not.toContain(bearer);

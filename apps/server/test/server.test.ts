@@ -112,7 +112,9 @@ describe("server", () => {
       await operator.request("GET", "/api/proxies/00000000-0000-4000-8000-000000000000");
       await operator.request("GET", `/api/no/such/route/${unique("x")}`);
 
-      const response = await fetch(`${server.url}/metrics`);
+      const response = await fetch(`${server.url}/metrics`, {
+        headers: { authorization: `Bearer ${await token({ role: "admin" })}` },
+      });
       expect(response.status).toBe(200);
       expect(response.headers.get("content-type")).toContain("text/plain");
       const { types, samples } = parsePrometheus(await response.text());
@@ -158,7 +160,13 @@ describe("server", () => {
       );
 
       await operator.request("DELETE", `/api/proxies/${proxyId}`);
-      const after = parsePrometheus(await (await fetch(`${server.url}/metrics`)).text());
+      const after = parsePrometheus(
+        await (
+          await fetch(`${server.url}/metrics`, {
+            headers: { authorization: `Bearer ${await token({ role: "admin" })}` },
+          })
+        ).text(),
+      );
       expect(find(after.samples, "proxyscale_proxy_load_score", { proxy_id: proxyId })).toBeUndefined();
     });
 

@@ -1,4 +1,4 @@
-export type { AuthConfig, VerifiedToken } from "./auth.ts";
+export type { AuthConfig, TokenVerifier, VerifiedToken } from "./auth.ts";
 export { AuthenticationError, createTokenVerifier, signToken, verifyToken } from "./auth.ts";
 export { MAX_JSON_DEPTH, prepareTrpcRequest } from "./body.ts";
 export type { ApiDeps, Context, ContextFactory, RequestInfo } from "./context.ts";
