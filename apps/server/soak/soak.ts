@@ -115,6 +115,8 @@ async function startSlot(slot: Slot): Promise<void> {
     PROXYSCALE_JWT_SECRET: SECRET,
     PROXYSCALE_LEASE_SECONDS: String(LEASE_SECONDS),
     PROXYSCALE_RECONCILE_SECONDS: String(RECONCILE_SECONDS),
+    // The lag sampling below reads /metrics without a token (loopback only).
+    PROXYSCALE_METRICS_PUBLIC: "1",
     LOG_LEVEL: "warn",
   });
   slot.incarnations.push({ pid: slot.process.child.pid!, startedAt: Date.now(), rss: [] });
