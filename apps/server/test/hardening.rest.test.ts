@@ -211,10 +211,11 @@ forEachDriver("values refused at the edge by what PostgreSQL stores", (suite) =>
       /^must not be more than 60 s ahead of the server's clock \(the clock-skew allowance, PROXYSCALE_MAX_CLOCK_SKEW_SECONDS\); it is \d+ s ahead$/;
 
     it.each([
-      ["61 s ahead (epoch ms)", () => Date.now() + 61_000],
-      ["in year 9999 (ISO 8601)", () => "9999-12-31T23:59:59Z"],
-      ["at 2^53 − 1 ms", () => 2 ** 53 - 1],
-    ])("refuses a sample %s: 400 naming recordedAt and the allowance, nothing stored", async (_case, at) => {
+      ["61 s ahead (epoch ms)", () => Date.now() + 61_000, SKEW_RULE],
+      ["in year 9999 (ISO 8601)", () => "9999-12-31T23:59:59Z", SKEW_RULE],
+      // Past what a timestamp holds at all: the schema's bound answers first.
+      ["at 2^53 − 1 ms", () => 2 ** 53 - 1, /^must be at most 253402300799999 \(the end of year 9999\)$/],
+    ])("refuses a sample %s: 400 naming recordedAt and the rule, nothing stored", async (_case, at, rule) => {
       const proxyId = await registerProxy(admin);
       const response = await admin.request("POST", `/api/proxy/scaling/metrics/${proxyId}`, {
         body: { ...MID_LOAD, recordedAt: at() },
@@ -222,7 +223,7 @@ forEachDriver("values refused at the edge by what PostgreSQL stores", (suite) =>
       expect(response.status, JSON.stringify(response.body)).toBe(400);
       expect(response.body.zodIssues).toHaveLength(1);
       expect(response.body.zodIssues[0].field).toBe("recordedAt");
-      expect(response.body.zodIssues[0].message).toMatch(SKEW_RULE);
+      expect(response.body.zodIssues[0].message).toMatch(rule);
       expect((await admin.request("GET", `/api/proxy/scaling/metrics/${proxyId}`)).body.samples).toEqual([]);
     });
 
@@ -268,6 +269,48 @@ forEachDriver("values refused at the edge by what PostgreSQL stores", (suite) =>
       expect(() => loadConfig({ PROXYSCALE_MAX_CLOCK_SKEW_SECONDS: "-1" })).toThrow(
         /PROXYSCALE_MAX_CLOCK_SKEW_SECONDS/,
       );
+    });
+  });
+
+  describe("measurements and times PostgreSQL can sum and hold", () => {
+    it.each([
+      [
+        "a request rate of 1e308",
+        { ...MID_LOAD, requestRate: 1e308 },
+        "requestRate",
+        "must be at most 1e15 (sums of samples must stay finite)",
+      ],
+      [
+        "a custom metric of 1e308",
+        { ...MID_LOAD, custom: { queue: 1e308 } },
+        "custom.queue",
+        "must be at most 1e15 (sums of samples must stay finite)",
+      ],
+      [
+        "a recordedAt before 1970 (ISO 8601)",
+        { ...MID_LOAD, recordedAt: "0000-01-01T00:00:00Z" },
+        "recordedAt",
+        "must not be before 1970-01-01T00:00:00Z",
+      ],
+    ])(
+      "refuses a sample with %s (400 naming the field), where reads or the push were a 500",
+      async (_case, body, field, message) => {
+        const proxyId = await registerProxy(admin);
+        await expectRefused("POST", `/api/proxy/scaling/metrics/${proxyId}`, body, { field, message });
+      },
+    );
+
+    it("refuses a range past the end of year 9999 (400 naming to), where it was a 500", async () => {
+      const proxyId = await registerProxy(admin);
+      const response = await admin.request(
+        "GET",
+        `/api/proxy/scaling/metrics/${proxyId}/range?to=${2 ** 52}`,
+      );
+      expect(response.status).toBe(400);
+      expect(issuesOf(response.body)).toContainEqual({
+        field: "to",
+        message: "must be at most 253402300799999 (the end of year 9999)",
+      });
     });
   });
 

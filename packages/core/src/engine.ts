@@ -11,6 +11,7 @@ import { explainDecision } from "./explain.ts";
 import { type FleetMetrics, type FleetObservation, observeFleet } from "./observe.ts";
 import { MAX_POLICY_HISTORY_SECONDS, type ScalingPolicy, withinDurationLimits } from "./policy.ts";
 import { computeLoadScore } from "./score.ts";
+import { PG_INTEGER_MAX } from "./storable.ts";
 import { type StrategyBasis, strategies } from "./strategies/index.ts";
 import type { StrategyInput } from "./strategies/types.ts";
 
@@ -141,7 +142,9 @@ export function decide(input: ScalingPolicy, state: ObservedState, now: number):
       });
     }
     const proposal = strategy.propose(input);
-    recommended = proposal.recommendedReplicas;
+    // A count the decision log's integer columns hold: a proposal past it (a current count near 2^31 − 1 plus a
+    // step, or a load far past its target) is cut there; maxReplicas bounds what is executed anyway.
+    recommended = Math.min(proposal.recommendedReplicas, PG_INTEGER_MAX);
     loadScore = input.loadScore;
     metrics = proposal.metrics;
     basis = proposal.basis;

@@ -1,14 +1,21 @@
 import { z } from "zod";
-import { storableInteger, storableText } from "./storable.ts";
+import {
+  storableEpochMs,
+  storableInteger,
+  storableIsoTime,
+  storableMeasurement,
+  storableText,
+} from "./storable.ts";
 
 const nonNegative = z.number().min(0, { message: "must not be negative" });
+const measurement = storableMeasurement();
 const percentValue = nonNegative.max(100, { message: "must be a percent: at most 100" });
 
 export const metricNameSchema = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_.:-]{0,99}$/, {
   message: "must be a metric name: a letter or _, then letters, digits, _ . : -",
 });
 
-export const customMetricsSchema = z.record(metricNameSchema, nonNegative);
+export const customMetricsSchema = z.record(metricNameSchema, measurement);
 
 /**
  * One load report. Values describe one replica: a sample with `instanceId` comes from that replica,
@@ -17,8 +24,8 @@ export const customMetricsSchema = z.record(metricNameSchema, nonNegative);
 export const loadMetricsSchema = z.strictObject({
   cpuPercent: percentValue,
   memoryPercent: percentValue,
-  requestRate: nonNegative,
-  avgLatencyMs: nonNegative,
+  requestRate: measurement,
+  avgLatencyMs: measurement,
   errorRatePercent: percentValue,
   custom: customMetricsSchema.optional(),
   instanceId: storableText().min(1).max(200).optional(),
@@ -27,7 +34,7 @@ export const loadMetricsSchema = z.strictObject({
   /** Replicas the reporter knows to be unhealthy. */
   unhealthyReplicas: storableInteger(0).optional(),
   /** When the sample was taken (epoch ms or ISO 8601); the receive time when absent. */
-  recordedAt: z.union([z.number().int().min(0), z.iso.datetime({ offset: true })]).optional(),
+  recordedAt: z.union([storableEpochMs(), storableIsoTime()]).optional(),
 });
 export type LoadMetrics = z.infer<typeof loadMetricsSchema>;
 export type LoadMetricsInput = z.input<typeof loadMetricsSchema>;
@@ -43,7 +50,15 @@ export const metricSampleSchema = loadMetricsSchema
     errorRatePercent: true,
     custom: true,
   })
-  .extend({ at: z.number().int().min(0).meta({ description: "When the sample was taken, epoch ms" }) })
+  // What is stored is read as it is: rows written before today's input bounds (a rate of 1e308, an id with a
+  // control character) must still read, so the output keeps the bounds of the columns alone.
+  .extend({
+    instanceId: z.string().min(1).optional(),
+    requestRate: nonNegative,
+    avgLatencyMs: nonNegative,
+    custom: z.record(metricNameSchema, nonNegative).optional(),
+    at: z.number().int().min(0).meta({ description: "When the sample was taken, epoch ms" }),
+  })
   .meta({ id: "MetricSample" });
 export type MetricSample = z.output<typeof metricSampleSchema>;
 

@@ -47,6 +47,39 @@ export function isStorableText(value: string, kind: "line" | "multiline" = "line
   return storableText(kind).safeParse(value).success;
 }
 
+/**
+ * A measurement (a rate, a latency, a custom metric) stored as `double precision` and summed by rollups and range
+ * reads: at most 1e15, so the sum of any number of them stays finite (two samples of 1e308 made every range read
+ * of their proxy a 500 "value out of range: overflow"). No real rate or latency comes near it.
+ */
+export const MAX_MEASUREMENT = 1e15;
+
+export function storableMeasurement() {
+  return z
+    .number()
+    .min(0, { message: "must not be negative" })
+    .max(MAX_MEASUREMENT, { message: "must be at most 1e15 (sums of samples must stay finite)" });
+}
+
+/** The last instant an ISO 8601 timestamp with a 4-digit year names (9999-12-31T23:59:59.999Z), in epoch ms. */
+export const MAX_EPOCH_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/** A time as epoch milliseconds, from 1970 to the end of year 9999: what timestamptz and ISO 8601 both carry. */
+export function storableEpochMs() {
+  return z
+    .number()
+    .int({ message: "must be epoch milliseconds" })
+    .min(0, { message: "must be epoch milliseconds" })
+    .max(MAX_EPOCH_MS, { message: `must be at most ${MAX_EPOCH_MS} (the end of year 9999)` });
+}
+
+/** An ISO 8601 time with an offset, not before 1970 (epoch ms are never negative here). */
+export function storableIsoTime() {
+  return z.iso
+    .datetime({ offset: true })
+    .refine((value) => Date.parse(value) >= 0, { message: "must not be before 1970-01-01T00:00:00Z" });
+}
+
 /** An integer a PostgreSQL `integer` column holds, at least `min`, at most `max` (≤ PG_INTEGER_MAX). */
 export function storableInteger(min: number, max: number = PG_INTEGER_MAX) {
   return z

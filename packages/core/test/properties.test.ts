@@ -360,11 +360,19 @@ describe("extreme stored values (fast-check): evaluation never throws", () => {
     )
     .map(([state, createdAt, currentReplicas]) => ({ ...state, createdAt, currentReplicas }));
 
-  it("decide returns a valid decision for any stored durations and counts, and its history window is a real time", () => {
+  it("decide returns a valid decision for any stored durations and counts, its counts fit an integer column, and its history window is a real time", () => {
     fc.assert(
       fc.property(storedArb, farStateArb, (policy, state) => {
         const decision = decide(policy, state, NOW);
         expect(decisionSchema.parse(decision)).toEqual(decision);
+        // Every count the decision log stores fits its integer column.
+        for (const count of [
+          decision.recommendedReplicas,
+          decision.desiredReplicas,
+          decision.recommendation.replicas,
+        ]) {
+          expect(count).toBeLessThanOrEqual(2 ** 31 - 1);
+        }
         const window = historySecondsFor(policy);
         expect(window).toBeLessThanOrEqual(MAX_POLICY_HISTORY_SECONDS);
         expect(Number.isNaN(new Date(NOW - window * 1000).getTime())).toBe(false);

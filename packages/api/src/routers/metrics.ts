@@ -1,4 +1,10 @@
-import { futureSampleRefusal, type LoadMetrics, loadMetricsSchema, reportedAtMs } from "@proxyscale/core";
+import {
+  futureSampleRefusal,
+  type LoadMetrics,
+  loadMetricsSchema,
+  reportedAtMs,
+  storableEpochMs,
+} from "@proxyscale/core";
 import { latestSamples, MAX_BATCH_ROWS, MAX_RANGE_POINTS, metricsRange } from "@proxyscale/db";
 import { z } from "zod";
 import { type AuthedContext, loadVisibleProxy, ownerScope } from "../access.ts";
@@ -118,8 +124,8 @@ export const metricsRouter = {
       z
         .strictObject({
           proxyId: proxyIdSchema,
-          from: z.number().int().min(0, { message: "must be epoch milliseconds" }).optional(),
-          to: z.number().int().min(0, { message: "must be epoch milliseconds" }).optional(),
+          from: storableEpochMs().optional(),
+          to: storableEpochMs().optional(),
           points: z
             .number()
             .int()
