@@ -35,17 +35,22 @@ export * from "./queries/events.ts";
 export * from "./queries/leases.ts";
 export * from "./queries/live.ts";
 export {
+  type CappedPush,
   DEFAULT_RAW_RETENTION_DAYS,
   DEFAULT_ROLLUP_RETENTION_DAYS,
+  type InstanceCap,
+  insertCappedSamples,
   insertSamples,
   type LatestSample,
   latestSamples,
+  latestSamplesPage,
   MAX_BATCH_ROWS,
   MAX_RANGE_POINTS,
   type MetricsPoint,
   metricsRange,
   type PruneResult,
   pruneMetrics,
+  pruneStaleInstances,
   ROLLUP_LATENESS_MINUTES,
   rollupMetrics,
   type SampleInput,

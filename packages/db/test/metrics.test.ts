@@ -1,19 +1,27 @@
 import type { MetricSample } from "@proxyscale/core";
+import { parsePolicy } from "@proxyscale/core";
 import { sql } from "drizzle-orm";
-import { expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
+  type CappedPush,
   createProxy,
   type Db,
   InvalidInputError,
+  insertCappedSamples,
   insertSamples,
+  type LatestSample,
   latestSamples,
+  latestSamplesPage,
   type MetricsPoint,
   metricsRange,
   NotFoundError,
+  type Page,
   pruneMetrics,
+  pruneStaleInstances,
   queryRows,
   rollupMetrics,
   type SampleInput,
+  upsertPolicy,
 } from "../src/index.ts";
 import { forEachDriver, inFreshSchema, unique } from "./drivers.ts";
 
@@ -296,6 +304,132 @@ forEachDriver("metrics", ({ database }) => {
       await expect(pruneMetrics(tx, { now: T0, rawRetentionDays: 0 })).rejects.toBeInstanceOf(
         InvalidInputError,
       );
+    });
+  });
+
+  describe("live instance cap", () => {
+    const at = (id: string | undefined, when: number): SampleInput["sample"] =>
+      sample(when, 10, id === undefined ? {} : { instanceId: id });
+    const push = (proxyId: string, ids: Array<string | undefined>, when = T0): CappedPush => ({
+      proxyId,
+      rows: ids.map((id) => ({ proxyId, sample: at(id, when), loadScore: 10 })),
+    });
+    const instancesOf = async (proxyId: string) =>
+      (await latestSamples(db(), { proxyIds: [proxyId] })).get(proxyId)!.map((s) => s.instanceId);
+
+    it("refuses a push whole that would take its proxy past the cap, and stores the batch's other pushes", async () => {
+      const proxy = await newProxy(db());
+      const caps = new Map([[proxy.id, { cap: 3, liveSince: T0 - MINUTE }]]);
+      await insertCappedSamples(db(), { pushes: [push(proxy.id, ["a", "b"])], caps });
+      const admissions = await insertCappedSamples(db(), {
+        pushes: [
+          push(proxy.id, ["c", undefined], T0 + 1000),
+          push(proxy.id, ["a", "d", "e"], T0 + 2000),
+          push(proxy.id, ["a", "b", "c"], T0 + 3000),
+        ],
+        caps,
+      });
+      expect(admissions).toEqual([
+        { admitted: true },
+        { admitted: false, cap: 3, live: 3, wouldBe: 5, added: 2 },
+        { admitted: true },
+      ]);
+      expect(await instancesOf(proxy.id)).toEqual([undefined, "a", "b", "c"]);
+      // Nothing of the refused push reached the raw table either (its "a" at T0 + 2000 included).
+      const [raw] = await queryRows<{ n: number }>(
+        db(),
+        sql`select count(*)::int as n from proxy_load_metrics
+            where proxy_id = ${proxy.id}::uuid and recorded_at = ${new Date(T0 + 2000).toISOString()}::timestamptz`,
+      );
+      expect(raw!.n).toBe(0);
+    });
+
+    it("counts only instances whose latest sample is at or after liveSince, so stale names free their slots", async () => {
+      const proxy = await newProxy(db());
+      await insertSamples(db(), push(proxy.id, ["old-1", "old-2"], T0).rows);
+      const caps = new Map([[proxy.id, { cap: 2, liveSince: T0 + 1 }]]);
+      const admissions = await insertCappedSamples(db(), {
+        pushes: [push(proxy.id, ["new-1", "new-2"], T0 + 5000), push(proxy.id, ["new-3"], T0 + 5000)],
+        caps,
+      });
+      expect(admissions.map((a) => a.admitted)).toEqual([true, false]);
+      expect(await instancesOf(proxy.id)).toEqual(["new-1", "new-2", "old-1", "old-2"]);
+    });
+
+    it("never takes a proxy past its cap with concurrent pushes that each add instances", async () => {
+      const proxy = await newProxy(db());
+      const caps = new Map([[proxy.id, { cap: 5, liveSince: T0 - MINUTE }]]);
+      const results = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          insertCappedSamples(db(), { pushes: [push(proxy.id, [`pod-${i}`])], caps }),
+        ),
+      );
+      expect(results.flat().filter((a) => a.admitted)).toHaveLength(5);
+      expect(await instancesOf(proxy.id)).toHaveLength(5);
+    });
+  });
+
+  it("pages a proxy's latest samples by instance id, the fleet-average sample first, and refuses a foreign cursor", async () => {
+    const proxy = await newProxy(db());
+    const ids = ["pod-b", "pod-a", "Pod-Z", "pod-é", "pod-c", "pod-d", "pod-e"];
+    await insertSamples(db(), [
+      row(proxy.id, T0, 1),
+      ...ids.map((instanceId, i) => ({
+        proxyId: proxy.id,
+        sample: sample(T0 + i, i, { instanceId }),
+        loadScore: i,
+      })),
+    ]);
+    const seen: Array<string | undefined> = [];
+    const sizes: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: Page<LatestSample> = await latestSamplesPage(db(), { proxyId: proxy.id, limit: 3, cursor });
+      seen.push(...page.items.map((s) => s.instanceId));
+      sizes.push(page.items.length);
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(sizes).toEqual([3, 3, 2]);
+    expect(seen).toEqual([undefined, "Pod-Z", "pod-a", "pod-b", "pod-c", "pod-d", "pod-e", "pod-é"]);
+    expect((await latestSamplesPage(db(), { proxyId: proxy.id })).items).toHaveLength(8);
+    await expect(latestSamplesPage(db(), { proxyId: proxy.id, cursor: "bm9wZQ" })).rejects.toThrow(/cursor/);
+    await expect(latestSamplesPage(db(), { proxyId: proxy.id, limit: 501 })).rejects.toThrow(/limit/);
+  });
+
+  it("retention deletes instances not live for twice metricsMaxAgeSeconds, keeping each proxy's newest and fleet rows", async () => {
+    await inFreshSchema(database(), async (tx) => {
+      const quick = await newProxy(tx);
+      await upsertPolicy(tx, {
+        proxyId: quick.id,
+        policy: parsePolicy({ minReplicas: 1, maxReplicas: 5, metricsMaxAgeSeconds: 10 }),
+        actorId: "test",
+      });
+      const usual = await newProxy(tx);
+      const quiet = await newProxy(tx);
+      const now = T0 + 10 * MINUTE;
+      const put = (proxyId: string, instanceId: string | undefined, ageMs: number) => ({
+        proxyId,
+        sample: sample(now - ageMs, 1, instanceId === undefined ? {} : { instanceId }),
+        loadScore: 1,
+      });
+      await insertSamples(tx, [
+        // quick: live for 20 s.
+        put(quick.id, "fresh", 5_000),
+        put(quick.id, "stale", 25_000),
+        put(quick.id, undefined, 9 * MINUTE),
+        // usual (default 60 s): live for 120 s.
+        put(usual.id, "fresh", 100_000),
+        put(usual.id, "stale", 130_000),
+        // quiet: stopped reporting; its newest row stays.
+        put(quiet.id, "last", 5 * MINUTE),
+        put(quiet.id, "before", 6 * MINUTE),
+      ]);
+      expect(await pruneStaleInstances(tx, { now, pageSize: 2 })).toBe(3);
+      const left = await latestSamples(tx, { proxyIds: [quick.id, usual.id, quiet.id] });
+      expect(left.get(quick.id)!.map((s) => s.instanceId)).toEqual([undefined, "fresh"]);
+      expect(left.get(usual.id)!.map((s) => s.instanceId)).toEqual(["fresh"]);
+      expect(left.get(quiet.id)!.map((s) => s.instanceId)).toEqual(["last"]);
+      expect(await pruneStaleInstances(tx, { now })).toBe(0);
     });
   });
 });

@@ -1,4 +1,9 @@
-import { admitInstances, type InstanceAdmission, liveInstanceWindowMs, type MetricSample } from "@proxyscale/core";
+import {
+  admitInstances,
+  type InstanceAdmission,
+  liveInstanceWindowMs,
+  type MetricSample,
+} from "@proxyscale/core";
 import { type SQL, sql } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import { type Db, isUuid, queryPreparedRows, queryRows, withTransaction } from "../db.ts";
@@ -16,8 +21,8 @@ import {
 } from "../schema/index.ts";
 import { pageSize } from "./cursor.ts";
 import { col, cols } from "./names.ts";
-import { getEffectivePolicies } from "./policies.ts";
 import { inList, numberArray, textArray } from "./pg-array.ts";
+import { getEffectivePolicies } from "./policies.ts";
 import { epochMs, timestampParam, toDate } from "./time.ts";
 
 /** Rows per INSERT statement; a larger batch is split, in one transaction. */
@@ -170,10 +175,7 @@ const INSTANCE_LOCK_PREFIX = "proxyscale.instances:";
 const KNOWN_MARGIN_MS = 10_000;
 
 /** Per proxy, the instances (fleet-average row excluded) whose latest sample is at or after `since` (epoch ms). */
-async function liveInstances(
-  db: Db,
-  since: ReadonlyMap<string, number>,
-): Promise<Map<string, Set<string>>> {
+async function liveInstances(db: Db, since: ReadonlyMap<string, number>): Promise<Map<string, Set<string>>> {
   const result = new Map<string, Set<string>>();
   for (const id of since.keys()) result.set(id, new Set());
   if (since.size === 0) return result;
@@ -235,7 +237,9 @@ export async function insertCappedSamples(
   const known = await liveInstances(db, withMargin);
   const addsNothing = pushes.every((push) => {
     const ids = known.get(push.proxyId);
-    return !ids || push.rows.every((row) => row.sample.instanceId === undefined || ids.has(row.sample.instanceId));
+    return (
+      !ids || push.rows.every((row) => row.sample.instanceId === undefined || ids.has(row.sample.instanceId))
+    );
   });
   if (addsNothing) {
     await insertSamples(
@@ -353,9 +357,7 @@ export async function latestSamplesPage(
   const last = rows.length > size ? rows[size - 1] : undefined;
   return {
     items,
-    nextCursor: last
-      ? Buffer.from(`${LATEST_CURSOR_PREFIX}${last.instanceId}`).toString("base64url")
-      : null,
+    nextCursor: last ? Buffer.from(`${LATEST_CURSOR_PREFIX}${last.instanceId}`).toString("base64url") : null,
   };
 }
 
@@ -497,7 +499,9 @@ export async function metricsRange(
       )
       select json_agg(buckets order by idx)::text as buckets from buckets`,
   );
-  const rows: Array<Omit<MetricsPoint, "at"> & { idx: number }> = result?.buckets ? JSON.parse(result.buckets) : [];
+  const rows: Array<Omit<MetricsPoint, "at"> & { idx: number }> = result?.buckets
+    ? JSON.parse(result.buckets)
+    : [];
   return rows.map(({ idx, ...point }) => ({ ...point, at: from.getTime() + Math.round(idx * widthMs) }));
 }
 

@@ -1,4 +1,10 @@
-import { DEFAULT_POLICY, parsePolicy, parseStoredPolicy, type ScalingPolicy } from "@proxyscale/core";
+import {
+  DEFAULT_POLICY,
+  parsePolicy,
+  parseStoredPolicy,
+  type ScalingPolicy,
+  type Tier,
+} from "@proxyscale/core";
 import { eq, getTableName, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import { type Db, isUuid, queryPreparedRows, withTransaction } from "../db.ts";
@@ -329,19 +335,22 @@ export async function getEffectivePolicy(db: Db, args: { proxyId: string }): Pro
 }
 
 /**
- * For each proxy: its owner and the policy that applies, in one prepared statement for all of them (a batch of
+ * For each proxy: its owner, the owner's tier (for the tier's caps) and the policy that applies, in one prepared statement for all of them (a batch of
  * pushes), each stored policy parsed once per distinct content (`policyFromRow`). Unknown ids are absent.
  */
 export async function getEffectivePolicies(
   db: Db,
   args: { proxyIds: readonly string[] },
-): Promise<Map<string, EffectivePolicy & { ownerId: string }>> {
-  const result = new Map<string, EffectivePolicy & { ownerId: string }>();
+): Promise<Map<string, EffectivePolicy & { ownerId: string; ownerTier: Tier }>> {
+  const result = new Map<string, EffectivePolicy & { ownerId: string; ownerTier: Tier }>();
   const ids = args.proxyIds.filter(isUuid);
   if (ids.length === 0) return result;
-  const rows = await queryPreparedRows<{ id: string; ownerId: string } & Record<string, unknown>>(
+  const rows = await queryPreparedRows<
+    { id: string; ownerId: string; ownerTier: Tier } & Record<string, unknown>
+  >(
     db,
-    sql`select ${proxies.id} as id, ${proxies.ownerId} as "ownerId", ${policyColumnsSql(ownPolicy)},
+    sql`select ${proxies.id} as id, ${proxies.ownerId} as "ownerId", ${proxies.ownerTier} as "ownerTier",
+          ${policyColumnsSql(ownPolicy)},
           ${policyColumnsSql(environmentPolicy)}
         from ${proxies} ${effectivePolicyJoins()}
         where ${inList(proxies.id, ids, "uuid")}`,
@@ -351,7 +360,11 @@ export async function getEffectivePolicies(
       proxy: policyFromRow(row, ownPolicy),
       environment: policyFromRow(row, environmentPolicy),
     };
-    result.set(row.id, { ownerId: row.ownerId, ...effectivePolicy(stored, (policy) => policy) });
+    result.set(row.id, {
+      ownerId: row.ownerId,
+      ownerTier: row.ownerTier,
+      ...effectivePolicy(stored, (policy) => policy),
+    });
   }
   return result;
 }
