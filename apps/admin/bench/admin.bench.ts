@@ -120,9 +120,16 @@ if (chromiumAvailable()) {
           points: Number(charts[0]!.dataset.points),
           apiStart: Math.min(...api.map((entry) => entry.startTime)),
           apiEnd: Math.max(...api.map((entry) => entry.responseEnd)),
+          each: api.map((entry) => ({
+            path: new URL(entry.name).pathname.replace("/trpc/", ""),
+            start: Math.round(entry.startTime),
+            waiting: Math.round(entry.responseStart - entry.requestStart),
+            transfer: Math.round(entry.responseEnd - entry.responseStart),
+          })),
         };
       });
       // The first run warms the server's and the browser's caches; it is not counted.
+      if (process.env.BENCH_VERBOSE) console.error(JSON.stringify(drawn.each));
       if (run === 0) continue;
       chartMs.push(drawn.at);
       blankMs.push(blank);
