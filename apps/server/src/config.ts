@@ -54,6 +54,16 @@ export const envSchema = z
     ),
     PROXYSCALE_JWT_ISSUER: optionalText,
     PROXYSCALE_JWT_AUDIENCE: optionalText,
+    /** Tokens whose lifetime (exp − iat) is longer are refused (401). Unset: any lifetime. */
+    PROXYSCALE_MAX_TOKEN_LIFETIME_SECONDS: z.preprocess(
+      (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
+      z.coerce
+        .number({ message: "must be a number of seconds" })
+        .int({ message: "must be a whole number of seconds" })
+        .min(60, { message: "must be at least 60" })
+        .max(10 * 365 * 86_400, { message: "must be at most 315360000 (ten years)" })
+        .optional(),
+    ),
     PROXYSCALE_MAX_BODY_BYTES: z.coerce
       .number({ message: "must be a number of bytes" })
       .int({ message: "must be a whole number of bytes" })
@@ -125,6 +135,8 @@ export interface ServerConfig {
   jwksUrl: string | undefined;
   jwtIssuer: string | undefined;
   jwtAudience: string | undefined;
+  /** PROXYSCALE_MAX_TOKEN_LIFETIME_SECONDS: longest accepted exp − iat. */
+  maxTokenLifetimeSeconds: number | undefined;
   maxBodyBytes: number;
   publicUrl: string | undefined;
   /** PROXYSCALE_METRICS_TOKEN and PROXYSCALE_METRICS_PUBLIC: who may scrape /metrics. */
@@ -163,6 +175,7 @@ export function loadConfig(env: Record<string, string | undefined>): ServerConfi
     jwksUrl: value.PROXYSCALE_JWKS_URL,
     jwtIssuer: value.PROXYSCALE_JWT_ISSUER,
     jwtAudience: value.PROXYSCALE_JWT_AUDIENCE,
+    maxTokenLifetimeSeconds: value.PROXYSCALE_MAX_TOKEN_LIFETIME_SECONDS,
     maxBodyBytes: value.PROXYSCALE_MAX_BODY_BYTES,
     publicUrl: value.PROXYSCALE_PUBLIC_URL,
     metrics: { token: value.PROXYSCALE_METRICS_TOKEN, public: value.PROXYSCALE_METRICS_PUBLIC },

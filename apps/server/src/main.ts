@@ -1,6 +1,21 @@
 import { dirname, relative } from "node:path";
 import { ConfigError, loadConfig } from "./config.ts";
-import { startServer } from "./start.ts";
+import { FIRST_ADMIN_TOKEN_SECONDS, startServer } from "./start.ts";
+
+/** 2592000 → "30 days", 3600 → "1 hour", 90 → "90 seconds". */
+function describeSeconds(seconds: number): string {
+  for (const [unit, size] of [
+    ["day", 86_400],
+    ["hour", 3_600],
+    ["minute", 60],
+  ] as const) {
+    if (seconds >= size && seconds % size === 0) {
+      const count = seconds / size;
+      return `${count} ${unit}${count === 1 ? "" : "s"}`;
+    }
+  }
+  return `${seconds} seconds`;
+}
 
 /** `pnpm --filter @proxyscale/server start`: zero config runs on embedded PGlite in ./.proxyscale. */
 async function main() {
@@ -29,7 +44,7 @@ async function main() {
       lines.push(
         `  created the JWT secret ${secretPath} (mode 0600)`,
         "",
-        "Admin token (valid 30 days):",
+        `Admin token (valid ${describeSeconds(Math.min(FIRST_ADMIN_TOKEN_SECONDS, config.maxTokenLifetimeSeconds ?? Infinity))}):`,
         `  ${running.firstAdminToken}`,
         "",
         "Sign in to the admin UI (the token rides in the #fragment, which the browser never sends to a server):",

@@ -10,6 +10,9 @@ import { createServerMetrics } from "./metrics.ts";
 import { ensureSecretFile } from "./secret.ts";
 import { createServer, type ProxyScaleServer, type ServerDeps } from "./server.ts";
 
+/** How long the admin token printed on first start is valid (at most PROXYSCALE_MAX_TOKEN_LIFETIME_SECONDS). */
+export const FIRST_ADMIN_TOKEN_SECONDS = 30 * 86_400;
+
 export interface RunningServer {
   url: string;
   port: number;
@@ -52,7 +55,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     jwksUrl: config.jwksUrl,
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
+    maxTokenLifetimeSeconds: config.maxTokenLifetimeSeconds,
   };
+  // Tokens this server mints live no longer than it accepts.
+  const lifetime = (seconds: number) => Math.min(seconds, config.maxTokenLifetimeSeconds ?? seconds);
   const database = await openDatabase({
     // The config is the one source: openDatabase alone would also read DATABASE_URL from the process's env.
     driver: config.databaseUrl ? "postgres" : "pglite",
@@ -83,7 +89,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
               role: "operator",
               tier: "enterprise",
               secret: jwtSecret,
-              expiresIn: "365d",
+              expiresIn: lifetime(365 * 86_400),
             }),
           }
         : undefined,
@@ -160,7 +166,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           role: "admin",
           tier: "enterprise",
           secret: auth.jwtSecret,
-          expiresIn: "30d",
+          expiresIn: lifetime(FIRST_ADMIN_TOKEN_SECONDS),
         })
       : null;
   return {

@@ -11,6 +11,12 @@ export interface AuthConfig {
   audience?: string | undefined;
   /** Allowed clock skew for exp/nbf. */
   clockToleranceSeconds?: number | undefined;
+  /**
+   * Longest lifetime a token may have (PROXYSCALE_MAX_TOKEN_LIFETIME_SECONDS), measured as exp − iat. When set, a
+   * token without iat is refused, and so is one whose exp lies further than this from now (an iat set in the
+   * future gains nothing). Unset: any lifetime.
+   */
+  maxTokenLifetimeSeconds?: number | undefined;
 }
 
 export interface VerifiedToken extends TokenClaims {
@@ -79,6 +85,9 @@ export function createTokenVerifier(config: AuthConfig, now: () => number = Date
       if (error instanceof AuthenticationError) throw error;
       throw new AuthenticationError(describeJoseError(error));
     }
+    if (config.maxTokenLifetimeSeconds !== undefined) {
+      checkLifetime(payload, config.maxTokenLifetimeSeconds, Math.floor(now() / 1000));
+    }
     const claims = tokenClaimsSchema.safeParse(payload);
     if (!claims.success) {
       const fields = claims.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
@@ -89,6 +98,21 @@ export function createTokenVerifier(config: AuthConfig, now: () => number = Date
     verified.set(token, result);
     return result;
   };
+}
+
+/** Refuses a token that lives longer than `max` seconds (exp − iat, or exp − now when that is longer). */
+function checkLifetime(payload: JWTPayload, max: number, nowSeconds: number): void {
+  const limit = `the server's limit of ${max} s (PROXYSCALE_MAX_TOKEN_LIFETIME_SECONDS)`;
+  if (payload.iat === undefined) {
+    throw new AuthenticationError(
+      `token has no iat claim, so its lifetime cannot be checked against ${limit}`,
+    );
+  }
+  const exp = payload.exp as number;
+  const lifetime = Math.max(exp - payload.iat, exp - nowSeconds);
+  if (lifetime > max) {
+    throw new AuthenticationError(`token lifetime of ${lifetime} s (exp − iat) exceeds ${limit}`);
+  }
 }
 
 function describeJoseError(error: unknown): string {

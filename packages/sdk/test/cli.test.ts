@@ -130,6 +130,36 @@ describe("proxyscale token", () => {
   );
 
   it(
+    "keeps within PROXYSCALE_MAX_TOKEN_LIFETIME_SECONDS: refuses a longer --expires, shortens the default",
+    async () => {
+      const secret = "m".repeat(40);
+      const limit = { PROXYSCALE_JWT_SECRET: secret, PROXYSCALE_MAX_TOKEN_LIFETIME_SECONDS: "3600" };
+      const [tooLong, defaulted, within] = await Promise.all([
+        cli(["token", "--sub", "a", "--expires", "2h"], limit),
+        cli(["token", "--sub", "a", "--json"], limit),
+        cli(["token", "--sub", "a", "--expires", "15m", "--json"], limit),
+      ]);
+      expect(tooLong.code).toBe(2);
+      expect(tooLong.stdout).toBe("");
+      expect(tooLong.stderr).toContain(
+        "--expires 2h (7200 s) is longer than PROXYSCALE_MAX_TOKEN_LIFETIME_SECONDS (3600 s)",
+      );
+      const server = { jwtSecret: secret, maxTokenLifetimeSeconds: 3600 };
+      const capped = json<{ token: string }>(defaulted).token;
+      await expect(verifyToken(capped, server)).resolves.toMatchObject({ sub: "a" });
+      const claims = JSON.parse(Buffer.from(capped.split(".")[1]!, "base64url").toString()) as {
+        iat: number;
+        exp: number;
+      };
+      expect(claims.exp - claims.iat).toBe(3600);
+      await expect(verifyToken(json<{ token: string }>(within).token, server)).resolves.toMatchObject({
+        sub: "a",
+      });
+    },
+    TIMEOUT,
+  );
+
+  it(
     "refuses to mint without a secret or with a bad role, naming the fix",
     async () => {
       const [noSecret, badRole, noSub] = await Promise.all([

@@ -11,8 +11,22 @@ const OPTIONS = {
   sub: { type: "string" },
   role: { type: "string", default: "viewer" },
   tier: { type: "string", default: "free" },
-  expires: { type: "string", default: "30d" },
+  expires: { type: "string" },
 } as const;
+
+const DEFAULT_LIFETIME = "30d";
+
+/** PROXYSCALE_MAX_TOKEN_LIFETIME_SECONDS, the longest lifetime the server accepts; undefined when unset. */
+function maxLifetime(env: Record<string, string | undefined>): number | undefined {
+  const text = env.PROXYSCALE_MAX_TOKEN_LIFETIME_SECONDS?.trim();
+  if (!text) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) <= 0) {
+    throw new UsageError(
+      `PROXYSCALE_MAX_TOKEN_LIFETIME_SECONDS must be a whole number of seconds (got ${text})`,
+    );
+  }
+  return Number(text);
+}
 
 /** --secret, else PROXYSCALE_JWT_SECRET, else the secret file an embedded server created in its data dir. */
 function findSecret(
@@ -35,7 +49,7 @@ function findSecret(
 export const tokenCommand: Command = {
   name: "token",
   summary: "mint an HS256 JWT with the server's secret",
-  usage: `--sub <user> [--role ${ROLES.join("|")}] [--tier ${TIERS.join("|")}] [--expires 30d] [--secret S | --data-dir DIR]`,
+  usage: `--sub <user> [--role ${ROLES.join("|")}] [--tier ${TIERS.join("|")}] [--expires 30d (at most PROXYSCALE_MAX_TOKEN_LIFETIME_SECONDS)] [--secret S | --data-dir DIR]`,
   examples: [
     "proxyscale token --sub alice --role operator --tier pro",
     'PROXYSCALE_TOKEN="$(proxyscale token --sub ops --role admin --tier enterprise --expires 12h)"',
@@ -49,11 +63,24 @@ export const tokenCommand: Command = {
       { sub: values.sub, role: values.role, tier: values.tier },
       "invalid token claims",
     );
+    const expires = values.expires ?? DEFAULT_LIFETIME;
     let lifetimeSeconds: number;
     try {
-      lifetimeSeconds = parseLifetime(/^\d+$/.test(values.expires) ? Number(values.expires) : values.expires);
+      lifetimeSeconds = parseLifetime(/^\d+$/.test(expires) ? Number(expires) : expires);
     } catch (error) {
       throw new UsageError(`--expires: ${(error as Error).message}`);
+    }
+    // The server refuses tokens that live longer than its limit: an explicit --expires past it is an error, the
+    // default is shortened to it.
+    const max = maxLifetime(env);
+    if (max !== undefined && lifetimeSeconds > max) {
+      if (values.expires !== undefined) {
+        throw new UsageError(
+          `--expires ${expires} (${lifetimeSeconds} s) is longer than PROXYSCALE_MAX_TOKEN_LIFETIME_SECONDS (${max} s): ` +
+            `the server would refuse the token; pass --expires ${max} or less`,
+        );
+      }
+      lifetimeSeconds = max;
     }
     const secret = findSecret(values.secret, values["data-dir"], env);
     const now = Date.now();
