@@ -304,6 +304,8 @@ async function main(): Promise<void> {
     /** Seconds into the run of each failure, to set beside the faults. */
     downAt: new Set<number>(),
     otherAt: new Set<number>(),
+    /** Other failures per front (its index). */
+    otherOf: [] as number[],
   };
   const traffic = fronts.map(async (front, index) => {
     const inFlight = new Set<Promise<void>>();
@@ -318,6 +320,7 @@ async function main(): Promise<void> {
             frontResults.downAt.add(Math.floor((Date.now() - started) / 1000));
           } else {
             frontResults.other += 1;
+            frontResults.otherOf[index] = (frontResults.otherOf[index] ?? 0) + 1;
             frontResults.otherAt.add(Math.floor((Date.now() - started) / 1000));
             count(frontResults.otherKinds, answer.error ?? `HTTP ${answer.status} ${answer.body.trim()}`);
           }
@@ -550,7 +553,7 @@ async function main(): Promise<void> {
     {
       name: "front requests failed only while a front was down",
       ok: frontResults.other === 0,
-      detail: `${frontResults.ok} answered, ${frontResults.frontDown} refused or reset (front down), ${frontResults.other} other failures${frontResults.other ? ` (${[...frontResults.otherKinds].map(([kind, n]) => `${n} ${kind}`).join(", ")})` : ""}`,
+      detail: `${frontResults.ok} answered, ${frontResults.frontDown} refused or reset (front down), ${frontResults.other} other failures${frontResults.other ? ` (${[...frontResults.otherKinds].map(([kind, n]) => `${n} ${kind}`).join(", ")}; by front: ${fronts.map((_, index) => frontResults.otherOf[index] ?? 0).join(", ")})` : ""}`,
     },
     {
       name: "server memory stayed flat",
