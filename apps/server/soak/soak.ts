@@ -603,6 +603,7 @@ async function main(): Promise<void> {
   lines.splice(
     lines.indexOf("") + 1 + faults.length + 1,
     0,
+    "",
     `Front failures, seconds into the run: down (refused or reset) ${seconds(frontResults.downAt)}; other ${seconds(frontResults.otherAt)}.`,
   );
   const report = lines.join("\n");
