@@ -252,6 +252,25 @@ for (const driver of drivers) {
       },
       TIMEOUT,
     );
+
+    it(
+      "delivers gzip-compressed batches when the reporter's http.gzip is set",
+      async (context) => {
+        if (!server) return context.skip();
+        const ownerToken = await token({ role: "operator" });
+        const owner = createProxyScaleClient({ url: server.url, token: ownerToken });
+        const proxy = await owner.proxies.register.mutate({ name: unique("gzip") });
+        const reporter = new MetricsReporter({
+          http: { url: server.url, token: ownerToken, proxyId: proxy.id, gzip: true },
+          sampleIntervalMs: 60_000,
+        });
+        for (let i = 0; i < 200; i++) reporter.sampleNow();
+        await reporter.flush();
+        expect(reporter.stats()).toMatchObject({ samplesSent: 200, failedPushes: 0, buffered: 0 });
+        expect((await owner.scaling.summary.query({ proxyId: proxy.id })).samples).toBe(200);
+      },
+      TIMEOUT,
+    );
   });
 }
 

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { availableParallelism } from "node:os";
+import { gunzipSync } from "node:zlib";
 import { type LoadMetrics, loadMetricsSchema } from "@proxyscale/core";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { MetricsPushError, MetricsReporter } from "../src/reporter.ts";
@@ -217,6 +218,34 @@ describe("MetricsReporter", () => {
     );
     expect(batches).toEqual([[0, 1, 2], [3, 4, 5], [6]]);
     expect(metrics.attempts()).toBe(4);
+  });
+
+  it("gzips each batch with http.gzip, saying so in Content-Encoding", async () => {
+    const seen: Array<{ encoding: string | undefined; samples: number }> = [];
+    const server = createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const raw = Buffer.concat(chunks);
+      const text = req.headers["content-encoding"] === "gzip" ? gunzipSync(raw).toString() : raw.toString();
+      seen.push({
+        encoding: req.headers["content-encoding"],
+        samples: (JSON.parse(text) as { samples: unknown[] }).samples.length,
+      });
+      res.writeHead(201).end("{}");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    for (const gzip of [true, false]) {
+      const subject = reporter({ http: { url, token: "t", proxyId: "p", gzip }, sampleIntervalMs: 60_000 });
+      subject.sampleNow();
+      subject.sampleNow();
+      await subject.flush();
+    }
+    expect(seen).toEqual([
+      { encoding: "gzip", samples: 2 },
+      { encoding: undefined, samples: 2 },
+    ]);
   });
 
   it("keeps samples a sender reports as accepted before a failure out of the retry", async () => {
