@@ -57,7 +57,12 @@ export const recordedBatchSchema = z.object({
   recorded: z.number().int().min(0),
   loadScores: z.array(z.number()),
 });
-export const latestSamplesSchema = z.object({ proxyId: proxyIdSchema, samples: z.array(latestSampleSchema) });
+/** One page of a proxy's latest samples (one per instance, by instance id); `nextCursor` asks for the next. */
+export const latestSamplesSchema = z.object({
+  proxyId: proxyIdSchema,
+  samples: z.array(latestSampleSchema),
+  nextCursor: z.string().nullable(),
+});
 export const metricsRangeSchema = z.object({
   proxyId: proxyIdSchema,
   from: z.number().int(),

@@ -21,6 +21,7 @@ export type PolicyOutput = RouterOutputs["policies"]["get"];
 export type EvaluationOutput = RouterOutputs["scaling"]["evaluate"];
 export type ScalingEventOutput = RouterOutputs["scaling"]["execute"];
 export type SummaryOutput = RouterOutputs["scaling"]["summary"];
+export type LatestSampleOutput = RouterOutputs["metrics"]["latest"]["samples"][number];
 
 export interface ProxyScaleClientOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8080; procedures are called under `${url}/trpc`. */
@@ -49,6 +50,32 @@ export function createProxyScaleClient(options: ProxyScaleClientOptions): ProxyS
       }),
     ],
   });
+}
+
+/** The largest page `metrics.latest` serves. */
+export const MAX_LATEST_PAGE = 500;
+
+/**
+ * Every instance's latest sample of a proxy, ordered by instance id: `metrics.latest` serves them a page at a
+ * time (`pageSize`, default and at most 500), and this follows `nextCursor` to the last page.
+ */
+export async function allLatestSamples(
+  client: ProxyScaleClient,
+  proxyId: string,
+  options: { pageSize?: number } = {},
+): Promise<LatestSampleOutput[]> {
+  const samples: LatestSampleOutput[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await client.metrics.latest.query({
+      proxyId,
+      limit: options.pageSize ?? MAX_LATEST_PAGE,
+      ...(cursor ? { cursor } : {}),
+    });
+    samples.push(...page.samples);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  return samples;
 }
 
 export function isProxyScaleError(error: unknown): error is ProxyScaleClientError {

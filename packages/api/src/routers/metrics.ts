@@ -5,7 +5,13 @@ import {
   reportedAtMs,
   storableEpochMs,
 } from "@proxyscale/core";
-import { latestSamples, MAX_BATCH_ROWS, MAX_RANGE_POINTS, metricsRange } from "@proxyscale/db";
+import {
+  DEFAULT_PAGE_SIZE,
+  latestSamplesPage,
+  MAX_BATCH_ROWS,
+  MAX_RANGE_POINTS,
+  metricsRange,
+} from "@proxyscale/db";
 import { z } from "zod";
 import { type AuthedContext, loadVisibleProxy, ownerScope } from "../access.ts";
 import { inputError } from "../errors.ts";
@@ -15,7 +21,7 @@ import {
   recordedBatchSchema,
   recordedPushSchema,
 } from "../outputs.ts";
-import { proxyIdSchema } from "../schemas.ts";
+import { cursorSchema, limitSchema, proxyIdSchema } from "../schemas.ts";
 import { operatorProcedure, viewerProcedure } from "../trpc.ts";
 
 /** The seed-era batch limit, equal to the db's one-statement batch. */
@@ -100,15 +106,25 @@ export const metricsRouter = {
         method: "GET",
         path: "/proxy/scaling/metrics/{proxyId}",
         tags: TAGS,
-        summary: "The latest sample of each instance",
+        summary: `The latest sample of each instance, a page at a time (by instance id; limit default ${DEFAULT_PAGE_SIZE}, at most 500)`,
       },
     })
-    .input(z.strictObject({ proxyId: proxyIdSchema }))
+    .input(
+      z.strictObject({
+        proxyId: proxyIdSchema,
+        limit: limitSchema.default(DEFAULT_PAGE_SIZE),
+        cursor: cursorSchema.optional(),
+      }),
+    )
     .output(latestSamplesSchema)
     .query(async ({ ctx, input }) => {
       await loadVisibleProxy(ctx, input.proxyId);
-      const latest = await latestSamples(ctx.db, { proxyIds: [input.proxyId] });
-      return { proxyId: input.proxyId, samples: latest.get(input.proxyId) ?? [] };
+      const page = await latestSamplesPage(ctx.db, {
+        proxyId: input.proxyId,
+        limit: input.limit,
+        cursor: input.cursor,
+      });
+      return { proxyId: input.proxyId, samples: page.items, nextCursor: page.nextCursor };
     }),
 
   range: viewerProcedure

@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { type Command, DEFAULT_URL, GLOBAL_OPTIONS, serverUrl, UsageError } from "./command.ts";
 import { evaluateCommand } from "./commands/evaluate.ts";
 import { eventsCommand } from "./commands/events.ts";
-import { metricsPushCommand } from "./commands/metrics.ts";
+import { metricsLatestCommand, metricsPushCommand } from "./commands/metrics.ts";
 import { policyGetCommand, policySetCommand } from "./commands/policy.ts";
 import { proxiesCreateCommand, proxiesListCommand, proxiesRemoveCommand } from "./commands/proxies.ts";
 import { scaleCommand } from "./commands/scale.ts";
@@ -18,6 +18,7 @@ const COMMANDS: Command[] = [
   policyGetCommand,
   policySetCommand,
   metricsPushCommand,
+  metricsLatestCommand,
   evaluateCommand,
   scaleCommand,
   eventsCommand,

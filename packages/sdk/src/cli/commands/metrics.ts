@@ -1,8 +1,17 @@
 import { type LoadMetrics, loadMetricsSchema } from "@proxyscale/core";
 import { z } from "zod";
-import { CliError, type Command, numberFlag, onePositional, parseCommand, UsageError } from "../command.ts";
+import { allLatestSamples } from "../../client.ts";
+import {
+  CliError,
+  type Command,
+  intFlag,
+  numberFlag,
+  onePositional,
+  parseCommand,
+  UsageError,
+} from "../command.ts";
 import { fieldIssues, readDataFile, validate } from "../files.ts";
-import { table } from "../format.ts";
+import { table, time } from "../format.ts";
 
 /** Flags for one sample, by the field each fills. */
 const SAMPLE_FLAGS = {
@@ -115,5 +124,30 @@ export const metricsPushCommand: Command = {
       ],
     );
     return { data: recorded, text: `recorded ${recorded.recorded} samples for proxy ${proxyId}\n${scores}` };
+  },
+};
+
+export const metricsLatestCommand: Command = {
+  name: "metrics latest",
+  summary: "the latest sample of each instance of a proxy (every page)",
+  usage: "<proxyId> [--page-size 500]",
+  examples: ["proxyscale metrics latest 0b9c6f5e-6a58-4a8e-9a43-2f1f0f7c1f3e"],
+  async run(argv, env) {
+    const { values, positionals, session } = parseCommand(argv, { "page-size": { type: "string" } }, env);
+    const proxyId = onePositional(positionals, "proxyId");
+    const pageSize = intFlag(values["page-size"] as string | undefined, "page-size", { min: 1, max: 500 });
+    const samples = await allLatestSamples(session.client(), proxyId, pageSize ? { pageSize } : {});
+    const rows = table(samples, [
+      ["instance", (sample) => sample.instanceId ?? "(fleet average)"],
+      ["at", (sample) => time(new Date(sample.at).toISOString())],
+      ["cpu %", (sample) => sample.cpuPercent],
+      ["memory %", (sample) => sample.memoryPercent],
+      ["requests/s", (sample) => sample.requestRate],
+      ["load score", (sample) => sample.loadScore],
+    ]);
+    return {
+      data: { proxyId, samples },
+      text: `${samples.length} instance${samples.length === 1 ? "" : "s"} of proxy ${proxyId}\n${rows}`,
+    };
   },
 };
