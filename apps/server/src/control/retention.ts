@@ -1,5 +1,12 @@
 import type { Logger } from "@proxyscale/db";
-import { acquireLeases, type Db, type PruneResult, pruneMetrics, releaseLeases } from "@proxyscale/db";
+import {
+  acquireLeases,
+  type Db,
+  type PruneResult,
+  pruneMetrics,
+  pruneStaleInstances,
+  releaseLeases,
+} from "@proxyscale/db";
 import { Counter, type Registry } from "prom-client";
 import { errorMessage } from "../actuators/types.ts";
 import type { RetentionConfig } from "./config.ts";
@@ -22,12 +29,14 @@ export interface RetentionSchedulerOptions extends RetentionConfig {
 
 /** What one run did: pruned (with the counts), or skipped (another server holds this interval, or stopped). */
 export type RetentionRun =
-  | { ran: true; result: PruneResult }
+  | { ran: true; result: PruneResult & { staleInstancesDeleted: number } }
   | { ran: false; reason: "held by another server" | "stopped" };
 
 /**
  * Runs `pruneMetrics` (rollup, then deletion of raw samples, latest rows, rollups and decisions past their
- * retention) every `intervalMs`. Several servers on one PostgreSQL share the job through the lease row
+ * retention), then `pruneStaleInstances` (latest rows of instances no longer live: older than core's
+ * liveInstanceWindowMs of their proxy's policy, so restarted pods' old names leave the latest table), every
+ * `intervalMs`. Several servers on one PostgreSQL share the job through the lease row
  * `retention`, taken for one interval at a time (the database's clock judges expiry): the holder renews it
  * each run, others skip until it lapses, so each interval is pruned by one server. A dead server's lease
  * lapses and the next server to tick takes over; a stopped one releases it.
@@ -46,7 +55,7 @@ export class RetentionScheduler {
     if (registry) {
       this.pruned = new Counter({
         name: "proxyscale_retention_pruned_rows_total",
-        help: "Rows deleted by retention, by table (raw samples, latest samples, rollups, decisions)",
+        help: "Rows deleted by retention, by table (raw samples, latest samples, latest samples of instances no longer live, rollups, decisions)",
         labelNames: ["table"] as const,
         registers: [registry],
       });
@@ -106,7 +115,11 @@ export class RetentionScheduler {
         rollupRetentionDays: this.options.rollupRetentionDays,
         decisionRetentionDays: this.options.decisionRetentionDays,
       });
+      const staleInstancesDeleted = await pruneStaleInstances(this.options.maintenanceDb ?? db, {
+        now: this.clock(),
+      });
       this.pruned?.inc({ table: "raw" }, result.rawDeleted);
+      this.pruned?.inc({ table: "latest_stale_instances" }, staleInstancesDeleted);
       this.pruned?.inc({ table: "latest" }, result.latestDeleted);
       this.pruned?.inc({ table: "rollups" }, result.rollupsDeleted);
       this.pruned?.inc({ table: "decisions" }, result.decisionsDeleted);
@@ -115,6 +128,7 @@ export class RetentionScheduler {
         {
           rawDeleted: result.rawDeleted,
           latestDeleted: result.latestDeleted,
+          staleInstancesDeleted,
           rollupsDeleted: result.rollupsDeleted,
           decisionsDeleted: result.decisionsDeleted,
           rolledUpTo: result.rolledUpTo.toISOString(),
@@ -122,7 +136,7 @@ export class RetentionScheduler {
         },
         "retention: pruned",
       );
-      return { ran: true, result };
+      return { ran: true, result: { ...result, staleInstancesDeleted } };
     } catch (error) {
       this.runs?.inc({ outcome: "failed" });
       logger.warn({ err: errorMessage(error) }, "retention: run failed");

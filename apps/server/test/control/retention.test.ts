@@ -125,6 +125,12 @@ for (const driver of testDrivers(postgresAvailable, "retention")) {
       );
       // A proxy whose only (and so latest) sample is past the raw window.
       await insertSamples(db, [{ proxyId: silent.id, sample: sample(NOW - 10 * DAY, "b"), loadScore: 40 }]);
+      // A restarted pod: its old name last reported 5 minutes ago (past 2 × metricsMaxAgeSeconds, 120 s).
+      const churned = await createProxy(db, { ownerId: owner, name: unique("churned"), actorId: owner });
+      await insertSamples(db, [
+        { proxyId: churned.id, sample: sample(NOW - 5 * 60_000, "pod-old"), loadScore: 40 },
+        { proxyId: churned.id, sample: sample(NOW - 10_000, "pod-new"), loadScore: 40 },
+      ]);
       // Replica counts differ, so each decision leaves its own scaling_recommendations row.
       for (const [age, replicas] of [
         [10 * DAY, 2],
@@ -144,9 +150,15 @@ for (const driver of testDrivers(postgresAvailable, "retention")) {
       expect(result).toMatchObject({
         rawDeleted: 3,
         latestDeleted: 1,
+        staleInstancesDeleted: 1,
         rollupsDeleted: 1,
         decisionsDeleted: 1,
       });
+      const churnedLatest = await queryRows<{ instanceId: string }>(
+        db,
+        sql`select instance_id as "instanceId" from proxy_latest_metrics where proxy_id = ${churned.id}::uuid`,
+      );
+      expect(churnedLatest).toEqual([{ instanceId: "pod-new" }]);
 
       const ids = sql`(${kept.id}::uuid, ${silent.id}::uuid)`;
       const raw = await queryRows<{ at: number }>(
@@ -188,6 +200,7 @@ for (const driver of testDrivers(postgresAvailable, "retention")) {
       expect(await counterValues(registry, "proxyscale_retention_pruned_rows_total")).toEqual({
         raw: 3,
         latest: 1,
+        latest_stale_instances: 1,
         rollups: 1,
         decisions: 1,
       });
