@@ -7,10 +7,11 @@ import type { ApiMeta } from "./trpc.ts";
 export const API_VERSION = "0.1.0";
 
 const ERROR_DESCRIPTIONS: Record<string, string> = {
-  "400": "Invalid input: zodIssues names each field and rule",
+  "400": "Invalid input: zodIssues names each field and rule (also bad JSON, nesting past 64 levels, non-UTF-8)",
   "401": "Token missing, invalid or expired",
   "403": "Wrong role, or a tier cap exceeded (the message names it)",
   "404": "Unknown proxy, policy or event, or another owner's proxy",
+  "408": "Request body not received within PROXYSCALE_REQUEST_TIMEOUT_SECONDS (the connection is closed)",
   "409": "Conflicting state (finished event, scale in flight, duplicate name)",
   "413": "Request body over the limit",
   "415": "Body is not application/json (UTF-8), or its Content-Encoding is not gzip",
@@ -55,7 +56,7 @@ export function createOpenApiDocument(baseUrl: string): OpenAPIObject {
       const codes = ["401", "403", "429", "503"];
       if (operation.parameters || operation.requestBody) codes.push("400");
       if (path.includes("{")) codes.push("404");
-      if (method === "post" || method === "put" || method === "patch") codes.push("409", "413", "415");
+      if (method === "post" || method === "put" || method === "patch") codes.push("408", "409", "413", "415");
       for (const code of codes.sort()) {
         responses[code] = {
           description: ERROR_DESCRIPTIONS[code],
