@@ -188,6 +188,21 @@ forEachDriver("values refused at the edge by what PostgreSQL stores", (suite) =>
       },
     );
 
+    it("evaluates a target-tracking policy whose target is 5e-324 against a huge rate (200, finite numbers)", async () => {
+      const proxyId = await registerProxy(admin);
+      const stored = await admin.request("POST", `/api/proxy/scaling/policies/${proxyId}`, {
+        body: { strategy: "targetTracking", targetRequestRate: 5e-324 },
+      });
+      expect(stored.status, JSON.stringify(stored.body)).toBeLessThan(300);
+      await admin.request("POST", `/api/proxy/scaling/metrics/${proxyId}`, {
+        body: { ...MID_LOAD, requestRate: 1e15 },
+      });
+      const evaluated = await admin.request("POST", `/api/proxy/scaling/evaluate/${proxyId}`, { body: {} });
+      expect(evaluated.status, JSON.stringify(evaluated.body)).toBe(200);
+      expect(evaluated.body.recommendedReplicas).toBe(2 ** 31 - 1);
+      for (const metric of evaluated.body.metrics) expect(Number.isFinite(metric.ratio)).toBe(true);
+    });
+
     it("reads a policy stored before the bound (metricsMaxAgeSeconds 2^52 in the row) as the bound, and evaluates it", async () => {
       const proxyId = await registerProxy(admin);
       const stored = await admin.request("POST", `/api/proxy/scaling/policies/${proxyId}`, {

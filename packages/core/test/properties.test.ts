@@ -343,7 +343,8 @@ describe("extreme stored values (fast-check): evaluation never throws", () => {
         metricsMaxAgeSeconds: Math.max(1, fields.metricsMaxAgeSeconds),
         scaleUpCooldownSeconds: fields.scaleUpCooldownSeconds,
         scaleDownCooldownSeconds: fields.scaleDownCooldownSeconds,
-        scaleUpStep: Math.max(1, fields.scaleUpStep),
+        // A step is a count: what storage and parseStoredPolicy give is at most 2^31 − 1.
+        scaleUpStep: Math.min(2 ** 31 - 1, Math.max(1, fields.scaleUpStep)),
         fallback: { failureThreshold: Math.max(1, fields.failureThreshold) },
         behavior: {
           scaleUp: rules(policy.behavior.scaleUp, upWindow),
@@ -410,3 +411,48 @@ function emptyState(): ObservedState {
     reconcileIntervalMs: seconds(DEFAULT_RECONCILE_SECONDS),
   };
 }
+
+describe("targets near 0 (fast-check)", () => {
+  it("a target as small as 5e-324 against the largest measurement still gives finite numbers and storable counts", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(5e-324, 1e-300, 1e-6),
+        fc.constantFrom(0, 1, 1e15),
+        fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        (target, value, currentReplicas) => {
+          const policy = parsePolicy({
+            strategy: "targetTracking",
+            maxReplicas: 2 ** 31 - 1,
+            targetRequestRate: target,
+            targetLatencyMs: target,
+            customMetricTargets: { queue: target },
+          });
+          const decision = decide(
+            policy,
+            {
+              ...emptyState(),
+              currentReplicas,
+              samples: [
+                {
+                  at: NOW,
+                  cpuPercent: 100,
+                  memoryPercent: 100,
+                  requestRate: value,
+                  avgLatencyMs: value,
+                  errorRatePercent: 0,
+                  custom: { queue: value },
+                },
+              ],
+              lastSampleAt: NOW,
+            },
+            NOW,
+          );
+          // What the API sends and the decision log stores: JSON, then the schema.
+          expect(decisionSchema.parse(JSON.parse(JSON.stringify(decision)))).toEqual(decision);
+          for (const metric of decision.metrics)
+            expect(metric.proposedReplicas).toBeLessThanOrEqual(2 ** 31 - 1);
+        },
+      ),
+    );
+  });
+});

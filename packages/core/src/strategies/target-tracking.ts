@@ -6,6 +6,7 @@
 import { z } from "zod";
 import type { Limit, MetricProposal } from "../decision.ts";
 import { formatNumber, replicas } from "../format.ts";
+import { PG_INTEGER_MAX } from "../storable.ts";
 import type { Strategy, StrategyInput } from "./types.ts";
 
 export interface MetricReplicaInput {
@@ -147,8 +148,10 @@ function proposeFor(
     metric,
     value,
     target,
-    ratio: result.ratio,
-    proposedReplicas: result.replicas,
+    // A target near 0 (5e-324 is a valid positive number) makes the ratio Infinity: the decision keeps finite
+    // numbers and a count its log's integer columns hold.
+    ratio: Math.min(result.ratio, Number.MAX_VALUE),
+    proposedReplicas: Math.min(result.replicas, PG_INTEGER_MAX),
     withinTolerance: result.withinTolerance,
   };
 }
