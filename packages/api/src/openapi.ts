@@ -7,7 +7,8 @@ import type { ApiMeta } from "./trpc.ts";
 export const API_VERSION = "0.1.0";
 
 const ERROR_DESCRIPTIONS: Record<string, string> = {
-  "400": "Invalid input: zodIssues names each field and rule (also bad JSON, nesting past 64 levels, non-UTF-8)",
+  "400":
+    "Invalid input: zodIssues names each field and rule (also bad JSON, nesting past 64 levels, non-UTF-8)",
   "401": "Token missing, invalid or expired",
   "403": "Wrong role, or a tier cap exceeded (the message names it)",
   "404": "Unknown proxy, policy or event, or another owner's proxy",
