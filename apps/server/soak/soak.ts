@@ -85,7 +85,19 @@ function request(
         resolve({ status: 0, body: "", error: error.code ?? error.message }),
       );
     });
-    req.on("timeout", () => req.destroy(Object.assign(new Error("timeout"), { code: "TIMEOUT" })));
+    let connected = false;
+    req.on("socket", (socket) => {
+      if (!socket.connecting) connected = true;
+      else socket.once("connect", () => (connected = true));
+    });
+    // Which phase timed out tells a front that never accepted from one that took the request and did not answer.
+    req.on("timeout", () =>
+      req.destroy(
+        Object.assign(new Error("timeout"), {
+          code: connected ? "TIMEOUT (no answer)" : "TIMEOUT (no connection)",
+        }),
+      ),
+    );
     req.on("error", (error: NodeJS.ErrnoException) =>
       resolve({ status: 0, body: "", error: error.code ?? error.message }),
     );
@@ -107,6 +119,13 @@ interface Slot {
 
 let cluster: PrivateCluster;
 const slots: Slot[] = [];
+// However the soak ends (a failed step, an unhandled rejection), no server it started outlives it; the private
+// cluster has its own exit hook.
+process.once("exit", () => {
+  for (const slot of slots) {
+    if (slot.process && slot.process.child.exitCode === null) slot.process.child.kill("SIGKILL");
+  }
+});
 
 async function startSlot(slot: Slot): Promise<void> {
   slot.process = await startServerProcess({
