@@ -12,6 +12,10 @@ import { type Waiting as GroupWaiting, groupCommit } from "./group-commit.ts";
 
 /** Evaluation reads at least this much history (loadObservedStates reads further for policies that need it). */
 const EVALUATION_HISTORY_SECONDS = 3_600;
+/** Latest samples one evaluation batch reads at most (more only for a single proxy that has more). */
+const EVALUATION_BATCH_WEIGHT = 1_000;
+/** Proxies whose cost is remembered; past it the memory starts again. */
+const COST_MEMORY = 100_000;
 
 export interface EvaluationRequest {
   proxyId: string;
@@ -40,15 +44,27 @@ interface EvaluatorDeps {
  * With group commit (groupCommit): the requests that arrive while earlier ones are at the database
  * share one read of their proxies' state (loadObservedStates) and one insert of their decisions. Each is answered
  * only once its decision is stored, so nothing is acknowledged that could be lost. Idle, a request starts its own
- * batch at once (no timer); under load, batches grow and round trips per request fall.
+ * batch at once (no timer); under load, batches grow and round trips per request fall. Batches are shared
+ * round-robin between owners (admins share one lane), so one owner's thousand queued evaluations delay another
+ * owner's by a share of one batch, not by the thousand.
  */
 export function createEvaluator(deps: EvaluatorDeps): Evaluator {
-  return groupCommit((batch) => evaluateBatch(deps, batch));
+  const cost = new Map<string, number>();
+  return groupCommit((batch) => evaluateBatch(deps, batch, cost), {
+    laneOf: (request) => request.ownerId ?? "",
+    // A proxy costs what its state cost last time (one per latest sample): a heavy proxy fills a batch alone.
+    weightOf: (request) => cost.get(request.proxyId) ?? 1,
+    maxWeight: EVALUATION_BATCH_WEIGHT,
+  });
 }
 
 type Waiting = GroupWaiting<EvaluationRequest, EvaluationResult>;
 
-async function evaluateBatch(deps: EvaluatorDeps, batch: readonly Waiting[]): Promise<void> {
+async function evaluateBatch(
+  deps: EvaluatorDeps,
+  batch: readonly Waiting[],
+  cost: Map<string, number>,
+): Promise<void> {
   const now = deps.clock();
   const proxyIds = [...new Set(batch.map((waiting) => waiting.request.proxyId))];
   const observed = await loadObservedStates(deps.db, {
@@ -58,6 +74,8 @@ async function evaluateBatch(deps: EvaluatorDeps, batch: readonly Waiting[]): Pr
     reconcileIntervalMs: deps.reconcileIntervalMs,
   });
 
+  if (cost.size > COST_MEMORY) cost.clear();
+  for (const [proxyId, entry] of observed) cost.set(proxyId, Math.max(1, entry.state.samples.length));
   const decided: Array<{ waiting: Waiting; entry: ObservedProxy; decision: Decision }> = [];
   for (const waiting of batch) {
     const { proxyId, ownerId, currentReplicas } = waiting.request;

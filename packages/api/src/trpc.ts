@@ -1,10 +1,12 @@
 import { type Role, roleAtLeast } from "@proxyscale/core";
+import { MAX_BATCH_ROWS } from "@proxyscale/db";
 import { initTRPC, TRPCError } from "@trpc/server";
 import type { OpenApiMeta } from "trpc-to-openapi";
 import { ZodError } from "zod";
 import { AuthenticationError } from "./auth.ts";
 import type { Context } from "./context.ts";
 import { describeIssues, mapDomainError, toApiIssues } from "./errors.ts";
+import { FairShare } from "./fair-share.ts";
 
 /**
  * Procedure metadata: trpc-to-openapi's `openapi` block, plus the REST success status
@@ -59,7 +61,7 @@ export const publicProcedure = t.procedure.use(mapErrors);
  * only one that changes the context (tRPC copies the context for every middleware that passes one on).
  */
 function authenticated(required: Role) {
-  return publicProcedure.use(async ({ ctx, next }) => {
+  return publicProcedure.use(async ({ ctx, next, getRawInput }) => {
     const header = ctx.authorization;
     if (!header)
       throw new TRPCError({ code: "UNAUTHORIZED", message: "missing Authorization: Bearer <token>" });
@@ -87,9 +89,15 @@ function authenticated(required: Role) {
         message: `requires role ${required} or above; your token has role ${user.role}`,
       });
     }
-    return next({ ctx: { user } });
+    // Heavy work (a batch's samples) is admitted per user (FairShare), before its input is parsed.
+    const raw = (await getRawInput()) as { samples?: unknown } | undefined;
+    const weight = Array.isArray(raw?.samples) ? raw.samples.length : 1;
+    return HEAVY_WORK.run(user.sub, weight, () => next({ ctx: { user } }));
   });
 }
+
+/** One user's requests process at most a full batch's worth of samples at once (MAX_BATCH_ROWS). */
+const HEAVY_WORK = new FairShare(MAX_BATCH_ROWS);
 
 export const protectedProcedure = authenticated("viewer");
 export const viewerProcedure = protectedProcedure;

@@ -4,7 +4,10 @@
  * - a key added while a worker holds it is marked dirty and queued again when that worker is done, so it is
  *   processed once more after the add, never by two workers at once;
  * - workers take keys in batches, so what piles up while they are busy is handled together;
- * - urgent work (a push, in the control loop) is taken before the rest (a reconcile's page), oldest first in each.
+ * - urgent work (a push, in the control loop) is taken before the rest (a reconcile's page), oldest first in each;
+ * - with `laneOf` (the proxy's owner, in the control loop), a batch is shared round-robin between lanes within
+ *   each of those two classes, so one owner with thousands of queued keys fills a batch only when no one else
+ *   waits; keys of an unknown lane share one.
  *
  * `add` resolves when the key has been processed once after the call (the same work reaches everyone who added
  * it meanwhile), which lets a caller wait for its own push or a reconcile wait for its page.
@@ -20,10 +23,14 @@ export class KeyedQueue<K, W> {
   private readonly idlers: Array<() => void> = [];
   private closed = false;
 
-  /** `merge` combines the work of a key added again before it was taken; `urgent` picks what goes first. */
+  /**
+   * `merge` combines the work of a key added again before it was taken; `urgent` picks what goes first;
+   * `laneOf` names the lane a key is shared fairly in (undefined: the shared lane of unknown keys).
+   */
   constructor(
     private readonly merge: (queued: W, added: W) => W,
     private readonly urgent: (work: W) => boolean = () => false,
+    private readonly laneOf: (key: K) => unknown = () => undefined,
   ) {}
 
   get length(): number {
@@ -87,19 +94,41 @@ export class KeyedQueue<K, W> {
       this.processing.set(key, null);
       batch.push({ key, work: entry.work, resolvers: entry.resolvers });
     };
-    for (const key of this.urgentKeys) {
-      if (batch.length >= max) break;
-      hold(key);
-    }
-    if (!urgentOnly) {
-      for (const key of this.waiting.keys()) {
-        if (batch.length >= max) break;
-        hold(key);
-      }
+    for (const key of this.fairly(this.urgentKeys, max)) hold(key);
+    if (!urgentOnly && batch.length < max) {
+      for (const key of this.fairly(this.waiting.keys(), max - batch.length)) hold(key);
     }
     // More than one batch's worth: wake the other workers too.
     if (this.waiting.size > 0) this.wakeTakers();
     return batch;
+  }
+
+  /**
+   * Up to `max` of `keys` (oldest first within a lane), one per lane in turn, lanes in the order of their oldest
+   * key: with one lane this is simply the oldest `max`.
+   */
+  private fairly(keys: Iterable<K>, max: number): K[] {
+    const lanes = new Map<unknown, K[]>();
+    for (const key of keys) {
+      const lane = this.laneOf(key);
+      const list = lanes.get(lane);
+      if (list) list.push(key);
+      else lanes.set(lane, [key]);
+    }
+    if (lanes.size <= 1) return [...(lanes.values().next().value ?? [])].slice(0, max);
+    const picked: K[] = [];
+    const lists = [...lanes.values()];
+    for (let round = 0; picked.length < max; round++) {
+      let any = false;
+      for (const list of lists) {
+        if (round >= list.length) continue;
+        any = true;
+        picked.push(list[round]!);
+        if (picked.length >= max) break;
+      }
+      if (!any) break;
+    }
+    return picked;
   }
 
   /** The worker is done with these keys: their adders are told, and dirty keys are queued again. */

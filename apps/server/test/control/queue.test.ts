@@ -24,6 +24,29 @@ describe("KeyedQueue", () => {
     expect((await queue.take(10)).map((item) => item.key)).toEqual([2, 3, 4]);
   });
 
+  it("shares a batch round-robin between lanes, so one owner's thousand keys do not push another's out", async () => {
+    const owner = (key: string) => key.split("/")[0];
+    const queue = new KeyedQueue<string, number>(sum, (work) => work > 0, owner);
+    for (let i = 0; i < 1_000; i++) void queue.add(`flood/${i}`, 1);
+    void queue.add("quiet/a", 1);
+    void queue.add("other/b", 1);
+    void queue.add("quiet/c", 1);
+    // Urgent first (all of these), and within them one per lane in turn, each lane oldest first.
+    expect((await queue.take(6)).map((item) => item.key)).toEqual([
+      "flood/0",
+      "quiet/a",
+      "other/b",
+      "flood/1",
+      "quiet/c",
+      "flood/2",
+    ]);
+    // Non-urgent keys come after every urgent one, shared the same way.
+    void queue.add("quiet/late", 0);
+    const rest = (await queue.take(2_000)).map((item) => item.key);
+    expect(rest.at(-1)).toBe("quiet/late");
+    expect(rest).toHaveLength(998);
+  });
+
   it("never hands a key to two workers: one added while held is queued again after done", async () => {
     const queue = new KeyedQueue<string, number>(sum);
     void queue.add("a", 1);
