@@ -24,12 +24,20 @@ describe.skipIf(!runs)("the admin UI in Chromium against the real server", () =>
   let context: BrowserContext;
   let page: Page;
   let demo: ProxyView;
+  const cspViolations: string[] = [];
 
   beforeAll(async () => {
     buildAdmin();
     // Rollups off: the history pushed below (older than the start-up rollup) stays visible as raw samples.
     harness = await startHarness({ retention: false });
     context = await harness.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    // Every Content-Security-Policy violation on any page of the run; the last test asserts there were none.
+    // A string: vitest's transform may wrap a function's body in helpers the page does not have.
+    await context.addInitScript(`
+      window.cspViolations = [];
+      document.addEventListener("securitypolicyviolation", (event) =>
+        window.cspViolations.push(event.violatedDirective + " " + event.blockedURI));
+    `);
     page = await context.newPage();
     const proxies = await rest<{ items: ProxyView[] }>(harness.url, harness.adminToken, "GET", "/proxies");
     demo = proxies.items.find((proxy) => proxy.name === "demo-edge")!;
@@ -263,5 +271,27 @@ describe.skipIf(!runs)("the admin UI in Chromium against the real server", () =>
     expect(await tab.getByRole("button", { name: /Save policy/ }).count()).toBe(0);
     expect(await tab.getByRole("button", { name: "Evaluate now" }).count()).toBe(0);
     await other.close();
+  });
+
+  it("serves the UI under a Content-Security-Policy that none of its pages violates", async () => {
+    const response = await page.goto(`${harness.url}/`);
+    const headers = response!.headers();
+    expect(headers["content-security-policy"]).toContain("script-src 'self'");
+    expect(headers["x-content-type-options"]).toBe("nosniff");
+    expect(headers["x-frame-options"]).toBe("DENY");
+    for (const path of [
+      "/",
+      `/proxies/${demo.id}`,
+      `/proxies/${demo.id}/policy`,
+      `/proxies/${demo.id}/operate`,
+      "/audit",
+    ]) {
+      await page.goto(`${harness.url}${path}`);
+      await page.locator("main h1").first().waitFor();
+      cspViolations.push(
+        ...(await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations)),
+      );
+    }
+    expect(cspViolations).toEqual([]);
   });
 });
