@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
 import {
+  allLatestSamples,
   createProxyScaleClient,
   isProxyScaleError,
   issuesOf,
@@ -54,6 +55,23 @@ for (const driver of drivers) {
     afterAll(async () => {
       await server?.close();
     }, TIMEOUT);
+
+    it(
+      "allLatestSamples follows metrics.latest's pages to every instance",
+      async (context) => {
+        if (!server) return context.skip();
+        const proxy = await operator.proxies.register.mutate({ name: unique("pods") });
+        const samples = Array.from({ length: 120 }, (_, i) => ({ ...HIGH_LOAD, instanceId: `pod-${i}` }));
+        await operator.metrics.recordBatch.mutate({ proxyId: proxy.id, samples: [HIGH_LOAD, ...samples] });
+        const first = await operator.metrics.latest.query({ proxyId: proxy.id });
+        expect(first.samples).toHaveLength(50);
+        expect(first.nextCursor).not.toBeNull();
+        const all = await allLatestSamples(operator, proxy.id, { pageSize: 50 });
+        expect(all).toHaveLength(121);
+        expect(new Set(all.map((sample) => sample.instanceId ?? "")).size).toBe(121);
+      },
+      TIMEOUT,
+    );
 
     it(
       "round-trips typed calls: register, policy, metrics, evaluate, execute, events, summary, delete",
