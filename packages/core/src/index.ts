@@ -12,6 +12,7 @@ export * from "./policy.ts";
 export * from "./presets.ts";
 export * from "./requests.ts";
 export * from "./score.ts";
+export * from "./simulate/index.ts";
 export * from "./storable.ts";
 export * from "./strategies/index.ts";
 export * from "./summary.ts";

@@ -1,0 +1,5 @@
+export * from "./capacity.ts";
+export * from "./compare.ts";
+export * from "./elasticity.ts";
+export * from "./simulate.ts";
+export * from "./trace.ts";

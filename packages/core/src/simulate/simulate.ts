@@ -1,0 +1,399 @@
+/**
+ * The what-if simulator: replays a request trace through `decide` — the function the control loop calls — on a
+ * simulated clock. Pure: no I/O, no clock, no randomness; the same input gives the same output.
+ *
+ * The chain, each link explicit (docs/simulator.md):
+ *   demand → replicas' readings (capacity model) → a fleet-average sample every report interval, arriving
+ *   after the metric delay → the loop decides (push: on each arrival; sync: every period) → `decide` (strategy,
+ *   cooldowns, stabilization, rate policies, min/max, fallback, mode) → the fleet scales: a new replica warms up
+ *   before it serves, a removed one drains (paid for, serving nobody new).
+ */
+import type { Decision, ObservedState, RecommendationRecord, ScaleEventRecord } from "../decision.ts";
+import { decide, executes, historySecondsFor } from "../engine.ts";
+import type { MetricSample } from "../metrics.ts";
+import { DEFAULT_RECONCILE_SECONDS, type ScalingPolicy } from "../policy.ts";
+import type { CapacityModel, ReplicaReading } from "./capacity.ts";
+import { type ElasticityMetrics, elasticityMetrics } from "./elasticity.ts";
+import { Fleet } from "./fleet.ts";
+import type { Trace } from "./trace.ts";
+
+/**
+ * How decisions are triggered.
+ * - `push`, as ProxyScale: every sample that arrives is evaluated at once; `reconcileSeconds` adds the live
+ *   loop's periodic reconcile (off by default: between pushes it only matters for stale metrics and windows
+ *   that expire between samples).
+ * - `sync`, as HPA: a decision every `periodSeconds` (default 15), on whatever sample arrived last.
+ * Both: a sample is taken every `reportIntervalSeconds` (default: the trace's step) and describes the interval
+ * that ends then; it reaches the loop `metricDelaySeconds` later (default 0).
+ */
+export type LoopModel =
+  | { kind: "push"; reportIntervalSeconds?: number; metricDelaySeconds?: number; reconcileSeconds?: number }
+  | { kind: "sync"; periodSeconds?: number; reportIntervalSeconds?: number; metricDelaySeconds?: number };
+
+/** HPA's chain: a 15 s sync period on metrics-server samples taken every 15 s and read up to 15 s late. */
+export const HPA_LIKE_LOOP = {
+  kind: "sync",
+  periodSeconds: 15,
+  reportIntervalSeconds: 15,
+  metricDelaySeconds: 15,
+} as const satisfies LoopModel;
+
+export interface SimulationInput {
+  policy: ScalingPolicy;
+  /** A parsed trace, or request counts per step (then `stepSeconds` is required). */
+  trace: Trace | readonly number[];
+  capacity: CapacityModel;
+  /** Replicas serving at the start (warm). */
+  initialReplicas: number;
+  /** The trace's step; must equal a parsed trace's own. */
+  stepSeconds?: number;
+  loop?: LoopModel;
+  /** Provisioning time: a new replica serves this long after the decision. Default 0. */
+  warmupSeconds?: number;
+  /** A removed replica is paid for this long after the decision, serving nothing new. Default 0. */
+  drainSeconds?: number;
+  /** The simulated epoch ms of the trace's first step. Default 2026-01-01T00:00:00Z. */
+  startAt?: number;
+  /** Keep each decision's ObservedState (a copy) in `evaluations`. Default false (it costs memory). */
+  keepStates?: boolean;
+}
+
+export interface SimulationStep {
+  /** The trace's t_seconds of this step. */
+  t: number;
+  /** Simulated epoch ms at the step's start. */
+  at: number;
+  /** Offered load, req/s (the step's count / stepSeconds). */
+  demandRps: number;
+  /** Serving capacity: serving replicas (time-weighted over the step) × per-replica req/s. */
+  supplyRps: number;
+  /** The demand in resource units: the capacity model's fewest replicas that keep the SLO. */
+  demandReplicas: number;
+  /** Serving replicas, time-weighted over the step (fractional when one warmed up or left mid-step). */
+  servingReplicas: number;
+  /** Replicas paid for (serving + warming + draining), time-weighted over the step. */
+  billedReplicas: number;
+  /** The engine's count at the step's end (serving + warming): what the last decision asked for. */
+  desiredReplicas: number;
+  warmingReplicas: number;
+  drainingReplicas: number;
+  /** A serving replica's readings over the step (the load spread over `servingReplicas`). */
+  metrics: ReplicaReading;
+  sloViolated: boolean;
+  /** The step's last decision, or null when none was made in it. */
+  decision: Decision | null;
+  decisions: number;
+}
+
+export interface Evaluation {
+  at: number;
+  trigger: "push" | "sync" | "reconcile";
+  state: ObservedState;
+  decision: Decision;
+}
+
+export interface SimulationResult {
+  /** The capacity model, as every report states it. */
+  capacity: string;
+  loop: Required<Extract<LoopModel, { kind: "push" }>> | Required<Extract<LoopModel, { kind: "sync" }>>;
+  warmupSeconds: number;
+  drainSeconds: number;
+  stepSeconds: number;
+  steps: SimulationStep[];
+  /** Decisions made, and how many of them scaled. */
+  decisions: number;
+  scalingActions: number;
+  metrics: ElasticityMetrics;
+  /** With `keepStates`: every decision with the state it was made from. */
+  evaluations?: Evaluation[];
+}
+
+export const DEFAULT_SIMULATION_START = Date.UTC(2026, 0, 1);
+
+function nonNegative(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) throw new RangeError(`${name}: must be a finite number ≥ 0`);
+  return value;
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name}: must be a finite number > 0`);
+  return value;
+}
+
+/** The loop with every default filled, checked. */
+export function resolveLoop(loop: LoopModel | undefined, stepSeconds: number): SimulationResult["loop"] {
+  const chosen = loop ?? { kind: "push" };
+  const reportIntervalSeconds = positive(
+    "loop.reportIntervalSeconds",
+    chosen.reportIntervalSeconds ?? stepSeconds,
+  );
+  const metricDelaySeconds = nonNegative("loop.metricDelaySeconds", chosen.metricDelaySeconds ?? 0);
+  if (chosen.kind === "sync") {
+    return {
+      kind: "sync",
+      periodSeconds: positive("loop.periodSeconds", chosen.periodSeconds ?? 15),
+      reportIntervalSeconds,
+      metricDelaySeconds,
+    };
+  }
+  return {
+    kind: "push",
+    reportIntervalSeconds,
+    metricDelaySeconds,
+    reconcileSeconds:
+      chosen.reconcileSeconds === undefined ? 0 : positive("loop.reconcileSeconds", chosen.reconcileSeconds),
+  };
+}
+
+/**
+ * Whether the live loop keeps (records, with its recommendation) a periodic reconcile's decision: one that
+ * scales, is held by a scale in flight, or first hits the fallback. Pushed decisions are always kept. Mirrors
+ * `reconcileKeeps` in apps/server/src/control/loop.ts.
+ */
+export function keptOnReconcile(decision: Decision): boolean {
+  if (decision.action !== "none") return true;
+  return decision.limits.some(
+    (limit) =>
+      limit.kind === "inFlight" ||
+      (limit.kind === "fallback" && limit.missedIntervals === limit.failureThreshold),
+  );
+}
+
+function traceOf(input: SimulationInput): {
+  requests: readonly number[];
+  stepSeconds: number;
+  startSeconds: number;
+} {
+  const { trace } = input;
+  if (Array.isArray(trace)) {
+    if (input.stepSeconds === undefined)
+      throw new RangeError("stepSeconds: required with a plain count series");
+    return { requests: trace, stepSeconds: positive("stepSeconds", input.stepSeconds), startSeconds: 0 };
+  }
+  const parsed = trace as Trace;
+  if (input.stepSeconds !== undefined && input.stepSeconds !== parsed.stepSeconds)
+    throw new RangeError(
+      `stepSeconds: ${input.stepSeconds} differs from the trace's step (${parsed.stepSeconds} s)`,
+    );
+  return {
+    requests: parsed.requests,
+    stepSeconds: positive("stepSeconds", parsed.stepSeconds),
+    startSeconds: parsed.startSeconds,
+  };
+}
+
+/** Readings when nothing serves: every request fails. */
+function unserved(demandRps: number): ReplicaReading {
+  return {
+    cpuPercent: 0,
+    memoryPercent: 0,
+    requestRate: 0,
+    avgLatencyMs: 0,
+    errorRatePercent: demandRps > 0 ? 100 : 0,
+  };
+}
+
+/** Replays `input.trace` through `decide`; see the module comment and docs/simulator.md. */
+export function simulate(input: SimulationInput): SimulationResult {
+  const { policy, capacity } = input;
+  const { requests, stepSeconds, startSeconds } = traceOf(input);
+  const loop = resolveLoop(input.loop, stepSeconds);
+  const initial = input.initialReplicas;
+  if (!Number.isInteger(initial) || initial < 0)
+    throw new RangeError("initialReplicas: must be a whole number ≥ 0");
+  const warmupSeconds = nonNegative("warmupSeconds", input.warmupSeconds ?? 0);
+  const drainSeconds = nonNegative("drainSeconds", input.drainSeconds ?? 0);
+  const start = input.startAt ?? DEFAULT_SIMULATION_START;
+  if (!Number.isInteger(start) || start < 0) throw new RangeError("startAt: must be whole epoch ms ≥ 0");
+  for (let i = 0; i < requests.length; i++) {
+    const count = requests[i]!;
+    if (!Number.isFinite(count) || count < 0) throw new RangeError(`trace[${i}]: must be a count ≥ 0`);
+  }
+
+  const stepMs = stepSeconds * 1000;
+  const n = requests.length;
+  const end = start + n * stepMs;
+  // Cumulative requests at each step boundary: a window's rate is a difference of two interpolations.
+  const cumulative = new Float64Array(n + 1);
+  for (let i = 0; i < n; i++) cumulative[i + 1] = cumulative[i]! + requests[i]!;
+  const countBefore = (at: number): number => {
+    const offset = (at - start) / stepMs;
+    if (offset <= 0) return 0;
+    if (offset >= n) return cumulative[n]!;
+    const i = Math.floor(offset);
+    return cumulative[i]! + requests[i]! * (offset - i);
+  };
+
+  const fleet = new Fleet(initial, Math.round(warmupSeconds * 1000), Math.round(drainSeconds * 1000), start);
+  const reportMs = loop.reportIntervalSeconds * 1000;
+  const delayMs = Math.round(loop.metricDelaySeconds * 1000);
+  const tickMs = loop.kind === "sync" ? loop.periodSeconds * 1000 : loop.reconcileSeconds * 1000;
+  const trigger: Evaluation["trigger"] = loop.kind === "sync" ? "sync" : "reconcile";
+  const reconcileIntervalMs =
+    loop.kind === "sync" ? tickMs : (loop.reconcileSeconds || DEFAULT_RECONCILE_SECONDS) * 1000;
+  const historyMs = historySecondsFor(policy) * 1000;
+
+  let nextTake = start + reportMs;
+  let nextTick = tickMs > 0 ? start + tickMs : Infinity;
+  const arrivals: Array<{ arriveAt: number; sample: MetricSample }> = [];
+  let arrivalHead = 0;
+  let latest: MetricSample | null = null;
+  let lastSampleAt: number | null = null;
+  let recentEvents: ScaleEventRecord[] = [];
+  let recommendations: RecommendationRecord[] = [];
+  const evaluations: Evaluation[] | undefined = input.keepStates ? [] : undefined;
+  let decisions = 0;
+  let scalingActions = 0;
+  let stepDecision: Decision | null = null;
+  let stepDecisions = 0;
+
+  const takeSample = (at: number): void => {
+    const serving = fleet.serving;
+    if (serving <= 0 || fleet.current <= 0) return; // no serving replica reports
+    const from = Math.max(start, at - reportMs);
+    const rate = at > from ? ((countBefore(at) - countBefore(from)) / (at - from)) * 1000 : 0;
+    const r = capacity.reading(rate / serving);
+    // A fleet average describes every current replica (the engine spreads it back over the serving ones):
+    // warming replicas carry no load, so the load-carrying readings are the serving ones' × serving / current.
+    const share = serving / fleet.current;
+    arrivals.push({
+      arriveAt: at + delayMs,
+      sample: {
+        at,
+        cpuPercent: Math.min(100, r.cpuPercent * share),
+        memoryPercent: Math.min(100, r.memoryPercent * share),
+        requestRate: r.requestRate * share,
+        avgLatencyMs: r.avgLatencyMs,
+        errorRatePercent: r.errorRatePercent,
+      },
+    });
+  };
+
+  const evaluate = (now: number, why: Evaluation["trigger"]): void => {
+    const cutoff = now - historyMs;
+    if (recentEvents.length > 0 && recentEvents[0]!.at <= cutoff)
+      recentEvents = recentEvents.filter((event) => event.at > cutoff);
+    if (recommendations.length > 0 && recommendations[0]!.at <= cutoff)
+      recommendations = recommendations.filter((record) => record.at > cutoff);
+    const state: ObservedState = {
+      currentReplicas: fleet.current,
+      unhealthyReplicas: fleet.warmingCount,
+      samples: latest === null ? [] : [latest],
+      recentEvents,
+      recommendations,
+      lastSampleAt,
+      createdAt: start,
+      activeEvent: null,
+      reconcileIntervalMs,
+    };
+    const decision = decide(policy, state, now);
+    decisions++;
+    stepDecision = decision;
+    stepDecisions++;
+    if (evaluations !== undefined) {
+      evaluations.push({
+        at: now,
+        trigger: why,
+        state: {
+          ...state,
+          samples: [...state.samples],
+          recentEvents: [...recentEvents],
+          recommendations: [...recommendations],
+        },
+        decision,
+      });
+    }
+    if (why !== "reconcile" || keptOnReconcile(decision)) recommendations.push(decision.recommendation);
+    if (executes(decision)) {
+      // The event is recorded at the decision's time, as the loop's scaling event row; the actuator is taken to
+      // complete at once (activeEvent stays null), and warm-up models the rest.
+      recentEvents.push({
+        at: now,
+        fromReplicas: decision.currentReplicas,
+        toReplicas: decision.desiredReplicas,
+      });
+      fleet.scaleTo(decision.desiredReplicas);
+      scalingActions++;
+    }
+  };
+
+  const steps: SimulationStep[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const stepStart = start + i * stepMs;
+    const stepEnd = stepStart + stepMs;
+    stepDecision = null;
+    stepDecisions = 0;
+    for (;;) {
+      const arrival = arrivalHead < arrivals.length ? arrivals[arrivalHead]!.arriveAt : Infinity;
+      const next = Math.min(nextTake, arrival, nextTick);
+      if (next >= stepEnd || next >= end) break;
+      fleet.advanceTo(next);
+      if (next === nextTake) {
+        takeSample(next);
+        nextTake += reportMs;
+      } else if (next === arrival) {
+        latest = arrivals[arrivalHead++]!.sample;
+        lastSampleAt = latest.at;
+        if (arrivalHead > 1024) {
+          arrivals.splice(0, arrivalHead);
+          arrivalHead = 0;
+        }
+        if (loop.kind === "push") evaluate(next, "push");
+      } else {
+        evaluate(next, trigger);
+        nextTick += tickMs;
+      }
+    }
+    fleet.advanceTo(stepEnd);
+    const { servingMs, billedMs } = fleet.takeIntegrals();
+    const servingReplicas = servingMs / stepMs;
+    const demandRps = requests[i]! / stepSeconds;
+    const metrics = servingReplicas > 0 ? capacity.reading(demandRps / servingReplicas) : unserved(demandRps);
+    steps[i] = {
+      t: startSeconds + i * stepSeconds,
+      at: stepStart,
+      demandRps,
+      supplyRps: servingReplicas * capacity.perReplicaRps,
+      demandReplicas: capacity.requiredReplicas(demandRps),
+      servingReplicas,
+      billedReplicas: billedMs / stepMs,
+      desiredReplicas: fleet.current,
+      warmingReplicas: fleet.warmingCount,
+      drainingReplicas: fleet.drainingCount,
+      metrics,
+      sloViolated: capacity.violatesSlo(metrics),
+      decision: stepDecision,
+      decisions: stepDecisions,
+    };
+  }
+
+  const result: SimulationResult = {
+    capacity: capacity.description,
+    loop,
+    warmupSeconds,
+    drainSeconds,
+    stepSeconds,
+    steps,
+    decisions,
+    scalingActions,
+    metrics: metricsOfSteps(steps, stepSeconds, scalingActions),
+  };
+  if (evaluations !== undefined) result.evaluations = evaluations;
+  return result;
+}
+
+/** The elasticity metrics of simulated steps: demand and supply in replicas, billing, SLO, actions. */
+export function metricsOfSteps(
+  steps: readonly SimulationStep[],
+  stepSeconds: number,
+  scalingActions: number,
+): ElasticityMetrics {
+  return elasticityMetrics({
+    stepSeconds,
+    demand: steps.map((step) => step.demandReplicas),
+    supply: steps.map((step) => step.servingReplicas),
+    billed: steps.map((step) => step.billedReplicas),
+    sloViolated: steps.map((step) => step.sloViolated),
+    scalingActions,
+  });
+}
