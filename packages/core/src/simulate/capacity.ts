@@ -98,7 +98,8 @@ export function linearCapacityModel(options: LinearCapacityOptions): CapacityMod
       return replicas;
     },
     violatesSlo(reading) {
-      return reading.avgLatencyMs > sloLatencyMs || reading.errorRatePercent > sloErrors;
+      // A relative hair of slack: 20 / (1 − 0.8) is 100.00000000000001 in floating point.
+      return reading.avgLatencyMs > sloLatencyMs * (1 + 1e-9) || reading.errorRatePercent > sloErrors;
     },
   };
 }

@@ -297,8 +297,8 @@ export function simulate(input: SimulationInput): SimulationResult {
         state: {
           ...state,
           samples: [...state.samples],
-          recentEvents: [...recentEvents],
-          recommendations: [...recommendations],
+          recentEvents: [...state.recentEvents],
+          recommendations: [...state.recommendations],
         },
         decision,
       });
