@@ -312,6 +312,15 @@ export class ControlLoop {
       );
       this.heartbeatFailures = 0;
     }
+    if (result.released.length > 0 || result.lost.length > 0) {
+      // At once, not at the next reconcile: a `local` proxy's front must free its port for the shard's new owner.
+      void this.pruneActuators().catch((error: unknown) =>
+        this.logger.warn(
+          { err: errorMessage(error) },
+          "control: closing the actuators of given-up shards failed",
+        ),
+      );
+    }
     const parked = [...this.parked];
     this.parked.clear();
     for (const proxyId of parked) if (this.shards.owns(proxyId)) void this.evaluate(proxyId);
