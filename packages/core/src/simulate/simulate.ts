@@ -56,6 +56,12 @@ export interface SimulationInput {
   startAt?: number;
   /** Keep each decision's ObservedState (a copy) in `evaluations`. Default false (it costs memory). */
   keepStates?: boolean;
+  /**
+   * Which decision each step carries: `every` (default: the step's last decision), `scaling` (only one that
+   * scaled), `none` (all null: metrics only). Keeping 43,200 decisions alive costs more than making them
+   * (garbage-collector time), so a backtest that wants numbers only passes `none`.
+   */
+  keepDecisions?: "every" | "scaling" | "none";
 }
 
 export interface SimulationStep {
@@ -239,8 +245,9 @@ export function simulate(input: SimulationInput): SimulationResult {
   let arrivalHead = 0;
   let latest: MetricSample | null = null;
   let lastSampleAt: number | null = null;
-  let recentEvents: ScaleEventRecord[] = [];
-  let recommendations: RecommendationRecord[] = [];
+  const recentEvents: ScaleEventRecord[] = [];
+  const recommendations: RecommendationRecord[] = [];
+  const keep = input.keepDecisions ?? "every";
   const evaluations: Evaluation[] | undefined = input.keepStates ? [] : undefined;
   let decisions = 0;
   let scalingActions = 0;
@@ -270,11 +277,10 @@ export function simulate(input: SimulationInput): SimulationResult {
   };
 
   const evaluate = (now: number, why: Evaluation["trigger"]): void => {
+    // Both lists are appended in time order: what left the history window is at the front.
     const cutoff = now - historyMs;
-    if (recentEvents.length > 0 && recentEvents[0]!.at <= cutoff)
-      recentEvents = recentEvents.filter((event) => event.at > cutoff);
-    if (recommendations.length > 0 && recommendations[0]!.at <= cutoff)
-      recommendations = recommendations.filter((record) => record.at > cutoff);
+    while (recentEvents.length > 0 && recentEvents[0]!.at <= cutoff) recentEvents.shift();
+    while (recommendations.length > 0 && recommendations[0]!.at <= cutoff) recommendations.shift();
     const state: ObservedState = {
       currentReplicas: fleet.current,
       unhealthyReplicas: fleet.warmingCount,
@@ -288,8 +294,8 @@ export function simulate(input: SimulationInput): SimulationResult {
     };
     const decision = decide(policy, state, now);
     decisions++;
-    stepDecision = decision;
     stepDecisions++;
+    if (keep === "every" || (keep === "scaling" && executes(decision))) stepDecision = decision;
     if (evaluations !== undefined) {
       evaluations.push({
         at: now,

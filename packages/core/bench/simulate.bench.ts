@@ -1,0 +1,117 @@
+/**
+ * The simulator's speed (issue 12): a 30-day trace at 60 s steps (43,200 steps) through target tracking,
+ * push-driven (a sample per step, each one decided), 60 s warm-up. Goal: ≤ 150 ms.
+ * Baseline, measured in the same run: a plain loop over the same steps that builds each step's row without the
+ * decision chain (the rate, the capacity model's readings and the replicas it needs, one object per step), so
+ * the ratio compares across machines. Median of 9 rounds, interleaved.
+ * Run: pnpm --filter @proxyscale/core bench (or: cd packages/core && npx tsx bench/simulate.bench.ts)
+ */
+import { cpus } from "node:os";
+import { linearCapacityModel, parsePolicy, simulate } from "../src/index.ts";
+
+const STEPS = 30 * 24 * 60;
+const STEP_SECONDS = 60;
+const ROUNDS = 9;
+
+/** A daily cycle (peak 600 req/s, trough 60) with deterministic noise: counts per 60 s step. */
+function syntheticTrace(): number[] {
+  let seed = 12345;
+  const noise = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  return Array.from({ length: STEPS }, (_, i) => {
+    const day = (i % 1440) / 1440;
+    const rate = 330 - 270 * Math.cos(2 * Math.PI * day) + 40 * (noise() - 0.5);
+    return Math.round(Math.max(0, rate) * STEP_SECONDS);
+  });
+}
+
+const trace = syntheticTrace();
+const capacity = linearCapacityModel({ perReplicaRps: 50 });
+const policy = parsePolicy({
+  strategy: "targetTracking",
+  targetCpuPercent: 60,
+  targetMemoryPercent: 100,
+  targetRequestRate: 1e12,
+  minReplicas: 1,
+  maxReplicas: 40,
+});
+
+let sink = 0;
+
+function baseline(): number {
+  const started = performance.now();
+  const rows = new Array(trace.length);
+  for (let i = 0; i < trace.length; i++) {
+    const demandRps = trace[i]! / STEP_SECONDS;
+    const demandReplicas = capacity.requiredReplicas(demandRps);
+    rows[i] = {
+      demandRps,
+      demandReplicas,
+      metrics: capacity.reading(demandRps / Math.max(1, demandReplicas)),
+    };
+  }
+  sink += rows.length;
+  return performance.now() - started;
+}
+
+function simulation(keepDecisions: "every" | "none"): { ms: number; decisions: number; actions: number } {
+  const started = performance.now();
+  const result = simulate({
+    policy,
+    trace,
+    stepSeconds: STEP_SECONDS,
+    capacity,
+    initialReplicas: 4,
+    warmupSeconds: 60,
+    loop: { kind: "push" },
+    keepDecisions,
+  });
+  const ms = performance.now() - started;
+  sink += result.steps.length;
+  return { ms, decisions: result.decisions, actions: result.scalingActions };
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+// Warm-up round (JIT), not counted.
+baseline();
+simulation("every");
+simulation("none");
+const simMs: number[] = [];
+const leanMs: number[] = [];
+const baseMs: number[] = [];
+const ratios: number[] = [];
+const leanRatios: number[] = [];
+let last = { decisions: 0, actions: 0 };
+for (let round = 0; round < ROUNDS; round++) {
+  const base = baseline();
+  const sim = simulation("every");
+  const lean = simulation("none");
+  baseMs.push(base);
+  simMs.push(sim.ms);
+  leanMs.push(lean.ms);
+  ratios.push(sim.ms / base);
+  leanRatios.push(lean.ms / base);
+  last = sim;
+}
+console.log(`simulator bench — Node ${process.version}, ${cpus()[0]?.model ?? "cpu"} × ${cpus().length}`);
+console.log(
+  `${STEPS} steps of ${STEP_SECONDS} s, target tracking, push loop: ${last.decisions} decisions, ${last.actions} scaling actions`,
+);
+console.log(`| workload | ms (median of ${ROUNDS}) | ratio to baseline (median) |`);
+console.log("| --- | ---: | ---: |");
+console.log(
+  `| baseline: plain loop over the steps (rows, no decisions) | ${median(baseMs).toFixed(2)} | 1 |`,
+);
+console.log(
+  `| simulate, every step's decision kept | ${median(simMs).toFixed(1)} | ${median(ratios).toFixed(0)} |`,
+);
+console.log(
+  `| simulate, keepDecisions: "none" | ${median(leanMs).toFixed(1)} | ${median(leanRatios).toFixed(0)} |`,
+);
+console.log(
+  `goal ≤ 150 ms: ${median(simMs) <= 150 ? "met" : "NOT met"} (decisions kept), ${median(leanMs) <= 150 ? "met" : "NOT met"} (none kept) on this run`,
+);
+if (sink === 0) console.log("");
