@@ -135,6 +135,27 @@ describe("simulate: identity with decide() in the small", () => {
   });
 });
 
+describe("simulate: which decisions the steps keep", () => {
+  const common = {
+    policy: cpuTracking(50, { maxReplicas: 10 }),
+    trace: [600, 1200, 1200, 300],
+    stepSeconds: 60,
+    capacity,
+    initialReplicas: 2,
+  };
+
+  it("keepDecisions scaling keeps only the decision that scaled; none keeps no decision but the same numbers", () => {
+    const every = simulate(common);
+    const scaling = simulate({ ...common, keepDecisions: "scaling" });
+    const none = simulate({ ...common, keepDecisions: "none" });
+    expect(every.steps.map((s) => s.decision?.action ?? null)).toEqual([null, "none", "scale_up", "none"]);
+    expect(scaling.steps.map((s) => s.decision?.action ?? null)).toEqual([null, null, "scale_up", null]);
+    expect(none.steps.every((s) => s.decision === null)).toBe(true);
+    expect(none.metrics).toEqual(every.metrics);
+    expect(none.steps.map((s) => s.decisions)).toEqual([0, 1, 1, 1]);
+  });
+});
+
 describe("simulate: the chain it models", () => {
   it("warm-up delays supply: a replica ordered at t serves from t + warm-up, not before", () => {
     const trace = stepTrace(60, [10, 3], [40, 10]);
