@@ -272,6 +272,20 @@ export function executes(decision: Decision): boolean {
   return decision.action !== "none" && !decision.limits.some((limit) => limit.kind === "mode");
 }
 
+/**
+ * Whether a periodic reconcile's decision is news the control loop records (and the simulator counts): a scale
+ * (or a dry run's would-be scale), one held by a scale in flight, or the interval in which fallback took over.
+ * A push brings news, so its decisions are all recorded.
+ */
+export function recordedOnReconcile(decision: Decision): boolean {
+  if (decision.action !== "none") return true;
+  return decision.limits.some(
+    (limit) =>
+      limit.kind === "inFlight" ||
+      (limit.kind === "fallback" && limit.missedIntervals === limit.failureThreshold),
+  );
+}
+
 /** What a decision came to, in one word (the control loop's evaluation metric). */
 export type DecisionOutcome = "scaled" | "dry_run" | "paused" | "skipped_in_flight" | "fallback" | "held";
 

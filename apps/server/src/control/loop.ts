@@ -10,6 +10,7 @@ import {
   executes,
   exponentialBackoffMs,
   historySecondsFor,
+  recordedOnReconcile,
 } from "@proxyscale/core";
 import {
   ConflictError,
@@ -120,19 +121,6 @@ const noMetrics: ControlMetrics = {
   shardsHeld() {},
   recovery() {},
 };
-
-/**
- * A reconcile keeps a decision only when it is news: a scale (or a dry run's would-be scale), one held by a scale
- * in flight, or the interval in which fallback took over. A push brings news, so its decisions are all kept.
- */
-function reconcileKeeps(decision: Decision): boolean {
-  if (decision.action !== "none") return true;
-  return decision.limits.some(
-    (limit) =>
-      limit.kind === "inFlight" ||
-      (limit.kind === "fallback" && limit.missedIntervals === limit.failureThreshold),
-  );
-}
 
 /**
  * The control loop of one server, after Kubernetes' controllers: a keyed work queue of proxy ids, fed by
@@ -496,7 +484,7 @@ export class ControlLoop {
     for (const { entry, work } of items) {
       const decision = decide(entry.policy, entry.state, now);
       this.metrics.evaluation(work.trigger, decisionOutcome(decision));
-      if (work.trigger === "push" || reconcileKeeps(decision)) kept.push({ entry, work, decision });
+      if (work.trigger === "push" || recordedOnReconcile(decision)) kept.push({ entry, work, decision });
     }
     if (kept.length === 0) return;
     const decisionIds = await recordDecisions(

@@ -9,7 +9,7 @@
  *   before it serves, a removed one drains (paid for, serving nobody new).
  */
 import type { Decision, ObservedState, RecommendationRecord, ScaleEventRecord } from "../decision.ts";
-import { decide, executes, historySecondsFor } from "../engine.ts";
+import { decide, executes, historySecondsFor, recordedOnReconcile } from "../engine.ts";
 import type { MetricSample } from "../metrics.ts";
 import { DEFAULT_RECONCILE_SECONDS, type ScalingPolicy } from "../policy.ts";
 import type { CapacityModel, ReplicaReading } from "./capacity.ts";
@@ -149,20 +149,6 @@ export function resolveLoop(loop: LoopModel | undefined, stepSeconds: number): S
     reconcileSeconds:
       chosen.reconcileSeconds === undefined ? 0 : positive("loop.reconcileSeconds", chosen.reconcileSeconds),
   };
-}
-
-/**
- * Whether the live loop keeps (records, with its recommendation) a periodic reconcile's decision: one that
- * scales, is held by a scale in flight, or first hits the fallback. Pushed decisions are always kept. Mirrors
- * `reconcileKeeps` in apps/server/src/control/loop.ts.
- */
-export function keptOnReconcile(decision: Decision): boolean {
-  if (decision.action !== "none") return true;
-  return decision.limits.some(
-    (limit) =>
-      limit.kind === "inFlight" ||
-      (limit.kind === "fallback" && limit.missedIntervals === limit.failureThreshold),
-  );
 }
 
 function traceOf(input: SimulationInput): {
@@ -309,7 +295,7 @@ export function simulate(input: SimulationInput): SimulationResult {
         decision,
       });
     }
-    if (why !== "reconcile" || keptOnReconcile(decision)) recommendations.push(decision.recommendation);
+    if (why !== "reconcile" || recordedOnReconcile(decision)) recommendations.push(decision.recommendation);
     if (executes(decision)) {
       // The event is recorded at the decision's time, as the loop's scaling event row; the actuator is taken to
       // complete at once (activeEvent stays null), and warm-up models the rest.
