@@ -37,6 +37,9 @@ export async function startControlNode(
         expiresIn: "1h",
       }),
     }),
+    // Without timers nothing renews the shard leases: a test that ran past the default 15 s lease (a loaded
+    // machine) found its pushes no longer evaluated by the server that had stopped holding their shards.
+    ...(options.timers === false ? { leaseTtlMs: 3_600_000 } : {}),
     ...options,
   });
   const server = createServer({
