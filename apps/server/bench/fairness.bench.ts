@@ -34,7 +34,8 @@ async function benchDriver(driver: "postgres" | "pglite") {
   }
   const server = await startServerProcess({ driver, schema, secret: SECRET });
   try {
-    const sign = (sub: string) => signToken({ sub, role: "operator", tier: "free", secret: SECRET, expiresIn: "1h" });
+    const sign = (sub: string) =>
+      signToken({ sub, role: "operator", tier: "free", secret: SECRET, expiresIn: "1h" });
     const quietToken = await sign("quiet");
     const floodToken = await sign("flooder");
     const register = async (bearer: string, name: string) => {
@@ -69,12 +70,18 @@ async function benchDriver(driver: "postgres" | "pglite") {
     const pushLoop = async () => {
       while (flooding) {
         batches += 1;
-        const samples = Array.from({ length: BATCH }, (_, i) => ({ ...MID, instanceId: `churn-${batches}-${i}` }));
-        count((await flood.call("POST", `/api/proxy/scaling/metrics/${floodProxy}/batch`, { samples })).status);
+        const samples = Array.from({ length: BATCH }, (_, i) => ({
+          ...MID,
+          instanceId: `churn-${batches}-${i}`,
+        }));
+        count(
+          (await flood.call("POST", `/api/proxy/scaling/metrics/${floodProxy}/batch`, { samples })).status,
+        );
       }
     };
     const evaluateLoop = async () => {
-      while (flooding) count((await flood.call("POST", `/api/proxy/scaling/evaluate/${floodProxy}`, {})).status);
+      while (flooding)
+        count((await flood.call("POST", `/api/proxy/scaling/evaluate/${floodProxy}`, {})).status);
     };
     const loops = [...Array.from({ length: 4 }, pushLoop), ...Array.from({ length: 4 }, evaluateLoop)];
     while (batches < 4) await new Promise((resolve) => setImmediate(resolve));
@@ -108,8 +115,12 @@ for (const driver of ["postgres", "pglite"] as const) {
     if (result) results.push(result);
   }
 }
-console.log(`\n### Tenant fairness (${SAMPLES} evaluations each; flood: 4 × ${BATCH}-id batches + 4 evaluates in a loop)\n`);
-console.log("| driver | evaluate p50 alone (ms) | p50 under flood (ms) | ratio | p99 alone | p99 under flood | flood |");
+console.log(
+  `\n### Tenant fairness (${SAMPLES} evaluations each; flood: 4 × ${BATCH}-id batches + 4 evaluates in a loop)\n`,
+);
+console.log(
+  "| driver | evaluate p50 alone (ms) | p50 under flood (ms) | ratio | p99 alone | p99 under flood | flood |",
+);
 console.log("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
 for (const r of results) {
   console.log(
