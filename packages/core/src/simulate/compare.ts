@@ -7,6 +7,7 @@ import type { CapacityModel } from "./capacity.ts";
 import type { ElasticityMetrics } from "./elasticity.ts";
 import { Fleet } from "./fleet.ts";
 import {
+  closeStep,
   DEFAULT_SIMULATION_START,
   HPA_LIKE_LOOP,
   type LoopModel,
@@ -103,36 +104,12 @@ export function oracle(input: OracleInput): OracleResult {
       fleet.scaleTo(plan[i]!);
       scalingActions++;
     }
-    fleet.advanceTo(stepStart + stepMs);
-    const { servingMs, billedMs } = fleet.takeIntegrals();
-    const servingReplicas = servingMs / stepMs;
-    const demandRps = requests[i]! / stepSeconds;
-    const metrics =
-      servingReplicas > 0
-        ? capacity.reading(demandRps / servingReplicas)
-        : {
-            cpuPercent: 0,
-            memoryPercent: 0,
-            requestRate: 0,
-            avgLatencyMs: 0,
-            errorRatePercent: demandRps > 0 ? 100 : 0,
-          };
-    steps[i] = {
-      t: startSeconds + i * stepSeconds,
-      at: stepStart,
-      demandRps,
-      supplyRps: servingReplicas * capacity.perReplicaRps,
-      demandReplicas: capacity.requiredReplicas(demandRps),
-      servingReplicas,
-      billedReplicas: billedMs / stepMs,
-      desiredReplicas: fleet.current,
-      warmingReplicas: fleet.warmingCount,
-      drainingReplicas: fleet.drainingCount,
-      metrics,
-      sloViolated: capacity.violatesSlo(metrics),
-      decision: null,
-      decisions: 0,
-    };
+    steps[i] = closeStep(
+      fleet,
+      capacity,
+      { startMs: stepStart, stepMs, t: startSeconds + i * stepSeconds, requests: requests[i]! },
+      { decision: null, decisions: 0 },
+    );
   }
   return {
     capacity: capacity.description,

@@ -175,13 +175,47 @@ function traceOf(input: SimulationInput): {
 }
 
 /** Readings when nothing serves: every request fails. */
-function unserved(demandRps: number): ReplicaReading {
+/**
+ * Ends step `index` of a replay (the simulator's or the oracle's): advances the fleet to the step's end and reads
+ * what it served, billed and measured under the demand of that step.
+ */
+export function closeStep(
+  fleet: Fleet,
+  capacity: CapacityModel,
+  step: { startMs: number; stepMs: number; t: number; requests: number },
+  decided: { decision: Decision | null; decisions: number },
+): SimulationStep {
+  const { stepMs } = step;
+  fleet.advanceTo(step.startMs + stepMs);
+  const { servingMs, billedMs } = fleet.takeIntegrals();
+  const servingReplicas = servingMs / stepMs;
+  const demandRps = step.requests / (stepMs / 1000);
+  const metrics: ReplicaReading =
+    servingReplicas > 0
+      ? capacity.reading(demandRps / servingReplicas)
+      : // Nothing serving: every request fails.
+        {
+          cpuPercent: 0,
+          memoryPercent: 0,
+          requestRate: 0,
+          avgLatencyMs: 0,
+          errorRatePercent: demandRps > 0 ? 100 : 0,
+        };
   return {
-    cpuPercent: 0,
-    memoryPercent: 0,
-    requestRate: 0,
-    avgLatencyMs: 0,
-    errorRatePercent: demandRps > 0 ? 100 : 0,
+    t: step.t,
+    at: step.startMs,
+    demandRps,
+    supplyRps: servingReplicas * capacity.perReplicaRps,
+    demandReplicas: capacity.requiredReplicas(demandRps),
+    servingReplicas,
+    billedReplicas: billedMs / stepMs,
+    desiredReplicas: fleet.current,
+    warmingReplicas: fleet.warmingCount,
+    drainingReplicas: fleet.drainingCount,
+    metrics,
+    sloViolated: capacity.violatesSlo(metrics),
+    decision: decided.decision,
+    decisions: decided.decisions,
   };
 }
 
@@ -336,27 +370,12 @@ export function simulate(input: SimulationInput): SimulationResult {
         nextTick += tickMs;
       }
     }
-    fleet.advanceTo(stepEnd);
-    const { servingMs, billedMs } = fleet.takeIntegrals();
-    const servingReplicas = servingMs / stepMs;
-    const demandRps = requests[i]! / stepSeconds;
-    const metrics = servingReplicas > 0 ? capacity.reading(demandRps / servingReplicas) : unserved(demandRps);
-    steps[i] = {
-      t: startSeconds + i * stepSeconds,
-      at: stepStart,
-      demandRps,
-      supplyRps: servingReplicas * capacity.perReplicaRps,
-      demandReplicas: capacity.requiredReplicas(demandRps),
-      servingReplicas,
-      billedReplicas: billedMs / stepMs,
-      desiredReplicas: fleet.current,
-      warmingReplicas: fleet.warmingCount,
-      drainingReplicas: fleet.drainingCount,
-      metrics,
-      sloViolated: capacity.violatesSlo(metrics),
-      decision: stepDecision,
-      decisions: stepDecisions,
-    };
+    steps[i] = closeStep(
+      fleet,
+      capacity,
+      { startMs: stepStart, stepMs, t: startSeconds + i * stepSeconds, requests: requests[i]! },
+      { decision: stepDecision, decisions: stepDecisions },
+    );
   }
 
   const result: SimulationResult = {
