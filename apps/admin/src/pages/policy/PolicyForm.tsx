@@ -1,6 +1,7 @@
 import type { ScalingPolicy } from "@proxyscale/core";
 import { type FormEvent, useMemo, useState } from "react";
 import {
+  type CellKind,
   diffPolicies,
   FIELDS,
   type Field,
@@ -13,7 +14,7 @@ import {
   toText,
   validateDraft,
 } from "./form.ts";
-import { RowsField } from "./RowsField.tsx";
+import { RowsField, ValueInput } from "./RowsField.tsx";
 
 export interface PolicyFormProps {
   /** The policy in force now (what the diff compares against). */
@@ -130,26 +131,14 @@ export function PolicyForm({
             return (
               <div key={field.path} className={`field${errors.length > 0 ? " invalid" : ""}`}>
                 <label htmlFor={id}>{field.label}</label>
-                {field.kind === "select" ? (
-                  <select
-                    {...common}
-                    value={texts[field.path] ?? ""}
-                    onChange={(event) => change(field, event.target.value)}
-                  >
-                    {field.options?.map((option) => (
-                      <option key={option}>{option}</option>
-                    ))}
-                  </select>
-                ) : (
-                  <input
-                    {...common}
-                    type={field.kind === "number" ? "number" : "text"}
-                    step="any"
-                    value={texts[field.path] ?? ""}
-                    placeholder={inheritedValue}
-                    onChange={(event) => change(field, event.target.value)}
-                  />
-                )}
+                <ValueInput
+                  {...common}
+                  kind={field.kind as CellKind}
+                  options={field.options}
+                  value={texts[field.path] ?? ""}
+                  placeholder={inheritedValue}
+                  onText={(text) => change(field, text)}
+                />
                 <small id={`${id}-hint`} className="hint">
                   {field.path} · inherited: {inheritedValue === "" ? "unset" : inheritedValue}
                 </small>

@@ -1,4 +1,42 @@
-import { cellOf, type Field, type Row } from "./form.ts";
+import { type CellKind, cellOf, type Field, type Row } from "./form.ts";
+
+/** One value's control: a select over `options`, or a number or text input; `onText` gets what was entered. */
+export function ValueInput({
+  kind,
+  options,
+  onText,
+  ...attributes
+}: {
+  kind: CellKind;
+  options?: readonly string[];
+  onText: (text: string) => void;
+  id?: string;
+  name: string;
+  value: string;
+  placeholder?: string;
+  "aria-label"?: string;
+  "aria-invalid"?: boolean;
+  "aria-describedby"?: string;
+}) {
+  if (kind === "select") {
+    const { placeholder: _, ...selectAttributes } = attributes;
+    return (
+      <select {...selectAttributes} onChange={(event) => onText(event.target.value)}>
+        {options?.map((option) => (
+          <option key={option}>{option}</option>
+        ))}
+      </select>
+    );
+  }
+  return (
+    <input
+      {...attributes}
+      type={kind === "number" ? "number" : "text"}
+      step="any"
+      onChange={(event) => onText(event.target.value)}
+    />
+  );
+}
 
 export interface RowsFieldProps {
   field: Field;
@@ -63,20 +101,12 @@ export function RowsField({ field, id, rows, errors, inherited, onChange }: Rows
                   };
                   return (
                     <td key={column.key}>
-                      {column.kind === "select" ? (
-                        <select {...common} onChange={(event) => set(index, column.key, event.target.value)}>
-                          {column.options?.map((option) => (
-                            <option key={option}>{option}</option>
-                          ))}
-                        </select>
-                      ) : (
-                        <input
-                          {...common}
-                          type={column.kind === "number" ? "number" : "text"}
-                          step="any"
-                          onChange={(event) => set(index, column.key, event.target.value)}
-                        />
-                      )}
+                      <ValueInput
+                        {...common}
+                        kind={column.kind}
+                        options={column.options}
+                        onText={(text) => set(index, column.key, text)}
+                      />
                     </td>
                   );
                 })}
