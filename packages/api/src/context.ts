@@ -1,7 +1,8 @@
 import { DEFAULT_MAX_CLOCK_SKEW_SECONDS, DEFAULT_RECONCILE_SECONDS, type Tier } from "@proxyscale/core";
-import type { Db, Logger, ScalingExecutor, Telemetry } from "@proxyscale/db";
+import { type Db, type Logger, MAX_BATCH_ROWS, type ScalingExecutor, type Telemetry } from "@proxyscale/db";
 import { type AuthConfig, createTokenVerifier, type TokenVerifier, type VerifiedToken } from "./auth.ts";
 import { createEvaluator, type Evaluator } from "./evaluation.ts";
+import { FairShare } from "./fair-share.ts";
 import { createSampleRecorder, type SampleRecorder } from "./ingest.ts";
 import { combineTelemetry, createLiveFeed, type LiveFeed } from "./live-feed.ts";
 import { createRateLimiter, type RateLimiter } from "./rate-limit.ts";
@@ -48,6 +49,8 @@ export interface Context {
   recordSamples: SampleRecorder;
   /** The clock-skew allowance for samples' recordedAt, in seconds. */
   maxClockSkewSeconds: number;
+  /** Per-user admission of heavy work (a batch's samples), one per server. */
+  heavyWork: FairShare;
   /** The raw Authorization header; verified lazily so public procedures never fail on a bad token. */
   authorization: string | undefined;
   user?: VerifiedToken;
@@ -84,6 +87,8 @@ export function createContext(deps: ApiDeps): ContextFactory {
     telemetry,
     onMetricsRecorded,
   });
+  // One user's requests process at most a full batch's worth of samples at once.
+  const heavyWork = new FairShare(MAX_BATCH_ROWS);
   const factory = (request: RequestInfo): Context => ({
     db: deps.db,
     clock: deps.clock,
@@ -97,6 +102,7 @@ export function createContext(deps: ApiDeps): ContextFactory {
     evaluate,
     recordSamples,
     maxClockSkewSeconds: deps.maxClockSkewSeconds ?? DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+    heavyWork,
     authorization: request.authorization,
   });
   return Object.assign(factory, {

@@ -1,12 +1,10 @@
 import { type Role, roleAtLeast } from "@proxyscale/core";
-import { MAX_BATCH_ROWS } from "@proxyscale/db";
 import { initTRPC, TRPCError } from "@trpc/server";
 import type { OpenApiMeta } from "trpc-to-openapi";
 import { ZodError } from "zod";
 import { AuthenticationError } from "./auth.ts";
 import type { Context } from "./context.ts";
 import { describeIssues, mapDomainError, toApiIssues } from "./errors.ts";
-import { FairShare } from "./fair-share.ts";
 
 /**
  * Procedure metadata: trpc-to-openapi's `openapi` block, plus the REST success status
@@ -92,12 +90,9 @@ function authenticated(required: Role) {
     // Heavy work (a batch's samples) is admitted per user (FairShare), before its input is parsed.
     const raw = (await getRawInput()) as { samples?: unknown } | undefined;
     const weight = Array.isArray(raw?.samples) ? raw.samples.length : 1;
-    return HEAVY_WORK.run(user.sub, weight, () => next({ ctx: { user } }));
+    return ctx.heavyWork.run(user.sub, weight, () => next({ ctx: { user } }));
   });
 }
-
-/** One user's requests process at most a full batch's worth of samples at once (MAX_BATCH_ROWS). */
-const HEAVY_WORK = new FairShare(MAX_BATCH_ROWS);
 
 export const protectedProcedure = authenticated("viewer");
 export const viewerProcedure = protectedProcedure;
