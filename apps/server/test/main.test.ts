@@ -9,7 +9,6 @@ import { ConfigError, loadConfig } from "../src/config.ts";
 
 const serverDir = fileURLToPath(new URL("..", import.meta.url));
 const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
-const tsx = join(serverDir, "node_modules", ".bin", "tsx");
 
 /** Environment for the child: none of this shell's ProxyScale or database settings leak in. */
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -25,7 +24,13 @@ afterEach(() => {
 });
 
 function run(env: NodeJS.ProcessEnv) {
-  const child = spawn(tsx, ["src/main.ts"], { cwd: serverDir, env, stdio: ["ignore", "pipe", "pipe"] });
+  // tsx's loader, as `npm start` runs it, not the tsx CLI: the CLI forks, and when it alone is sent SIGTERM it
+  // SIGKILLs the server if the server has not confirmed the signal within 30 ms (a loaded machine: exit 143).
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    cwd: serverDir,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   children.push(child);
   let stdout = "";
   let stderr = "";
@@ -130,7 +135,7 @@ describe("configuration", () => {
   });
 });
 
-describe("embedded start (pnpm --filter @proxyscale/server start)", () => {
+describe("embedded start (main.ts under tsx's loader, as npm start runs it)", () => {
   it("runs on PGlite with zero config, creates a 0600 secret, prints URL, admin token, sign-in link and CLI command, stops on SIGTERM", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "proxyscale-main-"));
     directories.push(dataDir);
