@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { signToken } from "@proxyscale/api";
 import { openDatabase } from "@proxyscale/db";
 import { sql } from "drizzle-orm";
-import { keepAliveCaller, POSTGRES_URL, post, startServerProcess } from "./support.ts";
+import { keepAliveCaller, POSTGRES_URL, post, postgresReady, startServerProcess } from "./support.ts";
 
 /**
  * Tenant fairness (issue 11, defect 5), per driver: one tenant's evaluate latency alone and while a free-tier
@@ -23,15 +23,7 @@ const percentile = (values: number[], p: number) => {
 
 async function benchDriver(driver: "postgres" | "pglite") {
   const schema = `bench_${randomBytes(5).toString("hex")}`;
-  if (driver === "postgres") {
-    try {
-      const probe = await openDatabase({ url: POSTGRES_URL, pgSchema: schema, poolMax: 1 });
-      await probe.close();
-    } catch (error) {
-      console.warn(`skipping ${driver}: ${(error as Error).message}`);
-      return null;
-    }
-  }
+  if (driver === "postgres" && !(await postgresReady(schema))) return null;
   const server = await startServerProcess({ driver, schema, secret: SECRET });
   try {
     const sign = (sub: string) =>

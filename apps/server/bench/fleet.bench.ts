@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { signToken } from "@proxyscale/api";
 import { openDatabase } from "@proxyscale/db";
 import { sql } from "drizzle-orm";
-import { openLoop, POSTGRES_URL, post, startServerProcess } from "./support.ts";
+import { openLoop, POSTGRES_URL, post, postgresReady, startServerProcess } from "./support.ts";
 
 /**
  * The push path of a fleet, per driver: FLEET_PROXIES proxies (default policy, mode auto, the `none` actuator),
@@ -54,15 +54,7 @@ async function pushEvaluations(url: string, bearer: string): Promise<number> {
 
 async function benchDriver(driver: "postgres" | "pglite"): Promise<string[]> {
   const schema = `bench_${randomBytes(5).toString("hex")}`;
-  if (driver === "postgres") {
-    try {
-      const probe = await openDatabase({ url: POSTGRES_URL, pgSchema: schema, poolMax: 1 });
-      await probe.close();
-    } catch (error) {
-      console.warn(`skipping ${driver}: ${(error as Error).message}`);
-      return [];
-    }
-  }
+  if (driver === "postgres" && !(await postgresReady(schema))) return [];
   const server = await startServerProcess({ driver, schema, secret: SECRET, control: true });
   const rows: string[] = [];
   try {

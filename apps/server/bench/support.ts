@@ -2,10 +2,23 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import http from "node:http";
 import { fileURLToPath } from "node:url";
+import { openDatabase } from "@proxyscale/db";
 
 /** What the benchmarks share: the server in its own process, JSON posts, and an open-loop load generator. */
 
 export const POSTGRES_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+/** Whether PostgreSQL takes a schema for this driver's run; says why it is skipped when it does not. */
+export async function postgresReady(schema: string): Promise<boolean> {
+  try {
+    const probe = await openDatabase({ url: POSTGRES_URL, pgSchema: schema, poolMax: 1 });
+    await probe.close();
+    return true;
+  } catch (error) {
+    console.warn(`skipping postgres: ${(error as Error).message}`);
+    return false;
+  }
+}
 
 export interface ServerProcess {
   url: string;

@@ -11,11 +11,10 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import net from "node:net";
 import { loadavg } from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { signToken } from "@proxyscale/api";
-import { type PrivateCluster, startPrivateCluster } from "@proxyscale/db/testing";
+import { freePort, type PrivateCluster, startPrivateCluster } from "@proxyscale/db/testing";
 import postgres from "postgres";
 import { type HelloUpstream, startHelloUpstream } from "../src/actuators/local/upstream.ts";
 import { DEMO_POLICY } from "../src/demo/register.ts";
@@ -45,17 +44,6 @@ const started = Date.now();
 const since = () => ((Date.now() - started) / 1000).toFixed(1);
 const log = (message: string) => console.log(`[soak ${since()} s] ${message}`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A JSON request over `agent`; a connection error is a status of 0 with the error's code. */
 function request(

@@ -88,7 +88,8 @@ function run(command: string, args: string[]): Promise<string> {
   );
 }
 
-function freePort(): Promise<number> {
+/** A TCP port on 127.0.0.1 that was free a moment ago (never 5432, the shared PostgreSQL's). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once("error", reject);

@@ -9,6 +9,7 @@ import postgres from "postgres";
 import { type Database, type OpenDatabaseOptions, openDatabase, redactUrl } from "./connection.ts";
 
 export {
+  freePort,
   type PrivateCluster,
   type PrivateClusterOptions,
   startPrivateCluster,

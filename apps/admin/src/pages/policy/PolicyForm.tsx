@@ -14,7 +14,8 @@ import {
   toText,
   validateDraft,
 } from "./form.ts";
-import { RowsField, ValueInput } from "./RowsField.tsx";
+import { FieldNotes, ValueInput } from "./inputs.tsx";
+import { RowsField } from "./RowsField.tsx";
 
 export interface PolicyFormProps {
   /** The policy in force now (what the diff compares against). */
@@ -139,14 +140,7 @@ export function PolicyForm({
                   placeholder={inheritedValue}
                   onText={(text) => change(field, text)}
                 />
-                <small id={`${id}-hint`} className="hint">
-                  {field.path} · inherited: {inheritedValue === "" ? "unset" : inheritedValue}
-                </small>
-                {errors.length > 0 ? (
-                  <p id={`${id}-error`} className="field-error" role="alert">
-                    {errors.join("; ")}
-                  </p>
-                ) : null}
+                <FieldNotes id={id} path={field.path} inherited={inheritedValue} errors={errors} />
               </div>
             );
           })}

@@ -1,42 +1,5 @@
-import { type CellKind, cellOf, type Field, type Row } from "./form.ts";
-
-/** One value's control: a select over `options`, or a number or text input; `onText` gets what was entered. */
-export function ValueInput({
-  kind,
-  options,
-  onText,
-  ...attributes
-}: {
-  kind: CellKind;
-  options?: readonly string[];
-  onText: (text: string) => void;
-  id?: string;
-  name: string;
-  value: string;
-  placeholder?: string;
-  "aria-label"?: string;
-  "aria-invalid"?: boolean;
-  "aria-describedby"?: string;
-}) {
-  if (kind === "select") {
-    const { placeholder: _, ...selectAttributes } = attributes;
-    return (
-      <select {...selectAttributes} onChange={(event) => onText(event.target.value)}>
-        {options?.map((option) => (
-          <option key={option}>{option}</option>
-        ))}
-      </select>
-    );
-  }
-  return (
-    <input
-      {...attributes}
-      type={kind === "number" ? "number" : "text"}
-      step="any"
-      onChange={(event) => onText(event.target.value)}
-    />
-  );
-}
+import { cellOf, type Field, type Row } from "./form.ts";
+import { FieldNotes, ValueInput } from "./inputs.tsx";
 
 export interface RowsFieldProps {
   field: Field;
@@ -127,14 +90,7 @@ export function RowsField({ field, id, rows, errors, inherited, onChange }: Rows
       <button type="button" onClick={() => onChange([...rows, blank()])}>
         Add {field.item}
       </button>
-      <small id={`${id}-hint`} className="hint">
-        {field.path} · inherited: {inherited === "" ? "unset" : inherited}
-      </small>
-      {errors.length > 0 ? (
-        <p id={`${id}-error`} className="field-error" role="alert">
-          {errors.join("; ")}
-        </p>
-      ) : null}
+      <FieldNotes id={id} path={field.path} inherited={inherited} errors={errors} />
     </fieldset>
   );
 }
