@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { signToken } from "@proxyscale/api";
 import { openDatabase } from "@proxyscale/db";
-import { sql } from "drizzle-orm";
+import { disposeDatabase } from "@proxyscale/db/testing";
 import { openLoop, POSTGRES_URL, post, postgresReady, startServerProcess } from "./support.ts";
 
 /**
@@ -116,9 +116,7 @@ async function benchDriver(driver: "postgres" | "pglite"): Promise<string[]> {
   } finally {
     await server.stop();
     if (driver === "postgres") {
-      const cleanup = await openDatabase({ url: POSTGRES_URL, pgSchema: schema, poolMax: 1 });
-      await cleanup.db.execute(sql.raw(`drop schema if exists "${schema}" cascade`));
-      await cleanup.close();
+      await disposeDatabase(await openDatabase({ url: POSTGRES_URL, pgSchema: schema, poolMax: 1 }));
     }
   }
   return rows;
