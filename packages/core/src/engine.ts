@@ -108,6 +108,15 @@ function fallbackLimit(
   };
 }
 
+export interface DecideOptions {
+  /**
+   * Build `explanation` (default true). The simulator passes false for decisions it does not keep and explains
+   * the kept ones afterwards with `explainDecision` (the sentence is a function of the structured decision, so
+   * it is the same); with false, `explanation` is "".
+   */
+  explain?: boolean;
+}
+
 /**
  * The scaling decision for `state` at `now`: a pure function of its arguments (no clock, no randomness, no I/O).
  * The REST evaluate, the control loop and the simulator all call it, so they cannot disagree.
@@ -117,7 +126,12 @@ function fallbackLimit(
  * `failureThreshold` intervals) → tier cap → budget → in flight (a scale already runs) → mode (dryRun, off)
  * → action. A fleet outside [minReplicas, maxReplicas] goes straight to the nearest bound, as HPA does.
  */
-export function decide(input: ScalingPolicy, state: ObservedState, now: number): Decision {
+export function decide(
+  input: ScalingPolicy,
+  state: ObservedState,
+  now: number,
+  options: DecideOptions = {},
+): Decision {
   const policy = withinDurationLimits(input);
   const current = state.currentReplicas;
   const unhealthy = Math.min(Math.max(0, state.unhealthyReplicas), current);
@@ -248,6 +262,8 @@ export function decide(input: ScalingPolicy, state: ObservedState, now: number):
   }
 
   const action: ScalingAction = desired > current ? "scale_up" : desired < current ? "scale_down" : "none";
+  // The lists as exact-size copies: an array grown by push reserves 17 slots, and a simulation keeps tens of
+  // thousands of decisions.
   const decision: Decision = {
     strategy: policy.strategy,
     action,
@@ -255,21 +271,23 @@ export function decide(input: ScalingPolicy, state: ObservedState, now: number):
     recommendedReplicas: recommended,
     desiredReplicas: desired,
     loadScore,
-    metrics,
+    metrics: metrics.slice(),
     averages: observation === null ? null : observation.averages,
     basis,
-    limits,
+    limits: limits.slice(),
     explanation: "",
     recommendation: { at: now, replicas: recommended },
     evaluatedAt: now,
   };
-  decision.explanation = explainDecision(decision);
+  if (options.explain ?? true) decision.explanation = explainDecision(decision);
   return decision;
 }
 
 /** Whether the control loop carries the decision out: it scales, and its mode is not dryRun. */
 export function executes(decision: Decision): boolean {
-  return decision.action !== "none" && !decision.limits.some((limit) => limit.kind === "mode");
+  if (decision.action === "none") return false;
+  for (const limit of decision.limits) if (limit.kind === "mode") return false;
+  return true;
 }
 
 /**

@@ -77,20 +77,22 @@ export function describeLimit(limit: Limit): string {
  * e.g. "cpu 78% vs target 50% → 5 replicas; capped at 4 by scaleUp policy Pods 4 per 15s; scale up 2 → 4".
  */
 export function explainDecision(decision: Omit<Decision, "explanation">): string {
-  let sentence = "";
+  // Joined, not concatenated: `join` makes one flat string, where `a + b` chains keep every piece alive (a
+  // simulation keeps tens of thousands of these).
+  const clauses: string[] = [];
   const basis = decision.basis;
   if (basis !== undefined && basis !== null) {
     // The registry entry for basis.strategy takes exactly this basis; TypeScript cannot correlate the two.
-    sentence = strategies[basis.strategy].describe(basis as never);
+    const reasoning = strategies[basis.strategy].describe(basis as never);
+    if (reasoning !== "") clauses.push(reasoning);
   }
-  for (const limit of decision.limits) {
-    sentence = sentence === "" ? describeLimit(limit) : `${sentence}; ${describeLimit(limit)}`;
-  }
-  const outcome =
+  for (const limit of decision.limits) clauses.push(describeLimit(limit));
+  clauses.push(
     decision.action === "scale_up"
       ? `scale up ${decision.currentReplicas} → ${decision.desiredReplicas}`
       : decision.action === "scale_down"
         ? `scale down ${decision.currentReplicas} → ${decision.desiredReplicas}`
-        : `no change at ${decision.currentReplicas}`;
-  return sentence === "" ? outcome : `${sentence}; ${outcome}`;
+        : `no change at ${decision.currentReplicas}`,
+  );
+  return clauses.join("; ");
 }

@@ -228,6 +228,14 @@ export function parsePolicy(input: unknown): ScalingPolicy {
   return scalingPolicySchema.parse(input);
 }
 
+/** Whether a direction's window and rate-policy periods are within their bounds (false for NaN, as `<=` is). */
+function rulesWithinDurationLimits(rules: ScalingRules): boolean {
+  if (!(rules.stabilizationWindowSeconds <= POLICY_DURATION_LIMITS.stabilizationWindowSeconds)) return false;
+  for (const rule of rules.policies)
+    if (!(rule.periodSeconds <= POLICY_DURATION_LIMITS.periodSeconds)) return false;
+  return true;
+}
+
 /**
  * `policy` with every duration at most its POLICY_DURATION_LIMITS bound: what `decide` works with, so a policy
  * that never met the schema (an old row, a caller's literal) still gives finite times. The same object when
@@ -235,16 +243,13 @@ export function parsePolicy(input: unknown): ScalingPolicy {
  */
 export function withinDurationLimits(policy: ScalingPolicy): ScalingPolicy {
   const limits = POLICY_DURATION_LIMITS;
-  const rulesWithin = (rules: ScalingRules) =>
-    rules.stabilizationWindowSeconds <= limits.stabilizationWindowSeconds &&
-    rules.policies.every((rule) => rule.periodSeconds <= limits.periodSeconds);
   const { scaleUp, scaleDown } = policy.behavior;
   if (
     policy.scaleUpCooldownSeconds <= limits.cooldownSeconds &&
     policy.scaleDownCooldownSeconds <= limits.cooldownSeconds &&
     policy.metricsMaxAgeSeconds <= limits.metricsMaxAgeSeconds &&
-    rulesWithin(scaleUp) &&
-    rulesWithin(scaleDown)
+    rulesWithinDurationLimits(scaleUp) &&
+    rulesWithinDurationLimits(scaleDown)
   ) {
     return policy;
   }

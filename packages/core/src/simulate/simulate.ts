@@ -10,6 +10,7 @@
  */
 import type { Decision, ObservedState, RecommendationRecord, ScaleEventRecord } from "../decision.ts";
 import { decide, executes, historySecondsFor, recordedOnReconcile } from "../engine.ts";
+import { explainDecision } from "../explain.ts";
 import type { MetricSample } from "../metrics.ts";
 import { DEFAULT_RECONCILE_SECONDS, type ScalingPolicy } from "../policy.ts";
 import type { CapacityModel, ReplicaReading } from "./capacity.ts";
@@ -296,23 +297,32 @@ export function simulate(input: SimulationInput): SimulationResult {
     });
   };
 
+  // One state, updated in place before each decision: `decide` reads it and keeps nothing of it.
+  const samples: MetricSample[] = [];
+  const state: ObservedState = {
+    currentReplicas: initial,
+    unhealthyReplicas: 0,
+    samples,
+    recentEvents,
+    recommendations,
+    lastSampleAt: null,
+    createdAt: start,
+    activeEvent: null,
+    reconcileIntervalMs,
+  };
+  // A decision a step does not keep is not explained; a kept one is, when its step closes (same sentence).
+  const decideOptions = { explain: evaluations !== undefined };
+
   const evaluate = (now: number, why: Evaluation["trigger"]): void => {
     // Both lists are appended in time order: what left the history window is at the front.
     const cutoff = now - historyMs;
     while (recentEvents.length > 0 && recentEvents[0]!.at <= cutoff) recentEvents.shift();
     while (recommendations.length > 0 && recommendations[0]!.at <= cutoff) recommendations.shift();
-    const state: ObservedState = {
-      currentReplicas: fleet.current,
-      unhealthyReplicas: fleet.warmingCount,
-      samples: latest === null ? [] : [latest],
-      recentEvents,
-      recommendations,
-      lastSampleAt,
-      createdAt: start,
-      activeEvent: null,
-      reconcileIntervalMs,
-    };
-    const decision = decide(policy, state, now);
+    state.currentReplicas = fleet.current;
+    state.unhealthyReplicas = fleet.warmingCount;
+    if (latest !== null) samples[0] = latest;
+    state.lastSampleAt = lastSampleAt;
+    const decision = decide(policy, state, now, decideOptions);
     decisions++;
     stepDecisions++;
     if (keep === "every" || (keep === "scaling" && executes(decision))) stepDecision = decision;
@@ -370,11 +380,14 @@ export function simulate(input: SimulationInput): SimulationResult {
         nextTick += tickMs;
       }
     }
+    // `evaluate` set it (TypeScript does not follow the assignment into the closure).
+    const kept = stepDecision as Decision | null;
+    if (kept !== null && !decideOptions.explain) kept.explanation = explainDecision(kept);
     steps[i] = closeStep(
       fleet,
       capacity,
       { startMs: stepStart, stepMs, t: startSeconds + i * stepSeconds, requests: requests[i]! },
-      { decision: stepDecision, decisions: stepDecisions },
+      { decision: kept, decisions: stepDecisions },
     );
   }
 
