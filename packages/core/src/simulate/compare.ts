@@ -12,6 +12,7 @@ import {
   HPA_LIKE_LOOP,
   type LoopModel,
   metricsOfSteps,
+  type SimulationInput,
   type SimulationResult,
   type SimulationStep,
   simulate,
@@ -170,6 +171,8 @@ export interface CompareInput {
   startAt?: number;
   /** Add HPA's defaults (hpaDefaultPolicy on HPA's 15 s sync chain) as a row named "hpa-defaults". Default true. */
   hpaDefaults?: boolean;
+  /** Passed to every simulation (default "every"); a backtest over months passes "none" (metrics only). */
+  keepDecisions?: SimulationInput["keepDecisions"];
   /** Bounds of the HPA row (default: the first candidate's) and of the oracle (default [0, ∞)). */
   hpaBounds?: { minReplicas: number; maxReplicas: number };
   oracleBounds?: { minReplicas?: number; maxReplicas?: number };
@@ -216,6 +219,7 @@ export function compare(input: CompareInput): Comparison {
     warmupSeconds,
     drainSeconds,
     ...(input.startAt === undefined ? {} : { startAt: input.startAt }),
+    ...(input.keepDecisions === undefined ? {} : { keepDecisions: input.keepDecisions }),
   };
   const runs: Array<{ name: string; kind: ComparisonRow["kind"]; simulation: SimulationResult }> = [];
   for (const candidate of input.candidates) {
