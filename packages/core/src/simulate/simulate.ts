@@ -8,8 +8,8 @@
  *   cooldowns, stabilization, rate policies, min/max, fallback, mode) → the fleet scales: a new replica warms up
  *   before it serves, a removed one drains (paid for, serving nobody new).
  */
-import type { Decision, ObservedState, RecommendationRecord, ScaleEventRecord } from "../decision.ts";
-import { decide, executes, historySecondsFor, recordedOnReconcile } from "../engine.ts";
+import type { Decision, ObservedState } from "../decision.ts";
+import { executes } from "../engine.ts";
 import { explainDecision } from "../explain.ts";
 import type { MetricSample } from "../metrics.ts";
 import { DEFAULT_RECONCILE_SECONDS, type ScalingPolicy } from "../policy.ts";
@@ -17,6 +17,7 @@ import type { CapacityModel, ReplicaReading } from "./capacity.ts";
 import { type ElasticityMetrics, elasticityMetrics } from "./elasticity.ts";
 import { Fleet } from "./fleet.ts";
 import type { Trace } from "./trace.ts";
+import { DecisionTrail } from "./trail.ts";
 
 /**
  * How decisions are triggered.
@@ -258,7 +259,6 @@ export function simulate(input: SimulationInput): SimulationResult {
   const trigger: Evaluation["trigger"] = loop.kind === "sync" ? "sync" : "reconcile";
   const reconcileIntervalMs =
     loop.kind === "sync" ? tickMs : (loop.reconcileSeconds || DEFAULT_RECONCILE_SECONDS) * 1000;
-  const historyMs = historySecondsFor(policy) * 1000;
 
   let nextTake = start + reportMs;
   let nextTick = tickMs > 0 ? start + tickMs : Infinity;
@@ -266,8 +266,6 @@ export function simulate(input: SimulationInput): SimulationResult {
   let arrivalHead = 0;
   let latest: MetricSample | null = null;
   let lastSampleAt: number | null = null;
-  const recentEvents: ScaleEventRecord[] = [];
-  const recommendations: RecommendationRecord[] = [];
   const keep = input.keepDecisions ?? "every";
   const evaluations: Evaluation[] | undefined = input.keepStates ? [] : undefined;
   let decisions = 0;
@@ -297,36 +295,32 @@ export function simulate(input: SimulationInput): SimulationResult {
     });
   };
 
-  // One state, updated in place before each decision: `decide` reads it and keeps nothing of it.
+  const trail = new DecisionTrail(policy, {
+    createdAt: start,
+    reconcileIntervalMs,
+    initialReplicas: initial,
+    // A decision a step does not keep is not explained; a kept one is, when its step closes (same sentence).
+    explain: evaluations !== undefined,
+  });
   const samples: MetricSample[] = [];
-  const state: ObservedState = {
+  const observed = {
     currentReplicas: initial,
     unhealthyReplicas: 0,
     samples,
-    recentEvents,
-    recommendations,
-    lastSampleAt: null,
-    createdAt: start,
-    activeEvent: null,
-    reconcileIntervalMs,
+    lastSampleAt: null as number | null,
   };
-  // A decision a step does not keep is not explained; a kept one is, when its step closes (same sentence).
-  const decideOptions = { explain: evaluations !== undefined };
 
   const evaluate = (now: number, why: Evaluation["trigger"]): void => {
-    // Both lists are appended in time order: what left the history window is at the front.
-    const cutoff = now - historyMs;
-    while (recentEvents.length > 0 && recentEvents[0]!.at <= cutoff) recentEvents.shift();
-    while (recommendations.length > 0 && recommendations[0]!.at <= cutoff) recommendations.shift();
-    state.currentReplicas = fleet.current;
-    state.unhealthyReplicas = fleet.warmingCount;
+    observed.currentReplicas = fleet.current;
+    observed.unhealthyReplicas = fleet.warmingCount;
     if (latest !== null) samples[0] = latest;
-    state.lastSampleAt = lastSampleAt;
-    const decision = decide(policy, state, now, decideOptions);
+    observed.lastSampleAt = lastSampleAt;
+    const decision = trail.decide(now, observed);
     decisions++;
     stepDecisions++;
     if (keep === "every" || (keep === "scaling" && executes(decision))) stepDecision = decision;
     if (evaluations !== undefined) {
+      const state = trail.state;
       evaluations.push({
         at: now,
         trigger: why,
@@ -339,15 +333,11 @@ export function simulate(input: SimulationInput): SimulationResult {
         decision,
       });
     }
-    if (why !== "reconcile" || recordedOnReconcile(decision)) recommendations.push(decision.recommendation);
+    trail.record(decision, why);
     if (executes(decision)) {
       // The event is recorded at the decision's time, as the loop's scaling event row; the actuator is taken to
       // complete at once (activeEvent stays null), and warm-up models the rest.
-      recentEvents.push({
-        at: now,
-        fromReplicas: decision.currentReplicas,
-        toReplicas: decision.desiredReplicas,
-      });
+      trail.recordScale(now, decision.currentReplicas, decision.desiredReplicas);
       fleet.scaleTo(decision.desiredReplicas);
       scalingActions++;
     }
@@ -382,7 +372,7 @@ export function simulate(input: SimulationInput): SimulationResult {
     }
     // `evaluate` set it (TypeScript does not follow the assignment into the closure).
     const kept = stepDecision as Decision | null;
-    if (kept !== null && !decideOptions.explain) kept.explanation = explainDecision(kept);
+    if (kept !== null && evaluations === undefined) kept.explanation = explainDecision(kept);
     steps[i] = closeStep(
       fleet,
       capacity,

@@ -1,0 +1,84 @@
+/**
+ * What a replay remembers between decisions, as the control loop's store remembers it: the scale events and the
+ * recorded recommendations within the policy's history window, and the ObservedState built from them. Both the
+ * simulator (`simulate`) and the replay of recorded samples (`replayRecorded`) decide through it, so they build
+ * the state one way.
+ */
+import type { Decision, ObservedState, RecommendationRecord, ScaleEventRecord } from "../decision.ts";
+import { decide, historySecondsFor, recordedOnReconcile } from "../engine.ts";
+import type { MetricSample } from "../metrics.ts";
+import type { ScalingPolicy } from "../policy.ts";
+
+export type EvaluationTrigger = "push" | "sync" | "reconcile";
+
+export class DecisionTrail {
+  /** Scale events, in time order (the loop's event rows, at their `createdAt`). */
+  readonly recentEvents: ScaleEventRecord[] = [];
+  /** Recorded recommendations, in time order (the loop's scaling_recommendations rows). */
+  readonly recommendations: RecommendationRecord[] = [];
+  /** The state handed to `decide`, updated in place: `decide` reads it and keeps nothing of it. */
+  readonly state: ObservedState;
+  private readonly historyMs: number;
+  private readonly decideOptions: { explain: boolean };
+
+  constructor(
+    private readonly policy: ScalingPolicy,
+    options: {
+      createdAt: number;
+      reconcileIntervalMs: number;
+      initialReplicas: number;
+      /** Build each decision's explanation (false: the caller explains the ones it keeps). */
+      explain: boolean;
+    },
+  ) {
+    this.historyMs = historySecondsFor(policy) * 1000;
+    this.decideOptions = { explain: options.explain };
+    this.state = {
+      currentReplicas: options.initialReplicas,
+      unhealthyReplicas: 0,
+      samples: [],
+      recentEvents: this.recentEvents,
+      recommendations: this.recommendations,
+      lastSampleAt: null,
+      createdAt: options.createdAt,
+      activeEvent: null,
+      reconcileIntervalMs: options.reconcileIntervalMs,
+    };
+  }
+
+  /**
+   * Decides at `now` on the fleet as given (`samples` is the caller's array of latest samples, kept as
+   * `state.samples`). Call `record` next: until then `state` is exactly what the decision was made from.
+   */
+  decide(
+    now: number,
+    fleet: {
+      currentReplicas: number;
+      unhealthyReplicas: number;
+      samples: MetricSample[];
+      lastSampleAt: number | null;
+    },
+  ): Decision {
+    // Both lists are appended in time order: what left the history window is at the front.
+    const cutoff = now - this.historyMs;
+    const { recentEvents, recommendations, state } = this;
+    while (recentEvents.length > 0 && recentEvents[0]!.at <= cutoff) recentEvents.shift();
+    while (recommendations.length > 0 && recommendations[0]!.at <= cutoff) recommendations.shift();
+    state.currentReplicas = fleet.currentReplicas;
+    state.unhealthyReplicas = fleet.unhealthyReplicas;
+    state.samples = fleet.samples;
+    state.lastSampleAt = fleet.lastSampleAt;
+    return decide(this.policy, state, now, this.decideOptions);
+  }
+
+  /** Records the decision's recommendation when the loop would: every push, a reconcile's when it is news. */
+  record(decision: Decision, trigger: EvaluationTrigger): void {
+    if (trigger !== "reconcile" || recordedOnReconcile(decision))
+      this.recommendations.push(decision.recommendation);
+  }
+
+  /** A scale that happened at `at` (the loop records its event row then). */
+  recordScale(at: number, fromReplicas: number, toReplicas: number): void {
+    this.recentEvents.push({ at, fromReplicas, toReplicas });
+  }
+}
