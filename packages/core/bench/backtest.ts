@@ -271,10 +271,9 @@ function main(): void {
     console.log(`${outcome.steps} steps, ${fixed(outcome.seconds, 1)} s`);
     outcomes.push(outcome);
   }
-  const capacityLine = linearCapacityModel({ perReplicaRps: 1 }).description.replace(
-    "1 req/s per replica",
-    "μ req/s per replica",
-  );
+  const capacityLine = linearCapacityModel({ perReplicaRps: 1 })
+    .description.replace("1 req/s per replica", "μ req/s per replica")
+    .replace("memory 30% + 20%/(req/s)", "memory 30% + (20/μ)%/(req/s), i.e. +20 points at saturation");
   const doc: string[] = [
     "# Backtest report",
     "",
