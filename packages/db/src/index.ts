@@ -85,6 +85,7 @@ export {
   updateProxy,
 } from "./queries/proxies.ts";
 export * from "./queries/rate-limits.ts";
+export * from "./queries/rollups.ts";
 export * from "./queries/summary.ts";
 export * from "./records.ts";
 export { isRetryableAbort, TRANSACTION_ATTEMPTS, withRetriedTransaction } from "./retry.ts";
