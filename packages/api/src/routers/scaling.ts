@@ -37,6 +37,7 @@ import {
   proxyIdSchema,
 } from "../schemas.ts";
 import { operatorProcedure, viewerProcedure } from "../trpc.ts";
+import { simulateProcedures } from "./simulate.ts";
 
 const TAGS = ["scaling"];
 
@@ -45,6 +46,8 @@ function triggeredByFor(ctx: AuthedContext): "manual" | "admin" {
 }
 
 export const scalingRouter = {
+  ...simulateProcedures,
+
   evaluate: operatorProcedure
     .meta({
       openapi: {
