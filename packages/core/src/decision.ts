@@ -58,6 +58,8 @@ export interface ObservedState {
   activeEvent: ActiveEventRecord | null;
   /** How often every proxy is reconciled: fallback counts missed intervals of this length. */
   reconcileIntervalMs: number;
+  /** Replica-hours run so far this calendar month (policy time zone): the budget's input. */
+  replicaHoursThisMonth?: number;
 }
 
 /** One metric's proposal (target tracking) or reading (threshold, step). */
@@ -119,7 +121,25 @@ export const decisionLimitSchema = z
     bound("minReplicas"),
     bound("maxReplicas"),
     bound("tierCap"),
-    bound("budget"),
+    /** With `monthlyBudget`: the budget, not the load, set the number (`spent` so far, `remainingHours` left). */
+    bound("budget").extend({
+      monthlyBudget: z.number().optional(),
+      spent: z.number().optional(),
+      remainingHours: z.number().optional(),
+    }),
+    /**
+     * Scheduled capacity: the windows active now set the bounds [minReplicas, maxReplicas] in place of the
+     * policy's; `from`→`to` is the count the bounds moved (equal when they did not bind).
+     */
+    z.object({
+      kind: z.literal("schedule"),
+      windows: z.array(z.object({ name: z.string(), endsAt: epochMs })),
+      timeZone: z.string(),
+      minReplicas: replicaCount,
+      maxReplicas: replicaCount,
+      from: replicaCount,
+      to: replicaCount,
+    }),
     /** `loadFactor`: how much a fleet-average reading was raised to put unhealthy replicas' share on serving ones. */
     z.object({
       kind: z.literal("health"),

@@ -10,6 +10,7 @@ import type {
 import { explainDecision } from "./explain.ts";
 import { type FleetMetrics, type FleetObservation, observeFleet } from "./observe.ts";
 import { MAX_POLICY_HISTORY_SECONDS, type ScalingPolicy, withinDurationLimits } from "./policy.ts";
+import { activeWindows, budgetCap, DEFAULT_TIME_ZONE, scheduledBounds } from "./schedule.ts";
 import { computeLoadScore } from "./score.ts";
 import { PG_INTEGER_MAX } from "./storable.ts";
 import { type StrategyBasis, strategies } from "./strategies/index.ts";
@@ -165,16 +166,30 @@ export function decide(
     for (const limit of proposal.limits) limits.push(limit);
   }
 
-  const { minReplicas, maxReplicas, behavior } = policy;
+  const { behavior } = policy;
+  const timeZone = policy.timeZone ?? DEFAULT_TIME_ZONE;
+  // Active capacity windows replace the policy's bounds (docs/engine.md, "Scheduled capacity").
+  const windows =
+    policy.schedules === undefined || policy.schedules.length === 0
+      ? []
+      : activeWindows(policy.schedules, timeZone, now);
+  const { minReplicas, maxReplicas } = windows.length === 0 ? policy : scheduledBounds(policy, windows);
+  const boundLimit = (kind: "minReplicas" | "maxReplicas", from: number, to: number): Limit =>
+    windows.length === 0
+      ? { kind, value: to, from, to }
+      : {
+          kind: "schedule",
+          windows: windows.map((window) => ({ name: window.name, endsAt: window.endsAt })),
+          timeZone,
+          minReplicas,
+          maxReplicas,
+          from,
+          to,
+        };
   let desired = recommended;
   if (current > maxReplicas || current < minReplicas) {
     desired = current > maxReplicas ? maxReplicas : minReplicas;
-    limits.push({
-      kind: current > maxReplicas ? "maxReplicas" : "minReplicas",
-      value: desired,
-      from: current,
-      to: desired,
-    });
+    limits.push(boundLimit(current > maxReplicas ? "maxReplicas" : "minReplicas", current, desired));
   } else if (desired !== current) {
     if (strategy.usesCooldowns) {
       const last = lastScaleAt(state.recentEvents);
@@ -214,16 +229,20 @@ export function decide(
       desired = rated.desired;
     }
     if (desired > maxReplicas) {
-      limits.push({ kind: "maxReplicas", value: maxReplicas, from: desired, to: maxReplicas });
+      limits.push(boundLimit("maxReplicas", desired, maxReplicas));
       desired = maxReplicas;
     } else if (desired < minReplicas) {
-      limits.push({ kind: "minReplicas", value: minReplicas, from: desired, to: minReplicas });
+      limits.push(boundLimit("minReplicas", desired, minReplicas));
       desired = minReplicas;
     }
   }
+  // A window shows in the decision even when its bounds did not bind.
+  if (windows.length > 0 && !limits.some((limit) => limit.kind === "schedule"))
+    limits.push(boundLimit("minReplicas", desired, desired));
 
   if (observation === null) {
-    const fallback = fallbackLimit(policy, state, now, desired);
+    const bounded = windows.length === 0 ? policy : { ...policy, minReplicas, maxReplicas };
+    const fallback = fallbackLimit(bounded, state, now, desired);
     if (fallback !== undefined) {
       limits.push(fallback);
       desired = fallback.to;
@@ -241,6 +260,32 @@ export function decide(
     if (budget !== undefined && desired > budget) {
       limits.push({ kind: "budget", value: budget, from: desired, to: budget });
       desired = budget;
+    }
+  }
+  const { monthlyBudget, costPerReplicaHour } = policy;
+  if (
+    monthlyBudget !== undefined &&
+    costPerReplicaHour !== undefined &&
+    state.replicaHoursThisMonth !== undefined &&
+    desired > current
+  ) {
+    const cap = budgetCap(
+      { monthlyBudget, costPerReplicaHour, replicaHoursThisMonth: state.replicaHoursThisMonth, timeZone },
+      now,
+    );
+    // The budget caps scale-up only: over budget, the fleet holds rather than losing serving replicas.
+    const affordable = Math.max(cap.affordableReplicas, current);
+    if (desired > affordable) {
+      limits.push({
+        kind: "budget",
+        value: cap.affordableReplicas,
+        from: desired,
+        to: affordable,
+        monthlyBudget,
+        spent: cap.spent,
+        remainingHours: cap.remainingHours,
+      });
+      desired = affordable;
     }
   }
 

@@ -17,6 +17,21 @@ function shortMetric(metric: string): string {
   }
 }
 
+/** e.g. "2026-03-29 18:00 Europe/Berlin": a window's end as the operator reads it. */
+function localTime(at: number, timeZone: string): string {
+  const parts = new Intl.DateTimeFormat("en-CA", {
+    timeZone,
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  }).formatToParts(at);
+  const part = (type: string) => parts.find((p) => p.type === type)?.value ?? "";
+  return `${part("year")}-${part("month")}-${part("day")} ${part("hour")}:${part("minute")} ${timeZone}`;
+}
+
 const DIRECTION = { scale_up: "scale-up", scale_down: "scale-down" } as const;
 const RULES = { scale_up: "scaleUp", scale_down: "scaleDown" } as const;
 
@@ -55,7 +70,16 @@ export function describeLimit(limit: Limit): string {
     case "tierCap":
       return `capped at ${limit.to} by tier cap ${limit.value}`;
     case "budget":
-      return `capped at ${limit.to} by budget ${limit.value}`;
+      if (limit.monthlyBudget === undefined) return `capped at ${limit.to} by budget ${limit.value}`;
+      return `the budget, not the load, set ${limit.to}: ${formatNumber(limit.spent ?? 0, 2)} of ${formatNumber(limit.monthlyBudget, 2)} spent this month affords ${limit.value} replicas for the ${formatNumber(limit.remainingHours ?? 0)}h left`;
+    case "schedule": {
+      const names = limit.windows.map(
+        (window) => `"${window.name}" until ${localTime(window.endsAt, limit.timeZone)}`,
+      );
+      const moved =
+        limit.from === limit.to ? "" : `: ${limit.to >= limit.from ? "raised" : "lowered"} to ${limit.to}`;
+      return `scheduled window ${names.join(", ")} sets bounds ${limit.minReplicas}–${limit.maxReplicas}${moved}`;
+    }
     case "minAdjustmentMagnitude":
       return `${limit.to >= limit.from ? "raised" : "lowered"} to ${limit.to} by minAdjustmentMagnitude ${limit.value}`;
     case "fallback":

@@ -9,6 +9,7 @@ export * from "./instances.ts";
 export * from "./metrics.ts";
 export * from "./observe.ts";
 export * from "./policy.ts";
+export * from "./schedule.ts";
 export * from "./presets.ts";
 export * from "./requests.ts";
 export * from "./score.ts";

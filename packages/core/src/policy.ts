@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { metricNameSchema } from "./metrics.ts";
+import { cronError, isKnownTimeZone } from "./schedule.ts";
 import { PG_INTEGER_MAX, storableInteger, storableText } from "./storable.ts";
 
 /** Strategy names. Adding a strategy: a file in `strategies/`, its name here, its entry in the registry. */
@@ -161,6 +162,48 @@ export const fallbackSchema = z.strictObject({
 });
 export type Fallback = z.output<typeof fallbackSchema>;
 
+/** A week: the longest a scheduled window may last. */
+export const MAX_SCHEDULE_MINUTES = 10_080;
+
+/**
+ * A scheduled capacity window: from each start of `cron` (in the policy's time zone) for `durationMinutes`,
+ * the replica bounds it sets replace the policy's (docs/engine.md, "Scheduled capacity").
+ */
+export const capacityWindowSchema = z
+  .strictObject({
+    name: storableText().min(1).max(100),
+    cron: storableText()
+      .min(1)
+      .max(200)
+      .superRefine((pattern, ctx) => {
+        const error = cronError(pattern);
+        if (error !== null) ctx.addIssue({ code: "custom", message: `not a cron expression: ${error}` });
+      }),
+    durationMinutes: storableInteger(1).max(MAX_SCHEDULE_MINUTES, {
+      message: `must be at most ${MAX_SCHEDULE_MINUTES} (a week)`,
+    }),
+    minReplicas: storableInteger(0).optional(),
+    maxReplicas: storableInteger(1).optional(),
+  })
+  .superRefine((window, ctx) => {
+    const { minReplicas, maxReplicas } = window;
+    if (minReplicas === undefined && maxReplicas === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["minReplicas"],
+        message: "a window sets minReplicas, maxReplicas or both",
+      });
+    }
+    if (minReplicas !== undefined && maxReplicas !== undefined && maxReplicas < minReplicas) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["maxReplicas"],
+        message: `must be ≥ minReplicas (${minReplicas})`,
+      });
+    }
+  });
+export type CapacityWindow = z.output<typeof capacityWindowSchema>;
+
 const policyFields = {
   /** The seed's fields, with the seed's defaults. */
   minReplicas: storableInteger(0).default(1),
@@ -192,12 +235,33 @@ const policyFields = {
   behavior: behaviorSchema.prefault({}),
   stepScaling: stepScalingSchema.prefault({}),
   fallback: fallbackSchema.prefault({}),
+  /** The IANA time zone schedules and the budget's month are read in (UTC when absent). */
+  timeZone: storableText()
+    .min(1)
+    .max(100)
+    .refine(isKnownTimeZone, { message: "must be an IANA time zone such as Europe/Berlin" })
+    .optional(),
+  schedules: z.array(capacityWindowSchema).max(50).optional(),
+  /** What one replica costs per hour, in the operator's currency. */
+  costPerReplicaHour: z.number().min(0, { message: "must not be negative" }).optional(),
+  /** Caps scale-up at what the rest of the month's budget affords; needs costPerReplicaHour. */
+  monthlyBudget: positive.optional(),
 };
 
 function checkPolicyRules(
-  policy: { minReplicas: number; maxReplicas: number; scaleUpThreshold: number; scaleDownThreshold: number },
+  policy: {
+    minReplicas: number;
+    maxReplicas: number;
+    scaleUpThreshold: number;
+    scaleDownThreshold: number;
+    monthlyBudget?: number | undefined;
+    costPerReplicaHour?: number | undefined;
+  },
   ctx: z.RefinementCtx,
 ) {
+  if (policy.monthlyBudget !== undefined && policy.costPerReplicaHour === undefined) {
+    ctx.addIssue({ code: "custom", path: ["monthlyBudget"], message: "needs costPerReplicaHour" });
+  }
   if (policy.maxReplicas < policy.minReplicas) {
     ctx.addIssue({
       code: "custom",
