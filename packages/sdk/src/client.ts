@@ -22,6 +22,12 @@ export type EvaluationOutput = RouterOutputs["scaling"]["evaluate"];
 export type ScalingEventOutput = RouterOutputs["scaling"]["execute"];
 export type SummaryOutput = RouterOutputs["scaling"]["summary"];
 export type LatestSampleOutput = RouterOutputs["metrics"]["latest"]["samples"][number];
+/** `client.scaling.simulate.mutate(input)`: a trace through named policies, HPA's defaults and the oracle. */
+export type SimulateInput = RouterInputs["scaling"]["simulate"];
+export type SimulationOutput = RouterOutputs["scaling"]["simulate"];
+/** `client.scaling.simulateHistory.mutate(input)`: a proxy's stored per-minute history over [from, to). */
+export type SimulateHistoryInput = RouterInputs["scaling"]["simulateHistory"];
+export type SimulateHistoryOutput = RouterOutputs["scaling"]["simulateHistory"];
 
 export interface ProxyScaleClientOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8080; procedures are called under `${url}/trpc`. */

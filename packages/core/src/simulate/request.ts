@@ -213,7 +213,10 @@ function pick(metrics: Record<ComparedMetric, number>): SimulationMetrics {
   return out;
 }
 
-/** Runs a parsed request: compare() over every policy (+ HPA's defaults, + the oracle), reported for charts. */
+/**
+ * Runs a parsed request: compare() per policy (the first also runs HPA's defaults, with its bounds; the oracle
+ * is the same for all), reported for charts. `onProgress` is told after each policy.
+ */
 export function runSimulation(
   request: SimulationOptions & {
     trace: Trace;
@@ -221,6 +224,7 @@ export function runSimulation(
     /** Epoch ms of the trace's first step (a replay's window start). */
     startAt?: number;
   },
+  onProgress?: (done: number, total: number) => void,
 ): SimulationReport {
   const { trace } = request;
   const capacity = capacityOf(
@@ -229,23 +233,33 @@ export function runSimulation(
     request.policies.map((entry) => entry.policy),
   );
   const first = request.policies[0]!.policy;
-  const comparison = compare({
-    trace,
-    capacity,
-    initialReplicas: request.initialReplicas ?? first.minReplicas,
-    candidates: request.policies.map((entry) => ({ name: entry.name, policy: entry.policy })),
-    ...(request.loop === undefined ? {} : { loop: request.loop as LoopModel }),
-    warmupSeconds: request.warmupSeconds,
-    drainSeconds: request.drainSeconds,
-    hpaDefaults: request.hpaDefaults,
-    keepDecisions: "none",
-    ...(request.startAt === undefined ? {} : { startAt: request.startAt }),
+  const comparisons = request.policies.map((entry, index) => {
+    const comparison = compare({
+      trace,
+      capacity,
+      initialReplicas: request.initialReplicas ?? first.minReplicas,
+      candidates: [{ name: entry.name, policy: entry.policy }],
+      ...(request.loop === undefined ? {} : { loop: request.loop as LoopModel }),
+      warmupSeconds: request.warmupSeconds,
+      drainSeconds: request.drainSeconds,
+      hpaDefaults: request.hpaDefaults && index === 0,
+      ...(request.hpaDefaults ? { hpaBounds: first } : {}),
+      keepDecisions: "none",
+      ...(request.startAt === undefined ? {} : { startAt: request.startAt }),
+    });
+    onProgress?.(index + 1, request.policies.length);
+    return comparison;
   });
+  const head = comparisons[0]!;
+  const rows = [
+    ...comparisons.map((comparison) => comparison.rows[0]!),
+    ...head.rows.filter((row) => row.kind !== "policy"),
+  ];
   const points = request.seriesPoints;
-  const oracleSteps = comparison.oracle.steps;
+  const oracleSteps = head.oracle.steps;
   const supplyRps: Record<string, number[]> = {};
   const replicas: Record<string, number[]> = {};
-  for (const row of comparison.rows) {
+  for (const row of rows) {
     const steps = row.simulation?.steps ?? oracleSteps;
     supplyRps[row.name] = downsample(
       steps.map((step) => step.supplyRps),
@@ -257,11 +271,11 @@ export function runSimulation(
     );
   }
   return {
-    capacity: comparison.capacity,
-    stepSeconds: comparison.stepSeconds,
+    capacity: head.capacity,
+    stepSeconds: head.stepSeconds,
     steps: trace.requests.length,
-    durationMinutes: comparison.oracle.metrics.durationMinutes,
-    rows: comparison.rows.map((row) => ({
+    durationMinutes: head.oracle.metrics.durationMinutes,
+    rows: rows.map((row) => ({
       name: row.name,
       kind: row.kind,
       metrics: pick(row.metrics),
@@ -284,8 +298,11 @@ export function runSimulation(
 }
 
 /** Runs a request as the schema parsed it (the API's and the CLI's entry). */
-export function runSimulateRequest(request: SimulateRequest): SimulationReport {
-  return runSimulation({ ...request, trace: traceOfRequest(request.trace) });
+export function runSimulateRequest(
+  request: SimulateRequest,
+  onProgress?: (done: number, total: number) => void,
+): SimulationReport {
+  return runSimulation({ ...request, trace: traceOfRequest(request.trace) }, onProgress);
 }
 
 /** One per-minute rollup as a replay reads it: the per-replica mean rate and the mean replica count. */

@@ -6,6 +6,7 @@ import { metricsLatestCommand, metricsPushCommand } from "./commands/metrics.ts"
 import { policyGetCommand, policySetCommand } from "./commands/policy.ts";
 import { proxiesCreateCommand, proxiesListCommand, proxiesRemoveCommand } from "./commands/proxies.ts";
 import { scaleCommand } from "./commands/scale.ts";
+import { simulateCommand } from "./commands/simulate.ts";
 import { summaryCommand } from "./commands/summary.ts";
 import { tokenCommand } from "./commands/token.ts";
 import { describeFailure, render, renderFailure } from "./format.ts";
@@ -23,6 +24,7 @@ const COMMANDS: Command[] = [
   scaleCommand,
   eventsCommand,
   summaryCommand,
+  simulateCommand,
 ];
 
 /** Aliases people type for a subcommand. */
