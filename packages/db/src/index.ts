@@ -86,6 +86,7 @@ export {
 } from "./queries/proxies.ts";
 export * from "./queries/rate-limits.ts";
 export * from "./queries/rollups.ts";
+export * from "./queries/spend.ts";
 export * from "./queries/summary.ts";
 export * from "./records.ts";
 export { isRetryableAbort, TRANSACTION_ATTEMPTS, withRetriedTransaction } from "./retry.ts";

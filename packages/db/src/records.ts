@@ -136,6 +136,28 @@ export const scalingSummarySchema = z
   .meta({ id: "ScalingSummary" });
 export type ScalingSummary = z.output<typeof scalingSummarySchema>;
 
+/** This calendar month's spend (policy time zone): replica-hours × costPerReplicaHour, and its projection. */
+export const monthSpendSchema = z
+  .object({
+    timeZone: z.string(),
+    monthStart: timestamp(z.date()),
+    monthEnd: timestamp(z.date()),
+    costPerReplicaHour: z.number(),
+    replicaHours: z.number(),
+    /** Spent so far this month. */
+    spent: z.number(),
+    /** `spent` plus the current replicas running to the month's end. */
+    projected: z.number(),
+    monthlyBudget: z.number().nullable(),
+  })
+  .meta({ id: "MonthSpend" });
+export type MonthSpendRecord = z.output<typeof monthSpendSchema>;
+
+/** The summary as the API serves it: with the month's spend, null when the policy has no costPerReplicaHour. */
+export const scalingSummaryWithSpendSchema = scalingSummarySchema
+  .extend({ spend: monthSpendSchema.nullable() })
+  .meta({ id: "ScalingSummaryWithSpend" });
+
 /** A page of a keyset-paginated list. */
 export function pageSchema<Item extends z.ZodType>(item: Item) {
   return z.object({

@@ -4,13 +4,14 @@ import {
   createScalingEvent,
   DEFAULT_SUMMARY_HOURS,
   findActiveScalingEvent,
+  getMonthSpend,
   getScalingEvent,
   getScalingSummary,
   listDecisions,
   listScalingEvents,
   MAX_SUMMARY_HOURS,
   scalingEventRecordSchema,
-  scalingSummarySchema,
+  scalingSummaryWithSpendSchema,
 } from "@proxyscale/db";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
@@ -203,14 +204,15 @@ export const scalingRouter = {
           .default(DEFAULT_SUMMARY_HOURS),
       }),
     )
-    .output(scalingSummarySchema)
+    .output(scalingSummaryWithSpendSchema)
     .query(async ({ ctx, input }) => {
       await loadVisibleProxy(ctx, input.proxyId);
-      return getScalingSummary(ctx.db, {
-        proxyId: input.proxyId,
-        hoursBack: input.hoursBack,
-        now: ctx.clock(),
-      });
+      const now = ctx.clock();
+      const [summary, spend] = await Promise.all([
+        getScalingSummary(ctx.db, { proxyId: input.proxyId, hoursBack: input.hoursBack, now }),
+        getMonthSpend(ctx.db, { proxyId: input.proxyId, now }),
+      ]);
+      return { ...summary, spend };
     }),
 
   decisions: viewerProcedure

@@ -31,6 +31,7 @@ import {
   policyFromRow,
 } from "./policies.ts";
 import { type ProxyRecord, toProxyRecord } from "./proxies.ts";
+import { loadReplicaHoursThisMonth } from "./spend.ts";
 import { epochMs, timestampParam } from "./time.ts";
 
 export interface ObservedActiveEvent {
@@ -206,6 +207,22 @@ export async function loadObservedStates(
       reconcileIntervalMs: args.reconcileIntervalMs,
     });
     for (const [proxyId, entry] of reread) result.set(proxyId, entry);
+  }
+  // The budget's input (core's budgetCap), read only for proxies whose policy has a budget.
+  const budgeted = [...result.values()].filter(
+    (entry) => entry.policy.monthlyBudget !== undefined && entry.policy.costPerReplicaHour !== undefined,
+  );
+  if (budgeted.length > 0) {
+    const hours = await loadReplicaHoursThisMonth(db, {
+      proxies: budgeted.map((entry) => ({
+        id: entry.proxy.id,
+        currentReplicas: entry.proxy.currentReplicas,
+        createdAt: entry.state.createdAt,
+        timeZone: entry.policy.timeZone,
+      })),
+      now: args.now,
+    });
+    for (const entry of budgeted) entry.state.replicaHoursThisMonth = hours.get(entry.proxy.id) ?? 0;
   }
   return result;
 }
