@@ -3,12 +3,14 @@ import {
   activeWindows,
   budgetCap,
   decide,
+  linearCapacityModel,
   monthBounds,
   monthSpend,
   parsePolicy,
   replicaHours,
   scalingPolicySchema,
   scheduledBounds,
+  simulate,
 } from "../src/index.ts";
 import { scoreSample, state } from "./fixtures.ts";
 
@@ -257,5 +259,61 @@ describe("budget", () => {
     // 2 for 1 h, 4 for 2 h, 1 for 1 h (to 4 h) = 2 + 8 + 1.
     expect(replicaHours(1, changes, from, 4 * HOUR)).toBe(11);
     expect(replicaHours(3, [], 0, 2 * HOUR)).toBe(6);
+  });
+});
+
+describe("the simulator honours schedules and the budget through decide", () => {
+  const capacity = linearCapacityModel({ perReplicaRps: 10 });
+  const start = at("2026-03-30T06:00:00Z"); // 08:00 in Berlin (CEST)
+  const steady = Array.from({ length: 240 }, () => 10 * 60); // 10 req/s for 4 h at 60 s steps: 1-2 replicas' load
+
+  it("raises the fleet to a window's min while it is active, in the policy's time zone", () => {
+    const policy = parsePolicy({
+      strategy: "targetTracking",
+      minReplicas: 1,
+      maxReplicas: 20,
+      timeZone: BERLIN,
+      schedules: [{ name: "nine-to-ten", cron: "0 9 * * *", durationMinutes: 60, minReplicas: 8 }],
+    });
+    const result = simulate({
+      policy,
+      trace: steady,
+      stepSeconds: 60,
+      capacity,
+      initialReplicas: 2,
+      startAt: start,
+    });
+    const countAt = (iso: string) => result.steps.find((step) => step.at === at(iso))!.desiredReplicas;
+    expect(countAt("2026-03-30T06:30:00Z")).toBeLessThan(8);
+    expect(countAt("2026-03-30T07:30:00Z")).toBe(8);
+    expect(countAt("2026-03-30T09:30:00Z")).toBeLessThan(8);
+  });
+
+  it("caps scale-up at what its own simulated replica-hours leave of the budget", () => {
+    // 1 per replica-hour, 1,000 for the month: from 06:00 on 2026-03-30 about 42 h are left, so 23 replicas afford it
+    // at the start and the spend grows with the simulated fleet.
+    const policy = parsePolicy({
+      strategy: "targetTracking",
+      minReplicas: 1,
+      maxReplicas: 100,
+      costPerReplicaHour: 1,
+      monthlyBudget: 1_000,
+    });
+    const heavy = Array.from({ length: 120 }, () => 1_000 * 60); // 1,000 req/s: ~125 replicas' load
+    const result = simulate({
+      policy,
+      trace: heavy,
+      stepSeconds: 60,
+      capacity,
+      initialReplicas: 2,
+      startAt: start,
+    });
+    const peak = Math.max(...result.steps.map((step) => step.desiredReplicas));
+    expect(peak).toBeLessThanOrEqual(23);
+    expect(peak).toBeGreaterThan(2);
+    const budgeted = result.steps.find((step) =>
+      step.decision?.limits.some((limit) => limit.kind === "budget"),
+    );
+    expect(budgeted?.decision?.explanation).toMatch(/the budget, not the load, set \d+/);
   });
 });

@@ -8,6 +8,38 @@ import type { Decision, ObservedState, RecommendationRecord, ScaleEventRecord } 
 import { decide, historySecondsFor, recordedOnReconcile } from "../engine.ts";
 import type { MetricSample } from "../metrics.ts";
 import type { ScalingPolicy } from "../policy.ts";
+import { DEFAULT_TIME_ZONE, monthBounds } from "../schedule.ts";
+
+/**
+ * The replica-hours a budgeted policy has run this calendar month, integrated over the counts the decisions
+ * saw, from the proxy's registration (as the db's loadReplicaHoursThisMonth integrates its scale events).
+ */
+class MonthMeter {
+  private monthStart = 0;
+  private monthEnd = Number.NEGATIVE_INFINITY;
+  private hours = 0;
+
+  constructor(
+    private readonly timeZone: string,
+    private lastAt: number,
+    private lastReplicas: number,
+  ) {}
+
+  /** Replica-hours this month up to `now`; `replicas` runs from `now` on. */
+  advance(now: number, replicas: number): number {
+    if (now >= this.monthEnd) {
+      const bounds = monthBounds(this.timeZone, now);
+      this.monthStart = bounds.start;
+      this.monthEnd = bounds.end;
+      this.hours = 0;
+    }
+    const since = Math.max(this.lastAt, this.monthStart);
+    if (now > since) this.hours += (this.lastReplicas * (now - since)) / 3_600_000;
+    this.lastAt = Math.max(this.lastAt, now);
+    this.lastReplicas = replicas;
+    return this.hours;
+  }
+}
 
 export type EvaluationTrigger = "push" | "sync" | "reconcile";
 
@@ -20,6 +52,7 @@ export class DecisionTrail {
   readonly state: ObservedState;
   private readonly historyMs: number;
   private readonly decideOptions: { explain: boolean };
+  private readonly meter: MonthMeter | null;
 
   constructor(
     private readonly policy: ScalingPolicy,
@@ -33,6 +66,10 @@ export class DecisionTrail {
   ) {
     this.historyMs = historySecondsFor(policy) * 1000;
     this.decideOptions = { explain: options.explain };
+    this.meter =
+      policy.monthlyBudget !== undefined && policy.costPerReplicaHour !== undefined
+        ? new MonthMeter(policy.timeZone ?? DEFAULT_TIME_ZONE, options.createdAt, options.initialReplicas)
+        : null;
     this.state = {
       currentReplicas: options.initialReplicas,
       unhealthyReplicas: 0,
@@ -68,6 +105,7 @@ export class DecisionTrail {
     state.unhealthyReplicas = fleet.unhealthyReplicas;
     state.samples = fleet.samples;
     state.lastSampleAt = fleet.lastSampleAt;
+    if (this.meter !== null) state.replicaHoursThisMonth = this.meter.advance(now, fleet.currentReplicas);
     return decide(this.policy, state, now, this.decideOptions);
   }
 
