@@ -320,6 +320,24 @@ export default function ProxyPage() {
               <dt>Samples</dt>
               <dd>{data.samples}</dd>
             </div>
+            {data.spend === null ? null : (
+              <>
+                <div>
+                  <dt>Spend this month</dt>
+                  <dd data-testid="spend">
+                    {money(data.spend.spent)} ({fmt(data.spend.replicaHours)} replica-hours at{" "}
+                    {money(data.spend.costPerReplicaHour)}/h)
+                  </dd>
+                </div>
+                <div>
+                  <dt>Month's projection</dt>
+                  <dd data-testid="spend-projection">
+                    {money(data.spend.projected)}
+                    {data.spend.monthlyBudget === null ? "" : ` of budget ${money(data.spend.monthlyBudget)}`}
+                  </dd>
+                </div>
+              </>
+            )}
           </dl>
         )}
       />
@@ -361,6 +379,11 @@ export default function ProxyPage() {
       />
     </section>
   );
+}
+
+/** An amount in the operator's currency (the policy's costPerReplicaHour names none). */
+function money(value: number): string {
+  return value.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
 
 function fmt(value: number | null): string {

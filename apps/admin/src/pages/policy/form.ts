@@ -130,6 +130,16 @@ export const FIELDS: Field[] = [
   ),
   n("Fallback", "fallback.failureThreshold", "Failure threshold (missed intervals)"),
   n("Fallback", "fallback.replicas", "Fallback replicas (optional: empty holds)"),
+  { path: "timeZone", label: "Time zone (IANA, optional: UTC)", kind: "text", group: "Schedules" },
+  list("Schedules", "schedules", "Capacity windows", "window", [
+    { key: "name", label: "Name", kind: "text" },
+    { key: "cron", label: "Start (cron)", kind: "text" },
+    { key: "durationMinutes", label: "Duration (min)", kind: "number" },
+    { key: "minReplicas", label: "Min replicas (optional)", kind: "number" },
+    { key: "maxReplicas", label: "Max replicas (optional)", kind: "number" },
+  ]),
+  n("Cost", "costPerReplicaHour", "Cost per replica-hour (optional)"),
+  n("Cost", "monthlyBudget", "Monthly budget (optional: caps scale-up)"),
 ];
 
 export function getPath(value: unknown, path: string): unknown {
