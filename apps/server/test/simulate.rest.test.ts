@@ -63,10 +63,11 @@ forEachDriver("simulate", (suite) => {
       );
     });
 
-    it("takes the trace as points and counts", async () => {
+    it("takes the trace as request counts (points with stepSeconds)", async () => {
       const response = await operator.request("POST", "/api/proxy/scaling/simulate", {
         body: {
-          trace: { stepSeconds: 60, points: [600, 600, 6000, 6000] },
+          stepSeconds: 60,
+          points: [600, 600, 6000, 6000],
           policies: [{ name: "target", policy: TARGET }],
           hpaDefaults: false,
         },

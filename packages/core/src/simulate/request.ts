@@ -86,13 +86,10 @@ export const policiesSchema = z
   .max(MAX_SIMULATION_POLICIES, { message: `at most ${MAX_SIMULATION_POLICIES} policies` })
   .superRefine(uniqueNames);
 
-const countsSchema = z.strictObject({
-  stepSeconds: z.number().positive().max(86_400),
-  points: z
-    .array(z.number().nonnegative({ message: "a request count must be ≥ 0" }))
-    .min(1, { message: "at least one point" })
-    .max(MAX_SIMULATION_STEPS, { message: `at most ${MAX_SIMULATION_STEPS} steps` }),
-});
+const pointsSchema = z
+  .array(z.number().nonnegative({ message: "a request count must be ≥ 0" }))
+  .min(1, { message: "at least one point" })
+  .max(MAX_SIMULATION_STEPS, { message: `at most ${MAX_SIMULATION_STEPS} steps` });
 
 /** The CSV text of `../shared/traces/` (`t_seconds,requests`), checked here so a bad one is a 400 on `trace`. */
 const traceTextSchema = z.string().superRefine((text, ctx) => {
@@ -106,10 +103,25 @@ const traceTextSchema = z.string().superRefine((text, ctx) => {
   }
 });
 
-export const simulateRequestSchema = simulationOptionsSchema.extend({
-  trace: z.union([traceTextSchema, countsSchema]),
-  policies: policiesSchema,
-});
+/** The trace is `trace` (CSV text) or `points` (request counts) with `stepSeconds`: exactly one of the two. */
+export const simulateRequestSchema = simulationOptionsSchema
+  .extend({
+    trace: traceTextSchema.optional(),
+    points: pointsSchema.optional(),
+    stepSeconds: z.number().positive().max(86_400).optional(),
+    policies: policiesSchema,
+  })
+  .superRefine((value, ctx) => {
+    if ((value.trace === undefined) === (value.points === undefined))
+      ctx.addIssue({
+        code: "custom",
+        path: ["trace"],
+        message:
+          "give the trace as CSV text (trace) or as request counts (points with stepSeconds), not both",
+      });
+    else if (value.points !== undefined && value.stepSeconds === undefined)
+      ctx.addIssue({ code: "custom", path: ["stepSeconds"], message: "required with points" });
+  });
 export type SimulateRequest = z.output<typeof simulateRequestSchema>;
 export type SimulateRequestInput = z.input<typeof simulateRequestSchema>;
 export type SimulationOptions = z.output<typeof simulationOptionsSchema>;
@@ -166,9 +178,9 @@ export const simulationResultSchema = z.object({
 export type SimulationReport = z.output<typeof simulationResultSchema>;
 
 /** The trace a request names, parsed (the schema has already checked it). */
-export function traceOfRequest(trace: SimulateRequest["trace"]): Trace {
-  if (typeof trace === "string") return parseTrace(trace);
-  return { startSeconds: 0, stepSeconds: trace.stepSeconds, requests: [...trace.points] };
+export function traceOfRequest(request: Pick<SimulateRequest, "trace" | "points" | "stepSeconds">): Trace {
+  if (request.trace !== undefined) return parseTrace(request.trace);
+  return { startSeconds: 0, stepSeconds: request.stepSeconds!, requests: [...request.points!] };
 }
 
 /**
@@ -302,7 +314,7 @@ export function runSimulateRequest(
   request: SimulateRequest,
   onProgress?: (done: number, total: number) => void,
 ): SimulationReport {
-  return runSimulation({ ...request, trace: traceOfRequest(request.trace) }, onProgress);
+  return runSimulation({ ...request, trace: traceOfRequest(request) }, onProgress);
 }
 
 /** One per-minute rollup as a replay reads it: the per-replica mean rate and the mean replica count. */
