@@ -17,17 +17,25 @@ function shortMetric(metric: string): string {
   }
 }
 
+const LOCAL_FORMATS = new Map<string, Intl.DateTimeFormat>();
+
 /** e.g. "2026-03-29 18:00 Europe/Berlin": a window's end as the operator reads it. */
 function localTime(at: number, timeZone: string): string {
-  const parts = new Intl.DateTimeFormat("en-CA", {
-    timeZone,
-    year: "numeric",
-    month: "2-digit",
-    day: "2-digit",
-    hour: "2-digit",
-    minute: "2-digit",
-    hourCycle: "h23",
-  }).formatToParts(at);
+  // A formatter costs far more to build than to use, and a simulation explains thousands of decisions.
+  let format = LOCAL_FORMATS.get(timeZone);
+  if (format === undefined) {
+    format = new Intl.DateTimeFormat("en-CA", {
+      timeZone,
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+    });
+    LOCAL_FORMATS.set(timeZone, format);
+  }
+  const parts = format.formatToParts(at);
   const part = (type: string) => parts.find((p) => p.type === type)?.value ?? "";
   return `${part("year")}-${part("month")}-${part("day")} ${part("hour")}:${part("minute")} ${timeZone}`;
 }
