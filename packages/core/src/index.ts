@@ -5,6 +5,7 @@ export * from "./decision.ts";
 export * from "./embedded.ts";
 export * from "./engine.ts";
 export * from "./explain.ts";
+export * from "./forecast/index.ts";
 export * from "./instances.ts";
 export * from "./metrics.ts";
 export * from "./observe.ts";
