@@ -3,6 +3,7 @@ import type { MetricSample } from "./metrics.ts";
 import { fleetMetricsSchema } from "./observe.ts";
 import { HPA_POLICY_TYPES, SELECT_POLICIES, STRATEGY_NAMES } from "./policy.ts";
 import { strategyBasisSchema } from "./strategies/index.ts";
+import type { DemandHistory } from "./strategies/predictive.ts";
 
 /**
  * A decision as zod schemas: the engine's TypeScript types are inferred from them, and the API's output
@@ -60,6 +61,8 @@ export interface ObservedState {
   reconcileIntervalMs: number;
   /** Replica-hours run so far this calendar month (policy time zone): the budget's input. */
   replicaHoursThisMonth?: number;
+  /** The fleet's per-minute request rate history: loaded only for a predictive policy. */
+  demand?: DemandHistory;
 }
 
 /** One metric's proposal (target tracking) or reading (threshold, step). */
@@ -174,7 +177,7 @@ export const decisionLimitSchema = z
      */
     z.object({
       kind: z.literal("mode"),
-      mode: z.enum(["dryRun", "off"]),
+      mode: z.enum(["dryRun", "forecastOnly", "off"]),
       from: replicaCount,
       to: replicaCount,
     }),

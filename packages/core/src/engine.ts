@@ -41,6 +41,8 @@ function strategyInput(
   currentReplicas: number,
   unhealthyReplicas: number,
   observation: FleetObservation,
+  now: number,
+  demand: ObservedState["demand"],
 ): { input: StrategyInput; loadFactor: number } {
   const servingReplicas = currentReplicas - unhealthyReplicas;
   // A fleet average describes every replica; per-instance readings are taken as the serving replicas' own.
@@ -62,6 +64,8 @@ function strategyInput(
       metrics,
       loadScore: noServingCapacity ? 100 : computeLoadScore(metrics, policy),
       observation,
+      now,
+      demand,
     },
     loadFactor,
   };
@@ -147,7 +151,7 @@ export function decide(
   if (observation === null) {
     limits.push({ kind: "noMetrics", liveSamples: 0, maxAgeSeconds: policy.metricsMaxAgeSeconds });
   } else {
-    const { input, loadFactor } = strategyInput(policy, current, unhealthy, observation);
+    const { input, loadFactor } = strategyInput(policy, current, unhealthy, observation, now, state.demand);
     if (unhealthy > 0) {
       limits.push({
         kind: "health",
@@ -356,7 +360,7 @@ export function decisionOutcome(decision: Decision): DecisionOutcome {
   let outcome: DecisionOutcome = decision.action === "none" ? "held" : "scaled";
   for (const limit of decision.limits) {
     if (limit.kind === "inFlight") return "skipped_in_flight";
-    if (limit.kind === "mode") return limit.mode === "dryRun" ? "dry_run" : "paused";
+    if (limit.kind === "mode") return limit.mode === "off" ? "paused" : "dry_run";
     if (limit.kind === "fallback" && outcome === "held") outcome = "fallback";
   }
   return outcome;

@@ -97,6 +97,7 @@ export function describeLimit(limit: Limit): string {
     case "inFlight":
       return `skipped: scale to ${limit.toReplicas} already in flight (event ${limit.eventId})`;
     case "mode":
+      if (limit.mode === "forecastOnly") return "forecast only: not executed";
       return limit.mode === "dryRun"
         ? "dry run: not executed"
         : `paused (mode off): held at ${limit.to} instead of ${limit.from}`;

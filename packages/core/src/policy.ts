@@ -4,13 +4,14 @@ import { cronError, isKnownTimeZone } from "./schedule.ts";
 import { PG_INTEGER_MAX, storableInteger, storableText } from "./storable.ts";
 
 /** Strategy names. Adding a strategy: a file in `strategies/`, its name here, its entry in the registry. */
-export const STRATEGY_NAMES = ["threshold", "targetTracking", "step"] as const;
+export const STRATEGY_NAMES = ["threshold", "targetTracking", "step", "predictive"] as const;
 export type StrategyName = (typeof STRATEGY_NAMES)[number];
 
 /** How often the control loop reconciles every proxy by default; fallback counts missed intervals of this length. */
 export const DEFAULT_RECONCILE_SECONDS = 10;
 
-export const POLICY_MODES = ["auto", "dryRun", "off"] as const;
+/** `forecastOnly` (AWS ForecastOnly) records forecasts and would-be decisions without acting, like dryRun. */
+export const POLICY_MODES = ["auto", "dryRun", "forecastOnly", "off"] as const;
 export type PolicyMode = (typeof POLICY_MODES)[number];
 
 const percent = z
@@ -134,6 +135,13 @@ const stepAlarmSchema = z.strictObject({
  * AWS step scaling. `metric` is `loadScore`, a built-in metric, or `custom.<name>`.
  * The scale-out alarm fires when the metric is above its threshold, the scale-in alarm when below.
  */
+/** The predictive strategy's settings (docs/engine.md, "Predictive"). */
+export const predictiveSchema = z.strictObject({
+  /** How far ahead the forecast is read: a new replica's provisioning time, so it serves when the load comes. */
+  warmupSeconds: seconds.max(3_600, { message: "must be at most 3600 (an hour)" }).default(300),
+});
+export type PredictiveSettings = z.output<typeof predictiveSchema>;
+
 export const stepScalingSchema = z.strictObject({
   metric: storableText().min(1).max(200).default("loadScore"),
   adjustmentType: z.enum(STEP_ADJUSTMENT_TYPES).default("ChangeInCapacity"),
@@ -234,6 +242,7 @@ const policyFields = {
     .default(60),
   behavior: behaviorSchema.prefault({}),
   stepScaling: stepScalingSchema.prefault({}),
+  predictive: predictiveSchema.prefault({}),
   fallback: fallbackSchema.prefault({}),
   /** The IANA time zone schedules and the budget's month are read in (UTC when absent). */
   timeZone: storableText()

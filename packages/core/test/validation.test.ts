@@ -94,9 +94,9 @@ describe("policy validation names the field and the rule", () => {
     ["a wrong type", { minReplicas: "3" }, "minReplicas", "Invalid input: expected number, received string"],
     [
       "a wrong enum value",
-      { strategy: "predictive" },
+      { strategy: "lstm" },
       "strategy",
-      'Invalid option: expected one of "threshold"|"targetTracking"|"step"',
+      'Invalid option: expected one of "threshold"|"targetTracking"|"step"|"predictive"',
     ],
     [
       "a rate policy of 0",

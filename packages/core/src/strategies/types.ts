@@ -1,6 +1,7 @@
 import type { Limit, MetricProposal } from "../decision.ts";
 import type { FleetMetrics, FleetObservation } from "../observe.ts";
 import type { ScalingPolicy, StrategyName } from "../policy.ts";
+import type { DemandHistory } from "./predictive.ts";
 
 /** What every strategy sees: the policy and the fleet as the engine prepared it. */
 export interface StrategyInput {
@@ -19,6 +20,10 @@ export interface StrategyInput {
   /** The seed's score of `metrics`; 100 when no replica is serving. */
   loadScore: number;
   observation: FleetObservation;
+  /** The decision time (epoch ms). */
+  now: number;
+  /** The fleet's per-minute demand history (predictive only). */
+  demand?: DemandHistory | undefined;
 }
 
 /** What a strategy proposes before cooldowns, behavior and bounds. */

@@ -1,0 +1,140 @@
+/**
+ * Predictive scaling: a Holt-Winters forecast of the fleet's request rate (forecast/holt-winters.ts) at
+ * now + warm-up, turned into replicas by target tracking's own calculator against targetRequestRate, and
+ * combined with the reactive target-tracking proposal by max, so a forecast only ever adds replicas: it never
+ * scales in on its own. Under a day of history (or none) it says so and acts as target tracking.
+ */
+import { z } from "zod";
+import type { HoltWintersModel } from "../forecast/holt-winters.ts";
+import { fitHoltWinters, forecastDemand, MINUTES_PER_DAY } from "../forecast/holt-winters.ts";
+import { formatNumber, replicas } from "../format.ts";
+import { PG_INTEGER_MAX } from "../storable.ts";
+import {
+  hpaReplicasForMetric,
+  targetTrackingBasisSchema,
+  targetTrackingStrategy,
+} from "./target-tracking.ts";
+import type { Strategy, StrategyInput } from "./types.ts";
+
+const MINUTE_MS = 60_000;
+/** How far the basis' forecast series reaches past now, and its step: small enough for every decision row. */
+export const FORECAST_SERIES_MINUTES = 60;
+export const FORECAST_SERIES_STEP_MINUTES = 15;
+
+/** The fleet's per-minute demand the predictive strategy forecasts from (ObservedState.demand). */
+export interface DemandHistory {
+  /** Fleet request rate (req/s) per minute, oldest first, the last minute ending at `endsAt`. */
+  perMinute: readonly number[];
+  /** End of the last minute in `perMinute` (epoch ms). */
+  endsAt: number;
+  /** A model already fitted on `perMinute` (the control loop and simulator cache it); fitted here when absent. */
+  model?: HoltWintersModel;
+}
+
+const forecastPointSchema = z.object({ at: z.number(), requestRate: z.number() });
+
+export const predictiveBasisSchema = z.object({
+  strategy: z.literal("predictive"),
+  /** Minutes of demand history the forecast had. */
+  historyMinutes: z.number().int(),
+  /** Null under a day of history: the decision is target tracking's. */
+  forecast: z
+    .object({
+      /** now + warm-up. */
+      at: z.number(),
+      requestRate: z.number(),
+      replicas: z.number().int(),
+      /** The forecast from now to FORECAST_SERIES_MINUTES ahead, for the proxy page's overlay. */
+      series: z.array(forecastPointSchema),
+    })
+    .nullable(),
+  /** The reactive half: target tracking's basis. */
+  reactive: targetTrackingBasisSchema,
+  /** Which half set the count (the forecast only when it asked for more). */
+  source: z.enum(["forecast", "reactive"]),
+  recommendedReplicas: z.number().int(),
+});
+export type PredictiveBasis = z.output<typeof predictiveBasisSchema>;
+
+function modelFor(demand: DemandHistory | undefined): HoltWintersModel | undefined {
+  if (!demand || demand.perMinute.length < MINUTES_PER_DAY) return undefined;
+  return demand.model ?? fitHoltWinters(demand.perMinute);
+}
+
+/** Replicas for a fleet request rate, by target tracking's calculator (value per serving replica vs target). */
+function replicasForRate(input: StrategyInput, fleetRate: number): number {
+  const serving = Math.max(1, input.servingReplicas);
+  const { scaleUp, scaleDown } = input.policy.behavior;
+  const result = hpaReplicasForMetric({
+    currentReplicas: input.currentReplicas,
+    readyWithMetrics: serving,
+    missingReplicas: 0,
+    unreadyReplicas: 0,
+    value: fleetRate / serving,
+    target: input.policy.targetRequestRate,
+    missingValueOnScaleDown: input.policy.targetRequestRate,
+    tolerance: { scaleUp: scaleUp.tolerance, scaleDown: scaleDown.tolerance },
+  });
+  return Math.min(result.replicas, PG_INTEGER_MAX);
+}
+
+export const predictiveStrategy: Strategy<PredictiveBasis> = {
+  name: "predictive",
+  usesCooldowns: false,
+  propose(input: StrategyInput) {
+    const reactive = targetTrackingStrategy.propose(input);
+    const demand = input.demand;
+    const model = modelFor(demand);
+    const historyMinutes = demand?.perMinute.length ?? 0;
+    if (!demand || !model) {
+      return {
+        ...reactive,
+        basis: {
+          strategy: "predictive",
+          historyMinutes,
+          forecast: null,
+          reactive: reactive.basis,
+          source: "reactive",
+          recommendedReplicas: reactive.recommendedReplicas,
+        },
+      };
+    }
+    const minutesAfterHistory = (at: number) => (at - demand.endsAt) / MINUTE_MS;
+    const at = input.now + input.policy.predictive.warmupSeconds * 1000;
+    const requestRate = forecastDemand(model, minutesAfterHistory(at));
+    const forecastReplicas = replicasForRate(input, requestRate);
+    const series = [];
+    for (let m = 0; m <= FORECAST_SERIES_MINUTES; m += FORECAST_SERIES_STEP_MINUTES) {
+      const pointAt = input.now + m * MINUTE_MS;
+      series.push({ at: pointAt, requestRate: forecastDemand(model, minutesAfterHistory(pointAt)) });
+    }
+    const forecastWins = forecastReplicas > reactive.recommendedReplicas;
+    const recommended = forecastWins ? forecastReplicas : reactive.recommendedReplicas;
+    return {
+      recommendedReplicas: recommended,
+      metrics: reactive.metrics,
+      // The reactive half's tolerance limits say why it held; they do not apply once the forecast raised it.
+      limits: forecastWins ? [] : reactive.limits,
+      basis: {
+        strategy: "predictive",
+        historyMinutes,
+        forecast: { at, requestRate, replicas: forecastReplicas, series },
+        reactive: reactive.basis,
+        source: forecastWins ? "forecast" : "reactive",
+        recommendedReplicas: recommended,
+      },
+    };
+  },
+  describe(basis) {
+    const reactive = targetTrackingStrategy.describe(basis.reactive);
+    if (basis.forecast === null) {
+      const hours = formatNumber(basis.historyMinutes / 60, 1);
+      return `not enough history for a forecast (${hours} h of 24 h): target tracking, ${reactive}`;
+    }
+    const time = new Date(basis.forecast.at).toISOString().slice(11, 16);
+    const forecast = `forecast ${Math.round(basis.forecast.requestRate).toLocaleString("en-US")} req/s at ${time} UTC → ${replicas(basis.forecast.replicas)}`;
+    return basis.source === "forecast"
+      ? `${forecast} (reactive: ${reactive})`
+      : `${reactive} (${forecast}; a forecast never scales in on its own)`;
+  },
+};

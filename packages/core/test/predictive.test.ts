@@ -1,0 +1,110 @@
+import { describe, expect, it } from "vitest";
+import {
+  type DemandHistory,
+  decide,
+  decisionOutcome,
+  executes,
+  type PredictiveBasis,
+  scalingPolicySchema,
+} from "../src/index.ts";
+import { NOW, sample, state } from "./fixtures.ts";
+
+const MINUTE = 60_000;
+
+/** Fleet request rate with a daily sinusoid that peaks (or, with sign −1, bottoms out) at 12:00 UTC. */
+function dailyDemand(minutes: number, sign: 1 | -1): DemandHistory {
+  const perMinute = Array.from({ length: minutes }, (_, i) => {
+    const at = NOW - (minutes - i) * MINUTE;
+    const hourOfDay = (at / 3_600_000) % 24;
+    return 500 + sign * 400 * Math.sin((2 * Math.PI * (hourOfDay - 6)) / 24);
+  });
+  return { perMinute, endsAt: NOW };
+}
+
+const policy = (overrides: Record<string, unknown> = {}) =>
+  scalingPolicySchema.parse({
+    strategy: "predictive",
+    maxReplicas: 50,
+    targetCpuPercent: 70,
+    targetMemoryPercent: 80,
+    targetRequestRate: 100,
+    ...overrides,
+  });
+
+/** Four replicas whose fleet-average readings put target tracking at `reactive` replicas of 4. */
+function fleet(reactiveShare: number, demand?: DemandHistory) {
+  return state({
+    currentReplicas: 4,
+    samples: [
+      sample({
+        cpuPercent: 70 * reactiveShare,
+        memoryPercent: 80 * reactiveShare,
+        requestRate: 100 * reactiveShare,
+        errorRatePercent: 0,
+      }),
+    ],
+    ...(demand ? { demand } : {}),
+  });
+}
+
+const basisOf = (decision: ReturnType<typeof decide>) => decision.basis as PredictiveBasis;
+
+describe("predictive strategy", () => {
+  it("takes the forecast when it asks for more than target tracking, ahead by the warm-up", () => {
+    const decision = decide(policy(), fleet(1, dailyDemand(2 * 1440, 1)), NOW);
+    const basis = basisOf(decision);
+    expect(basis.reactive.recommendedReplicas).toBe(4);
+    expect(basis.forecast?.at).toBe(NOW + 300_000);
+    expect(basis.forecast?.requestRate).toBeGreaterThan(850);
+    expect(basis.source).toBe("forecast");
+    expect(basis.recommendedReplicas).toBe(basis.forecast?.replicas);
+    expect(basis.recommendedReplicas).toBeGreaterThanOrEqual(9);
+    expect(decision.explanation).toMatch(/forecast \d{3} req\/s at 12:05 UTC → \d+ replicas/);
+  });
+
+  it("never scales in on a forecast alone: a low forecast leaves target tracking's count", () => {
+    const decision = decide(policy(), fleet(1, dailyDemand(2 * 1440, -1)), NOW);
+    const basis = basisOf(decision);
+    expect(basis.forecast?.replicas).toBeLessThan(4);
+    expect(basis.source).toBe("reactive");
+    expect(decision.recommendedReplicas).toBe(4);
+    expect(decision.action).toBe("none");
+  });
+
+  it("takes the reactive count when the load is above the forecast", () => {
+    const decision = decide(policy(), fleet(3, dailyDemand(2 * 1440, -1)), NOW);
+    expect(basisOf(decision).source).toBe("reactive");
+    expect(basisOf(decision).recommendedReplicas).toBe(12);
+  });
+
+  it("under 24 h of history says so and decides as target tracking", () => {
+    const short = fleet(0.5, dailyDemand(600, 1));
+    const decision = decide(policy(), short, NOW);
+    const tracking = decide(policy({ strategy: "targetTracking" }), short, NOW);
+    expect(basisOf(decision).forecast).toBeNull();
+    expect(basisOf(decision).historyMinutes).toBe(600);
+    expect(decision.explanation).toContain("not enough history for a forecast (10 h of 24 h)");
+    expect(decision.recommendedReplicas).toBe(tracking.recommendedReplicas);
+    expect(decision.desiredReplicas).toBe(tracking.desiredReplicas);
+  });
+
+  it("acts as target tracking without any demand history", () => {
+    const decision = decide(policy(), fleet(2), NOW);
+    expect(basisOf(decision).forecast).toBeNull();
+    expect(basisOf(decision).recommendedReplicas).toBe(8);
+  });
+});
+
+describe("forecastOnly mode", () => {
+  it("records the forecast and the would-be scale without acting", () => {
+    const decision = decide(policy({ mode: "forecastOnly" }), fleet(1, dailyDemand(2 * 1440, 1)), NOW);
+    expect(decision.action).toBe("scale_up");
+    expect(executes(decision)).toBe(false);
+    expect(decisionOutcome(decision)).toBe("dry_run");
+    expect(decision.limits).toContainEqual(expect.objectContaining({ kind: "mode", mode: "forecastOnly" }));
+    const forecast = basisOf(decision).forecast;
+    expect(forecast?.series).toHaveLength(5);
+    expect(forecast?.series[0]?.at).toBe(NOW);
+    expect(decision.explanation).toContain("forecast only: not executed");
+  });
+});
