@@ -77,3 +77,30 @@ export async function disposeDatabase(database: Database): Promise<void> {
   }
   await database.close();
 }
+
+/**
+ * A new, empty database on the shared PostgreSQL (for a whole server under test, which uses the `public` schema),
+ * and its removal.
+ */
+export async function createScratchDatabase(prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = randomSchemaName(prefix);
+  const admin = postgres(POSTGRES_URL, { max: 1, connect_timeout: 3, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database "${name}"`);
+  } finally {
+    await admin.end({ timeout: 1 });
+  }
+  const url = new URL(POSTGRES_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = postgres(POSTGRES_URL, { max: 1, connect_timeout: 3, onnotice: () => {} });
+      try {
+        await client.unsafe(`drop database if exists "${name}" with (force)`);
+      } finally {
+        await client.end({ timeout: 1 });
+      }
+    },
+  };
+}

@@ -60,12 +60,15 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** The real server (fresh PGlite data dir, the demo on an ephemeral port) serving the built UI, and Chromium. */
 /**
+ * The real server (fresh PGlite data dir, the demo on an ephemeral port) serving the built UI, and Chromium.
+ * `databaseUrl` puts the server on that PostgreSQL database instead of PGlite.
  * `retention: false` turns the rollup scheduler off, so every sample stays raw (a range then has as many points
  * as it asks for, instead of one per rolled-up minute).
  */
-export async function startHarness(options: { demo?: boolean; retention?: boolean } = {}): Promise<Harness> {
+export async function startHarness(
+  options: { demo?: boolean; retention?: boolean; databaseUrl?: string } = {},
+): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), "proxyscale-admin-e2e-"));
   const config = loadConfig({
     PORT: "0",
@@ -74,6 +77,7 @@ export async function startHarness(options: { demo?: boolean; retention?: boolea
     PROXYSCALE_DEMO: options.demo === false ? "0" : "1",
     PROXYSCALE_DEMO_PORT: "0",
     LOG_LEVEL: "warn",
+    ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
     ...(options.retention === false ? { PROXYSCALE_RETENTION_INTERVAL_SECONDS: "0" } : {}),
   });
   const server = await startServer(config, { overrides: { adminDistDir: distDir } });
