@@ -31,6 +31,7 @@ export * from "./queries/audit.ts";
 export * from "./queries/control.ts";
 export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./queries/cursor.ts";
 export * from "./queries/decisions.ts";
+export * from "./queries/demand.ts";
 export * from "./queries/events.ts";
 export * from "./queries/leases.ts";
 export * from "./queries/live.ts";

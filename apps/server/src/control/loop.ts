@@ -5,11 +5,15 @@ import {
   DEFAULT_POLICY,
   DEFAULT_RECONCILE_SECONDS,
   type Decision,
+  type DemandHistory,
   decide,
   decisionOutcome,
   executes,
   exponentialBackoffMs,
+  fitDemand,
   historySecondsFor,
+  PREDICTIVE_HISTORY_DAYS,
+  PREDICTIVE_REFIT_MINUTES,
   recordedOnReconcile,
 } from "@proxyscale/core";
 import {
@@ -22,6 +26,7 @@ import {
   listActiveScalingEvents,
   listAutomaticProxyIds,
   listenControl,
+  loadDemandHistories,
   loadObservedStates,
   type ObservedProxy,
   type ProxyRecord,
@@ -154,6 +159,11 @@ export class ControlLoop {
   private readonly workers: Promise<void>[];
   /** How far back each proxy's policy looks, so a batch reads enough history in one go. */
   private readonly historySeconds = new Map<string, number>();
+  /**
+   * Each predictive proxy's demand history with its fitted forecast, and when it was fitted: refitted at most
+   * every PREDICTIVE_REFIT_MINUTES, so a push does not refit (or reread a week of rollups).
+   */
+  private readonly demand = new Map<string, { fittedAt: number; history: DemandHistory }>();
   /** performance.now() of the push behind each event an evaluation created. */
   private readonly pushOfEvent = new Map<string, number>();
   private ticking: Promise<ReconcileResult> | null = null;
@@ -470,8 +480,10 @@ export class ControlLoop {
       } else {
         this.historySeconds.delete(key);
         this.ownerOf.delete(key);
+        this.demand.delete(key);
       }
     }
+    await this.attachDemand(items, now);
     await this.refreshObservations(items.filter(({ work }) => work.trigger === "reconcile"));
     for (const { entry } of items) {
       // A pending event (a manual scale another server received) is run whatever the mode.
@@ -509,6 +521,38 @@ export class ControlLoop {
           "control: acting on a decision failed",
         ),
     );
+  }
+
+  /** Gives predictive proxies their demand history, from the cache or (when stale) the rollups, refitted. */
+  private async attachDemand(items: ReadonlyArray<{ entry: ObservedProxy }>, now: number): Promise<void> {
+    const predictive = items.filter(({ entry }) => entry.policy.strategy === "predictive");
+    for (const { entry } of items) {
+      if (entry.policy.strategy !== "predictive") this.demand.delete(entry.proxy.id);
+    }
+    const stale = predictive
+      .map(({ entry }) => entry.proxy.id)
+      .filter((id) => {
+        const cached = this.demand.get(id);
+        return !cached || now - cached.fittedAt >= PREDICTIVE_REFIT_MINUTES * 60_000 || now < cached.fittedAt;
+      });
+    if (stale.length > 0) {
+      const histories = await loadDemandHistories(this.database.db, {
+        proxyIds: stale,
+        now,
+        days: PREDICTIVE_HISTORY_DAYS,
+      });
+      for (const id of stale) {
+        const history = histories.get(id);
+        this.demand.set(id, {
+          fittedAt: now,
+          history: history ? fitDemand(history.perMinute, history.endsAt) : { perMinute: [], endsAt: now },
+        });
+      }
+    }
+    for (const { entry } of predictive) {
+      const cached = this.demand.get(entry.proxy.id);
+      if (cached) entry.state.demand = cached.history;
+    }
   }
 
   /** Records the decided scale as an event and hands it to the executor. */

@@ -10,6 +10,9 @@ export type { DemandHistory, PredictiveBasis } from "./predictive.ts";
 export {
   FORECAST_SERIES_MINUTES,
   FORECAST_SERIES_STEP_MINUTES,
+  fitDemand,
+  PREDICTIVE_HISTORY_DAYS,
+  PREDICTIVE_REFIT_MINUTES,
   predictiveBasisSchema,
   predictiveStrategy,
 } from "./predictive.ts";

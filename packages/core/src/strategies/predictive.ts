@@ -31,6 +31,20 @@ export interface DemandHistory {
   model?: HoltWintersModel;
 }
 
+/**
+ * How much history the forecast is fitted on (a week: every weekday's cycle once), and how often a cached fit is
+ * redone: once a 15-minute bucket, since a fit only changes when a new bucket completes. Between refits the
+ * model forecasts further past the end of its history, which is exactly as correct.
+ */
+export const PREDICTIVE_HISTORY_DAYS = 7;
+export const PREDICTIVE_REFIT_MINUTES = 15;
+
+/** The history with its fitted model, for the control loop's and the simulator's caches. */
+export function fitDemand(perMinute: readonly number[], endsAt: number): DemandHistory {
+  const model = perMinute.length >= MINUTES_PER_DAY ? fitHoltWinters(perMinute) : undefined;
+  return model ? { perMinute, endsAt, model } : { perMinute, endsAt };
+}
+
 const forecastPointSchema = z.object({ at: z.number(), requestRate: z.number() });
 
 export const predictiveBasisSchema = z.object({
