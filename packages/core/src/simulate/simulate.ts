@@ -13,6 +13,7 @@ import { executes } from "../engine.ts";
 import { explainDecision } from "../explain.ts";
 import type { MetricSample } from "../metrics.ts";
 import { DEFAULT_RECONCILE_SECONDS, type ScalingPolicy } from "../policy.ts";
+import { fitDemand, PREDICTIVE_HISTORY_DAYS, PREDICTIVE_REFIT_MINUTES } from "../strategies/predictive.ts";
 import type { CapacityModel, ReplicaReading } from "./capacity.ts";
 import { type ElasticityMetrics, elasticityMetrics } from "./elasticity.ts";
 import { Fleet } from "./fleet.ts";
@@ -310,7 +311,26 @@ export function simulate(input: SimulationInput): SimulationResult {
     lastSampleAt: null as number | null,
   };
 
+  // Predictive: the trace's past as the per-minute demand the control loop reads from its rollups, refitted on
+  // the loop's schedule (every PREDICTIVE_REFIT_MINUTES of simulated time).
+  const demandPerMinute =
+    policy.strategy === "predictive"
+      ? Array.from({ length: Math.floor((end - start) / 60_000) }, (_, m) => {
+          const from = start + m * 60_000;
+          return (countBefore(from + 60_000) - countBefore(from)) / 60;
+        })
+      : null;
+  let fittedAt = -Infinity;
+  const refitDemand = (now: number): void => {
+    if (demandPerMinute === null || now - fittedAt < PREDICTIVE_REFIT_MINUTES * 60_000) return;
+    fittedAt = now;
+    const minutes = Math.floor((now - start) / 60_000);
+    const past = demandPerMinute.slice(Math.max(0, minutes - PREDICTIVE_HISTORY_DAYS * 1440), minutes);
+    trail.state.demand = fitDemand(past, start + minutes * 60_000);
+  };
+
   const evaluate = (now: number, why: Evaluation["trigger"]): void => {
+    refitDemand(now);
     observed.currentReplicas = fleet.current;
     observed.unhealthyReplicas = fleet.warmingCount;
     if (latest !== null) samples[0] = latest;

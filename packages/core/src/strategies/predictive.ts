@@ -75,10 +75,13 @@ function modelFor(demand: DemandHistory | undefined): HoltWintersModel | undefin
   return demand.model ?? fitHoltWinters(demand.perMinute);
 }
 
-/** Replicas for a fleet request rate, by target tracking's calculator (value per serving replica vs target). */
+/**
+ * Replicas for a fleet request rate, by target tracking's calculator (value per serving replica vs target),
+ * without tolerance: the tolerance damps noise in readings, and holding the count within it would keep the
+ * fleet a tolerance short of every rise the forecast sees coming.
+ */
 function replicasForRate(input: StrategyInput, fleetRate: number): number {
   const serving = Math.max(1, input.servingReplicas);
-  const { scaleUp, scaleDown } = input.policy.behavior;
   const result = hpaReplicasForMetric({
     currentReplicas: input.currentReplicas,
     readyWithMetrics: serving,
@@ -87,7 +90,7 @@ function replicasForRate(input: StrategyInput, fleetRate: number): number {
     value: fleetRate / serving,
     target: input.policy.targetRequestRate,
     missingValueOnScaleDown: input.policy.targetRequestRate,
-    tolerance: { scaleUp: scaleUp.tolerance, scaleDown: scaleDown.tolerance },
+    tolerance: { scaleUp: 0, scaleDown: 0 },
   });
   return Math.min(result.replicas, PG_INTEGER_MAX);
 }
