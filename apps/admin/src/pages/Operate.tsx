@@ -12,6 +12,7 @@ import { useTRPC } from "../trpc.ts";
 const MODE_HELP: Record<PolicyMode, string> = {
   auto: "decide and scale",
   dryRun: "decide and record, never scale",
+  forecastOnly: "record forecasts and would-be decisions, never scale",
   off: "pause: hold the current count",
 };
 

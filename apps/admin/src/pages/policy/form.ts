@@ -109,6 +109,7 @@ export const FIELDS: Field[] = [
     "rate policy",
     RATE_POLICY_COLUMNS,
   ),
+  n("Predictive", "predictive.warmupSeconds", "Warm-up: forecast ahead by (s)"),
   { path: "stepScaling.metric", label: "Metric", kind: "text", group: "Step scaling" },
   s("Step scaling", "stepScaling.adjustmentType", "Adjustment type", STEP_ADJUSTMENT_TYPES),
   n("Step scaling", "stepScaling.minAdjustmentMagnitude", "Min adjustment magnitude (optional)"),
