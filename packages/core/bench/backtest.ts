@@ -140,7 +140,16 @@ function candidates(predictive: Candidate | string, sloRps: number): Candidate[]
     },
     { name: "aggressive preset", policy: forTrace(policyFromPreset("aggressive"), sloRps), loop: PUSH_LOOP },
   ];
-  if (typeof predictive !== "string") list.push(predictive);
+  if (typeof predictive !== "string") {
+    // HPA's defaults target CPU 80%; the forecast is in req/s, so its target is the rate at which the capacity
+    // model's CPU reaches 80% (ρ = (80 − 5) / 95 with the model's 5% idle CPU). Without it the forecast's target
+    // stays HPA-defaults' 1e12 req/s and predictive never differs from target tracking.
+    const perReplicaRps = sloRps / 0.8;
+    list.push({
+      ...predictive,
+      policy: parsePolicy({ ...predictive.policy, targetRequestRate: (perReplicaRps * (80 - 5)) / 95 }),
+    });
+  }
   return list;
 }
 
