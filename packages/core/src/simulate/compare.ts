@@ -138,12 +138,15 @@ export function hpaDefaultPolicy(bounds: { minReplicas: number; maxReplicas: num
   });
 }
 
-/** The metrics every comparison reports, as numbers (the nested unnormalised forms are in `metrics`). */
+/**
+ * The metrics every comparison reports, as numbers (the nested unnormalised forms are in `metrics`), in the order
+ * of `proxyscale simulate --json`.
+ */
 export const COMPARED_METRICS = [
-  "underProvisioningAccuracy",
-  "overProvisioningAccuracy",
   "underProvisioningTimeshare",
   "overProvisioningTimeshare",
+  "underProvisioningAccuracy",
+  "overProvisioningAccuracy",
   "instability",
   "jitter",
   "scalingActions",

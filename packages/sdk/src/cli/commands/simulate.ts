@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename, extname, resolve } from "node:path";
 import {
+  COMPARED_METRICS,
   capacityModelSchema,
   policiesSchema,
   runSimulateRequest,
@@ -13,25 +14,12 @@ import { fieldIssues, readDataFile, validate } from "../files.ts";
 import { table } from "../format.ts";
 import { simulationReportHtml } from "../report.ts";
 
-/** `--json`'s metrics, in this order (percent where a share; jitter per hour). */
-const JSON_METRICS = [
-  "underProvisioningTimeshare",
-  "overProvisioningTimeshare",
-  "underProvisioningAccuracy",
-  "overProvisioningAccuracy",
-  "instability",
-  "jitter",
-  "scalingActions",
-  "replicaHours",
-  "sloViolationMinutes",
-] as const;
-
 /** `--json`'s shape: one entry per row (policies, HPA's defaults, the oracle) with its metrics. */
 export function simulationJson(report: SimulationReport) {
   return {
     results: report.rows.map((row) => ({
       name: row.name,
-      metrics: Object.fromEntries(JSON_METRICS.map((metric) => [metric, row.metrics[metric]])),
+      metrics: Object.fromEntries(COMPARED_METRICS.map((metric) => [metric, row.metrics[metric]])),
     })),
   };
 }
