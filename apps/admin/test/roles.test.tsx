@@ -1,4 +1,4 @@
-import { DEFAULT_POLICY } from "@proxyscale/core";
+import { DEFAULT_POLICY, POLICY_MODES } from "@proxyscale/core";
 import { screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it } from "vitest";
 import { ProxyTabs } from "../src/components/ProxyTabs.tsx";
@@ -69,7 +69,7 @@ describe("role-dependent controls", () => {
     });
     await screen.findByRole("button", { name: "Scale…" });
     const radios = await screen.findAllByRole("radio");
-    expect(radios).toHaveLength(3);
+    expect(radios).toHaveLength(POLICY_MODES.length);
     for (const radio of radios) expect(radio).toHaveProperty("disabled", true);
   });
 
