@@ -1,39 +1,17 @@
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createProxyScaleClient } from "../src/client.ts";
-import { type EmbeddedServer, startEmbeddedServer, unique } from "./support.ts";
+import { type CliRun, type EmbeddedServer, runCli, startEmbeddedServer, unique } from "./support.ts";
 
-const BIN = fileURLToPath(new URL("../bin/proxyscale.mjs", import.meta.url));
 const TIMEOUT = 90_000;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 let workDir: string;
 
 /** Runs the bin from `workDir`; PROXYSCALE_URL points at nothing unless given (a local run needs no server). */
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith("PROXYSCALE_")),
-  );
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd: workDir, env: { ...inherited, PROXYSCALE_URL: "http://127.0.0.1:9", ...env }, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
+function cli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return runCli({ cwd: workDir, serverUrl: "http://127.0.0.1:9", timeoutMs: 60_000 }, args, env);
 }
 
 const METRICS = [

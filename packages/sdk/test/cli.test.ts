@@ -1,23 +1,14 @@
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { signToken, verifyToken } from "@proxyscale/api/auth";
 import { JWT_SECRET_FILE_NAME } from "@proxyscale/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createProxyScaleClient, type ProxyScaleClient } from "../src/client.ts";
-import { type EmbeddedServer, startEmbeddedServer, unique } from "./support.ts";
+import { type CliRun, type EmbeddedServer, runCli, startEmbeddedServer, unique } from "./support.ts";
 
-const BIN = fileURLToPath(new URL("../bin/proxyscale.mjs", import.meta.url));
 const TIMEOUT = 90_000;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 let server: EmbeddedServer;
 let secret: string;
@@ -27,29 +18,16 @@ let admin: ProxyScaleClient;
 let workDir: string;
 
 /** Runs the bin as a child process. The environment carries no PROXYSCALE_* but what the test gives. */
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith("PROXYSCALE_")),
-  );
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd: workDir, env: { ...inherited, PROXYSCALE_URL: server.url, ...env }, timeout: 30_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
+function cli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return runCli({ cwd: workDir, serverUrl: server.url, timeoutMs: 30_000 }, args, env);
 }
 
 /** `cli` as the admin. */
-function asAdmin(args: string[]): Promise<Run> {
+function asAdmin(args: string[]): Promise<CliRun> {
   return cli(args, { PROXYSCALE_TOKEN: adminToken });
 }
 
-function json<T = Record<string, unknown>>(run: Run): T {
+function json<T = Record<string, unknown>>(run: CliRun): T {
   expect(run.stderr).toBe("");
   expect(run.code).toBe(0);
   return JSON.parse(run.stdout) as T;

@@ -1,7 +1,9 @@
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { signToken } from "@proxyscale/api/auth";
 import type { Role, Tier } from "@proxyscale/core";
 import { openDatabase } from "@proxyscale/db";
@@ -120,3 +122,40 @@ export const HIGH_LOAD = {
   avgLatencyMs: 40,
   errorRatePercent: 2,
 };
+
+const CLI_BIN = fileURLToPath(new URL("../bin/proxyscale.mjs", import.meta.url));
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the `proxyscale` bin as a child process from `cwd`, with `serverUrl` as PROXYSCALE_URL. The environment
+ * carries no PROXYSCALE_* but what the test gives.
+ */
+export function runCli(
+  options: { cwd: string; serverUrl: string; timeoutMs: number },
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CliRun> {
+  const inherited = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith("PROXYSCALE_")),
+  );
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI_BIN, ...args],
+      {
+        cwd: options.cwd,
+        env: { ...inherited, PROXYSCALE_URL: options.serverUrl, ...env },
+        timeout: options.timeoutMs,
+      },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
