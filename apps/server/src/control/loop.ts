@@ -8,12 +8,12 @@ import {
   type DemandHistory,
   decide,
   decisionOutcome,
+  demandRefitDue,
   executes,
   exponentialBackoffMs,
   fitDemand,
   historySecondsFor,
   PREDICTIVE_HISTORY_DAYS,
-  PREDICTIVE_REFIT_MINUTES,
   recordedOnReconcile,
 } from "@proxyscale/core";
 import {
@@ -531,10 +531,7 @@ export class ControlLoop {
     }
     const stale = predictive
       .map(({ entry }) => entry.proxy.id)
-      .filter((id) => {
-        const cached = this.demand.get(id);
-        return !cached || now - cached.fittedAt >= PREDICTIVE_REFIT_MINUTES * 60_000 || now < cached.fittedAt;
-      });
+      .filter((id) => demandRefitDue(this.demand.get(id)?.fittedAt, now));
     if (stale.length > 0) {
       const histories = await loadDemandHistories(this.database.db, {
         proxyIds: stale,

@@ -13,6 +13,7 @@
  */
 
 export const MINUTES_PER_DAY = 1440;
+export const DEFAULT_BUCKET_MINUTES = 15;
 
 export interface HoltWintersOptions {
   /** Minutes averaged into one bucket; must divide 1440. Default 15 (96 buckets a day). */
@@ -58,7 +59,15 @@ interface Run {
   sse: number;
 }
 
-function run(x: readonly number[], m: number, alpha: number, beta: number, gamma: number): Run {
+/** One pass of the smoothing; `predictions`, when given, receives each bucket's one-step forecast (from bucket m). */
+function run(
+  x: readonly number[],
+  m: number,
+  alpha: number,
+  beta: number,
+  gamma: number,
+  predictions?: number[],
+): Run {
   let level = 0;
   for (let i = 0; i < m; i++) level += x[i] ?? 0;
   level /= m;
@@ -77,6 +86,7 @@ function run(x: readonly number[], m: number, alpha: number, beta: number, gamma
     const s = season[t % m] ?? 0;
     const predicted = level + trend + s;
     sse += (value - predicted) ** 2;
+    predictions?.push(predicted);
     const previousLevel = level;
     level = alpha * (value - s) + (1 - alpha) * (level + trend);
     trend = beta * (level - previousLevel) + (1 - beta) * trend;
@@ -93,7 +103,7 @@ export function fitHoltWinters(
   perMinute: readonly number[],
   options: HoltWintersOptions = {},
 ): HoltWintersModel | undefined {
-  const bucketMinutes = options.bucketMinutes ?? 15;
+  const bucketMinutes = options.bucketMinutes ?? DEFAULT_BUCKET_MINUTES;
   if (!Number.isInteger(bucketMinutes) || bucketMinutes <= 0 || MINUTES_PER_DAY % bucketMinutes !== 0) {
     throw new RangeError(`bucketMinutes must divide ${MINUTES_PER_DAY}, got ${bucketMinutes}`);
   }
@@ -134,4 +144,18 @@ export function forecastDemand(model: HoltWintersModel, minutesAhead: number): n
   const bucket = model.lastBucket + h;
   const seasonal = model.season[bucket % model.seasonLength] ?? 0;
   return Math.max(0, model.level + h * model.trend + seasonal);
+}
+
+/**
+ * The model's in-sample one-step forecasts (req/s, never negative): for each bucket of `perMinute` (the series
+ * the model was fitted on), what the fit predicted for it from the buckets before. The first season only
+ * initialises the model, so its buckets have none (null).
+ */
+export function oneStepForecasts(model: HoltWintersModel, perMinute: readonly number[]): (number | null)[] {
+  const x = bucketize(perMinute, model.bucketMinutes);
+  const predictions: number[] = [];
+  run(x, model.seasonLength, model.alpha, model.beta, model.gamma, predictions);
+  return x.map((_, t) =>
+    t < model.seasonLength ? null : Math.max(0, predictions[t - model.seasonLength] ?? 0),
+  );
 }

@@ -1,2 +1,19 @@
 export type { HoltWintersModel, HoltWintersOptions } from "./holt-winters.ts";
-export { bucketize, fitHoltWinters, forecastDemand, MINUTES_PER_DAY } from "./holt-winters.ts";
+export {
+  bucketize,
+  DEFAULT_BUCKET_MINUTES,
+  fitHoltWinters,
+  forecastDemand,
+  MINUTES_PER_DAY,
+  oneStepForecasts,
+} from "./holt-winters.ts";
+export type { DemandForecast } from "./overlay.ts";
+export {
+  DEFAULT_OVERLAY_HOURS_AHEAD,
+  DEFAULT_OVERLAY_HOURS_BACK,
+  demandForecastOverlay,
+  demandForecastPointSchema,
+  demandForecastSchema,
+  MAX_OVERLAY_HOURS_AHEAD,
+  MAX_OVERLAY_HOURS_BACK,
+} from "./overlay.ts";

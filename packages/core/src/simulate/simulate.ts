@@ -13,7 +13,7 @@ import { executes } from "../engine.ts";
 import { explainDecision } from "../explain.ts";
 import type { MetricSample } from "../metrics.ts";
 import { DEFAULT_RECONCILE_SECONDS, type ScalingPolicy } from "../policy.ts";
-import { fitDemand, PREDICTIVE_HISTORY_DAYS, PREDICTIVE_REFIT_MINUTES } from "../strategies/predictive.ts";
+import { demandRefitDue, fitDemand, PREDICTIVE_HISTORY_DAYS } from "../strategies/predictive.ts";
 import type { CapacityModel, ReplicaReading } from "./capacity.ts";
 import { type ElasticityMetrics, elasticityMetrics } from "./elasticity.ts";
 import { Fleet } from "./fleet.ts";
@@ -320,9 +320,9 @@ export function simulate(input: SimulationInput): SimulationResult {
           return (countBefore(from + 60_000) - countBefore(from)) / 60;
         })
       : null;
-  let fittedAt = -Infinity;
+  let fittedAt: number | undefined;
   const refitDemand = (now: number): void => {
-    if (demandPerMinute === null || now - fittedAt < PREDICTIVE_REFIT_MINUTES * 60_000) return;
+    if (demandPerMinute === null || !demandRefitDue(fittedAt, now)) return;
     fittedAt = now;
     const minutes = Math.floor((now - start) / 60_000);
     const past = demandPerMinute.slice(Math.max(0, minutes - PREDICTIVE_HISTORY_DAYS * 1440), minutes);

@@ -39,6 +39,14 @@ export interface DemandHistory {
 export const PREDICTIVE_HISTORY_DAYS = 7;
 export const PREDICTIVE_REFIT_MINUTES = 15;
 
+/**
+ * Whether a cached fit made at `fittedAt` (undefined: none yet) is due for a refit at `now`: after
+ * PREDICTIVE_REFIT_MINUTES, or when the clock went back past it. The control loop and the simulator both ask.
+ */
+export function demandRefitDue(fittedAt: number | undefined, now: number): boolean {
+  return fittedAt === undefined || now - fittedAt >= PREDICTIVE_REFIT_MINUTES * MINUTE_MS || now < fittedAt;
+}
+
 /** The history with its fitted model, for the control loop's and the simulator's caches. */
 export function fitDemand(perMinute: readonly number[], endsAt: number): DemandHistory {
   const model = perMinute.length >= MINUTES_PER_DAY ? fitHoltWinters(perMinute) : undefined;
@@ -69,6 +77,11 @@ export const predictiveBasisSchema = z.object({
   recommendedReplicas: z.number().int(),
 });
 export type PredictiveBasis = z.output<typeof predictiveBasisSchema>;
+
+/** Why there is no forecast: under a day of history (the strategy's explanation and the proxy page's note). */
+export function missingHistoryReason(historyMinutes: number): string {
+  return `not enough history for a forecast (${formatNumber(historyMinutes / 60, 1)} h of 24 h)`;
+}
 
 function modelFor(demand: DemandHistory | undefined): HoltWintersModel | undefined {
   if (!demand || demand.perMinute.length < MINUTES_PER_DAY) return undefined;
@@ -144,10 +157,8 @@ export const predictiveStrategy: Strategy<PredictiveBasis> = {
   },
   describe(basis) {
     const reactive = targetTrackingStrategy.describe(basis.reactive);
-    if (basis.forecast === null) {
-      const hours = formatNumber(basis.historyMinutes / 60, 1);
-      return `not enough history for a forecast (${hours} h of 24 h): target tracking, ${reactive}`;
-    }
+    if (basis.forecast === null)
+      return `${missingHistoryReason(basis.historyMinutes)}: target tracking, ${reactive}`;
     const time = new Date(basis.forecast.at).toISOString().slice(11, 16);
     const forecast = `forecast ${Math.round(basis.forecast.requestRate).toLocaleString("en-US")} req/s at ${time} UTC → ${replicas(basis.forecast.replicas)}`;
     return basis.source === "forecast"
