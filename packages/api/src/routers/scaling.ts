@@ -1,4 +1,14 @@
-import { scalingCompletionSchema, validateReplicaRequest } from "@proxyscale/core";
+import {
+  DEFAULT_OVERLAY_HOURS_AHEAD,
+  DEFAULT_OVERLAY_HOURS_BACK,
+  demandForecastOverlay,
+  demandForecastSchema,
+  MAX_OVERLAY_HOURS_AHEAD,
+  MAX_OVERLAY_HOURS_BACK,
+  PREDICTIVE_HISTORY_DAYS,
+  scalingCompletionSchema,
+  validateReplicaRequest,
+} from "@proxyscale/core";
 import {
   completeScalingEvent,
   createScalingEvent,
@@ -9,6 +19,7 @@ import {
   getScalingSummary,
   listDecisions,
   listScalingEvents,
+  loadDemandHistories,
   MAX_SUMMARY_HOURS,
   scalingEventRecordSchema,
   scalingSummaryWithSpendSchema,
@@ -41,6 +52,13 @@ import { operatorProcedure, viewerProcedure } from "../trpc.ts";
 import { simulateProcedures } from "./simulate.ts";
 
 const TAGS = ["scaling"];
+
+const wholeHours = (max: number) =>
+  z
+    .number()
+    .int({ message: "must be a whole number of hours" })
+    .min(1, { message: "must be at least 1" })
+    .max(max, { message: `must be at most ${max}` });
 
 function triggeredByFor(ctx: AuthedContext): "manual" | "admin" {
   return ctx.user.role === "admin" ? "admin" : "manual";
@@ -213,6 +231,38 @@ export const scalingRouter = {
         getMonthSpend(ctx.db, { proxyId: input.proxyId, now }),
       ]);
       return { ...summary, spend };
+    }),
+
+  forecast: viewerProcedure
+    .meta({
+      openapi: {
+        method: "GET",
+        path: "/proxy/scaling/forecast/{proxyId}",
+        tags: TAGS,
+        summary: `Actual vs forecast fleet request rate per 15-minute bucket, hoursBack (default ${DEFAULT_OVERLAY_HOURS_BACK}) into the past and hoursAhead (default ${DEFAULT_OVERLAY_HOURS_AHEAD}) into the future, from the predictive strategy's fit on the stored rollups; unavailableReason under a day of history`,
+      },
+    })
+    .input(
+      z.strictObject({
+        proxyId: proxyIdSchema,
+        hoursBack: wholeHours(MAX_OVERLAY_HOURS_BACK).default(DEFAULT_OVERLAY_HOURS_BACK),
+        hoursAhead: wholeHours(MAX_OVERLAY_HOURS_AHEAD).default(DEFAULT_OVERLAY_HOURS_AHEAD),
+      }),
+    )
+    .output(demandForecastSchema)
+    .query(async ({ ctx, input }) => {
+      await loadVisibleProxy(ctx, input.proxyId);
+      const now = ctx.clock();
+      const histories = await loadDemandHistories(ctx.db, {
+        proxyIds: [input.proxyId],
+        now,
+        days: PREDICTIVE_HISTORY_DAYS,
+      });
+      return demandForecastOverlay(histories.get(input.proxyId) ?? { perMinute: [], endsAt: now }, {
+        now,
+        hoursBack: input.hoursBack,
+        hoursAhead: input.hoursAhead,
+      });
     }),
 
   decisions: viewerProcedure
