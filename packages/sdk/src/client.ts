@@ -21,6 +21,8 @@ export type PolicyOutput = RouterOutputs["policies"]["get"];
 export type EvaluationOutput = RouterOutputs["scaling"]["evaluate"];
 export type ScalingEventOutput = RouterOutputs["scaling"]["execute"];
 export type SummaryOutput = RouterOutputs["scaling"]["summary"];
+/** `client.scaling.forecast.query({ proxyId })`: actual vs forecast fleet request rate per 15-minute bucket. */
+export type ForecastOutput = RouterOutputs["scaling"]["forecast"];
 export type LatestSampleOutput = RouterOutputs["metrics"]["latest"]["samples"][number];
 /** `client.scaling.simulate.mutate(input)`: a trace through named policies, HPA's defaults and the oracle. */
 export type SimulateInput = RouterInputs["scaling"]["simulate"];

@@ -1,8 +1,9 @@
-import type { Decision, Limit, ScalingPolicy } from "@proxyscale/core";
+import type { Decision, DemandForecast, Limit, ScalingPolicy } from "@proxyscale/core";
 import type { ScalingEventStatus } from "@proxyscale/db";
 import { describe, expectTypeOf, it } from "vitest";
 import type {
   EvaluationOutput,
+  ForecastOutput,
   PolicyOutput,
   ProxyOutput,
   RouterOutputs,
@@ -26,6 +27,7 @@ describe("the client's inferred output types", () => {
     >();
     expectTypeOf<PolicyOutput["policy"]>().toEqualTypeOf<ScalingPolicy>();
     expectTypeOf<PolicyOutput["source"]>().toEqualTypeOf<"proxy" | "environment" | "default">();
+    expectTypeOf<ForecastOutput>().toEqualTypeOf<DemandForecast>();
   });
 
   it("carry core's decision as is: the limits union, the strategy basis, the explanation", () => {
