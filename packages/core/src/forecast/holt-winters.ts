@@ -59,15 +59,15 @@ interface Run {
   sse: number;
 }
 
-/** One pass of the smoothing; `predictions`, when given, receives each bucket's one-step forecast (from bucket m). */
-function run(
-  x: readonly number[],
-  m: number,
-  alpha: number,
-  beta: number,
-  gamma: number,
-  predictions?: number[],
-): Run {
+/** The state the first season initialises: the same for every parameter set, so a grid computes it once. */
+interface Initial {
+  /** The level at the first season's end. */
+  level: number;
+  trend: number;
+  season: number[];
+}
+
+function initialise(x: readonly number[], m: number): Initial {
   let level = 0;
   for (let i = 0; i < m; i++) level += x[i] ?? 0;
   level /= m;
@@ -77,9 +77,25 @@ function run(
     for (let i = m; i < 2 * m; i++) second += x[i] ?? 0;
     trend = (second / m - level) / m;
   }
-  const season = Array.from({ length: m }, (_, i) => (x[i] ?? 0) - level);
+  // A plain loop: Array.from with a mapper was most of a grid fit's time.
+  const season: number[] = [];
+  for (let i = 0; i < m; i++) season.push((x[i] ?? 0) - level);
   // The first season only initialises; smoothing (and the error) starts after it, with the level at its end.
-  level += trend * (m - 1);
+  return { level: level + trend * (m - 1), trend, season };
+}
+
+/** One pass of the smoothing; `predictions`, when given, receives each bucket's one-step forecast (from bucket m). */
+function run(
+  x: readonly number[],
+  m: number,
+  initial: Initial,
+  alpha: number,
+  beta: number,
+  gamma: number,
+  predictions?: number[],
+): Run {
+  let { level, trend } = initial;
+  const season = initial.season.slice();
   let sse = 0;
   for (let t = m; t < x.length; t++) {
     const value = x[t] ?? 0;
@@ -110,12 +126,17 @@ export function fitHoltWinters(
   const m = MINUTES_PER_DAY / bucketMinutes;
   const x = bucketize(perMinute, bucketMinutes);
   if (x.length < m) return undefined;
-  let best: (Run & { alpha: number; beta: number; gamma: number }) | undefined;
+  const initial = initialise(x, m);
+  let best: Run | undefined;
+  let chosen = { alpha: 0, beta: 0, gamma: 0 };
   for (const alpha of ALPHAS) {
     for (const beta of BETAS) {
       for (const gamma of GAMMAS) {
-        const fitted = run(x, m, alpha, beta, gamma);
-        if (!best || fitted.sse < best.sse) best = { ...fitted, alpha, beta, gamma };
+        const fitted = run(x, m, initial, alpha, beta, gamma);
+        if (!best || fitted.sse < best.sse) {
+          best = fitted;
+          chosen = { alpha, beta, gamma };
+        }
       }
     }
   }
@@ -124,9 +145,7 @@ export function fitHoltWinters(
   return {
     bucketMinutes,
     seasonLength: m,
-    alpha: best.alpha,
-    beta: best.beta,
-    gamma: best.gamma,
+    ...chosen,
     level: best.level,
     trend: best.trend,
     season: best.season,
@@ -154,7 +173,8 @@ export function forecastDemand(model: HoltWintersModel, minutesAhead: number): n
 export function oneStepForecasts(model: HoltWintersModel, perMinute: readonly number[]): (number | null)[] {
   const x = bucketize(perMinute, model.bucketMinutes);
   const predictions: number[] = [];
-  run(x, model.seasonLength, model.alpha, model.beta, model.gamma, predictions);
+  const m = model.seasonLength;
+  run(x, m, initialise(x, m), model.alpha, model.beta, model.gamma, predictions);
   return x.map((_, t) =>
     t < model.seasonLength ? null : Math.max(0, predictions[t - model.seasonLength] ?? 0),
   );
