@@ -9,3 +9,14 @@ export function formatNumber(value: number, digits = 1): string {
 export function replicas(count: number): string {
   return count === 1 ? "1 replica" : `${count} replicas`;
 }
+
+/** "14:05 UTC", "13:05 CET", "07:05 GMT-5": the time of day in `timeZone`, with the zone's short name. */
+export function formatClockTime(at: number, timeZone: string): string {
+  return new Intl.DateTimeFormat("en-GB", {
+    timeZone,
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+    timeZoneName: "short",
+  }).format(at);
+}

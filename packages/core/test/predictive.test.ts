@@ -62,6 +62,22 @@ describe("predictive strategy", () => {
     expect(decision.explanation).toMatch(/forecast \d{3} req\/s at 12:05 UTC → \d+ replicas/);
   });
 
+  it("gives the forecast's time in the policy's time zone", () => {
+    const inZone = (timeZone: string) =>
+      decide(policy({ timeZone }), fleet(1, dailyDemand(2 * 1440, 1)), NOW).explanation;
+    const at = NOW + 300_000;
+    const clock = (timeZone: string) =>
+      new Intl.DateTimeFormat("en-GB", {
+        timeZone,
+        hour: "2-digit",
+        minute: "2-digit",
+        hourCycle: "h23",
+      }).format(at);
+    expect(inZone("Asia/Kolkata")).toContain(`req/s at ${clock("Asia/Kolkata")} GMT+5:30 →`);
+    expect(inZone("UTC")).toContain(`req/s at ${clock("UTC")} UTC →`);
+    expect(clock("Asia/Kolkata")).not.toBe(clock("UTC"));
+  });
+
   it("never scales in on a forecast alone: a low forecast leaves target tracking's count", () => {
     const decision = decide(policy(), fleet(1, dailyDemand(2 * 1440, -1)), NOW);
     const basis = basisOf(decision);

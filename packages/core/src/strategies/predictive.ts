@@ -7,7 +7,7 @@
 import { z } from "zod";
 import type { HoltWintersModel } from "../forecast/holt-winters.ts";
 import { fitHoltWinters, forecastDemand, MINUTES_PER_DAY } from "../forecast/holt-winters.ts";
-import { formatNumber, replicas } from "../format.ts";
+import { formatClockTime, formatNumber, replicas } from "../format.ts";
 import { PG_INTEGER_MAX } from "../storable.ts";
 import {
   hpaReplicasForMetric,
@@ -68,6 +68,8 @@ export const predictiveBasisSchema = z.object({
       replicas: z.number().int(),
       /** The forecast from now to FORECAST_SERIES_MINUTES ahead, for the proxy page's overlay. */
       series: z.array(forecastPointSchema),
+      /** The policy's time zone, in which the sentence gives the forecast's time (absent: decisions before it). */
+      timeZone: z.string().optional(),
     })
     .nullable(),
   /** The reactive half: target tracking's basis. */
@@ -148,7 +150,13 @@ export const predictiveStrategy: Strategy<PredictiveBasis> = {
       basis: {
         strategy: "predictive",
         historyMinutes,
-        forecast: { at, requestRate, replicas: forecastReplicas, series },
+        forecast: {
+          at,
+          requestRate,
+          replicas: forecastReplicas,
+          series,
+          timeZone: input.policy.timeZone ?? "UTC",
+        },
         reactive: reactive.basis,
         source: forecastWins ? "forecast" : "reactive",
         recommendedReplicas: recommended,
@@ -159,8 +167,8 @@ export const predictiveStrategy: Strategy<PredictiveBasis> = {
     const reactive = targetTrackingStrategy.describe(basis.reactive);
     if (basis.forecast === null)
       return `${missingHistoryReason(basis.historyMinutes)}: target tracking, ${reactive}`;
-    const time = new Date(basis.forecast.at).toISOString().slice(11, 16);
-    const forecast = `forecast ${Math.round(basis.forecast.requestRate).toLocaleString("en-US")} req/s at ${time} UTC → ${replicas(basis.forecast.replicas)}`;
+    const time = formatClockTime(basis.forecast.at, basis.forecast.timeZone ?? "UTC");
+    const forecast = `forecast ${Math.round(basis.forecast.requestRate).toLocaleString("en-US")} req/s at ${time} → ${replicas(basis.forecast.replicas)}`;
     return basis.source === "forecast"
       ? `${forecast} (reactive: ${reactive})`
       : `${reactive} (${forecast}; a forecast never scales in on its own)`;
