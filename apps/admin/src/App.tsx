@@ -1,6 +1,6 @@
 import { QueryClientProvider } from "@tanstack/react-query";
 import { type ComponentType, useState } from "react";
-import { createBrowserRouter, Navigate, Outlet, RouterProvider, useLocation } from "react-router";
+import { createBrowserRouter, Navigate, Outlet, RouterProvider, useLocation, useParams } from "react-router";
 import { Layout } from "./components/Layout.tsx";
 import { Loading } from "./components/States.tsx";
 import { useSession } from "./session.ts";
@@ -29,6 +29,12 @@ function RequireSession() {
   );
 }
 
+/** The simulator's per-proxy address: the simulator page with that proxy picked. */
+function ProxySimulator() {
+  const { proxyId = "" } = useParams();
+  return <Navigate to={`/simulate?proxy=${encodeURIComponent(proxyId)}`} replace />;
+}
+
 export const routes = [
   { path: "/sign-in", lazy: page(() => import("./pages/SignIn.tsx")) },
   {
@@ -39,6 +45,8 @@ export const routes = [
       { path: "/proxies/:proxyId", lazy: page(() => import("./pages/Proxy.tsx")) },
       { path: "/proxies/:proxyId/policy", lazy: page(() => import("./pages/Policy.tsx")) },
       { path: "/proxies/:proxyId/operate", lazy: page(() => import("./pages/Operate.tsx")) },
+      { path: "/proxies/:proxyId/simulate", element: <ProxySimulator /> },
+      { path: "/simulate", lazy: page(() => import("./pages/Simulate.tsx")) },
       { path: "/audit", lazy: page(() => import("./pages/Audit.tsx")) },
       { path: "*", element: <Navigate to="/" replace /> },
     ],

@@ -41,11 +41,11 @@ describe("role-dependent controls", () => {
     ["viewer", []],
     ["operator", ["Operate"]],
     ["admin", ["Policy", "Operate"]],
-  ] as const)("a %s sees the proxy tabs %j besides Overview and Audit", (role, extra) => {
+  ] as const)("a %s sees the proxy tabs %j besides Overview, Simulate and Audit", (role, extra) => {
     signInAs(role);
     renderPage(<ProxyTabs proxyId={proxyId} />, { path: "/", url: "/", answers });
     const links = screen.getAllByRole("link").map((link) => link.textContent);
-    expect(links).toEqual(["Overview", ...extra, "Audit"]);
+    expect(links).toEqual(["Overview", ...extra, "Simulate", "Audit"]);
   });
 
   it("a viewer on the operate page gets no scale form and no mode switch", async () => {

@@ -13,6 +13,16 @@ export interface ChartSeries {
   markers?: boolean;
 }
 
+/**
+ * A filled area between two series (indices into `series`): uPlot fills where `from` lies above `to`, so a band
+ * and its reverse shade the two sides of a crossing in different colours.
+ */
+export interface ChartBand {
+  from: number;
+  to: number;
+  fill: string;
+}
+
 export interface ChartMarker {
   /** Epoch seconds, as uPlot's x values. */
   x: number;
@@ -32,6 +42,7 @@ interface ChartProps {
   markers?: ChartMarker[];
   /** The x window in epoch seconds (the chosen range), so sparse data is not stretched over years. */
   xRange?: [number, number];
+  bands?: ChartBand[];
 }
 
 /** Few points are drawn as dots as well, so a single sample is visible. */
@@ -40,7 +51,7 @@ const SPARSE_POINTS = 60;
 const stepped = uPlot.paths.stepped?.({ align: 1 });
 
 /** A uPlot time series that follows its container's width. uPlot draws on canvas and stays fast past 10k points. */
-export function Chart({ title, data, series, height = 200, markers = [], xRange }: ChartProps) {
+export function Chart({ title, data, series, height = 200, markers = [], xRange, bands = [] }: ChartProps) {
   const container = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const markersRef = useRef(markers);
@@ -67,6 +78,8 @@ export function Chart({ title, data, series, height = 200, markers = [], xRange 
         { stroke: "#1f2937", grid: { stroke: "#e5e7eb" } },
         { stroke: "#1f2937", grid: { stroke: "#e5e7eb" }, size: 50 },
       ],
+      // uPlot's series 0 is x, hence the +1.
+      bands: bands.map((band) => ({ series: [band.from + 1, band.to + 1], fill: band.fill })),
       series: [
         { label: "time" },
         ...series.map(
@@ -129,7 +142,7 @@ export function Chart({ title, data, series, height = 200, markers = [], xRange 
       instance.destroy();
       plot.current = null;
     };
-  }, [height, JSON.stringify(series)]);
+  }, [height, JSON.stringify(series), JSON.stringify(bands)]);
 
   useEffect(() => {
     plot.current?.setData(data as uPlot.AlignedData);

@@ -16,6 +16,7 @@ export function Layout({ children }: { children: ReactNode }) {
           <NavLink to="/" end>
             Fleet
           </NavLink>
+          <NavLink to="/simulate">Simulator</NavLink>
           <NavLink to="/audit">Audit log</NavLink>
         </nav>
         {session ? (

@@ -12,6 +12,7 @@ export function ProxyTabs({ proxyId }: { proxyId: string }) {
       </NavLink>
       {canEdit ? <NavLink to={`/proxies/${proxyId}/policy`}>Policy</NavLink> : null}
       {canOperate ? <NavLink to={`/proxies/${proxyId}/operate`}>Operate</NavLink> : null}
+      <NavLink to={`/simulate?proxy=${proxyId}`}>Simulate</NavLink>
       <NavLink to={`/audit?proxy=${proxyId}`}>Audit</NavLink>
     </nav>
   );

@@ -1,5 +1,5 @@
 import type { ScalingPolicy } from "@proxyscale/core";
-import { type FormEvent, useMemo, useState } from "react";
+import { type FormEvent, useEffect, useMemo, useRef, useState } from "react";
 import {
   type CellKind,
   diffPolicies,
@@ -23,14 +23,19 @@ export interface PolicyFormProps {
   /** What the proxy inherits without a policy of its own (its environment's default, or the global one). */
   inherited: { policy: ScalingPolicy; from: string };
   presets: { name: string; policy: ScalingPolicy }[];
-  saving: boolean;
   /** Issues the server answered with, by field path. */
   serverErrors?: Record<string, string[]>;
-  onSave: (policy: ScalingPolicy) => void;
+  /** Without it the form only edits (no save button): the simulator reads the draft through `onDraft`. */
+  onSave?: (policy: ScalingPolicy) => void;
+  saving?: boolean;
+  /** The valid draft after every change, or null while it is invalid. */
+  onDraft?: (policy: ScalingPolicy | null) => void;
+  /** Makes the element ids unique when two forms share a page. */
+  idPrefix?: string;
+  label?: string;
 }
 
 const GROUPS = [...new Set(FIELDS.map((field) => field.group))];
-const idOf = (path: string) => `field-${path.replaceAll(".", "-")}`;
 
 /**
  * Every policy field, checked by core's schema as the user types; the diff against the saved policy is shown
@@ -40,10 +45,14 @@ export function PolicyForm({
   saved,
   inherited,
   presets,
-  saving,
+  saving = false,
   serverErrors = {},
   onSave,
+  onDraft,
+  idPrefix = "field",
+  label = "Scaling policy",
 }: PolicyFormProps) {
+  const idOf = (path: string) => `${idPrefix}-${path.replaceAll(".", "-")}`;
   const [draft, setDraft] = useState<unknown>(saved);
   const [texts, setTexts] = useState<Record<string, string>>(() => textsOf(saved));
   const [rows, setRows] = useState<Record<string, Row[]>>(() => rowsByField(saved));
@@ -55,6 +64,11 @@ export function PolicyForm({
     [validation, saved],
   );
   const valid = validation.ok && Object.keys(rowErrors).length === 0;
+  const onDraftRef = useRef(onDraft);
+  onDraftRef.current = onDraft;
+  useEffect(() => {
+    onDraftRef.current?.(valid && validation.ok ? validation.policy : null);
+  }, [valid, validation]);
 
   const change = (field: Field, text: string) => {
     setTexts((current) => ({ ...current, [field.path]: text }));
@@ -80,11 +94,11 @@ export function PolicyForm({
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
-    if (validation.ok && valid && changes.length > 0) onSave(validation.policy);
+    if (validation.ok && valid && changes.length > 0) onSave?.(validation.policy);
   };
 
   return (
-    <form onSubmit={submit} noValidate aria-label="Scaling policy">
+    <form onSubmit={submit} noValidate aria-label={label}>
       <fieldset className="presets">
         <legend>Start from</legend>
         {presets.map((preset) => (
@@ -151,8 +165,8 @@ export function PolicyForm({
           {validation.errors[""].join("; ")}
         </p>
       ) : null}
-      <section aria-labelledby="diff-title" className="diff">
-        <h2 id="diff-title">Changes to save</h2>
+      <section aria-labelledby={`${idPrefix}-diff-title`} className="diff">
+        <h2 id={`${idPrefix}-diff-title`}>{onSave ? "Changes to save" : "Changes from the saved policy"}</h2>
         {!valid ? (
           <p>Fix the fields marked above to see the change.</p>
         ) : changes.length === 0 ? (
@@ -178,9 +192,11 @@ export function PolicyForm({
           </table>
         )}
       </section>
-      <button type="submit" className="primary" disabled={!valid || changes.length === 0 || saving}>
-        {saving ? "Saving…" : `Save policy${changes.length > 0 ? ` (${changes.length} changes)` : ""}`}
-      </button>
+      {onSave ? (
+        <button type="submit" className="primary" disabled={!valid || changes.length === 0 || saving}>
+          {saving ? "Saving…" : `Save policy${changes.length > 0 ? ` (${changes.length} changes)` : ""}`}
+        </button>
+      ) : null}
     </form>
   );
 }
