@@ -1,5 +1,5 @@
+import { seededFleetRate, storeDailyRollups } from "@proxyscale/db/testing";
 import { beforeAll, describe, expect, it } from "vitest";
-import { seededFleetRate, storeDailyRollups } from "./demand-rollups.ts";
 import { type Client, client, forEachDriver, registerProxy, token, unique } from "./support.ts";
 
 const MINUTE = 60_000;

@@ -8,6 +8,7 @@ import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { type Database, type OpenDatabaseOptions, openDatabase, redactUrl } from "./connection.ts";
 
+export { seededFleetRate, storeDailyRollups } from "./demand-fixtures.ts";
 export {
   freePort,
   type PrivateCluster,

@@ -1,4 +1,10 @@
-import { describeLimit } from "@proxyscale/core";
+import {
+  DEFAULT_BUCKET_MINUTES,
+  DEFAULT_OVERLAY_HOURS_AHEAD,
+  DEFAULT_OVERLAY_HOURS_BACK,
+  describeLimit,
+  MAX_OVERLAY_HOURS_BACK,
+} from "@proxyscale/core";
 import { useQuery } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 import { Link, useParams, useSearchParams } from "react-router";
@@ -15,6 +21,7 @@ type Point = RouterOutputs["metrics"]["range"]["points"][number];
 type StoredDecision = RouterOutputs["scaling"]["decisions"]["items"][number];
 type ScalingEvent = RouterOutputs["scaling"]["events"]["items"][number];
 type Policy = RouterOutputs["policies"]["get"]["policy"];
+type Forecast = RouterOutputs["scaling"]["forecast"];
 
 export const RANGES = {
   "15m": 15 * 60_000,
@@ -67,6 +74,22 @@ function metricCharts(points: Point[], policy: Policy) {
   }));
 }
 
+/**
+ * Actual and forecast fleet request rate per bucket, and "now" as a series of its own: two points at now's x
+ * (0 and the chart's top), which uPlot joins into a vertical line.
+ */
+function forecastData(forecast: Forecast) {
+  const top = Math.max(0, ...forecast.points.flatMap((point) => [point.actual ?? 0, point.forecast ?? 0]));
+  return align(
+    [
+      ...forecast.points.map((point) => ({ at: point.at, values: [point.actual, point.forecast, null] })),
+      { at: forecast.now, values: [null, null, 0] },
+      { at: forecast.now, values: [null, null, top] },
+    ],
+    3,
+  );
+}
+
 function replicaData(points: Point[], decisions: StoredDecision[], events: ScalingEvent[], from: number) {
   const inRange = <T,>(items: T[], at: (item: T) => number) => items.filter((item) => at(item) >= from);
   return align(
@@ -116,6 +139,35 @@ export default function ProxyPage() {
     ...trpc.metrics.range.queryOptions({ proxyId, from, to, points: pointCount }),
     placeholderData: (previous) => previous,
   });
+  // The forecast's past covers the chart range but at least a day: the season the forecast learns from.
+  const forecastHoursBack = Math.min(
+    MAX_OVERLAY_HOURS_BACK,
+    Math.max(DEFAULT_OVERLAY_HOURS_BACK, Math.round(RANGES[range] / 3_600_000)),
+  );
+  const forecast = useQuery({
+    ...trpc.scaling.forecast.queryOptions({
+      proxyId,
+      hoursBack: forecastHoursBack,
+      hoursAhead: DEFAULT_OVERLAY_HOURS_AHEAD,
+    }),
+    enabled: policy.data?.policy.strategy === "predictive",
+    placeholderData: (previous) => previous,
+    // The fit changes once a bucket; refetching then also moves the now line.
+    refetchInterval: DEFAULT_BUCKET_MINUTES * 60_000,
+  });
+  const forecastChart = useMemo(
+    () =>
+      forecast.data
+        ? {
+            data: forecastData(forecast.data),
+            xRange: [
+              seconds(forecast.data.now) - forecastHoursBack * 3_600,
+              seconds(forecast.data.now) + DEFAULT_OVERLAY_HOURS_AHEAD * 3_600,
+            ] as [number, number],
+          }
+        : null,
+    [forecast.data, forecastHoursBack],
+  );
   const decisions = useQuery(trpc.scaling.decisions.queryOptions({ proxyId, limit: 50 }));
   const events = useQuery(trpc.scaling.events.queryOptions({ proxyId, limit: 50 }));
   const summary = useQuery(
@@ -274,6 +326,31 @@ export default function ProxyPage() {
           ) : null}
         </div>
       )}
+
+      {policy.data?.policy.strategy === "predictive" ? (
+        <div className="charts" data-testid="forecast">
+          {forecast.error ? <ErrorState error={forecast.error} what="the forecast" /> : null}
+          {forecast.data?.unavailableReason ? (
+            <p className="state" role="status" data-testid="forecast-note">
+              No forecast overlay: {forecast.data.unavailableReason}. Until then the predictive policy scales
+              as target tracking.
+            </p>
+          ) : forecastChart ? (
+            <Chart
+              title={`Fleet request rate (req/s): actual vs forecast, next ${DEFAULT_OVERLAY_HOURS_AHEAD} h`}
+              data={forecastChart.data}
+              xRange={forecastChart.xRange}
+              series={[
+                { label: "actual", color: "#1d4ed8" },
+                { label: "forecast", color: "#b45309", dash: true },
+                { label: "now", color: "#6b7280" },
+              ]}
+            />
+          ) : forecast.error ? null : (
+            <Loading what="the forecast" />
+          )}
+        </div>
+      ) : null}
 
       <h2>Summary ({range})</h2>
       <QueryView

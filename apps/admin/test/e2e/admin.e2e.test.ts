@@ -1,4 +1,5 @@
 // @vitest-environment node
+import { storeDailyRollups } from "@proxyscale/db/testing";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -226,6 +227,47 @@ describe.skipIf(!runs)("the admin UI in Chromium against the real server", () =>
     expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(
       true,
     );
+  });
+
+  it("overlays actual and forecast request rate, past and future, with a now line, on a predictive proxy", async () => {
+    const predictive = async (name: string, rollupMinutes: number) => {
+      const proxy = await rest<ProxyView>(harness.url, harness.adminToken, "POST", "/proxies", { name });
+      await rest(harness.url, harness.adminToken, "POST", `/proxy/scaling/policies/${proxy.id}`, {
+        strategy: "predictive",
+        mode: "forecastOnly",
+        targetRequestRate: 100,
+        maxReplicas: 10,
+      });
+      await storeDailyRollups(harness.server.database, proxy.id, rollupMinutes);
+      return proxy;
+    };
+    const seasonal = await predictive("e2e-predictive", 2 * 1440);
+    await page.goto(`${harness.url}/proxies/${seasonal.id}`);
+    const chart = page.locator("[data-testid=forecast] .chart-area[data-drawn]");
+    await chart.locator("canvas").waitFor({ timeout: 20_000 });
+    const legend = (label: string) =>
+      page
+        .locator("[data-testid=forecast] tr.u-series")
+        .filter({ has: page.locator(".u-label", { hasText: new RegExp(`^${label}$`) }) })
+        .locator(".u-value");
+    const over = (await page.locator("[data-testid=forecast] .u-over").boundingBox())!;
+    // Near the right edge: the future, forecast only. Near the left edge: the past hour, actual and forecast.
+    await page.mouse.move(over.x + over.width * 0.97, over.y + over.height / 2);
+    await expect.poll(() => legend("forecast").textContent()).toMatch(/\d/);
+    expect(await legend("actual").textContent()).not.toMatch(/\d/);
+    await page.mouse.move(over.x + over.width * 0.04, over.y + over.height / 2);
+    await expect.poll(() => legend("actual").textContent()).toMatch(/\d/);
+    expect(await legend("forecast").textContent()).toMatch(/\d/);
+    expect(await legend("now").count()).toBe(1);
+    await expectAccessible("proxy with a forecast");
+    await screenshots(page, "proxy-forecast");
+
+    const young = await predictive("e2e-predictive-young", 120);
+    await page.goto(`${harness.url}/proxies/${young.id}`);
+    const note = page.getByTestId("forecast-note");
+    await note.waitFor();
+    expect(await note.textContent()).toContain("not enough history for a forecast (2 h of 24 h)");
+    expect(await page.locator("[data-testid=forecast] canvas").count()).toBe(0);
   });
 
   it("sends a rejected token back to sign-in with the reason", async () => {

@@ -1,7 +1,7 @@
 import type { PredictiveBasis } from "@proxyscale/core";
 import { type Database, listDecisions, openDatabase } from "@proxyscale/db";
+import { storeDailyRollups } from "@proxyscale/db/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { storeDailyRollups } from "../demand-rollups.ts";
 import { type Client, client, MID_LOAD, TEST_SECRET, token, unique } from "../support.ts";
 import { FleetReceiver, registerFleetProxy } from "./harness.ts";
 import { type ControlNode, startControlNode } from "./node.ts";

@@ -1,4 +1,6 @@
-import { type Database, schema } from "@proxyscale/db";
+/** Seeded per-minute rollups for the predictive forecast's tests (server REST and control, admin e2e). */
+import type { Database } from "./connection.ts";
+import { proxyLoadMetrics1m } from "./schema/index.ts";
 
 const MINUTE = 60_000;
 
@@ -33,6 +35,6 @@ export async function storeDailyRollups(database: Database, proxyId: string, min
     };
   });
   for (let i = 0; i < rows.length; i += 500) {
-    await database.db.insert(schema.proxyLoadMetrics1m).values(rows.slice(i, i + 500));
+    await database.db.insert(proxyLoadMetrics1m).values(rows.slice(i, i + 500));
   }
 }
