@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { replicaTemplateSchema } from "./replica-templates.ts";
 import { storable, storableText } from "./storable.ts";
 
 /**
@@ -80,10 +81,17 @@ export const localActuatorConfigSchema = z.strictObject({
     })
     .prefault({}),
   reporting: localReportingSchema.prefault({}),
+  /** What each replica runs: the Node worker, a built-in HAProxy or nginx template, or a custom one. */
+  replica: replicaTemplateSchema.default({ template: "worker" }),
 });
 
 const dns1123Label = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, {
   message: "must be a DNS-1123 label: lowercase letters, digits and -, at most 63 characters",
+});
+/** Service names: a DNS-1035 label. */
+const dns1035Label = z.string().regex(/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/, {
+  message:
+    "must be a DNS-1035 label: a lowercase letter, then lowercase letters, digits and -, at most 63 characters",
 });
 const dns1123Subdomain = z
   .string()
@@ -118,6 +126,8 @@ export const kubernetesActuatorConfigSchema = z.strictObject({
   /** The credentials' namespace (service account or kubeconfig context), else `default`, when absent. */
   namespace: dns1123Label.optional(),
   credentials: kubernetesCredentialsSchema.prefault({ source: "inCluster" }),
+  /** The Service whose EndpointSlices list the ready replicas' addresses (for scraping); `name` when absent. */
+  service: dns1035Label.optional(),
   requestTimeoutMs: positiveMilliseconds(120_000).default(10_000),
   /** A 409 Conflict (someone else changed the scale) is retried with a fresh GET this many times. */
   conflictRetries: z.number().int().min(0).max(20).default(5),

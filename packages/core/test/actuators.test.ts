@@ -45,6 +45,13 @@ describe("actuator config schemas", () => {
       { path: "upstreamUrl", message: "must be an http:// or https:// URL" },
     ]);
     expect(issuesOf({ kind: "kubernetes", name: "Edge_1" })[0]?.path).toBe("name");
+    expect(issuesOf({ kind: "kubernetes", name: "edge", service: "1-edge" })).toEqual([
+      {
+        path: "service",
+        message:
+          "must be a DNS-1035 label: a lowercase letter, then lowercase letters, digits and -, at most 63 characters",
+      },
+    ]);
     expect(
       issuesOf({ kind: "webhook", url: "https://h/x", secret: "short", headers: { "X-ProxyScale-Id": "1" } }),
     ).toEqual([

@@ -27,8 +27,8 @@ export async function createActuator(config: ActuatorConfig, deps: ActuatorDeps)
 }
 
 export { CommandActuator, runCommand, substitutePlaceholders } from "./command.ts";
-export { KubernetesActuator } from "./kubernetes/actuator.ts";
-export { type KubeConnection, loadKubeConnection, loadKubeconfig } from "./kubernetes/credentials.ts";
+export { KubernetesActuator, type ScrapeTarget } from "./kubernetes/actuator.ts";
+export { type KubeCredentials, loadKubeCredentials } from "./kubernetes/credentials.ts";
 export { LocalActuator, type LocalReplicaInfo } from "./local/actuator.ts";
 export type { FrontStats } from "./local/front.ts";
 export { type HelloUpstream, type HelloUpstreamOptions, startHelloUpstream } from "./local/upstream.ts";

@@ -8,7 +8,8 @@ import type { AddressInfo } from "node:net";
  * omitted, as the API server's omitempty does), meta/v1 Status errors, merge-patch with a resourceVersion
  * precondition, bearer-token authentication and per-token RBAC, and watches of one workload
  * (`?watch=true&fieldSelector=metadata.name=…`: newline-delimited meta/v1 WatchEvents, 410 Gone as an ERROR
- * event for a resourceVersion older than `oldestResourceVersion`).
+ * event for a resourceVersion older than `oldestResourceVersion`), and discovery.k8s.io/v1 EndpointSlices listed
+ * by `labelSelector=kubernetes.io/service-name=…`.
  */
 export interface FakeWorkload {
   resource: "deployments" | "statefulsets";
@@ -23,7 +24,19 @@ export interface FakeWorkload {
 
 export interface FakeIdentity {
   user: string;
-  verbs: Array<"get-scale" | "patch-scale" | "get-workload" | "watch-workload">;
+  verbs: Array<"get-scale" | "patch-scale" | "get-workload" | "watch-workload" | "list-endpointslices">;
+}
+
+/** An EndpointSlice as the EndpointSlice controller writes it for a Service. */
+export interface FakeEndpointSlice {
+  namespace: string;
+  name: string;
+  service: string;
+  addressType?: "IPv4" | "IPv6" | "FQDN";
+  /** `ready` absent: the condition is unknown (the API says to treat it as ready). */
+  endpoints: Array<{ addresses: string[]; ready?: boolean; pod?: string }>;
+  /** `port` absent: the slice stands for every port. */
+  ports: Array<{ name?: string; port?: number }>;
 }
 
 interface Watcher {
@@ -42,6 +55,8 @@ export interface RecordedRequest {
 const KIND = { deployments: "Deployment", statefulsets: "StatefulSet" } as const;
 const SCALE_PATH = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/(deployments|statefulsets)\/([^/]+)(\/scale)?$/;
 const COLLECTION_PATH = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/(deployments|statefulsets)$/;
+const ENDPOINT_SLICES_PATH = /^\/apis\/discovery\.k8s\.io\/v1\/namespaces\/([^/]+)\/endpointslices$/;
+const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
 function status(code: number, reason: string, message: string, details?: Record<string, unknown>) {
   return {
@@ -60,10 +75,13 @@ export class FakeKubeApiServer {
   readonly requests: RecordedRequest[] = [];
   readonly identities = new Map<string, FakeIdentity>();
   private readonly workloads = new Map<string, FakeWorkload>();
+  private readonly endpointSlices: FakeEndpointSlice[] = [];
   /** The next N PATCHes each find the object changed by someone else since it was read. */
   concurrentWriters = 0;
   /** How long the controller takes to bring status.replicas to spec.replicas. */
   rolloutDelayMs = 0;
+  /** Requests are recorded and never answered, as from an API server that hangs. */
+  stalled = false;
   /** A watch from a resourceVersion below this gets 410 Gone (the API server compacted its history). */
   oldestResourceVersion = 0;
   private readonly watchers = new Set<Watcher>();
@@ -109,6 +127,10 @@ export class FakeKubeApiServer {
     };
     this.workloads.set(this.key(full.namespace, full.resource, full.name), full);
     return full;
+  }
+
+  addEndpointSlice(slice: FakeEndpointSlice): void {
+    this.endpointSlices.push(slice);
   }
 
   workload(namespace: string, resource: FakeWorkload["resource"], name: string): FakeWorkload | undefined {
@@ -179,6 +201,7 @@ export class FakeKubeApiServer {
       authorization: req.headers.authorization,
       body,
     });
+    if (this.stalled) return;
     const send = (code: number, payload: unknown) =>
       res.writeHead(code, { "content-type": "application/json" }).end(JSON.stringify(payload));
 
@@ -200,6 +223,21 @@ export class FakeKubeApiServer {
         );
       }
       return this.watch(url, namespace, resource as FakeWorkload["resource"], res);
+    }
+    const slices = url.pathname.match(ENDPOINT_SLICES_PATH);
+    if (slices && req.method === "GET") {
+      const [, namespace = ""] = slices;
+      if (!identity.verbs.includes("list-endpointslices")) {
+        return send(
+          403,
+          status(
+            403,
+            "Forbidden",
+            `endpointslices.discovery.k8s.io is forbidden: User "${identity.user}" cannot list resource "endpointslices" in API group "discovery.k8s.io" in the namespace "${namespace}"`,
+          ),
+        );
+      }
+      return send(200, this.endpointSliceList(namespace, url.searchParams.get("labelSelector")));
     }
     const match = url.pathname.match(SCALE_PATH);
     if (!match) return send(404, status(404, "NotFound", "the server could not find the requested resource"));
@@ -292,6 +330,52 @@ export class FakeKubeApiServer {
       }
     }
     return send(200, isScale ? this.scale(workload) : this.workloadObject(workload));
+  }
+
+  /** Only the equality selector on the service-name label, the one way a Service's slices are found. */
+  private endpointSliceList(namespace: string, labelSelector: string | null) {
+    const [label, value] = labelSelector?.split("=") ?? [];
+    const items = this.endpointSlices
+      .filter(
+        (slice) =>
+          slice.namespace === namespace &&
+          (label === undefined || (label === SERVICE_NAME_LABEL && value === slice.service)),
+      )
+      .map((slice) => ({
+        metadata: {
+          name: slice.name,
+          namespace: slice.namespace,
+          resourceVersion: "2000",
+          labels: {
+            [SERVICE_NAME_LABEL]: slice.service,
+            "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+          },
+        },
+        addressType: slice.addressType ?? "IPv4",
+        endpoints: slice.endpoints.map((endpoint) => ({
+          addresses: endpoint.addresses,
+          // Pointer fields: an unknown condition is left out.
+          conditions:
+            endpoint.ready === undefined
+              ? {}
+              : { ready: endpoint.ready, serving: endpoint.ready, terminating: !endpoint.ready },
+          ...(endpoint.pod
+            ? { targetRef: { kind: "Pod", namespace: slice.namespace, name: endpoint.pod } }
+            : {}),
+          nodeName: "node-1",
+        })),
+        ports: slice.ports.map((port) => ({
+          name: port.name ?? "",
+          protocol: "TCP",
+          ...(port.port === undefined ? {} : { port: port.port }),
+        })),
+      }));
+    return {
+      kind: "EndpointSliceList",
+      apiVersion: "discovery.k8s.io/v1",
+      metadata: { resourceVersion: "2000" },
+      items,
+    };
   }
 
   private rollout(workload: FakeWorkload) {

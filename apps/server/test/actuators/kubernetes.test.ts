@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type KubernetesActuatorConfig, parseActuatorConfig } from "@proxyscale/core";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ActuatorError, KubernetesActuator, loadKubeconfig } from "../../src/actuators/index.ts";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { ActuatorError, KubernetesActuator, loadKubeCredentials } from "../../src/actuators/index.ts";
 import { FakeKubeApiServer } from "./fake-kube-apiserver.ts";
 
 let dir: string;
@@ -56,7 +56,14 @@ afterEach(() => api.stop());
 
 function writeKubeconfig(
   name: string,
-  options: { token?: string; ca?: "data" | "file" | "none"; insecure?: boolean; server?: string } = {},
+  options: {
+    token?: string;
+    /** The scaler user's fields, as YAML lines, instead of `token`. */
+    user?: string;
+    ca?: "data" | "file" | "none";
+    insecure?: boolean;
+    server?: string;
+  } = {},
 ) {
   const ca = options.ca ?? "data";
   const caLine =
@@ -87,8 +94,7 @@ ${caLine}${options.insecure ? "    insecure-skip-tls-verify: true\n" : ""}contex
 users:
 - name: scaler
   user:
-    token: ${options.token ?? "operator-token"}
-`,
+${options.user ?? `    token: ${options.token ?? "operator-token"}\n`}`,
   );
   return path;
 }
@@ -222,7 +228,7 @@ describe("kubernetes actuator", () => {
     });
     const serviceAccountDir = join(dir, "sa");
     mkdirSync(serviceAccountDir, { recursive: true });
-    writeFileSync(join(serviceAccountDir, "token"), "operator-token\n");
+    writeFileSync(join(serviceAccountDir, "token"), "operator-token");
     writeFileSync(join(serviceAccountDir, "ca.crt"), tls.cert);
     writeFileSync(join(serviceAccountDir, "namespace"), "edge-ns");
     const actuator = kube(
@@ -235,8 +241,14 @@ describe("kubernetes actuator", () => {
       "/apis/apps/v1/namespaces/edge-ns/statefulsets/edge",
     ]);
 
-    writeFileSync(join(serviceAccountDir, "token"), "rotated-token\n");
-    await actuator.setReplicas(4, ctx);
+    // client-node re-reads the token file once it is a minute old, as client-go does.
+    writeFileSync(join(serviceAccountDir, "token"), "rotated-token");
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 61_000 });
+    try {
+      await actuator.setReplicas(4, ctx);
+    } finally {
+      vi.useRealTimers();
+    }
     expect(api.requests.at(-1)?.authorization).toBe("Bearer rotated-token");
     expect(api.workload("edge-ns", "statefulsets", "edge")?.specReplicas).toBe(4);
   });
@@ -338,6 +350,88 @@ describe("kubernetes actuator", () => {
     expect(await caFile.getReplicas()).toMatchObject({ replicas: 3 });
   });
 
+  it("lists the ready replicas' addresses from the EndpointSlices of the workload's Service", async () => {
+    api.identities.set("scraper-token", {
+      user: "system:serviceaccount:prod:proxyscale",
+      verbs: ["get-scale", "list-endpointslices"],
+    });
+    api.addEndpointSlice({
+      namespace: "prod",
+      name: "edge-7kx2p",
+      service: "edge",
+      endpoints: [
+        { addresses: ["10.1.0.5"], ready: true, pod: "edge-6f9c-a" },
+        { addresses: ["10.1.0.6"], ready: false, pod: "edge-6f9c-b" },
+        { addresses: ["10.1.0.7"], pod: "edge-6f9c-c" },
+      ],
+      ports: [
+        { name: "metrics", port: 8405 },
+        { name: "http", port: 8080 },
+      ],
+    });
+    // The controller moving an endpoint lists it in two slices for a while; another Service's slice is not ours.
+    api.addEndpointSlice({
+      namespace: "prod",
+      name: "edge-q8w4z",
+      service: "edge",
+      endpoints: [{ addresses: ["10.1.0.5"], ready: true, pod: "edge-6f9c-a" }],
+      ports: [{ name: "metrics", port: 8405 }],
+    });
+    api.addEndpointSlice({
+      namespace: "prod",
+      name: "edge-admin-m2c9d",
+      service: "edge-admin",
+      endpoints: [{ addresses: ["10.1.0.9"], ready: true, pod: "edge-admin-0" }],
+      ports: [{ port: 9000 }],
+    });
+    const path = writeKubeconfig("scraper", { token: "scraper-token" });
+    const byAddress = (targets: Array<{ address: string; port: number }>) =>
+      [...targets].sort((a, b) => `${a.address}:${a.port}`.localeCompare(`${b.address}:${b.port}`));
+
+    const edge = kube({ credentials: { source: "kubeconfig", path } });
+    expect(byAddress(await edge.targets())).toEqual([
+      { instance: "edge-6f9c-a", address: "10.1.0.5", port: 8080, portName: "http" },
+      { instance: "edge-6f9c-a", address: "10.1.0.5", port: 8405, portName: "metrics" },
+      { instance: "edge-6f9c-c", address: "10.1.0.7", port: 8080, portName: "http" },
+      { instance: "edge-6f9c-c", address: "10.1.0.7", port: 8405, portName: "metrics" },
+    ]);
+    const list = new URL(api.requests.at(-1)?.path ?? "", apiUrl);
+    expect(list.pathname).toBe("/apis/discovery.k8s.io/v1/namespaces/prod/endpointslices");
+    expect(list.searchParams.get("labelSelector")).toBe("kubernetes.io/service-name=edge");
+
+    const admin = kube({ service: "edge-admin", credentials: { source: "kubeconfig", path } });
+    expect(await admin.targets()).toEqual([{ instance: "edge-admin-0", address: "10.1.0.9", port: 9000 }]);
+
+    const withoutRbac = kube({ credentials: { source: "kubeconfig", path: writeKubeconfig("config") } });
+    await expect(withoutRbac.targets()).rejects.toMatchObject({
+      code: "forbidden",
+      message: expect.stringContaining("LIST endpointslices of service prod/edge: forbidden by RBAC"),
+    });
+  });
+
+  it("stops a scale in flight when its signal aborts", async () => {
+    api.rolloutDelayMs = 30_000;
+    const actuator = kube({ credentials: { source: "kubeconfig", path: writeKubeconfig("config") } });
+    const controller = new AbortController();
+    const scaling = actuator.setReplicas(6, { ...ctx, signal: controller.signal });
+    await expect.poll(() => api.requests.some((request) => request.method === "PATCH"), WAIT).toBe(true);
+    controller.abort();
+    await expect(scaling).rejects.toMatchObject({ code: "aborted" });
+  });
+
+  it("gives up on an API server that does not answer after requestTimeoutMs", async () => {
+    api.stalled = true;
+    const actuator = kube({
+      credentials: { source: "kubeconfig", path: writeKubeconfig("config") },
+      requestTimeoutMs: 200,
+    });
+    await expect(actuator.getReplicas()).rejects.toMatchObject({
+      code: "unavailable",
+      retryable: true,
+      message: "GET deployment prod/edge failed: timed out after 200 ms",
+    });
+  });
+
   it("skips the PATCH when the scale already asks for the count", async () => {
     const actuator = kube({ credentials: { source: "kubeconfig", path: writeKubeconfig("config") } });
     await expect(actuator.setReplicas(3, ctx)).resolves.toEqual({ status: "completed", observedReplicas: 3 });
@@ -353,21 +447,73 @@ describe("kubernetes actuator", () => {
   });
 });
 
-describe("kubeconfig parsing", () => {
-  it("refuses exec plugins and dangling contexts with the reason", () => {
-    const path = join(dir, "exec-config");
-    writeFileSync(
-      path,
-      `current-context: eks
-clusters: [{ name: c, cluster: { server: "https://example.invalid" } }]
-contexts: [{ name: eks, context: { cluster: c, user: u } }]
-users: [{ name: u, user: { exec: { command: aws, args: [eks, get-token] } } }]
+describe("kubeconfig credentials", () => {
+  /** A kubeconfig whose user runs `plugin` (a node script) as its exec credential plugin. */
+  function writeExecKubeconfig(name: string, plugin: string) {
+    const scriptPath = join(dir, `${name}.mjs`);
+    writeFileSync(scriptPath, plugin);
+    return writeKubeconfig(name, {
+      user: `    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: ${JSON.stringify(process.execPath)}
+      args: [${JSON.stringify(scriptPath)}]
+      interactiveMode: Never
+`,
+    });
+  }
+
+  it("runs an exec credential plugin and reuses its token until it expires", async () => {
+    api.identities.set("exec-token", {
+      user: "eks:proxyscale",
+      verbs: ["get-scale", "patch-scale", "get-workload"],
+    });
+    const runs = join(dir, "exec-runs.log");
+    const path = writeExecKubeconfig(
+      "exec",
+      `import { appendFileSync } from "node:fs";
+appendFileSync(${JSON.stringify(runs)}, "run\\n");
+const expirationTimestamp = new Date(Date.now() + 3_600_000).toISOString();
+process.stdout.write(JSON.stringify({
+  apiVersion: "client.authentication.k8s.io/v1",
+  kind: "ExecCredential",
+  status: { token: "exec-token", expirationTimestamp },
+}));
 `,
     );
-    expect(() => loadKubeconfig(path, undefined)).toThrow("authenticates with exec/auth-provider");
-    expect(() => loadKubeconfig(writeKubeconfig("dangling"), "broken")).toThrow(
+    const actuator = kube({ credentials: { source: "kubeconfig", path } });
+    expect(await actuator.getReplicas()).toEqual({ replicas: 3, readyReplicas: 3, unhealthyReplicas: 0 });
+    await expect(actuator.setReplicas(4, ctx)).resolves.toEqual({ status: "completed", observedReplicas: 4 });
+    expect(new Set(api.requests.map((request) => request.authorization))).toEqual(
+      new Set(["Bearer exec-token"]),
+    );
+    expect(readFileSync(runs, "utf8")).toBe("run\n");
+  });
+
+  it("reports a failing exec plugin with what it printed", async () => {
+    const path = writeExecKubeconfig(
+      "exec-failing",
+      `process.stderr.write("error: the SSO session has expired; run aws sso login");
+process.exit(1);
+`,
+    );
+    const actuator = kube({ credentials: { source: "kubeconfig", path } });
+    await expect(actuator.getReplicas()).rejects.toMatchObject({
+      code: "unavailable",
+      message: "GET deployment prod/edge failed: error: the SSO session has expired; run aws sso login",
+    });
+    expect(api.requests).toHaveLength(0);
+  });
+
+  it("refuses dangling and missing contexts with the reason", () => {
+    const path = writeKubeconfig("dangling");
+    expect(() => loadKubeCredentials({ source: "kubeconfig", path, context: "broken" }, {})).toThrow(
       'names missing cluster "nowhere"',
     );
-    expect(() => loadKubeconfig(writeKubeconfig("nocontext"), "staging")).toThrow('has no context "staging"');
+    expect(() => loadKubeCredentials({ source: "kubeconfig", path, context: "staging" }, {})).toThrow(
+      'has no context "staging"',
+    );
+    expect(() => loadKubeCredentials({ source: "kubeconfig", path: join(dir, "absent") }, {})).toThrow(
+      `cannot load kubeconfig ${join(dir, "absent")}`,
+    );
   });
 });

@@ -1,5 +1,15 @@
-import { type ClientRequest, request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
+import { STATUS_CODES } from "node:http";
+import {
+  ApiException,
+  AppsV1Api,
+  type ConfigurationOptions,
+  DiscoveryV1Api,
+  Observable,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Scale,
+  Watch,
+} from "@kubernetes/client-node";
 import type { KubernetesActuatorConfig } from "@proxyscale/core";
 import { type Logger, silentLogger } from "@proxyscale/db";
 import { z } from "zod";
@@ -11,17 +21,9 @@ import type {
   SetReplicasResult,
 } from "../types.ts";
 import { ActuatorError, assertReplicaCount, errorMessage, sleep, throwIfAborted } from "../types.ts";
-import { type KubeConnection, loadKubeConnection } from "./credentials.ts";
+import { type KubeCredentials, loadKubeCredentials } from "./credentials.ts";
 
-/** autoscaling/v1 Scale, as the scale subresource returns it. */
-const scaleSchema = z.object({
-  metadata: z.object({ resourceVersion: z.string().optional() }).optional(),
-  spec: z.object({ replicas: z.number().int().optional() }).optional(),
-  status: z.object({ replicas: z.number().int().optional() }).optional(),
-});
-type Scale = z.infer<typeof scaleSchema>;
-
-/** The fields of a Deployment or StatefulSet the counts come from. The API server omits zero values. */
+/** The fields of a Deployment or StatefulSet a watch event's object is read for. The API server omits zero values. */
 const workloadSchema = z.object({
   metadata: z.object({ resourceVersion: z.string().optional() }).optional(),
   status: z
@@ -29,10 +31,12 @@ const workloadSchema = z.object({
     .optional(),
 });
 
-/** meta/v1 WatchEvent. */
-const watchEventSchema = z.object({
-  type: z.enum(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]),
-  object: z.unknown(),
+/** meta/v1 Status, the body of every API error and of a watch's ERROR event. */
+const statusSchema = z.object({
+  kind: z.literal("Status"),
+  code: z.number().optional(),
+  message: z.string().optional(),
+  reason: z.string().optional(),
 });
 
 /** Longest pause between watch attempts after failures (doubling from 1 s). */
@@ -42,26 +46,29 @@ const WATCH_TIMEOUT_SECONDS = 300;
 
 class WatchGone extends Error {}
 
-/** meta/v1 Status, the body of every API error. */
-const statusSchema = z.object({
-  kind: z.literal("Status"),
-  message: z.string().optional(),
-  reason: z.string().optional(),
-});
-
-interface KubeResponse {
-  status: number;
-  body: unknown;
+/** One ready replica as a scrape source reaches it: an address and port from the Service's EndpointSlices. */
+export interface ScrapeTarget {
+  /** The pod's name (the endpoint's targetRef), else the address. */
+  instance: string;
+  address: string;
+  port: number;
+  /** The Service port's name, when it has one: how a scraper picks its metrics port. */
+  portName?: string;
 }
 
 /**
- * Scales a Deployment or StatefulSet through its `scale` subresource. The PATCH carries the resourceVersion
- * it read, so a concurrent change answers 409 and is retried on a fresh GET instead of being overwritten.
+ * Scales a Deployment or StatefulSet through its `scale` subresource with @kubernetes/client-node. The PATCH
+ * carries the resourceVersion it read, so a concurrent change answers 409 and is retried on a fresh GET instead
+ * of being overwritten.
  */
 export class KubernetesActuator implements Actuator {
   readonly kind = "kubernetes";
-  private readonly connection: KubeConnection;
-  private readonly workloadPath: string;
+  private readonly credentials: KubeCredentials;
+  private readonly apps: AppsV1Api;
+  private readonly discovery: DiscoveryV1Api;
+  private readonly watcher: Watch;
+  private readonly namespace: string;
+  private readonly service: string;
   private readonly collectionPath: string;
   private readonly displayName: string;
   private readonly logger: Logger;
@@ -71,13 +78,17 @@ export class KubernetesActuator implements Actuator {
     private readonly config: KubernetesActuatorConfig,
     deps: ActuatorDeps,
   ) {
-    this.connection = loadKubeConnection(config.credentials, deps.env ?? process.env);
+    this.credentials = loadKubeCredentials(config.credentials, deps.env ?? process.env);
+    const { kubeConfig } = this.credentials;
+    this.apps = kubeConfig.makeApiClient(AppsV1Api);
+    this.discovery = kubeConfig.makeApiClient(DiscoveryV1Api);
+    this.watcher = new Watch(kubeConfig);
     this.logger = deps.logger ?? silentLogger;
-    const namespace = config.namespace ?? this.connection.namespace ?? "default";
+    this.namespace = config.namespace ?? this.credentials.namespace ?? "default";
+    this.service = config.service ?? config.name;
     const resource = config.workload === "deployment" ? "deployments" : "statefulsets";
-    this.collectionPath = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/${resource}`;
-    this.workloadPath = `${this.collectionPath}/${encodeURIComponent(config.name)}`;
-    this.displayName = `${config.workload} ${namespace}/${config.name}`;
+    this.collectionPath = `/apis/apps/v1/namespaces/${encodeURIComponent(this.namespace)}/${resource}`;
+    this.displayName = `${config.workload} ${this.namespace}/${config.name}`;
   }
 
   async getReplicas(): Promise<ReplicaCounts> {
@@ -91,16 +102,18 @@ export class KubernetesActuator implements Actuator {
     assertReplicaCount(replicas);
     for (let attempt = 0; ; attempt++) {
       throwIfAborted(ctx.signal, `scaling ${this.displayName}`);
-      const scale = await this.getScale();
+      const scale = await this.getScale(ctx.signal);
       // ScaleSpec.replicas is omitempty: absent means 0.
       if ((scale.spec?.replicas ?? 0) === replicas) break;
-      const patch = {
-        metadata: { resourceVersion: scale.metadata?.resourceVersion },
-        spec: { replicas },
-      };
-      const response = await this.call("PATCH", `${this.workloadPath}/scale?fieldManager=proxyscale`, patch);
-      if (response.status === 200) break;
-      if (response.status !== 409) throw this.apiError("PATCH", response);
+      try {
+        await this.patchScale(
+          { metadata: { resourceVersion: scale.metadata?.resourceVersion }, spec: { replicas } },
+          ctx.signal,
+        );
+        break;
+      } catch (error) {
+        if (!(error instanceof ActuatorError) || error.status !== 409) throw error;
+      }
       if (attempt >= this.config.conflictRetries) {
         throw new ActuatorError(
           "conflict",
@@ -117,10 +130,44 @@ export class KubernetesActuator implements Actuator {
   }
 
   /**
-   * Watches the workload (`?watch=true`, resumed from the last resourceVersion when the API server ends the
-   * stream, from scratch after 410 Gone) and reports its replicas and ready replicas on every change, so a pod
-   * that crashes or becomes ready reaches the control loop at once instead of at the next reconcile. Without RBAC
-   * to watch, it logs once and leaves the counts to getReplicas.
+   * The ready replicas' addresses, from the EndpointSlices of the workload's Service (`config.service`, else
+   * the workload's name): one target per ready endpoint address and Service port. An endpoint whose `ready`
+   * condition is absent counts as ready, as the EndpointSlice API says; one listed by two slices (while the
+   * controller moves it) appears once.
+   */
+  async targets(): Promise<ScrapeTarget[]> {
+    const labelSelector = `kubernetes.io/service-name=${this.service}`;
+    const slices = await this.request(
+      `LIST endpointslices of service ${this.namespace}/${this.service}`,
+      (options) =>
+        this.discovery.listNamespacedEndpointSlice({ namespace: this.namespace, labelSelector }, options),
+    );
+    const targets = new Map<string, ScrapeTarget>();
+    for (const slice of slices.items) {
+      for (const endpoint of slice.endpoints ?? []) {
+        if (endpoint.conditions?.ready === false) continue;
+        for (const address of endpoint.addresses) {
+          for (const port of slice.ports ?? []) {
+            // A slice port without a number stands for every port of the pod: nothing a scraper can dial.
+            if (port.port === undefined) continue;
+            targets.set(`${address}:${port.port}`, {
+              instance: endpoint.targetRef?.name ?? address,
+              address,
+              port: port.port,
+              ...(port.name ? { portName: port.name } : {}),
+            });
+          }
+        }
+      }
+    }
+    return [...targets.values()];
+  }
+
+  /**
+   * Watches the workload (client-node's Watch: `?watch=true`, resumed from the last resourceVersion when the
+   * API server ends the stream, from scratch after 410 Gone) and reports its replicas and ready replicas on every
+   * change, so a pod that crashes or becomes ready reaches the control loop at once instead of at the next
+   * reconcile. Without RBAC to watch, it logs once and leaves the counts to getReplicas.
    */
   watch(onChange: (counts: ReplicaCounts) => void): () => void {
     const controller = new AbortController();
@@ -159,68 +206,62 @@ export class KubernetesActuator implements Actuator {
     }
   }
 
-  /** One watch request; resolves with the last resourceVersion seen when the API server ends it. */
+  /** One watch request; resolves with the last resourceVersion seen when the stream ends. */
   private watchOnce(
     since: string | undefined,
     onChange: (counts: ReplicaCounts) => void,
     signal: AbortSignal,
   ): Promise<string | undefined> {
-    const query = new URLSearchParams({
-      watch: "true",
+    const query = {
       fieldSelector: `metadata.name=${this.config.name}`,
-      allowWatchBookmarks: "true",
-      timeoutSeconds: String(WATCH_TIMEOUT_SECONDS),
-      ...(since ? { resourceVersion: since } : {}),
-    });
+      allowWatchBookmarks: true,
+      timeoutSeconds: WATCH_TIMEOUT_SECONDS,
+      resourceVersion: since,
+    };
     let resourceVersion = since;
     return new Promise((resolve, reject) => {
-      const req = this.open("GET", `${this.collectionPath}?${query}`, { signal }, reject);
-      req.on("response", (res) => {
-        if (res.statusCode !== 200) {
-          const chunks: Buffer[] = [];
-          res.on("data", (chunk: Buffer) => chunks.push(chunk));
-          res.on("end", () =>
-            reject(
-              this.apiError("WATCH", { status: res.statusCode ?? 0, body: parseJson(Buffer.concat(chunks)) }),
-            ),
-          );
+      let stream: AbortController | undefined;
+      /** Why this side ended the stream (an ERROR event); undefined while it runs or ended on its own. */
+      let ended: Error | undefined;
+      const stop = () => stream?.abort();
+      signal.addEventListener("abort", stop, { once: true });
+      const onEvent = (type: string, object: unknown) => {
+        if (type === "ERROR") {
+          const status = statusSchema.safeParse(object).data;
+          ended =
+            status?.code === 410
+              ? new WatchGone()
+              : this.apiError(`WATCH ${this.displayName}`, status?.code ?? 500, object);
+          stream?.abort();
           return;
         }
-        let buffered = "";
-        const onEvent = (line: string) => {
-          const event = watchEventSchema.safeParse(parseJson(Buffer.from(line)));
-          if (!event.success) return;
-          if (event.data.type === "ERROR") {
-            const status = z.object({ code: z.number().optional() }).safeParse(event.data.object).data;
-            req.destroy();
-            reject(
-              status?.code === 410
-                ? new WatchGone()
-                : this.apiError("WATCH", { status: status?.code ?? 500, body: event.data.object }),
-            );
-            return;
-          }
-          const workload = workloadSchema.safeParse(event.data.object).data;
-          resourceVersion = workload?.metadata?.resourceVersion ?? resourceVersion;
-          if (event.data.type === "BOOKMARK") return;
-          const replicas = event.data.type === "DELETED" ? 0 : (workload?.status?.replicas ?? 0);
-          const readyReplicas = Math.min(replicas, workload?.status?.readyReplicas ?? 0);
-          onChange({ replicas, readyReplicas, unhealthyReplicas: replicas - readyReplicas });
-        };
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => {
-          buffered += chunk;
-          let newline = buffered.indexOf("\n");
-          while (newline >= 0) {
-            const line = buffered.slice(0, newline).trim();
-            buffered = buffered.slice(newline + 1);
-            if (line) onEvent(line);
-            newline = buffered.indexOf("\n");
-          }
-        });
-        res.on("end", () => resolve(resourceVersion));
-        res.on("error", (error) => reject(this.unavailable("WATCH", this.collectionPath, error)));
-      });
+        const workload = workloadSchema.safeParse(object).data;
+        resourceVersion = workload?.metadata?.resourceVersion ?? resourceVersion;
+        if (type === "BOOKMARK") return;
+        const replicas = type === "DELETED" ? 0 : (workload?.status?.replicas ?? 0);
+        const readyReplicas = Math.min(replicas, workload?.status?.readyReplicas ?? 0);
+        onChange({ replicas, readyReplicas, unhealthyReplicas: replicas - readyReplicas });
+      };
+      const onDone = (error: unknown) => {
+        signal.removeEventListener("abort", stop);
+        if (ended) return reject(ended);
+        // client-node ends a stream quiet for 30 s with a TimeoutError: resume it like one the server closed.
+        if (!error || signal.aborted || (error instanceof Error && error.name === "TimeoutError"))
+          return resolve(resourceVersion);
+        const statusCode = (error as { statusCode?: unknown }).statusCode;
+        reject(
+          typeof statusCode === "number"
+            ? this.apiError(`WATCH ${this.displayName}`, statusCode, undefined)
+            : this.unavailable(`WATCH ${this.displayName}`, error),
+        );
+      };
+      this.watcher.watch(this.collectionPath, query, onEvent, onDone).then(
+        (controller) => {
+          stream = controller;
+          if (ended || signal.aborted) controller.abort();
+        },
+        (error: unknown) => onDone(error),
+      );
     });
   }
 
@@ -230,26 +271,52 @@ export class KubernetesActuator implements Actuator {
   private async waitForReplicas(target: number, signal: AbortSignal | undefined): Promise<number> {
     const deadline = Date.now() + this.config.waitForReplicasMs;
     for (;;) {
-      const observed = (await this.getScale()).status?.replicas ?? 0;
+      const observed = (await this.getScale(signal)).status?.replicas ?? 0;
       if (observed === target || Date.now() >= deadline) return observed;
       await sleep(Math.min(this.config.pollIntervalMs, Math.max(1, deadline - Date.now())), signal);
     }
   }
 
-  private async getScale(): Promise<Scale> {
-    const response = await this.call("GET", `${this.workloadPath}/scale`);
-    if (response.status !== 200) throw this.apiError("GET", response);
-    const parsed = scaleSchema.safeParse(response.body);
-    if (!parsed.success)
-      throw new ActuatorError("bad_response", `${this.displayName}: the scale is not a Scale object`);
-    return parsed.data;
+  private getScale(signal?: AbortSignal): Promise<V1Scale> {
+    const param = { name: this.config.name, namespace: this.namespace };
+    return this.request(
+      `GET ${this.displayName}`,
+      (options) =>
+        this.config.workload === "deployment"
+          ? this.apps.readNamespacedDeploymentScale(param, options)
+          : this.apps.readNamespacedStatefulSetScale(param, options),
+      signal,
+    );
+  }
+
+  /** A JSON merge patch: with the resourceVersion in it, the API server applies it only to the scale we read. */
+  private patchScale(body: object, signal?: AbortSignal): Promise<V1Scale> {
+    const param = { name: this.config.name, namespace: this.namespace, body, fieldManager: "proxyscale" };
+    return this.request(
+      `PATCH ${this.displayName}`,
+      (options) => {
+        const withType = setHeaderOptions("Content-Type", PatchStrategy.MergePatch, options);
+        return this.config.workload === "deployment"
+          ? this.apps.patchNamespacedDeploymentScale(param, withType)
+          : this.apps.patchNamespacedStatefulSetScale(param, withType);
+      },
+      signal,
+    );
   }
 
   /** readyReplicas from the workload itself; undefined when RBAC does not allow reading it. */
   private async readReplicasReady(): Promise<number | undefined> {
     if (this.readinessForbidden) return undefined;
-    const response = await this.call("GET", this.workloadPath);
-    if (response.status === 403) {
+    const param = { name: this.config.name, namespace: this.namespace };
+    try {
+      const workload = await this.request(`GET ${this.displayName}`, (options) =>
+        this.config.workload === "deployment"
+          ? this.apps.readNamespacedDeployment(param, options)
+          : this.apps.readNamespacedStatefulSet(param, options),
+      );
+      return workload.status?.readyReplicas ?? 0;
+    } catch (error) {
+      if (!(error instanceof ActuatorError) || error.code !== "forbidden") throw error;
       this.readinessForbidden = true;
       this.logger.warn(
         { workload: this.displayName },
@@ -257,19 +324,58 @@ export class KubernetesActuator implements Actuator {
       );
       return undefined;
     }
-    if (response.status !== 200) throw this.apiError("GET", response);
-    return workloadSchema.safeParse(response.body).data?.status?.readyReplicas ?? 0;
   }
 
-  private apiError(verb: string, response: KubeResponse): ActuatorError {
-    const status = statusSchema.safeParse(response.body).data;
-    const detail = status?.message ?? `HTTP ${response.status}`;
-    const what = `${verb} ${this.displayName}`;
-    switch (response.status) {
+  /**
+   * One API call with the request timeout (and the caller's abort signal) on it; every failure becomes an
+   * ActuatorError whose message starts with `what` (verb and resource).
+   */
+  private async request<T>(
+    what: string,
+    call: (options: ConfigurationOptions) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    const timeoutMs = this.config.requestTimeoutMs;
+    const options: ConfigurationOptions = {
+      middleware: [
+        {
+          pre: (context) => {
+            const timeout = AbortSignal.timeout(timeoutMs);
+            context.setSignal(signal ? AbortSignal.any([timeout, signal]) : timeout);
+            return new Observable(Promise.resolve(context));
+          },
+          post: (response) => new Observable(Promise.resolve(response)),
+        },
+      ],
+      middlewareMergeStrategy: "append",
+    };
+    try {
+      return await call(options);
+    } catch (error) {
+      if (error instanceof ApiException) {
+        const body = typeof error.body === "string" ? parseJson(error.body) : error.body;
+        throw this.apiError(what, error.code, body);
+      }
+      if (signal?.aborted) throw new ActuatorError("aborted", `${what} was aborted`, { cause: error });
+      if (error instanceof Error && error.name === "TimeoutError") {
+        throw new ActuatorError("unavailable", `${what} failed: timed out after ${timeoutMs} ms`, {
+          retryable: true,
+          cause: error,
+        });
+      }
+      throw this.unavailable(what, error);
+    }
+  }
+
+  /** An API server's answer as an ActuatorError; `what` is the verb and resource, `body` its meta/v1 Status. */
+  private apiError(what: string, code: number, body: unknown): ActuatorError {
+    const status = statusSchema.safeParse(body).data;
+    const detail = status?.message ?? STATUS_CODES[code] ?? `HTTP ${code}`;
+    switch (code) {
       case 401:
         return new ActuatorError(
           "unauthorized",
-          `${what}: the API server rejected the credentials from ${this.connection.source} (401 ${detail})`,
+          `${what}: the API server rejected the credentials from ${this.credentials.source} (401 ${detail})`,
           { status: 401 },
         );
       case 403:
@@ -282,88 +388,27 @@ export class KubernetesActuator implements Actuator {
           retryable: true,
         });
       default: {
-        const retryable = response.status === 429 || response.status >= 500;
+        const retryable = code === 429 || code >= 500;
         return new ActuatorError(
           retryable ? "unavailable" : "invalid_request",
-          `${what}: ${response.status} ${status?.reason ?? ""} ${detail}`.replace(/\s+/g, " ").trim(),
-          { status: response.status, retryable },
+          `${what}: ${code} ${status?.reason ?? ""} ${detail}`.replace(/\s+/g, " ").trim(),
+          { status: code, retryable },
         );
       }
     }
   }
 
-  private call(method: "GET" | "PATCH", path: string, body?: unknown): Promise<KubeResponse> {
-    return new Promise((resolve, reject) => {
-      const req = this.open(method, path, { body, timeoutMs: this.config.requestTimeoutMs }, reject);
-      req.on("response", (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("error", (error) => reject(this.unavailable(method, path, error)));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: parseJson(Buffer.concat(chunks)) }));
-      });
+  private unavailable(what: string, error: unknown): ActuatorError {
+    return new ActuatorError("unavailable", `${what} failed: ${errorMessage(error)}`, {
+      retryable: true,
+      cause: error,
     });
-  }
-
-  /** Sends a request to the API server with the connection's credentials; `onError` gets transport failures. */
-  private open(
-    method: "GET" | "PATCH",
-    path: string,
-    options: { body?: unknown; timeoutMs?: number; signal?: AbortSignal },
-    onError: (error: ActuatorError) => void,
-  ): ClientRequest {
-    const url = new URL(path, this.connection.server);
-    const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
-    const token = this.connection.token?.();
-    const headers: Record<string, string> = {
-      accept: "application/json",
-      "user-agent": "proxyscale",
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(payload === undefined
-        ? {}
-        : {
-            "content-type": "application/merge-patch+json",
-            "content-length": String(Buffer.byteLength(payload)),
-          }),
-    };
-    const tls = {
-      ...(this.connection.ca ? { ca: this.connection.ca } : {}),
-      ...(this.connection.cert ? { cert: this.connection.cert } : {}),
-      ...(this.connection.key ? { key: this.connection.key } : {}),
-      rejectUnauthorized: !this.connection.insecureSkipTlsVerify,
-    };
-    const common = {
-      method,
-      headers,
-      ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs }),
-      ...(options.signal ? { signal: options.signal } : {}),
-    };
-    const req =
-      url.protocol === "https:"
-        ? httpsRequest(url, { ...common, ...tls, agent: false })
-        : httpRequest(url, { ...common, agent: false });
-    req.on("timeout", () => req.destroy(new Error(`timed out after ${options.timeoutMs} ms`)));
-    req.on("error", (error) => onError(this.unavailable(method, path, error)));
-    req.end(payload);
-    return req;
-  }
-
-  private unavailable(method: string, path: string, error: Error): ActuatorError {
-    const url = new URL(path, this.connection.server);
-    return new ActuatorError(
-      "unavailable",
-      `${method} ${url.origin}${url.pathname} failed: ${errorMessage(error)}`,
-      {
-        retryable: true,
-        cause: error,
-      },
-    );
   }
 }
 
-function parseJson(buffer: Buffer): unknown {
-  const text = buffer.toString("utf8");
+function parseJson(text: string): unknown {
   try {
-    return text ? JSON.parse(text) : undefined;
+    return JSON.parse(text);
   } catch {
     return undefined;
   }

@@ -1,31 +1,31 @@
-import { readFileSync } from "node:fs";
-import { dirname, isAbsolute, join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
 import type { KubernetesCredentials } from "@proxyscale/core";
-import { parse as parseYaml } from "yaml";
-import { z } from "zod";
 import { ActuatorError, errorMessage } from "../types.ts";
 
-/** Everything needed to call the API server. The token is read per request: in-cluster tokens rotate. */
-export interface KubeConnection {
-  server: URL;
-  token?: () => string;
-  ca?: Buffer;
-  cert?: Buffer;
-  key?: Buffer;
-  insecureSkipTlsVerify: boolean;
+/** A loaded client-node KubeConfig, plus what the actuator needs to explain itself. */
+export interface KubeCredentials {
+  kubeConfig: KubeConfig;
   /** The credentials' own namespace (service account or kubeconfig context), when they name one. */
   namespace?: string;
   /** Where the credentials came from, for error messages. */
   source: string;
 }
 
-export function loadKubeConnection(
+/**
+ * Loads the credentials a kubernetes actuator config names into a client-node KubeConfig, which then does
+ * TLS, tokens (re-read from the token file every minute, as client-go does), client certificates, exec plugins
+ * and auth providers. Fails at once, naming the file or field, when they cannot work.
+ */
+export function loadKubeCredentials(
   credentials: KubernetesCredentials,
   env: Record<string, string | undefined>,
-): KubeConnection {
+): KubeCredentials {
   return credentials.source === "inCluster"
     ? loadInCluster(credentials, env)
-    : loadKubeconfig(credentials.path ?? defaultKubeconfigPath(env), credentials.context);
+    : loadKubeconfig(credentials.path, credentials.context);
 }
 
 function misconfigured(message: string, cause?: unknown): ActuatorError {
@@ -40,20 +40,17 @@ function readRequired(path: string, what: string): Buffer {
   }
 }
 
-function readOptional(path: string): string | undefined {
-  try {
-    return readFileSync(path, "utf8").trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
+/**
+ * The pod's service account. client-node's `loadFromCluster` only reads the fixed
+ * /var/run/secrets/kubernetes.io/serviceaccount (under a prefix) and `process.env`, so this builds the same
+ * cluster and `tokenFile` user from the configured `serviceAccountDir`, `apiServerUrl` and environment.
+ */
 function loadInCluster(
   credentials: Extract<KubernetesCredentials, { source: "inCluster" }>,
   env: Record<string, string | undefined>,
-): KubeConnection {
+): KubeCredentials {
   const dir = credentials.serviceAccountDir;
-  let server = credentials.apiServerUrl;
+  let server = credentials.apiServerUrl?.replace(/\/$/, "");
   if (!server) {
     const host = env.KUBERNETES_SERVICE_HOST;
     const port = env.KUBERNETES_SERVICE_PORT;
@@ -65,126 +62,57 @@ function loadInCluster(
     }
     server = `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
   }
-  const tokenPath = join(dir, "token");
-  readRequired(tokenPath, "service account token");
-  const namespace = readOptional(join(dir, "namespace"));
-  return {
-    server: new URL(server),
-    token: () => readRequired(tokenPath, "service account token").toString("utf8").trim(),
-    ca: readRequired(join(dir, "ca.crt"), "cluster CA"),
-    insecureSkipTlsVerify: false,
-    ...(namespace ? { namespace } : {}),
-    source: `service account ${dir}`,
-  };
-}
-
-function defaultKubeconfigPath(env: Record<string, string | undefined>): string {
-  const fromEnv = env.KUBECONFIG?.split(":").find((path) => path.length > 0);
-  if (fromEnv) return fromEnv;
-  if (!env.HOME) throw misconfigured("no kubeconfig path: set credentials.path, KUBECONFIG or HOME");
-  return join(env.HOME, ".kube", "config");
-}
-
-const clusterSchema = z.object({
-  server: z.string(),
-  "certificate-authority": z.string().optional(),
-  "certificate-authority-data": z.string().optional(),
-  "insecure-skip-tls-verify": z.boolean().optional(),
-});
-const userSchema = z
-  .object({
-    token: z.string().optional(),
-    tokenFile: z.string().optional(),
-    "client-certificate": z.string().optional(),
-    "client-certificate-data": z.string().optional(),
-    "client-key": z.string().optional(),
-    "client-key-data": z.string().optional(),
-    exec: z.unknown().optional(),
-    "auth-provider": z.unknown().optional(),
-  })
-  .nullish()
-  .transform((user) => user ?? {});
-const contextSchema = z.object({
-  cluster: z.string(),
-  user: z.string().optional(),
-  namespace: z.string().optional(),
-});
-
-const kubeconfigSchema = z.object({
-  "current-context": z.string().optional(),
-  clusters: z.array(z.object({ name: z.string(), cluster: clusterSchema })).default([]),
-  users: z.array(z.object({ name: z.string(), user: userSchema })).default([]),
-  contexts: z.array(z.object({ name: z.string(), context: contextSchema })).default([]),
-});
-
-/** Reads a kubeconfig: server, CA, bearer token or client certificate, insecure-skip-tls-verify. */
-export function loadKubeconfig(path: string, contextName: string | undefined): KubeConnection {
-  const base = dirname(path);
-  const resolve = (file: string) => (isAbsolute(file) ? file : join(base, file));
-  let raw: unknown;
+  const tokenFile = join(dir, "token");
+  const caFile = join(dir, "ca.crt");
+  // client-node reads both only when it sends a request: a missing file should stop the start instead.
+  readRequired(tokenFile, "service account token");
+  readRequired(caFile, "cluster CA");
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromClusterAndUser(
+    { name: "inCluster", server, caFile, skipTLSVerify: false },
+    { name: "inClusterUser", authProvider: { name: "tokenFile", config: { tokenFile } } },
+  );
+  let namespace: string | undefined;
   try {
-    raw = parseYaml(readRequired(path, "kubeconfig").toString("utf8"));
-  } catch (error) {
-    if (error instanceof ActuatorError) throw error;
-    throw misconfigured(`kubeconfig ${path} is not valid YAML: ${errorMessage(error)}`, error);
+    namespace = readFileSync(join(dir, "namespace"), "utf8").trim() || undefined;
+  } catch {
+    namespace = undefined;
   }
-  const parsed = kubeconfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw misconfigured(`kubeconfig ${path}: ${issue?.path.join(".")}: ${issue?.message}`);
-  }
-  const config = parsed.data;
-  const wanted = contextName ?? config["current-context"];
-  if (!wanted) throw misconfigured(`kubeconfig ${path} has no current-context; set credentials.context`);
-  const context = config.contexts.find((entry) => entry.name === wanted)?.context;
-  if (!context) throw misconfigured(`kubeconfig ${path} has no context "${wanted}"`);
-  const cluster = config.clusters.find((entry) => entry.name === context.cluster)?.cluster;
-  if (!cluster)
-    throw misconfigured(`kubeconfig ${path}: context "${wanted}" names missing cluster "${context.cluster}"`);
-  const user = context.user ? config.users.find((entry) => entry.name === context.user)?.user : {};
-  if (!user)
-    throw misconfigured(`kubeconfig ${path}: context "${wanted}" names missing user "${context.user}"`);
-  if (user.exec !== undefined || user["auth-provider"] !== undefined) {
+  return { kubeConfig, ...(namespace ? { namespace } : {}), source: `service account ${dir}` };
+}
+
+/** A kubeconfig file: `path`, else client-node's default discovery ($KUBECONFIG, merged, then ~/.kube/config). */
+function loadKubeconfig(path: string | undefined, contextName: string | undefined): KubeCredentials {
+  const kubeConfig = new KubeConfig();
+  const fromEnv = process.env.KUBECONFIG;
+  const where = path ?? (fromEnv ? fromEnv : join(homedir(), ".kube", "config"));
+  // Without a file, loadFromDefault quietly falls back to in-cluster or http://localhost:8080.
+  if (!path && !fromEnv && !existsSync(where)) {
     throw misconfigured(
-      `kubeconfig ${path}: user "${context.user}" authenticates with exec/auth-provider, which ProxyScale does not run; ` +
-        "give it a service account token (token or tokenFile) or a client certificate",
+      `no kubeconfig: set credentials.path or KUBECONFIG, or create ${where} (or use credentials: { source: "inCluster" })`,
     );
   }
-  const fileOrData = (file: string | undefined, data: string | undefined, what: string) =>
-    data !== undefined
-      ? Buffer.from(data, "base64")
-      : file !== undefined
-        ? readRequired(resolve(file), what)
-        : undefined;
-
-  let server: URL;
   try {
-    server = new URL(cluster.server);
-  } catch {
-    throw misconfigured(`kubeconfig ${path}: cluster "${context.cluster}" has an invalid server URL`);
+    if (path) kubeConfig.loadFromFile(path);
+    else kubeConfig.loadFromDefault();
+  } catch (error) {
+    throw misconfigured(`cannot load kubeconfig ${where}: ${errorMessage(error)}`, error);
   }
-  const ca = fileOrData(
-    cluster["certificate-authority"],
-    cluster["certificate-authority-data"],
-    "cluster CA",
-  );
-  const cert = fileOrData(user["client-certificate"], user["client-certificate-data"], "client certificate");
-  const key = fileOrData(user["client-key"], user["client-key-data"], "client key");
-  const { token, tokenFile } = user;
-  const readToken =
-    token !== undefined
-      ? () => token
-      : tokenFile !== undefined
-        ? () => readRequired(resolve(tokenFile), "token file").toString("utf8").trim()
-        : undefined;
-  return {
-    server,
-    ...(readToken ? { token: readToken } : {}),
-    ...(ca ? { ca } : {}),
-    ...(cert ? { cert } : {}),
-    ...(key ? { key } : {}),
-    insecureSkipTlsVerify: cluster["insecure-skip-tls-verify"] === true,
-    ...(context.namespace ? { namespace: context.namespace } : {}),
-    source: `kubeconfig ${path} (context "${wanted}")`,
-  };
+  if (contextName !== undefined) {
+    if (!kubeConfig.getContextObject(contextName))
+      throw misconfigured(`kubeconfig ${where} has no context "${contextName}"`);
+    kubeConfig.setCurrentContext(contextName);
+  }
+  const current = kubeConfig.getCurrentContext();
+  if (!current) throw misconfigured(`kubeconfig ${where} has no current-context; set credentials.context`);
+  const context = kubeConfig.getContextObject(current);
+  if (!context) throw misconfigured(`kubeconfig ${where} has no context "${current}"`);
+  const source = `kubeconfig ${where} (context "${current}")`;
+  const cluster = kubeConfig.getCurrentCluster();
+  if (!cluster) throw misconfigured(`${source} names missing cluster "${context.cluster}"`);
+  if (!URL.canParse(cluster.server))
+    throw misconfigured(`${source}: cluster "${cluster.name}" has an invalid server URL`);
+  if (context.user && !kubeConfig.getCurrentUser())
+    throw misconfigured(`${source} names missing user "${context.user}"`);
+  return { kubeConfig, ...(context.namespace ? { namespace: context.namespace } : {}), source };
 }
