@@ -19,7 +19,15 @@ export function signInAs(role: "viewer" | "operator" | "admin") {
   signIn(fakeToken({ sub: `${role}-user`, role, tier: "pro" }));
 }
 
-export type Answer = unknown | { error: { httpStatus: number; message: string } };
+export type Answer =
+  | unknown
+  | {
+      error: {
+        httpStatus: number;
+        message: string;
+        zodIssues?: { path: (string | number)[]; message: string }[];
+      };
+    };
 /** Procedure path ("proxies.get") → its answer; unknown paths fail the test loudly. */
 export type Answers = Record<string, Answer | ((input: unknown) => Answer)>;
 
@@ -38,9 +46,12 @@ function answersLink(answers: Answers, calls: { path: string; input: unknown }[]
         }
         const answer = typeof entry === "function" ? (entry as (input: unknown) => Answer)(op.input) : entry;
         if (answer && typeof answer === "object" && "error" in answer) {
-          const { httpStatus, message } = (answer as { error: { httpStatus: number; message: string } })
-            .error;
-          observer.error(TRPCClientError.from({ error: { message, code: -32603, data: { httpStatus } } }));
+          const { httpStatus, message, zodIssues } = (
+            answer as { error: { httpStatus: number; message: string; zodIssues?: unknown[] } }
+          ).error;
+          observer.error(
+            TRPCClientError.from({ error: { message, code: -32603, data: { httpStatus, zodIssues } } }),
+          );
           return;
         }
         if (op.type === "subscription") return;

@@ -90,6 +90,22 @@ describe.skipIf(!chromiumAvailable())("the simulator page in Chromium against th
       ).toBe(String(before.policy.minReplicas));
   });
 
+  it("refuses a malformed CSV with core's parser's line and reason, and keeps Run disabled", async () => {
+    await page.getByRole("radio", { name: "A CSV trace you upload" }).check();
+    const input = page.getByLabel(/^CSV trace/);
+    await input.setInputFiles({
+      name: "bad.csv",
+      mimeType: "text/csv",
+      buffer: Buffer.from("t_seconds,requests\n0,5\n60,-1\n"),
+    });
+    const error = page.locator("#simulate-csv-error");
+    await error.waitFor();
+    expect(await error.textContent()).toBe("trace: trace line 3: requests must be a count ≥ 0");
+    expect(await input.getAttribute("aria-invalid")).toBe("true");
+    expect(await page.getByRole("button", { name: "Run simulation" }).isDisabled()).toBe(true);
+    await page.getByText("Upload a valid CSV trace first.").waitFor();
+  });
+
   it("shows the server's 400 under the field it names", async () => {
     await uploadTrace(page);
     await page.getByLabel("Name of policy B").fill("oracle");
