@@ -48,11 +48,18 @@ describe.skipIf(!chromiumAvailable())("the simulator page in Chromium against th
   let page: Page;
   let demo: ProxyView;
   let before: EffectivePolicy;
+  const cspViolations: string[] = [];
 
   beforeAll(async () => {
     buildAdmin();
     harness = await startHarness();
     context = await harness.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    // Every Content-Security-Policy violation on the page (a string: see admin.e2e.test.ts).
+    await context.addInitScript(`
+      window.cspViolations = [];
+      document.addEventListener("securitypolicyviolation", (event) =>
+        window.cspViolations.push(event.violatedDirective + " " + event.blockedURI));
+    `);
     page = await context.newPage();
     const proxies = await rest<{ items: ProxyView[] }>(harness.url, harness.adminToken, "GET", "/proxies");
     demo = proxies.items.find((proxy) => proxy.name === "demo-edge")!;
@@ -154,6 +161,13 @@ describe.skipIf(!chromiumAvailable())("the simulator page in Chromium against th
     await screenshots(page, "simulator");
     const violations = await seriousViolations(page);
     expect(violations, `axe on the simulator: ${JSON.stringify(violations)}`).toEqual([]);
+  });
+
+  it("runs under the server's Content-Security-Policy without a violation", async () => {
+    cspViolations.push(
+      ...(await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations)),
+    );
+    expect(cspViolations).toEqual([]);
   });
 
   it("applies the edited policy to the proxy in one click as an admin", async () => {
