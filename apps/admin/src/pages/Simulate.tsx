@@ -154,13 +154,14 @@ function Workbench({
 
   const run = useMutation({
     mutationFn: async (policies: NamedPolicy[]): Promise<Run> => {
+      const to = Date.now();
       const report =
         source === "csv"
           ? await client.scaling.simulate.mutate({ trace: csv?.text ?? "", policies })
           : await client.scaling.simulateHistory.mutate({
               proxyId: proxy?.id ?? "",
-              from: Date.now() - WINDOWS[windowKey],
-              to: Date.now(),
+              from: to - WINDOWS[windowKey],
+              to,
               policies,
             });
       return { report, policies, proxy };

@@ -1,5 +1,7 @@
 // @vitest-environment node
+
 import { COMPARED_METRICS } from "@proxyscale/core";
+import { storeDailyRollups } from "@proxyscale/db/testing";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -181,6 +183,24 @@ describe.skipIf(!chromiumAvailable())("the simulator page in Chromium against th
     );
     expect(after.source).toBe("proxy");
     expect(after.policy).toMatchObject({ strategy: "targetTracking", targetRequestRate: 40 });
+  });
+
+  it("replays a proxy's stored per-minute history over the chosen window", async () => {
+    const proxy = await rest<ProxyView>(harness.url, harness.adminToken, "POST", "/proxies", {
+      name: "history-edge",
+    });
+    await storeDailyRollups(harness.server.database, proxy.id, 6 * 60);
+    await page.goto(`${harness.url}/simulate?proxy=${proxy.id}&source=history&window=6h`);
+    expect(await page.getByLabel("Window, ending now").inputValue()).toBe("6h");
+    await run(page);
+    const results = page.getByRole("region", { name: "Results" });
+    await results.locator("tbody tr[data-row-kind=oracle]").waitFor();
+    const summary = (await results.locator("p").first().textContent()) ?? "";
+    expect(summary).toMatch(/^36\d steps of 60 s/);
+    // The six stored hours fill the window; at most the minute in progress has no rollup yet.
+    const gaps = Number(summary.match(/(\d+) minutes of the window had no rollup/)?.[1] ?? 0);
+    expect(gaps).toBeLessThanOrEqual(1);
+    await page.locator("[data-testid=simulation-chart] .chart-area[data-drawn] canvas").waitFor();
   });
 
   it("gives an operator the simulation but not Apply, and says why", async () => {
