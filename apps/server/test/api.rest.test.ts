@@ -180,11 +180,11 @@ forEachDriver("REST endpoints and status codes", (suite) => {
         `/api/proxy/scaling/metrics/${proxyId}/range?from=${now - 130_000}&to=${now}&points=12`,
       );
       expect(range.status).toBe(200);
-      expect(range.body.points.length).toBeGreaterThan(0);
-      expect(range.body.points.length).toBeLessThanOrEqual(12);
-      expect(
-        range.body.points.reduce((sum: number, point: { samples: number }) => sum + point.samples, 0),
-      ).toBe(120);
+      const { columns } = range.body;
+      expect(columns.at.length).toBeGreaterThan(0);
+      expect(columns.at.length).toBeLessThanOrEqual(12);
+      for (const values of Object.values(columns)) expect(values).toHaveLength(columns.at.length);
+      expect(columns.samples.reduce((sum: number, samples: number) => sum + samples, 0)).toBe(120);
     });
 
     it("rejects an empty batch and one over 5,000 samples, naming the field", async () => {

@@ -9,7 +9,7 @@ import {
   auditEntrySchema,
   decisionRecordSchema,
   latestSampleSchema,
-  metricsPointSchema,
+  metricsColumnsSchema,
   pageSchema,
   policySourceSchema,
   proxyRecordSchema,
@@ -67,7 +67,7 @@ export const metricsRangeSchema = z.object({
   proxyId: proxyIdSchema,
   from: z.number().int(),
   to: z.number().int(),
-  points: z.array(metricsPointSchema),
+  columns: metricsColumnsSchema,
 });
 
 /** The policy that applies to a proxy and where it comes from (its own, its environment's, the default). */

@@ -47,7 +47,7 @@ export {
   latestSamplesPage,
   MAX_BATCH_ROWS,
   MAX_RANGE_POINTS,
-  type MetricsPoint,
+  type MetricsColumns,
   metricsRange,
   type PruneResult,
   pruneMetrics,

@@ -95,17 +95,30 @@ export const latestSampleSchema = metricSampleSchema.extend(
 );
 export type LatestSample = z.output<typeof latestSampleSchema>;
 
-/** One interval of a range: sample-weighted averages of the metrics, the max load score, the sample count. */
-export const metricsPointSchema = metricSampleSchema.omit({ instanceId: true, custom: true }).extend({
-  /** Start of the point's interval, epoch ms (intervals are equal fractions of the range). */
-  at: z.number().meta({ description: "Start of the point's interval, epoch ms" }),
-  loadScore: z.number(),
-  loadScoreMax: z.number(),
-  /** Average replica count of the samples that carried one. */
-  replicas: z.number().nullable(),
-  samples: count,
-});
-export type MetricsPoint = z.output<typeof metricsPointSchema>;
+const values = z.array(z.number());
+/**
+ * A downsampled range, one array per field (index i of every array is the i-th interval that holds samples):
+ * a tenth of the bytes of one object per interval, and the column layout charts draw from. Each interval has
+ * the sample-weighted averages of the metrics, the max load score and the sample count; values are rounded to
+ * 0.001.
+ */
+export const metricsColumnsSchema = z
+  .object({
+    /** Start of each interval, epoch ms (intervals are equal fractions of the range). */
+    at: values,
+    samples: z.array(count),
+    cpuPercent: values,
+    memoryPercent: values,
+    requestRate: values,
+    avgLatencyMs: values,
+    errorRatePercent: values,
+    loadScore: values,
+    loadScoreMax: values,
+    /** Average replica count of the samples that carried one (null: none did). */
+    replicas: z.array(z.number().nullable()),
+  })
+  .meta({ id: "MetricsColumns" });
+export type MetricsColumns = z.output<typeof metricsColumnsSchema>;
 
 const minMax = z.object({ avg: z.number().nullable(), max: z.number().nullable() });
 

@@ -12,7 +12,7 @@ import {
   type LatestSample,
   latestSamples,
   latestSamplesPage,
-  type MetricsPoint,
+  type MetricsColumns,
   metricsRange,
   NotFoundError,
   type Page,
@@ -57,15 +57,14 @@ async function count(db: Db, table: string): Promise<number> {
 }
 
 /** Equal up to float rounding: rollups average averages, weighted by their sample counts. */
-function expectSamePoints(actual: MetricsPoint[], expected: MetricsPoint[]) {
-  expect(actual.map((point) => [point.at, point.samples])).toEqual(
-    expected.map((point) => [point.at, point.samples]),
-  );
-  actual.forEach((point, i) => {
-    for (const [key, value] of Object.entries(expected[i]!)) {
-      expect(point[key as keyof MetricsPoint], key).toBeCloseTo(value as number, 9);
-    }
-  });
+function expectSameColumns(actual: MetricsColumns, expected: MetricsColumns) {
+  expect(actual.at).toEqual(expected.at);
+  expect(actual.samples).toEqual(expected.samples);
+  for (const [key, values] of Object.entries(expected)) {
+    values.forEach((value, i) => {
+      expect(actual[key as keyof MetricsColumns][i], `${key}[${i}]`).toBeCloseTo(value as number, 9);
+    });
+  }
 }
 
 const average = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
@@ -193,24 +192,37 @@ forEachDriver("metrics", ({ database }) => {
       db(),
       Array.from({ length: 60 }, (_, i) => row(proxy.id, T0 + i * 1000, i)),
     );
-    const points = await metricsRange(db(), { proxyId: proxy.id, from: T0, to: T0 + 60_000, points: 6 });
-    expect(points).toHaveLength(6);
-    points.forEach((point, p) => {
+    const range = await metricsRange(db(), { proxyId: proxy.id, from: T0, to: T0 + 60_000, points: 6 });
+    expect(range.at).toEqual([0, 1, 2, 3, 4, 5].map((p) => T0 + p * 10_000));
+    for (let p = 0; p < 6; p++) {
       const values = Array.from({ length: 10 }, (_, i) => p * 10 + i);
-      expect(point.at).toBe(T0 + p * 10_000);
-      expect(point.samples).toBe(10);
-      expect(point.cpuPercent).toBeCloseTo(average(values), 10);
-      expect(point.requestRate).toBeCloseTo(average(values) * 10, 10);
-      expect(point.loadScore).toBeCloseTo(average(values), 10);
-      expect(point.loadScoreMax).toBe(Math.max(...values));
-      expect(point.replicas).toBe(2);
-    });
+      expect(range.samples[p]).toBe(10);
+      expect(range.cpuPercent[p]).toBeCloseTo(average(values), 10);
+      expect(range.requestRate[p]).toBeCloseTo(average(values) * 10, 10);
+      expect(range.loadScore[p]).toBeCloseTo(average(values), 10);
+      expect(range.loadScoreMax[p]).toBe(Math.max(...values));
+      expect(range.replicas[p]).toBe(2);
+    }
     await expect(
       metricsRange(db(), { proxyId: proxy.id, from: T0, to: T0, points: 6 }),
     ).rejects.toBeInstanceOf(InvalidInputError);
     await expect(
       metricsRange(db(), { proxyId: proxy.id, from: T0, to: T0 + 1, points: 0 }),
     ).rejects.toBeInstanceOf(InvalidInputError);
+  });
+
+  it("leaves out empty intervals and rounds values to 0.001", async () => {
+    const proxy = await newProxy(db());
+    await insertSamples(db(), [
+      { ...row(proxy.id, T0 + 1000, 1), sample: sample(T0 + 1000, 1, { cpuPercent: 33.33333333 }) },
+      row(proxy.id, T0 + 41_000, 2, { replicas: 3 }),
+    ]);
+    const range = await metricsRange(db(), { proxyId: proxy.id, from: T0, to: T0 + 60_000, points: 6 });
+    expect(range.at).toEqual([T0, T0 + 40_000]);
+    expect(range.cpuPercent[0]).toBe(33.333);
+    expect(range.replicas).toEqual([2, 3]);
+    const none = await metricsRange(db(), { proxyId: proxy.id, from: T0 - 60_000, to: T0, points: 6 });
+    expect(none).toMatchObject({ at: [], samples: [], cpuPercent: [], replicas: [] });
   });
 
   it("rolls up complete minutes exactly, counts late samples, and re-running changes nothing", async () => {
@@ -293,8 +305,8 @@ forEachDriver("metrics", ({ database }) => {
         to: T0 + 2 * MINUTE,
         points: 2,
       });
-      expectSamePoints(fromRollups, before);
-      expect(fromRollups.map((point) => point.samples)).toEqual([6, 6]);
+      expectSameColumns(fromRollups, before);
+      expect(fromRollups.samples).toEqual([6, 6]);
 
       const quarter = await pruneMetrics(tx, { now: T0 + 91 * DAY });
       expect(quarter).toMatchObject({ rawDeleted: 3, rollupsDeleted: 2, latestDeleted: 1 });

@@ -60,14 +60,15 @@ export default function FleetPage() {
     const policy = details[index * 3]?.data as RouterOutputs["policies"]["get"] | undefined;
     const decisions = details[index * 3 + 1]?.data as RouterOutputs["scaling"]["decisions"] | undefined;
     const range = details[index * 3 + 2]?.data as RouterOutputs["metrics"]["range"] | undefined;
-    const points = range?.points ?? [];
+    const at = range?.columns.at ?? [];
+    const loadScores = range?.columns.loadScore ?? [];
     return {
       proxy,
-      loadScore: decisions?.items[0]?.decision.loadScore ?? points.at(-1)?.loadScore ?? null,
+      loadScore: decisions?.items[0]?.decision.loadScore ?? loadScores.at(-1) ?? null,
       strategy: policy?.policy.strategy ?? null,
       mode: policy?.policy.mode ?? null,
       sentence: decisions?.items[0]?.decision.explanation ?? null,
-      spark: points.map((point) => ({ at: point.at, value: point.loadScore })),
+      spark: at.map((time, i) => ({ at: time, value: loadScores[i]! })),
     };
   });
 

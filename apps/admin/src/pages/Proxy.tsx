@@ -17,7 +17,7 @@ import { Time } from "../components/Time.tsx";
 import { useLiveUpdates } from "../live.ts";
 import { type RouterOutputs, useTRPC } from "../trpc.ts";
 
-type Point = RouterOutputs["metrics"]["range"]["points"][number];
+type Columns = RouterOutputs["metrics"]["range"]["columns"];
 type StoredDecision = RouterOutputs["scaling"]["decisions"]["items"][number];
 type ScalingEvent = RouterOutputs["scaling"]["events"]["items"][number];
 type Policy = RouterOutputs["policies"]["get"]["policy"];
@@ -45,19 +45,18 @@ function align(sources: { at: number; values: (number | null)[] }[], width: numb
   return [x, ...columns] as [number[], ...(number | null)[][]];
 }
 
-function loadData(points: Point[], policy: Policy) {
+function loadData(columns: Columns, x: number[], policy: Policy) {
   return [
-    points.map((point) => seconds(point.at)),
-    points.map((point) => point.loadScore),
-    points.map(() => policy.scaleUpThreshold),
-    points.map(() => policy.scaleDownThreshold),
+    x,
+    columns.loadScore,
+    x.map(() => policy.scaleUpThreshold),
+    x.map(() => policy.scaleDownThreshold),
   ] as [number[], ...(number | null)[][]];
 }
 
 /** Each metric with the policy's target for it (latency only when the policy sets one). */
-function metricCharts(points: Point[], policy: Policy) {
-  const x = points.map((point) => seconds(point.at));
-  const charts: { title: string; key: keyof Point; target: number | undefined }[] = [
+function metricCharts(columns: Columns, x: number[], policy: Policy) {
+  const charts: { title: string; key: keyof Columns; target: number | undefined }[] = [
     { title: "CPU % vs targetCpuPercent", key: "cpuPercent", target: policy.targetCpuPercent },
     { title: "Memory % vs targetMemoryPercent", key: "memoryPercent", target: policy.targetMemoryPercent },
     { title: "Request rate vs targetRequestRate", key: "requestRate", target: policy.targetRequestRate },
@@ -66,11 +65,7 @@ function metricCharts(points: Point[], policy: Policy) {
   return charts.map((chart) => ({
     title: chart.title,
     hasTarget: chart.target !== undefined,
-    data: [
-      x,
-      points.map((point) => (point[chart.key] as number | null | undefined) ?? null),
-      points.map(() => chart.target ?? null),
-    ] as [number[], ...(number | null)[][]],
+    data: [x, columns[chart.key], x.map(() => chart.target ?? null)] as [number[], ...(number | null)[][]],
   }));
 }
 
@@ -90,11 +85,11 @@ function forecastData(forecast: Forecast) {
   );
 }
 
-function replicaData(points: Point[], decisions: StoredDecision[], events: ScalingEvent[], from: number) {
+function replicaData(columns: Columns, decisions: StoredDecision[], events: ScalingEvent[], from: number) {
   const inRange = <T,>(items: T[], at: (item: T) => number) => items.filter((item) => at(item) >= from);
   return align(
     [
-      ...points.map((point) => ({ at: point.at, values: [point.replicas, null, null] })),
+      ...columns.at.map((at, i) => ({ at, values: [columns.replicas[i] ?? null, null, null] })),
       ...inRange(decisions, (d) => Date.parse(d.evaluatedAt)).map((d) => ({
         at: Date.parse(d.evaluatedAt),
         values: [d.decision.currentReplicas, d.decision.desiredReplicas, null],
@@ -135,7 +130,7 @@ export default function ProxyPage() {
 
   const proxy = useQuery(trpc.proxies.get.queryOptions({ proxyId }));
   const policy = useQuery(trpc.policies.get.queryOptions({ proxyId }));
-  const points = useQuery({
+  const samples = useQuery({
     ...trpc.metrics.range.queryOptions({ proxyId, from, to, points: pointCount }),
     placeholderData: (previous) => previous,
   });
@@ -178,21 +173,23 @@ export default function ProxyPage() {
   );
 
   const charts = useMemo(() => {
-    if (!points.data || !policy.data) return null;
+    if (!samples.data || !policy.data) return null;
+    const { columns } = samples.data;
+    const x = columns.at.map(seconds);
     return {
-      load: loadData(points.data.points, policy.data.policy),
-      metrics: metricCharts(points.data.points, policy.data.policy),
+      load: loadData(columns, x, policy.data.policy),
+      metrics: metricCharts(columns, x, policy.data.policy),
     };
-  }, [points.data, policy.data]);
+  }, [samples.data, policy.data]);
   const replicas = useMemo(
     () =>
-      points.data && decisions.data && events.data
+      samples.data && decisions.data && events.data
         ? {
-            data: replicaData(points.data.points, decisions.data.items, events.data.items, from),
+            data: replicaData(samples.data.columns, decisions.data.items, events.data.items, from),
             markers: eventMarkers(events.data.items, decisions.data.items),
           }
         : null,
-    [points.data, decisions.data, events.data, from],
+    [samples.data, decisions.data, events.data, from],
   );
 
   if (proxy.error) return <ErrorState error={proxy.error} what="this proxy" />;
@@ -276,13 +273,13 @@ export default function ProxyPage() {
       </fieldset>
 
       <h2>Charts</h2>
-      {points.error ? <ErrorState error={points.error} what="the metrics" /> : null}
+      {samples.error ? <ErrorState error={samples.error} what="the metrics" /> : null}
       {policy.error ? <ErrorState error={policy.error} what="the policy" /> : null}
       {!charts ? (
-        points.error || policy.error ? null : (
+        samples.error || policy.error ? null : (
           <Loading what="the charts" />
         )
-      ) : points.data?.points.length === 0 ? (
+      ) : samples.data?.columns.at.length === 0 ? (
         <Empty>
           No samples in this range. Push metrics (CLI: metrics push {proxyId}) or pick a longer range.
         </Empty>

@@ -133,7 +133,7 @@ export const metricsRouter = {
         method: "GET",
         path: "/proxy/scaling/metrics/{proxyId}/range",
         tags: TAGS,
-        summary: "Samples between from and to (epoch ms), averaged into at most `points` buckets",
+        summary: "Samples between from and to (epoch ms), averaged into at most `points` intervals, one array per field",
       },
     })
     .input(
@@ -159,7 +159,7 @@ export const metricsRouter = {
       await loadVisibleProxy(ctx, input.proxyId);
       const to = input.to ?? ctx.clock();
       const from = input.from ?? to - 3_600_000;
-      const points = await metricsRange(ctx.db, { proxyId: input.proxyId, from, to, points: input.points });
-      return { proxyId: input.proxyId, from, to, points };
+      const columns = await metricsRange(ctx.db, { proxyId: input.proxyId, from, to, points: input.points });
+      return { proxyId: input.proxyId, from, to, columns };
     }),
 };

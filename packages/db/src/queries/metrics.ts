@@ -8,7 +8,7 @@ import { type SQL, sql } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import { type Db, isUuid, queryPreparedRows, queryRows, withTransaction } from "../db.ts";
 import { InvalidInputError, NotFoundError, violatedConstraint } from "../errors.ts";
-import type { LatestSample, MetricsPoint, Page } from "../records.ts";
+import type { LatestSample, MetricsColumns, Page } from "../records.ts";
 import {
   FLEET_INSTANCE_ID,
   metricRollupState,
@@ -453,7 +453,19 @@ export function seriesSql(proxyId: string, from: Date, to: Date) {
     )`;
 }
 
-export type { MetricsPoint } from "../records.ts";
+export type { MetricsColumns } from "../records.ts";
+
+/** The range's value columns and the aggregate of each, in the order of `MetricsColumns`. */
+const RANGE_COLUMNS: Array<[keyof MetricsColumns, SQL]> = [
+  ["cpuPercent", sql`sum(cpu_percent * n) / sum(n)`],
+  ["memoryPercent", sql`sum(memory_percent * n) / sum(n)`],
+  ["requestRate", sql`sum(request_rate * n) / sum(n)`],
+  ["avgLatencyMs", sql`sum(avg_latency_ms * n) / sum(n)`],
+  ["errorRatePercent", sql`sum(error_rate_percent * n) / sum(n)`],
+  ["loadScore", sql`sum(load_score * n) / sum(n)`],
+  ["loadScoreMax", sql`max(load_score_max)`],
+  ["replicas", sql`sum(replicas * replica_n) / nullif(sum(replica_n), 0)`],
+];
 
 /**
  * Downsamples [from, to] to at most `points` equal intervals (sample-weighted averages); intervals without
@@ -462,19 +474,29 @@ export type { MetricsPoint } from "../records.ts";
 export async function metricsRange(
   db: Db,
   args: { proxyId: string; from: Date | number; to: Date | number; points: number },
-): Promise<MetricsPoint[]> {
+): Promise<MetricsColumns> {
   const from = toDate(args.from, "from");
   const to = toDate(args.to, "to");
   if (to.getTime() <= from.getTime()) throw new InvalidInputError("to: must be after from");
   if (!Number.isInteger(args.points) || args.points < 1 || args.points > MAX_RANGE_POINTS) {
     throw new InvalidInputError(`points: must be an integer from 1 to ${MAX_RANGE_POINTS}`);
   }
-  if (!isUuid(args.proxyId)) return [];
+  const empty = Object.fromEntries(
+    ["at", "samples", ...RANGE_COLUMNS.map(([name]) => name)].map((name) => [name, []]),
+  ) as unknown as MetricsColumns;
+  if (!isUuid(args.proxyId)) return empty;
   const widthMs = (to.getTime() - from.getTime()) / args.points;
-  // The buckets come back as ONE json text: up to 10,000 rows decoded one by one cost PGlite about 20 µs each,
-  // three times the query itself; JSON.parse of one text is cheap on both drivers. date_part gives float8
-  // directly: extract() gives numeric, whose arithmetic per row cost PGlite more than the grouping.
-  const [result] = await queryRows<{ buckets: string | null }>(
+  // ONE json text of one array per column: rows decoded one by one cost PGlite about 20 µs each, and a json
+  // object per interval repeats every key 10,000 times; turning float8 into text is most of the query, so the
+  // values are rounded first (round(x * 1000) / 1000 stays float8; numeric would be slower). date_part gives
+  // float8 directly: extract() gives numeric, whose arithmetic per row cost PGlite more than the grouping.
+  const columns = sql.join(
+    RANGE_COLUMNS.map(
+      ([name]) => sql`${name}::text, array_agg(round(${sql.identifier(name)} * 1000) / 1000)`,
+    ),
+    sql`, `,
+  );
+  const [result] = await queryRows<{ columns: string | null }>(
     db,
     sql`
       with ${seriesSql(args.proxyId, from, to)},
@@ -485,25 +507,37 @@ export async function metricsRange(
         from series
       ),
       buckets as (
-        select idx,
-          sum(n)::int as samples,
-          (sum(cpu_percent * n) / sum(n))::float8 as "cpuPercent",
-          (sum(memory_percent * n) / sum(n))::float8 as "memoryPercent",
-          (sum(request_rate * n) / sum(n))::float8 as "requestRate",
-          (sum(avg_latency_ms * n) / sum(n))::float8 as "avgLatencyMs",
-          (sum(error_rate_percent * n) / sum(n))::float8 as "errorRatePercent",
-          (sum(load_score * n) / sum(n))::float8 as "loadScore",
-          max(load_score_max)::float8 as "loadScoreMax",
-          (sum(replicas * replica_n) / nullif(sum(replica_n), 0))::float8 as replicas
+        select idx, sum(n)::int as samples,
+          ${sql.join(
+            RANGE_COLUMNS.map(([name, aggregate]) => sql`(${aggregate})::float8 as ${sql.identifier(name)}`),
+            sql`, `,
+          )}
         from indexed
         group by idx
+        order by idx
       )
-      select json_agg(buckets order by idx)::text as buckets from buckets`,
+      select json_build_object('idx', array_agg(idx), 'samples', array_agg(samples), ${columns})::text as columns
+      from buckets
+      having count(*) > 0`,
   );
-  const rows: Array<Omit<MetricsPoint, "at"> & { idx: number }> = result?.buckets
-    ? JSON.parse(result.buckets)
-    : [];
-  return rows.map(({ idx, ...point }) => ({ ...point, at: from.getTime() + Math.round(idx * widthMs) }));
+  if (!result?.columns) return empty;
+  const { idx, ...columnsByIdx } = inIntervalOrder(
+    JSON.parse(result.columns) as Omit<MetricsColumns, "at"> & { idx: number[] },
+  );
+  return { at: idx.map((i) => from.getTime() + Math.round(i * widthMs)), ...columnsByIdx };
+}
+
+/**
+ * The arrays of one aggregation share their row order, but PostgreSQL promises no order for array_agg over a
+ * sorted subquery (it keeps it in practice): when idx is not ascending, every array is put in idx order.
+ */
+function inIntervalOrder<T extends { idx: number[] }>(columns: T): T {
+  const { idx } = columns;
+  if (idx.every((value, i) => i === 0 || idx[i - 1]! < value)) return columns;
+  const order = idx.map((_, i) => i).sort((a, b) => idx[a]! - idx[b]!);
+  return Object.fromEntries(
+    Object.entries(columns).map(([name, values]) => [name, order.map((i) => (values as unknown[])[i])]),
+  ) as T;
 }
 
 const rollups = proxyLoadMetrics1m;
