@@ -1,8 +1,11 @@
-import { QueryClientProvider } from "@tanstack/react-query";
+import type { AppRouter } from "@proxyscale/api";
+import { type QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { createTRPCOptionsProxy, type TRPCOptionsProxy } from "@trpc/tanstack-react-query";
 import { type ComponentType, useState } from "react";
 import { createBrowserRouter, Navigate, Outlet, RouterProvider, useLocation, useParams } from "react-router";
 import { Layout } from "./components/Layout.tsx";
 import { Loading } from "./components/States.tsx";
+import { proxyPageLoader } from "./pages/proxy-queries.ts";
 import { useSession } from "./session.ts";
 import { createClient, createQueryClient, TRPCProvider } from "./trpc.ts";
 
@@ -35,14 +38,19 @@ function ProxySimulator() {
   return <Navigate to={`/simulate?proxy=${encodeURIComponent(proxyId)}`} replace />;
 }
 
-export const routes = [
+/** The app's routes; loaders start a page's queries through `trpc` into `queryClient`. */
+export const routes = (trpc: TRPCOptionsProxy<AppRouter>, queryClient: QueryClient) => [
   { path: "/sign-in", lazy: page(() => import("./pages/SignIn.tsx")) },
   {
     element: <RequireSession />,
     hydrateFallbackElement: <Loading what="the page" />,
     children: [
       { path: "/", lazy: page(() => import("./pages/Fleet.tsx")) },
-      { path: "/proxies/:proxyId", lazy: page(() => import("./pages/Proxy.tsx")) },
+      {
+        path: "/proxies/:proxyId",
+        loader: proxyPageLoader(trpc, queryClient),
+        lazy: page(() => import("./pages/Proxy.tsx")),
+      },
       { path: "/proxies/:proxyId/policy", lazy: page(() => import("./pages/Policy.tsx")) },
       { path: "/proxies/:proxyId/operate", lazy: page(() => import("./pages/Operate.tsx")) },
       { path: "/proxies/:proxyId/simulate", element: <ProxySimulator /> },
@@ -56,7 +64,9 @@ export const routes = [
 export function App() {
   const [queryClient] = useState(createQueryClient);
   const [trpcClient] = useState(() => createClient());
-  const [router] = useState(() => createBrowserRouter(routes));
+  const [router] = useState(() =>
+    createBrowserRouter(routes(createTRPCOptionsProxy({ client: trpcClient, queryClient }), queryClient)),
+  );
   return (
     <QueryClientProvider client={queryClient}>
       <TRPCProvider trpcClient={trpcClient} queryClient={queryClient}>

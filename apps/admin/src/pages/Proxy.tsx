@@ -7,7 +7,7 @@ import {
 } from "@proxyscale/core";
 import { useQuery } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
-import { Link, useParams, useSearchParams } from "react-router";
+import { Link, useLoaderData, useParams, useSearchParams } from "react-router";
 import { Chart, type ChartMarker } from "../components/Chart.tsx";
 import { DecisionChain } from "../components/DecisionChain.tsx";
 import { EventsTable } from "../components/EventsTable.tsx";
@@ -16,20 +16,19 @@ import { Empty, ErrorState, Loading, QueryView } from "../components/States.tsx"
 import { Time } from "../components/Time.tsx";
 import { useLiveUpdates } from "../live.ts";
 import { type RouterOutputs, useTRPC } from "../trpc.ts";
+import {
+  type ProxyPageLoaderData,
+  proxyPageQueries,
+  proxyPageWindow,
+  RANGES,
+  type RangeKey,
+} from "./proxy-queries.ts";
 
 type Columns = RouterOutputs["metrics"]["range"]["columns"];
 type StoredDecision = RouterOutputs["scaling"]["decisions"]["items"][number];
 type ScalingEvent = RouterOutputs["scaling"]["events"]["items"][number];
 type Policy = RouterOutputs["policies"]["get"]["policy"];
 type Forecast = RouterOutputs["scaling"]["forecast"];
-
-export const RANGES = {
-  "15m": 15 * 60_000,
-  "1h": 3_600_000,
-  "24h": 86_400_000,
-  "7d": 7 * 86_400_000,
-} as const;
-type RangeKey = keyof typeof RANGES;
 
 const seconds = (ms: number) => ms / 1000;
 
@@ -118,22 +117,20 @@ export default function ProxyPage() {
   const trpc = useTRPC();
   const live = useLiveUpdates(proxyId);
   const [params, setParams] = useSearchParams();
-  const range: RangeKey =
-    (params.get("range") as RangeKey) in RANGES ? (params.get("range") as RangeKey) : "1h";
-  // A hidden knob for the chart benchmark (10,000 points per series); the API caps it at 10,000.
-  const pointCount = Math.min(Number(params.get("points")) || 300, 10_000);
-  const [openedAt] = useState(() => Date.now());
+  const { range, pointCount } = proxyPageWindow(params);
+  // When the router's loader opened this window (it started the queries below); a page rendered without it
+  // (a test) opens its own.
+  const loaded = useLoaderData() as ProxyPageLoaderData | undefined;
+  const [mountedAt] = useState(Date.now);
   // The window ends at the latest pushed change, so new samples extend the charts.
-  const to = Math.max(openedAt, live.lastChangeAt ?? 0);
+  const to = Math.max(loaded?.openedAt ?? mountedAt, live.lastChangeAt ?? 0);
   const from = to - RANGES[range];
   const xRange = useMemo((): [number, number] => [seconds(from), seconds(to)], [from, to]);
 
-  const proxy = useQuery(trpc.proxies.get.queryOptions({ proxyId }));
-  const policy = useQuery(trpc.policies.get.queryOptions({ proxyId }));
-  const samples = useQuery({
-    ...trpc.metrics.range.queryOptions({ proxyId, from, to, points: pointCount }),
-    placeholderData: (previous) => previous,
-  });
+  const queries = proxyPageQueries(trpc, { proxyId, range, pointCount, to });
+  const proxy = useQuery(queries.proxy);
+  const policy = useQuery(queries.policy);
+  const samples = useQuery({ ...queries.samples, placeholderData: (previous) => previous });
   // The forecast's past covers the chart range but at least a day: the season the forecast learns from.
   const forecastHoursBack = Math.min(
     MAX_OVERLAY_HOURS_BACK,
@@ -163,14 +160,9 @@ export default function ProxyPage() {
         : null,
     [forecast.data, forecastHoursBack],
   );
-  const decisions = useQuery(trpc.scaling.decisions.queryOptions({ proxyId, limit: 50 }));
-  const events = useQuery(trpc.scaling.events.queryOptions({ proxyId, limit: 50 }));
-  const summary = useQuery(
-    trpc.scaling.summary.queryOptions({
-      proxyId,
-      hoursBack: Math.max(1, Math.round(RANGES[range] / 3_600_000)),
-    }),
-  );
+  const decisions = useQuery(queries.decisions);
+  const events = useQuery(queries.events);
+  const summary = useQuery(queries.summary);
 
   const charts = useMemo(() => {
     if (!samples.data || !policy.data) return null;
