@@ -142,6 +142,7 @@ forEachDriver("REST responses match /api/openapi.json", (suite) => {
     await call(operator, "POST", "/api/proxy/scaling/complete", 409, { eventId: event.id, status: "failed" });
     await call(operator, "GET", `/api/proxy/scaling/events/${id}?limit=1`, 200);
     await call(operator, "GET", `/api/proxy/scaling/summary/${id}?hoursBack=1`, 200);
+    await call(operator, "GET", `/api/proxy/scaling/forecast/${id}?hoursBack=1&hoursAhead=1`, 200);
     await call(operator, "POST", "/api/proxy/scaling/simulate", 200, {
       trace: "t_seconds,requests\n0,600\n60,6000\n",
       policies: [{ name: "target", policy: { strategy: "targetTracking" } }],
