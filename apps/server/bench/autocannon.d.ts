@@ -13,6 +13,7 @@ declare module "autocannon" {
     path?: string;
     headers?: Record<string, string>;
     body?: string;
+    onResponse?: (status: number, body: string, context: unknown, headers: Record<string, string>) => void;
   }
   interface Options {
     url: string;
@@ -22,6 +23,8 @@ declare module "autocannon" {
     headers?: Record<string, string>;
     body?: string;
     requests?: Array<Request & { setupRequest?: (request: Request) => Request }>;
+    /** Requests per second across all connections. */
+    overallRate?: number;
   }
   interface Result {
     latency: Histogram;
@@ -31,6 +34,8 @@ declare module "autocannon" {
     non2xx: number;
     "2xx": number;
   }
-  function autocannon(options: Options): Promise<Result>;
+  /** A running load: await it for the result; stop() ends it early. */
+  type Instance = Promise<Result> & { stop(): void };
+  function autocannon(options: Options): Instance;
   export default autocannon;
 }

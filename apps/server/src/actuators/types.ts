@@ -24,12 +24,25 @@ export type SetReplicasResult =
   /** The receiver took the request and will complete the event later through the completion endpoint. */
   | { status: "accepted" };
 
+/** One replica's metrics endpoint, for the `scrape` metric source. */
+export interface ActuatorTarget {
+  instance: string;
+  /** The exposition URL, when the actuator knows the path too. */
+  url?: string;
+  address: string;
+  port: number;
+  /** The port's name, when it has one (a Kubernetes Service port). */
+  portName?: string;
+}
+
 export interface Actuator {
   readonly kind: string;
   getReplicas(): Promise<ReplicaCounts>;
   setReplicas(replicas: number, ctx: SetReplicasContext): Promise<SetReplicasResult>;
   /** Calls `onChange` whenever the observed counts change; returns the unsubscribe function. */
   watch?(onChange: (counts: ReplicaCounts) => void): () => void;
+  /** The ready replicas' metrics endpoints, for actuators that know them (`local` templates, `kubernetes`). */
+  targets?(): Promise<ActuatorTarget[]>;
   /** Releases everything the actuator holds (processes, listeners, sockets). */
   close(): Promise<void>;
 }

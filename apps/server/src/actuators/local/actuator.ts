@@ -1,12 +1,21 @@
 import { type ChildProcess, fork } from "node:child_process";
-import { Agent, request } from "node:http";
+import { mkdtemp, rm } from "node:fs/promises";
+import { Agent } from "node:http";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { exponentialBackoffMs, type LocalActuatorConfig } from "@proxyscale/core";
+import {
+  exponentialBackoffMs,
+  type LocalActuatorConfig,
+  type ResolvedReplicaTemplate,
+  resolveReplicaTemplate,
+} from "@proxyscale/core";
 import { type Logger, silentLogger } from "@proxyscale/db";
 import type {
   Actuator,
   ActuatorDeps,
+  ActuatorTarget,
   ReplicaCounts,
   SetReplicasContext,
   SetReplicasResult,
@@ -19,6 +28,14 @@ import {
   WORKER_HEALTH_PATH,
   type WorkerConfigInput,
 } from "./protocol.ts";
+import {
+  killGroup,
+  prepareTemplateReplica,
+  probeOnce,
+  probeUntilReady,
+  spawnProgram,
+  type TemplatePorts,
+} from "./template-replica.ts";
 
 const WORKER_ENTRY = fileURLToPath(new URL("./worker.ts", import.meta.url));
 /** The worker runs from source: Node loads it through tsx's ESM loader. */
@@ -41,6 +58,13 @@ interface Replica {
   agent?: Agent;
   exited: Promise<void>;
   stderrTail: string;
+  /** A template replica's ports (all chosen before it starts), directory and exporter sidecar. */
+  template?: {
+    ports: TemplatePorts;
+    dir: string;
+    exporterCommand: string[] | undefined;
+    exporter?: ChildProcess;
+  };
   /** Liveness probes in a row that failed or timed out. */
   failedProbes: number;
   probing: boolean;
@@ -61,12 +85,15 @@ export interface LocalReplicaInfo {
   pid: number | undefined;
   port: number | undefined;
   state: Replica["state"];
+  /** A template replica's directory (its config file, pid file and logs). */
+  dir?: string;
 }
 
 /**
- * Runs a `local` proxy: real worker processes (the built-in reverse proxy) behind one front listener.
- * Scale-out waits for each new worker to report ready; scale-in takes workers out of the rotation, lets
- * their in-flight requests finish, then stops them. A crashed worker is reported unhealthy and replaced, and so
+ * Runs a `local` proxy: real processes behind one front listener — the built-in Node worker, or a replica
+ * template's program (HAProxy, nginx, any other). Scale-out waits for each new replica to be ready (the worker
+ * says so over IPC; a template's readiness probe passes); scale-in takes replicas out of the rotation, lets
+ * their in-flight requests finish, then stops them. A crashed replica is reported unhealthy and replaced, and so
  * is a hung one, found by the liveness probe.
  */
 export class LocalActuator implements Actuator {
@@ -82,6 +109,10 @@ export class LocalActuator implements Actuator {
   private closed = false;
   private frontAddress = { host: "", port: 0, url: "" };
   private readonly probeTimer: NodeJS.Timeout;
+  /** The replica template, expanded; undefined for the Node worker. */
+  private readonly template: ResolvedReplicaTemplate | undefined;
+  /** The proxy's temp directory, holding one directory per template replica; removed on close. */
+  private tempDir: Promise<string> | undefined;
 
   /**
    * Starts `deps.initialReplicas` workers, then listens on the front address: a front that listened first
@@ -109,7 +140,9 @@ export class LocalActuator implements Actuator {
   ) {
     this.logger = deps.logger ?? silentLogger;
     this.front = new FrontListener(config.balance, this.logger);
-    const { reporting } = config;
+    this.template = resolveReplicaTemplate(config.replica, config.upstreamUrl);
+    // Only the Node worker pushes metrics; a template's replicas publish theirs for scraping (targets()).
+    const reporting = this.template ? { ...config.reporting, enabled: false } : config.reporting;
     const url = reporting.url ?? deps.metricsReporting?.url;
     const token = reporting.token ?? deps.metricsReporting?.token;
     if (reporting.enabled && (!url || !token)) {
@@ -166,6 +199,7 @@ export class LocalActuator implements Actuator {
               pid: replica.child.pid,
               port: replica.port,
               state: replica.state,
+              ...(replica.template ? { dir: replica.template.dir } : {}),
             },
           ]
         : [],
@@ -174,6 +208,24 @@ export class LocalActuator implements Actuator {
 
   frontStats(): FrontStats {
     return this.front.stats();
+  }
+
+  /** The ready replicas' metrics endpoints: a template's `metrics` port and path. None for the Node worker. */
+  async targets(): Promise<ActuatorTarget[]> {
+    const metrics = this.template?.metrics;
+    if (!metrics) return [];
+    return this.slots.flatMap(({ replica }) => {
+      if (replica?.state !== "ready" || !replica.template) return [];
+      const port = replica.template.ports[metrics.port];
+      return [
+        {
+          instance: replica.instanceId,
+          url: `http://127.0.0.1:${port}${metrics.path}`,
+          address: "127.0.0.1",
+          port,
+        },
+      ];
+    });
   }
 
   /** Drains and stops every replica, then closes the front listener. */
@@ -189,6 +241,7 @@ export class LocalActuator implements Actuator {
     await Promise.all(slots.map((slot) => this.retire(slot)));
     await this.front.close();
     this.listeners.clear();
+    if (this.tempDir) await rm(await this.tempDir, { recursive: true, force: true });
   }
 
   private counts(): ReplicaCounts {
@@ -256,9 +309,17 @@ export class LocalActuator implements Actuator {
     return indexed.slice(0, count).map(({ slot }) => slot);
   }
 
-  private spawn(slot: Slot): Replica {
+  private inheritedEnv(): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const key of INHERITED_ENV)
+      if (process.env[key] !== undefined) env[key] = process.env[key] as string;
+    return env;
+  }
+
+  private async spawn(slot: Slot): Promise<Replica> {
     this.seq += 1;
     const instanceId = `${this.deps.proxyId}-${this.seq}`;
+    if (this.template) return this.spawnTemplate(slot, this.template, this.seq, instanceId);
     const workerConfig: WorkerConfigInput = {
       upstreamUrl: this.config.upstreamUrl,
       host: "127.0.0.1",
@@ -267,9 +328,7 @@ export class LocalActuator implements Actuator {
       drainTimeoutMs: this.config.drainTimeoutMs,
       ...(this.reporting ? { reporting: this.reporting } : {}),
     };
-    const env: Record<string, string> = {};
-    for (const key of INHERITED_ENV)
-      if (process.env[key] !== undefined) env[key] = process.env[key] as string;
+    const env = this.inheritedEnv();
     env[WORKER_CONFIG_ENV] = JSON.stringify(workerConfig);
     const child = fork(WORKER_ENTRY, [], {
       execArgv: ["--import", TSX_LOADER],
@@ -277,10 +336,44 @@ export class LocalActuator implements Actuator {
       stdio: ["ignore", "pipe", "pipe", "ipc"],
       serialization: "json",
     });
-    const replica: Replica = {
-      seq: this.seq,
+    return this.track(slot, { seq: this.seq, instanceId, child });
+  }
+
+  /** A template replica: its ports and config file, then its program, in a process group of its own. */
+  private async spawnTemplate(
+    slot: Slot,
+    template: ResolvedReplicaTemplate,
+    seq: number,
+    instanceId: string,
+  ): Promise<Replica> {
+    this.tempDir ??= mkdtemp(join(tmpdir(), "proxyscale-local-"));
+    const dir = join(await this.tempDir, `replica-${seq}`);
+    const prepared = await prepareTemplateReplica({
+      template,
+      upstreamUrl: this.config.upstreamUrl,
+      instance: instanceId,
+      dir,
+    });
+    let child: ChildProcess;
+    try {
+      child = await spawnProgram(prepared.command, { env: this.inheritedEnv(), cwd: dir });
+    } catch (error) {
+      await rm(dir, { recursive: true, force: true });
+      throw error;
+    }
+    return this.track(slot, {
+      seq,
       instanceId,
       child,
+      template: { ports: prepared.ports, dir, exporterCommand: prepared.exporterCommand },
+    });
+  }
+
+  /** Follows a replica's process: its output to the log, its exit to onExit. */
+  private track(slot: Slot, spawned: Pick<Replica, "seq" | "instanceId" | "child" | "template">): Replica {
+    const { instanceId, child } = spawned;
+    const replica: Replica = {
+      ...spawned,
       state: "starting",
       stderrTail: "",
       failedProbes: 0,
@@ -302,14 +395,20 @@ export class LocalActuator implements Actuator {
     return replica;
   }
 
-  /** Starts a worker in the slot and resolves when it is ready and in the rotation. */
+  /** Starts a replica in the slot and resolves when it is ready and in the rotation. */
   private async start(slot: Slot, signal: AbortSignal | undefined): Promise<void> {
-    const replica = this.spawn(slot);
+    const replica = await this.spawn(slot);
+    if (slot.removed || this.closed) {
+      // Retired (or the actuator closed) while its process was being set up.
+      this.killHard(replica);
+      throw new ActuatorError("start_failed", `replica ${replica.instanceId} was removed while starting`);
+    }
     slot.replica = replica;
     const port = await new Promise<number>((resolve, reject) => {
+      let settled = false;
       const fail = (error: ActuatorError) => {
         cleanup();
-        replica.child.kill("SIGKILL");
+        this.killHard(replica);
         reject(error);
       };
       const onMessage = (message: unknown) => {
@@ -339,12 +438,24 @@ export class LocalActuator implements Actuator {
         this.config.readyTimeoutMs,
       );
       const cleanup = () => {
+        settled = true;
         clearTimeout(timer);
         replica.child.off("message", onMessage);
         replica.child.off("exit", onExit);
         signal?.removeEventListener("abort", onAbort);
       };
-      replica.child.on("message", onMessage);
+      const template = this.template;
+      const ports = replica.template?.ports;
+      if (template && ports) {
+        const { readiness } = template;
+        void probeUntilReady({ ...readiness, port: ports[readiness.port] }, () => settled).then((ready) => {
+          if (!ready || settled) return;
+          cleanup();
+          resolve(ports.port);
+        });
+      } else {
+        replica.child.on("message", onMessage);
+      }
       replica.child.once("exit", onExit);
       if (signal?.aborted) onAbort();
       else signal?.addEventListener("abort", onAbort, { once: true });
@@ -360,7 +471,48 @@ export class LocalActuator implements Actuator {
     slot.unhealthy = false;
     this.front.add(replica.seq, port, replica.agent);
     this.logger.info({ instanceId: replica.instanceId, pid: replica.child.pid, port }, "replica ready");
+    this.startExporter(replica);
     this.emit();
+  }
+
+  /**
+   * A template's exporter sidecar, once its replica is ready (it reads the replica's stats from its first
+   * scrape). It is not restarted: if it dies, the replica's metrics go missing (never zero) and the replica serves
+   * on; it stops with its replica.
+   */
+  private startExporter(replica: Replica): void {
+    const sidecar = replica.template;
+    if (!sidecar?.exporterCommand) return;
+    const { instanceId } = replica;
+    spawnProgram(sidecar.exporterCommand, { env: this.inheritedEnv(), cwd: sidecar.dir }).then(
+      (exporter) => {
+        if (replica.state !== "ready") {
+          killGroup(exporter);
+          return;
+        }
+        sidecar.exporter = exporter;
+        exporter.stdout?.resume();
+        exporter.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+          this.logger.debug({ instanceId, line: chunk.trim() }, "exporter output");
+        });
+        exporter.once("exit", (code, signal) => {
+          if (replica.state === "ready") {
+            this.logger.warn(
+              { instanceId, code, signal },
+              "replica's exporter exited; its metrics go missing",
+            );
+          }
+        });
+      },
+      (error: unknown) =>
+        this.logger.warn({ instanceId, error: errorMessage(error) }, "replica's exporter did not start"),
+    );
+  }
+
+  /** SIGKILL: to a template replica's whole process group (nginx's workers too), else to the worker. */
+  private killHard(replica: Replica): void {
+    if (replica.template) killGroup(replica.child);
+    else replica.child.kill("SIGKILL");
   }
 
   private probeAll(): void {
@@ -370,26 +522,22 @@ export class LocalActuator implements Actuator {
   }
 
   /**
-   * One liveness probe: the worker's health path, on a connection of its own (a hung worker must not hold a
-   * pooled one). After `failureThreshold` failures in a row the replica is killed; its exit is then handled as
-   * a crash: unhealthy, out of the rotation, replaced after the restart delay.
+   * One liveness probe, on a connection of its own (a hung replica must not hold a pooled one): the worker's
+   * health path, or a template's readiness probe. After `failureThreshold` failures in a row the replica is
+   * killed; its exit is then handled as a crash: unhealthy, out of the rotation, replaced after the restart delay.
    */
   private async probe(replica: Replica): Promise<void> {
     const { timeoutMs, failureThreshold } = this.config.livenessProbe;
     replica.probing = true;
-    const healthy = await new Promise<boolean>((resolve) => {
-      const req = request(
-        { host: "127.0.0.1", port: replica.port, path: WORKER_HEALTH_PATH, agent: false, timeout: timeoutMs },
-        (res) => {
-          res.resume();
-          // 503 is a draining worker: alive, and on its way out.
-          res.on("end", () => resolve(res.statusCode === 200 || res.statusCode === 503));
-        },
-      );
-      req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on("error", () => resolve(false));
-      req.end();
-    });
+    const readiness = this.template?.readiness;
+    const ports = replica.template?.ports;
+    const healthy = await probeOnce(
+      readiness && ports
+        ? { kind: readiness.kind, path: readiness.path, port: ports[readiness.port], timeoutMs }
+        : { kind: "http", path: WORKER_HEALTH_PATH, port: replica.port ?? 0, timeoutMs },
+      // 503 is a draining replica: alive, and on its way out.
+      { acceptUnavailable: true },
+    );
     replica.probing = false;
     if (replica.state !== "ready") return;
     replica.failedProbes = healthy ? 0 : replica.failedProbes + 1;
@@ -399,7 +547,7 @@ export class LocalActuator implements Actuator {
       "replica failed its liveness probe; killing it",
     );
     this.front.removeFromRotation(replica.seq);
-    replica.child.kill("SIGKILL");
+    this.killHard(replica);
   }
 
   private onExit(slot: Slot, replica: Replica, code: number | null, signal: NodeJS.Signals | null): void {
@@ -407,6 +555,12 @@ export class LocalActuator implements Actuator {
     replica.state = "exited";
     this.front.forget(replica.seq);
     replica.agent?.destroy();
+    if (replica.template) {
+      // Whatever the replica forked (nginx's workers) and its exporter go with it, and so does its directory.
+      killGroup(replica.child);
+      if (replica.template.exporter) killGroup(replica.template.exporter);
+      void rm(replica.template.dir, { recursive: true, force: true });
+    }
     if (!wasReady || slot.removed || this.closed) return;
     // A replica that was serving and exited on its own: it crashed.
     const uptime = Date.now() - (replica.readyAt ?? Date.now());
@@ -446,7 +600,10 @@ export class LocalActuator implements Actuator {
     }, delay);
   }
 
-  /** Drain: out of the rotation, in-flight requests finish, then SIGTERM (the worker drains too), then exit. */
+  /**
+   * Drain: out of the rotation, in-flight requests finish, then the stop signal (SIGTERM: the worker drains too;
+   * a template's own signal), then exit — or SIGKILL after the timeout.
+   */
   private async retire(slot: Slot): Promise<void> {
     slot.removed = true;
     clearTimeout(slot.restartTimer);
@@ -460,17 +617,27 @@ export class LocalActuator implements Actuator {
       if (!idle)
         this.logger.warn({ instanceId: replica.instanceId }, "drain timed out with requests in flight");
     }
-    replica.child.kill("SIGTERM");
+    const stop = this.template?.stop ?? {
+      signal: "SIGTERM" as const,
+      timeoutMs: this.config.drainTimeoutMs + EXIT_GRACE_MS,
+    };
+    // Drained: the front's idle keep-alive connections to it go now, so a graceful stop has none to wait for.
+    if (this.template) replica.agent?.destroy();
+    replica.child.kill(stop.signal);
     let killTimer: NodeJS.Timeout | undefined;
     const exitedInTime = await Promise.race([
       replica.exited.then(() => true),
       new Promise<false>((resolve) => {
-        killTimer = setTimeout(() => resolve(false), this.config.drainTimeoutMs + EXIT_GRACE_MS);
+        killTimer = setTimeout(() => resolve(false), stop.timeoutMs);
       }),
     ]);
     clearTimeout(killTimer);
     if (!exitedInTime) {
-      replica.child.kill("SIGKILL");
+      this.logger.warn(
+        { instanceId: replica.instanceId, signal: stop.signal },
+        "replica did not stop in time; killing it",
+      );
+      this.killHard(replica);
       await replica.exited;
     }
     this.logger.info({ instanceId: replica.instanceId }, "replica stopped");
