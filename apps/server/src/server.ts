@@ -22,6 +22,7 @@ import { createPendingExecutor } from "./executor.ts";
 import { SECURITY_HEADERS } from "./headers.ts";
 import { createServerMetrics, type ServerMetrics } from "./metrics.ts";
 import { createMetricsGuard, type MetricsAccess } from "./metrics-access.ts";
+import { createSimulationPool } from "./simulation-pool.ts";
 import { createStaticHandler } from "./static.ts";
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
@@ -105,6 +106,8 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
   const metrics = deps.metrics ?? createServerMetrics();
   const live =
     deps.live ?? createLiveFeed({ db: deps.database.db, database: deps.database, logger, clock: deps.clock });
+  // Simulations run on worker threads, so a long replay never holds this event loop.
+  const simulations = createSimulationPool();
   const contextFactory = createContext({
     db: deps.database.db,
     clock: deps.clock ?? Date.now,
@@ -118,6 +121,7 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
     rateLimitSyncMs: deps.rateLimitSyncMs,
     reconcileIntervalMs: deps.reconcileIntervalMs,
     maxClockSkewSeconds: deps.maxClockSkewSeconds,
+    simulate: simulations.simulate,
   });
   const logServerError = ({
     error,
@@ -283,7 +287,7 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
           resolve();
         });
         httpServer.closeIdleConnections();
-      });
+      }).then(() => simulations.close());
     },
   };
 }

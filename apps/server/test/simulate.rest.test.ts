@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { rollupMetrics } from "@proxyscale/db";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type Client, client, forEachDriver, registerProxy, token, unique } from "./support.ts";
@@ -114,6 +115,31 @@ forEachDriver("simulate", (suite) => {
         token: null,
       });
       expect(response.status).toBe(401);
+    });
+
+    it("runs off the server's event loop: no stall of it lasts half the 30-day simulation's time", async () => {
+      // 43,200 steps through four policies: a second or more of CPU. The test server shares this process's
+      // event loop, so a simulation run on it would stall it for about that whole time.
+      const month = Array.from({ length: 43_200 }, (_, i) => 3000 + 2000 * Math.sin(i / 600));
+      const stalls = monitorEventLoopDelay({ resolution: 10 });
+      stalls.enable();
+      const startedAt = performance.now();
+      const simulated = await operator.request("POST", "/api/proxy/scaling/simulate", {
+        body: {
+          points: month,
+          stepSeconds: 60,
+          policies: [
+            { name: "a", policy: TARGET },
+            { name: "b", policy: THRESHOLD },
+            { name: "c", policy: { ...TARGET, maxReplicas: 20 } },
+            { name: "d", policy: { ...THRESHOLD, maxReplicas: 20 } },
+          ],
+        },
+      });
+      const tookMs = performance.now() - startedAt;
+      stalls.disable();
+      expect(simulated.status, JSON.stringify(simulated.body).slice(0, 500)).toBe(200);
+      expect(stalls.max / 1e6).toBeLessThan(tookMs / 2);
     });
   });
 

@@ -1,4 +1,11 @@
-import { DEFAULT_MAX_CLOCK_SKEW_SECONDS, DEFAULT_RECONCILE_SECONDS, type Tier } from "@proxyscale/core";
+import {
+  DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+  DEFAULT_RECONCILE_SECONDS,
+  type RunSimulationInput,
+  runSimulation,
+  type SimulationReport,
+  type Tier,
+} from "@proxyscale/core";
 import { type Db, type Logger, MAX_BATCH_ROWS, type ScalingExecutor, type Telemetry } from "@proxyscale/db";
 import { type AuthConfig, createTokenVerifier, type TokenVerifier, type VerifiedToken } from "./auth.ts";
 import { createEvaluator, type Evaluator } from "./evaluation.ts";
@@ -30,6 +37,8 @@ export interface ApiDeps {
   reconcileIntervalMs?: number;
   /** How far ahead of `clock` a sample's recordedAt may be (default core's DEFAULT_MAX_CLOCK_SKEW_SECONDS). */
   maxClockSkewSeconds?: number;
+  /** Runs a simulation (default: core's runSimulation in this thread; the server passes a worker pool). */
+  simulate?: (input: RunSimulationInput) => Promise<SimulationReport>;
 }
 
 /** What one request sees. `user` is set by `protectedProcedure` once the token is verified. */
@@ -49,6 +58,7 @@ export interface Context {
   recordSamples: SampleRecorder;
   /** The clock-skew allowance for samples' recordedAt, in seconds. */
   maxClockSkewSeconds: number;
+  simulate: (input: RunSimulationInput) => Promise<SimulationReport>;
   /** Per-user admission of heavy work (a batch's samples), one per server. */
   heavyWork: FairShare;
   /** The raw Authorization header; verified lazily so public procedures never fail on a bad token. */
@@ -87,6 +97,7 @@ export function createContext(deps: ApiDeps): ContextFactory {
     telemetry,
     onMetricsRecorded,
   });
+  const simulate = deps.simulate ?? (async (input: RunSimulationInput) => runSimulation(input));
   // One user's requests process at most a full batch's worth of samples at once.
   const heavyWork = new FairShare(MAX_BATCH_ROWS);
   const factory = (request: RequestInfo): Context => ({
@@ -102,6 +113,7 @@ export function createContext(deps: ApiDeps): ContextFactory {
     evaluate,
     recordSamples,
     maxClockSkewSeconds: deps.maxClockSkewSeconds ?? DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+    simulate,
     heavyWork,
     authorization: request.authorization,
   });

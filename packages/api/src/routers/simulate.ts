@@ -1,10 +1,9 @@
 import {
   replayRequestSchema,
-  runSimulateRequest,
-  runSimulation,
   simulateRequestSchema,
   simulationResultSchema,
   traceFromRollups,
+  traceOfRequest,
 } from "@proxyscale/core";
 import { loadRollupsForReplay } from "@proxyscale/db";
 import { z } from "zod";
@@ -24,9 +23,9 @@ export const replayResultSchema = simulationResultSchema.extend({
 });
 
 /**
- * The what-if simulator (core's runSimulation): any authenticated role may run it. The simulation is
- * synchronous CPU work, bounded by the request schema (steps, policies) and admitted per user by the
- * procedure middleware's heavyWork FairShare.
+ * The what-if simulator (core's runSimulation, through the context's `simulate`: on the server, a worker pool):
+ * any authenticated role may run it. The simulation is CPU work, bounded by the request schema (steps,
+ * policies) and admitted per user by the procedure middleware's heavyWork FairShare.
  */
 export const simulateProcedures = {
   simulate: viewerProcedure
@@ -41,7 +40,7 @@ export const simulateProcedures = {
     })
     .input(simulateRequestSchema)
     .output(simulationResultSchema)
-    .mutation(({ input }) => runSimulateRequest(input)),
+    .mutation(({ ctx, input }) => ctx.simulate({ ...input, trace: traceOfRequest(input) })),
 
   simulateHistory: viewerProcedure
     .meta({
@@ -68,7 +67,7 @@ export const simulateProcedures = {
       });
       if (trace.requests.length === 0)
         throw inputError("to", "the window must hold at least one whole minute", input.to);
-      const report = runSimulation({
+      const report = await ctx.simulate({
         ...input,
         trace,
         policies,

@@ -225,17 +225,20 @@ function pick(metrics: Record<ComparedMetric, number>): SimulationMetrics {
   return out;
 }
 
+/** What runSimulation takes: the options, the parsed trace and the named policies. */
+export type RunSimulationInput = SimulationOptions & {
+  trace: Trace;
+  policies: ReadonlyArray<{ name: string; policy: ScalingPolicy }>;
+  /** Epoch ms of the trace's first step (a replay's window start). */
+  startAt?: number;
+};
+
 /**
  * Runs a parsed request: compare() per policy (the first also runs HPA's defaults, with its bounds; the oracle
  * is the same for all), reported for charts. `onProgress` is told after each policy.
  */
 export function runSimulation(
-  request: SimulationOptions & {
-    trace: Trace;
-    policies: ReadonlyArray<{ name: string; policy: ScalingPolicy }>;
-    /** Epoch ms of the trace's first step (a replay's window start). */
-    startAt?: number;
-  },
+  request: RunSimulationInput,
   onProgress?: (done: number, total: number) => void,
 ): SimulationReport {
   const { trace } = request;
