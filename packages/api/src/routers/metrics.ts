@@ -133,7 +133,8 @@ export const metricsRouter = {
         method: "GET",
         path: "/proxy/scaling/metrics/{proxyId}/range",
         tags: TAGS,
-        summary: "Samples between from and to (epoch ms), averaged into at most `points` intervals, one array per field",
+        summary:
+          "Samples between from and to (epoch ms), averaged into at most `points` intervals, one array per field",
       },
     })
     .input(
