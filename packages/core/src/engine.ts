@@ -10,7 +10,13 @@ import type {
 import { explainDecision } from "./explain.ts";
 import { type FleetMetrics, type FleetObservation, observeFleet } from "./observe.ts";
 import { MAX_POLICY_HISTORY_SECONDS, type ScalingPolicy, withinDurationLimits } from "./policy.ts";
-import { activeWindows, budgetCap, DEFAULT_TIME_ZONE, scheduledBounds } from "./schedule.ts";
+import {
+  type ActiveWindow,
+  activeWindows,
+  budgetCap,
+  DEFAULT_TIME_ZONE,
+  scheduledBounds,
+} from "./schedule.ts";
 import { computeLoadScore } from "./score.ts";
 import { PG_INTEGER_MAX } from "./storable.ts";
 import { type StrategyBasis, strategies } from "./strategies/index.ts";
@@ -113,6 +119,31 @@ function fallbackLimit(
   };
 }
 
+/** The bounds a decision is held to: the policy's, or those of the capacity windows active now. */
+interface Bounds {
+  windows: readonly ActiveWindow[];
+  timeZone: string;
+  minReplicas: number;
+  maxReplicas: number;
+}
+
+/**
+ * The limit for a bound that moved the count: the policy's min/max, or the schedule's naming its windows. A
+ * module function, not a closure in `decide`: a closure made per decision cost a defineProperty each under tsx.
+ */
+function boundLimit(bounds: Bounds, kind: "minReplicas" | "maxReplicas", from: number, to: number): Limit {
+  if (bounds.windows.length === 0) return { kind, value: to, from, to };
+  return {
+    kind: "schedule",
+    windows: bounds.windows.map((window) => ({ name: window.name, endsAt: window.endsAt })),
+    timeZone: bounds.timeZone,
+    minReplicas: bounds.minReplicas,
+    maxReplicas: bounds.maxReplicas,
+    from,
+    to,
+  };
+}
+
 export interface DecideOptions {
   /**
    * Build `explanation` (default true). The simulator passes false for decisions it does not keep and explains
@@ -178,22 +209,11 @@ export function decide(
       ? []
       : activeWindows(policy.schedules, timeZone, now);
   const { minReplicas, maxReplicas } = windows.length === 0 ? policy : scheduledBounds(policy, windows);
-  const boundLimit = (kind: "minReplicas" | "maxReplicas", from: number, to: number): Limit =>
-    windows.length === 0
-      ? { kind, value: to, from, to }
-      : {
-          kind: "schedule",
-          windows: windows.map((window) => ({ name: window.name, endsAt: window.endsAt })),
-          timeZone,
-          minReplicas,
-          maxReplicas,
-          from,
-          to,
-        };
+  const bounds: Bounds = { windows, timeZone, minReplicas, maxReplicas };
   let desired = recommended;
   if (current > maxReplicas || current < minReplicas) {
     desired = current > maxReplicas ? maxReplicas : minReplicas;
-    limits.push(boundLimit(current > maxReplicas ? "maxReplicas" : "minReplicas", current, desired));
+    limits.push(boundLimit(bounds, current > maxReplicas ? "maxReplicas" : "minReplicas", current, desired));
   } else if (desired !== current) {
     if (strategy.usesCooldowns) {
       const last = lastScaleAt(state.recentEvents);
@@ -233,16 +253,16 @@ export function decide(
       desired = rated.desired;
     }
     if (desired > maxReplicas) {
-      limits.push(boundLimit("maxReplicas", desired, maxReplicas));
+      limits.push(boundLimit(bounds, "maxReplicas", desired, maxReplicas));
       desired = maxReplicas;
     } else if (desired < minReplicas) {
-      limits.push(boundLimit("minReplicas", desired, minReplicas));
+      limits.push(boundLimit(bounds, "minReplicas", desired, minReplicas));
       desired = minReplicas;
     }
   }
   // A window shows in the decision even when its bounds did not bind.
   if (windows.length > 0 && !limits.some((limit) => limit.kind === "schedule"))
-    limits.push(boundLimit("minReplicas", desired, desired));
+    limits.push(boundLimit(bounds, "minReplicas", desired, desired));
 
   if (observation === null) {
     const bounded = windows.length === 0 ? policy : { ...policy, minReplicas, maxReplicas };
