@@ -2,34 +2,14 @@
  * The monthly budget through the live control loop: a push over target on a budgeted proxy is scaled only to
  * what the rest of the month's budget affords, and the stored decision says the budget, not the load, set it.
  */
-import { type Database, listDecisions, openDatabase } from "@proxyscale/db";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { type Client, client, HIGH_LOAD, TEST_SECRET, token, unique } from "../support.ts";
-import { FleetReceiver, registerFleetProxy } from "./harness.ts";
-import { type ControlNode, startControlNode } from "./node.ts";
+import { listDecisions } from "@proxyscale/db";
+import { describe, expect, it, vi } from "vitest";
+import { HIGH_LOAD } from "../support.ts";
+import { fleetSuite, registerFleetProxy } from "./harness.ts";
 
 const WAIT = { timeout: 20_000 };
 const HOUR = 3_600_000;
-
-let database: Database;
-let node: ControlNode;
-let receiver: FleetReceiver;
-let admin: Client;
-let operator: Client;
-
-beforeAll(async () => {
-  database = await openDatabase({ dataDir: "memory://" });
-  receiver = await new FleetReceiver().start();
-  node = await startControlNode(database, TEST_SECRET, { reconcileIntervalMs: 60_000 });
-  admin = client(node.url, await token({ role: "admin", sub: "budget-admin" }));
-  operator = client(node.url, await token({ role: "operator", sub: unique("budget-operator") }));
-});
-
-afterAll(async () => {
-  await node?.close();
-  await receiver?.close();
-  await database?.close();
-});
+const suite = fleetSuite("budget");
 
 /** Hours from now to the end of this UTC month. */
 function hoursLeftInMonth(now: number): number {
@@ -42,11 +22,10 @@ describe("a monthly budget through the control loop", () => {
     // At 1 per replica-hour, 3.5 replicas' worth of the month's remaining hours: the budget affords 3 (the
     // replica-hours already run since registration, seconds, do not bring it under 3).
     const monthlyBudget = Math.ceil(3.5 * hoursLeftInMonth(Date.now()));
+    const { database, operator, receiver } = suite();
     const proxyId = await registerFleetProxy({
+      ...suite(),
       db: database.db,
-      operator,
-      admin,
-      receiver,
       policy: {
         strategy: "targetTracking",
         targetCpuPercent: 10,

@@ -1,7 +1,8 @@
-import { type Db, setObservedReplicas } from "@proxyscale/db";
-import { expect } from "vitest";
-import type { FleetReceiver } from "../fleet-receiver.ts";
-import { type Client, unique } from "../support.ts";
+import { type Database, type Db, openDatabase, setObservedReplicas } from "@proxyscale/db";
+import { afterAll, beforeAll, expect } from "vitest";
+import { FleetReceiver } from "../fleet-receiver.ts";
+import { type Client, client, TEST_SECRET, token, unique } from "../support.ts";
+import { type ControlNode, startControlNode } from "./node.ts";
 
 export { FleetReceiver, type ReceiverBehaviour, type ScaleCall } from "../fleet-receiver.ts";
 
@@ -28,4 +29,38 @@ export async function registerFleetProxy(args: {
   });
   expect(stored.status, JSON.stringify(stored.body)).toBeLessThan(300);
   return proxyId;
+}
+
+export interface FleetSuite {
+  database: Database;
+  node: ControlNode;
+  receiver: FleetReceiver;
+  admin: Client;
+  operator: Client;
+}
+
+/**
+ * One in-memory database, one control node (reconcile once a minute, so pushes drive it) and one webhook
+ * receiver for the file, with an admin and an operator of a fresh owner: the getter is valid inside tests.
+ */
+export function fleetSuite(name: string): () => FleetSuite {
+  let suite: FleetSuite | undefined;
+  beforeAll(async () => {
+    const database = await openDatabase({ dataDir: "memory://" });
+    const receiver = await new FleetReceiver().start();
+    const node = await startControlNode(database, TEST_SECRET, { reconcileIntervalMs: 60_000 });
+    suite = {
+      database,
+      node,
+      receiver,
+      admin: client(node.url, await token({ role: "admin", sub: `${name}-admin` })),
+      operator: client(node.url, await token({ role: "operator", sub: unique(`${name}-operator`) })),
+    };
+  });
+  afterAll(async () => {
+    await suite?.node.close();
+    await suite?.receiver.close();
+    await suite?.database.close();
+  });
+  return () => suite!;
 }

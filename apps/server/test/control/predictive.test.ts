@@ -1,36 +1,16 @@
 import type { PredictiveBasis } from "@proxyscale/core";
-import { type Database, listDecisions, openDatabase } from "@proxyscale/db";
+import { listDecisions } from "@proxyscale/db";
 import { storeDailyRollups } from "@proxyscale/db/testing";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { type Client, client, MID_LOAD, TEST_SECRET, token, unique } from "../support.ts";
-import { FleetReceiver, registerFleetProxy } from "./harness.ts";
-import { type ControlNode, startControlNode } from "./node.ts";
+import { describe, expect, it, vi } from "vitest";
+import { MID_LOAD } from "../support.ts";
+import { fleetSuite, registerFleetProxy } from "./harness.ts";
 
 const WAIT = { timeout: 20_000 };
-
-let database: Database;
-let node: ControlNode;
-let receiver: FleetReceiver;
-let admin: Client;
-let operator: Client;
-
-beforeAll(async () => {
-  database = await openDatabase({ dataDir: "memory://" });
-  receiver = await new FleetReceiver().start();
-  node = await startControlNode(database, TEST_SECRET, { reconcileIntervalMs: 60_000 });
-  admin = client(node.url, await token({ role: "admin", sub: "predictive-admin" }));
-  operator = client(node.url, await token({ role: "operator", sub: unique("predictive-operator") }));
-});
-
-afterAll(async () => {
-  await node?.close();
-  await receiver?.close();
-  await database?.close();
-});
+const suite = fleetSuite("predictive");
 
 async function latestBasis(proxyId: string): Promise<PredictiveBasis> {
   return vi.waitFor(async () => {
-    const [latest] = (await listDecisions(database.db, { proxyId })).items;
+    const [latest] = (await listDecisions(suite().database.db, { proxyId })).items;
     expect(latest?.decision.basis?.strategy).toBe("predictive");
     return latest!.decision.basis as PredictiveBasis;
   }, WAIT);
@@ -38,11 +18,10 @@ async function latestBasis(proxyId: string): Promise<PredictiveBasis> {
 
 describe("predictive policy through the control loop", () => {
   it("forecasts from the stored per-minute rollups and records it in the decision", async () => {
+    const { database, operator, receiver } = suite();
     const proxyId = await registerFleetProxy({
+      ...suite(),
       db: database.db,
-      operator,
-      admin,
-      receiver,
       policy: { strategy: "predictive", mode: "forecastOnly", targetRequestRate: 100, maxReplicas: 50 },
       replicas: 2,
     });
@@ -60,11 +39,10 @@ describe("predictive policy through the control loop", () => {
   });
 
   it("says it lacks history when the rollups cover under a day", async () => {
+    const { database, operator } = suite();
     const proxyId = await registerFleetProxy({
+      ...suite(),
       db: database.db,
-      operator,
-      admin,
-      receiver,
       policy: { strategy: "predictive", mode: "forecastOnly" },
       replicas: 2,
     });
