@@ -13,7 +13,7 @@ import {
   type LiveFeed,
   prepareTrpcRequest,
 } from "@proxyscale/api";
-import type { Tier } from "@proxyscale/core";
+import type { MetricsSourceHealth, Tier } from "@proxyscale/core";
 import type { Database, Logger, ScalingExecutor } from "@proxyscale/db";
 import { getErrorShape, TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
@@ -72,6 +72,8 @@ export interface ServerDeps {
   metricsAccess?: MetricsAccess;
   /** Longest wait for in-flight requests on close before their connections are cut. Default 10 s. */
   shutdownGraceMs?: number;
+  /** A scraped proxy's last scrapes (startServer passes its scraper's). */
+  sourceHealth?: (proxyId: string) => MetricsSourceHealth | null;
 }
 
 export interface ProxyScaleServer {
@@ -121,6 +123,7 @@ export function createServer(deps: ServerDeps): ProxyScaleServer {
     rateLimitSyncMs: deps.rateLimitSyncMs,
     reconcileIntervalMs: deps.reconcileIntervalMs,
     maxClockSkewSeconds: deps.maxClockSkewSeconds,
+    sourceHealth: deps.sourceHealth,
     simulate: simulations.simulate,
   });
   const logServerError = ({

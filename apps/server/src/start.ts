@@ -9,6 +9,7 @@ import { createLogger } from "./logger.ts";
 import { createServerMetrics } from "./metrics.ts";
 import { ensureSecretFile } from "./secret.ts";
 import { createServer, type ProxyScaleServer, type ServerDeps } from "./server.ts";
+import { createScraper, type Scraper } from "./sources/scrape.ts";
 
 /** How long the admin token printed on first start is valid (at most PROXYSCALE_MAX_TOKEN_LIFETIME_SECONDS). */
 export const FIRST_ADMIN_TOKEN_SECONDS = 30 * 86_400;
@@ -26,6 +27,8 @@ export interface RunningServer {
   control: ControlLoop;
   /** Rollups and pruning every PROXYSCALE_RETENTION_INTERVAL_SECONDS (one server at a time). */
   retention: RetentionScheduler;
+  /** Scrapes the proxies of this server's shards whose metrics source is `scrape`. */
+  scraper: Scraper;
   /** The demo proxy, unless PROXYSCALE_DEMO=0 (or it could not start: see the log). */
   demo: DemoInfo | null;
   /**
@@ -94,6 +97,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           }
         : undefined,
   });
+  const scraper = createScraper({
+    db: database.db,
+    logger,
+    control,
+    telemetry: combineTelemetry(metrics.telemetry, live.telemetry),
+    // The list of scraped proxies is read again as often as the loop reconciles.
+    refreshIntervalMs: config.control.reconcileIntervalMs,
+  });
   const retention = new RetentionScheduler({
     db: database.db,
     // Rollups and prunes may run past the query deadline: they have the maintenance pool's own.
@@ -119,6 +130,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     maxClockSkewSeconds: config.maxClockSkewSeconds,
     // Requests get half of the shutdown deadline; the rest is for scales, the loop and the database.
     shutdownGraceMs: Math.min(10_000, config.shutdownTimeoutMs / 2),
+    sourceHealth: (proxyId) => scraper.health(proxyId),
     ...options.overrides,
   });
   let stopping: Promise<StopResult> | undefined;
@@ -133,6 +145,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   try {
     bound = await server.listen(config.port, config.host);
     await control.start();
+    scraper.start();
     retention.start();
     if (config.control.demo.enabled) {
       try {
@@ -150,6 +163,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     }
   } catch (error) {
     await server.close();
+    await scraper.close();
     await retention.close();
     await control.close();
     await database.close();
@@ -178,6 +192,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     firstAdminToken,
     control,
     retention,
+    scraper,
     demo: demo?.info ?? null,
     async close() {
       if (!stopping)
@@ -193,6 +208,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
                 `the HTTP server's close (${requestsInFlight} in-flight request${requestsInFlight === 1 ? "" : "s"})`,
               stop: () => server.close(),
             },
+            // Before the loop: a round in flight uses its actuators. Its fetches end within their timeouts.
+            { name: "the scraper's close", stop: () => scraper.close() },
           ],
           // Independent of each other: each releases its own lease rows.
           [

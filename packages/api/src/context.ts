@@ -1,6 +1,7 @@
 import {
   DEFAULT_MAX_CLOCK_SKEW_SECONDS,
   DEFAULT_RECONCILE_SECONDS,
+  type MetricsSourceHealth,
   type RunSimulationInput,
   runSimulation,
   type SimulationReport,
@@ -37,6 +38,8 @@ export interface ApiDeps {
   reconcileIntervalMs?: number;
   /** How far ahead of `clock` a sample's recordedAt may be (default core's DEFAULT_MAX_CLOCK_SKEW_SECONDS). */
   maxClockSkewSeconds?: number;
+  /** A scraped proxy's last scrapes, known to the server that scrapes it (default: none known). */
+  sourceHealth?: (proxyId: string) => MetricsSourceHealth | null;
   /** Runs a simulation (default: core's runSimulation in this thread; the server passes a worker pool). */
   simulate?: (input: RunSimulationInput) => Promise<SimulationReport>;
 }
@@ -58,6 +61,7 @@ export interface Context {
   recordSamples: SampleRecorder;
   /** The clock-skew allowance for samples' recordedAt, in seconds. */
   maxClockSkewSeconds: number;
+  sourceHealth: (proxyId: string) => MetricsSourceHealth | null;
   simulate: (input: RunSimulationInput) => Promise<SimulationReport>;
   /** Per-user admission of heavy work (a batch's samples), one per server. */
   heavyWork: FairShare;
@@ -113,6 +117,7 @@ export function createContext(deps: ApiDeps): ContextFactory {
     evaluate,
     recordSamples,
     maxClockSkewSeconds: deps.maxClockSkewSeconds ?? DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+    sourceHealth: deps.sourceHealth ?? (() => null),
     simulate,
     heavyWork,
     authorization: request.authorization,

@@ -5,6 +5,8 @@ export type { ApiDeps, Context, ContextFactory, RequestInfo } from "./context.ts
 export { createContext } from "./context.ts";
 export type { ApiIssue } from "./errors.ts";
 export type { EvaluationResult } from "./evaluation.ts";
+export type { IngestRequest, SampleRecorder } from "./ingest.ts";
+export { createSampleRecorder } from "./ingest.ts";
 export type { LiveChange, LiveFeed, LiveFeedOptions, LiveSubscription } from "./live-feed.ts";
 export { combineTelemetry, createLiveFeed, DEFAULT_LIVE_BUFFER, DEFAULT_LIVE_FLUSH_MS } from "./live-feed.ts";
 export { API_VERSION, createOpenApiDocument } from "./openapi.ts";

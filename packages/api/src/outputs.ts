@@ -1,8 +1,10 @@
 import {
   decisionSchema,
   metricSampleSchema,
+  metricsSourceHealthSchema,
   PRESET_NAMES,
   redactedActuatorConfigSchema,
+  redactedMetricsSourceSchema,
   scalingPolicySchema,
 } from "@proxyscale/core";
 import {
@@ -39,14 +41,19 @@ export function documentedOutput<Schema extends z.ZodType>(schema: Schema): Sche
   return documented;
 }
 
-/** A proxy as the API returns it: the actuator's secrets redacted. */
+/** A proxy as the API returns it: the actuator's and the metrics source's secrets redacted. */
 export const proxyViewSchema = proxyRecordSchema
-  .extend({ actuator: redactedActuatorConfigSchema })
+  .extend({ actuator: redactedActuatorConfigSchema, metricsSource: redactedMetricsSourceSchema })
   .meta({ id: "Proxy" });
 export type ProxyView = z.output<typeof proxyViewSchema>;
 
 export const proxyPageSchema = pageSchema(proxyViewSchema);
 export const deletedProxySchema = z.object({ proxyId: proxyIdSchema, deleted: z.literal(true) });
+/** A scraped proxy's last scrapes, from the server that owns it; null when it has none (not scraped, or not yet). */
+export const sourceHealthSchema = z.object({
+  proxyId: proxyIdSchema,
+  health: metricsSourceHealthSchema.nullable(),
+});
 
 /** A stored sample with its composite loadScore. */
 export const recordedSampleSchema = z.object({ sample: metricSampleSchema, loadScore: z.number() });

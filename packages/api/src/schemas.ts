@@ -1,5 +1,6 @@
 import {
   actuatorConfigSchema,
+  metricsSourceSchema,
   SCALING_TRIGGERS,
   storableInteger,
   storableText,
@@ -36,6 +37,7 @@ export const proxyFieldsSchema = z.strictObject({
   environment: environmentSchema.default("production"),
   region: storableText().min(1).max(100).nullable().default(null),
   actuator: actuatorConfigSchema.default({ kind: "none" }),
+  metricsSource: metricsSourceSchema.default({ kind: "push" }),
 });
 
 export const proxyPatchSchema = z.strictObject({
@@ -43,6 +45,7 @@ export const proxyPatchSchema = z.strictObject({
   environment: environmentSchema.optional(),
   region: storableText().min(1).max(100).nullable().optional(),
   actuator: actuatorConfigSchema.optional(),
+  metricsSource: metricsSourceSchema.optional(),
   /** The owner's tier, whose caps bound the proxy. Admins only: tokens say the caller's tier, not the owner's. */
   ownerTier: tierSchema.optional(),
 });

@@ -1,15 +1,30 @@
-import { type ActuatorConfig, redactActuatorConfig } from "@proxyscale/core";
+import {
+  type ActuatorConfig,
+  type MetricsSource,
+  redactActuatorConfig,
+  redactMetricsSource,
+} from "@proxyscale/core";
 import { createProxy, deleteProxy, listProxies, type ProxyRecord, updateProxy } from "@proxyscale/db";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { callerTierLimits, loadVisibleProxy, ownerScope } from "../access.ts";
-import { deletedProxySchema, type ProxyView, proxyPageSchema, proxyViewSchema } from "../outputs.ts";
+import {
+  deletedProxySchema,
+  type ProxyView,
+  proxyPageSchema,
+  proxyViewSchema,
+  sourceHealthSchema,
+} from "../outputs.ts";
 import { cursorSchema, limitSchema, proxyFieldsSchema, proxyIdSchema, proxyPatchSchema } from "../schemas.ts";
 import { operatorProcedure, viewerProcedure } from "../trpc.ts";
 
 export function toProxyView(proxy: ProxyRecord): ProxyView {
   const actuator = { ...proxy.actuator.config, kind: proxy.actuator.kind } as ActuatorConfig;
-  return { ...proxy, actuator: redactActuatorConfig(actuator) };
+  return {
+    ...proxy,
+    actuator: redactActuatorConfig(actuator),
+    metricsSource: redactMetricsSource(proxy.metricsSource as MetricsSource),
+  };
 }
 
 function toStoredActuator(actuator: ActuatorConfig): ProxyRecord["actuator"] {
@@ -43,6 +58,7 @@ export const proxiesRouter = {
         environment: input.environment,
         region: input.region,
         actuator: toStoredActuator(input.actuator),
+        metricsSource: input.metricsSource,
         actorId: ctx.user.sub,
       });
       return toProxyView(proxy);
@@ -73,6 +89,22 @@ export const proxiesRouter = {
     .input(z.strictObject({ proxyId: proxyIdSchema }))
     .output(proxyViewSchema)
     .query(async ({ ctx, input }) => toProxyView(await loadVisibleProxy(ctx, input.proxyId))),
+
+  sourceHealth: viewerProcedure
+    .meta({
+      openapi: {
+        method: "GET",
+        path: "/proxies/{proxyId}/source-health",
+        tags: TAGS,
+        summary: "A scraped proxy's last scrape and each target's health (from the server that scrapes it)",
+      },
+    })
+    .input(z.strictObject({ proxyId: proxyIdSchema }))
+    .output(sourceHealthSchema)
+    .query(async ({ ctx, input }) => {
+      await loadVisibleProxy(ctx, input.proxyId);
+      return { proxyId: input.proxyId, health: ctx.sourceHealth(input.proxyId) };
+    }),
 
   update: operatorProcedure
     .meta({

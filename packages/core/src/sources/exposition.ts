@@ -1,3 +1,4 @@
+/// <reference path="../types/parse-prometheus-text-format.d.ts" />
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import type { ScrapedSeries } from "./mapping.ts";
 

@@ -225,3 +225,32 @@ export function redactMetricsSource(source: MetricsSource): RedactedMetricsSourc
   const { bearerToken, ...rest } = source;
   return bearerToken === undefined ? rest : { ...rest, bearerToken: REDACTED };
 }
+
+/** One scrape target's last scrape, as the server that scrapes it saw it. */
+export const scrapeTargetHealthSchema = z.object({
+  instance: z.string(),
+  url: z.string(),
+  /** When its last scrape started, epoch ms. */
+  scrapedAt: z.number(),
+  durationMs: z.number(),
+  /** The scrape answered with an exposition that parsed. */
+  ok: z.boolean(),
+  /** A sample was stored for the replica from it. */
+  sampled: z.boolean(),
+  /** Why the scrape failed, or why it gave no sample (a first scrape has no rates yet). */
+  error: z.string().nullable(),
+});
+export type ScrapeTargetHealth = z.output<typeof scrapeTargetHealthSchema>;
+
+/** A scraped proxy's last round: in the memory of the server that owns the proxy (docs/metrics-sources.md). */
+export const metricsSourceHealthSchema = z
+  .object({
+    kind: z.literal("scrape"),
+    /** When the last round of scrapes started, epoch ms. */
+    lastScrapeAt: z.number(),
+    /** The targets could not be listed (the actuator failed): no round ran. */
+    error: z.string().nullable(),
+    targets: z.array(scrapeTargetHealthSchema),
+  })
+  .meta({ id: "MetricsSourceHealth" });
+export type MetricsSourceHealth = z.output<typeof metricsSourceHealthSchema>;

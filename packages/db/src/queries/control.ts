@@ -6,6 +6,7 @@ import { InvalidInputError } from "../errors.ts";
 import { leases, proxies } from "../schema/index.ts";
 import { inList, textArray } from "./pg-array.ts";
 import { effectivePolicyColumnSql, effectivePolicyJoins } from "./policies.ts";
+import { type ProxyRecord, toProxyRecord } from "./proxies.ts";
 
 const OFF: PolicyMode = "off";
 
@@ -59,6 +60,29 @@ export async function listAutomaticProxyIds(
       limit ${args.limit}`,
   );
   return rows.map((row) => row.id);
+}
+
+/**
+ * The proxies in `shards` whose metrics source is `kind` (`scrape`, `prometheus`): what a server's source runners
+ * read, for the proxies it owns. Few per server (each is scraped on its own interval), so one query lists them all.
+ */
+export async function listSourcedProxies(
+  db: Db,
+  args: { shards: readonly number[]; shardCount: number; kind: "scrape" | "prometheus" },
+): Promise<ProxyRecord[]> {
+  if (!(Number.isInteger(args.shardCount) && args.shardCount > 0)) {
+    throw new InvalidInputError("shardCount: must be a positive integer");
+  }
+  if (args.shards.length === 0) return [];
+  const rows = await db
+    .select()
+    .from(proxies)
+    .where(
+      sql`${proxies.metricsSource}->>'kind' = ${args.kind}
+        and ${shardSql(args.shardCount)} in (select unnest(${`{${args.shards.join(",")}}`}::int[]))`,
+    )
+    .orderBy(proxies.id);
+  return rows.map(toProxyRecord);
 }
 
 export interface LeaseRow {

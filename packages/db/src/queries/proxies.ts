@@ -1,8 +1,10 @@
 import {
   type ActuatorKind,
+  metricsSourceSchema,
   parseActuatorConfig,
   REDACTED,
   redactActuatorConfig,
+  redactMetricsSource,
   type Tier,
 } from "@proxyscale/core";
 import { and, count, desc, eq, type SQL, sql } from "drizzle-orm";
@@ -26,6 +28,8 @@ export interface CreateProxyInput {
   region?: string | null;
   /** Default `{ kind: "none", config: {} }`. */
   actuator?: { kind: ActuatorKind; config?: Record<string, unknown> };
+  /** Core's metrics source, parsed; default `{ kind: "push" }`. */
+  metricsSource?: Record<string, unknown>;
   /** Default 1 (the seed's minReplicas). */
   currentReplicas?: number;
   /** Default: currentReplicas. */
@@ -38,6 +42,7 @@ export interface ProxyPatch {
   environment?: string;
   region?: string | null;
   actuator?: { kind: ActuatorKind; config?: Record<string, unknown> };
+  metricsSource?: Record<string, unknown>;
   currentReplicas?: number;
   desiredReplicas?: number;
 }
@@ -56,6 +61,7 @@ export function toProxyRecord(row: ProxyRow): ProxyRecord {
     environment: row.environment,
     region: row.region,
     actuator: { kind: row.actuatorKind, config: row.actuatorConfig },
+    metricsSource: row.metricsSource,
     currentReplicas: row.currentReplicas,
     desiredReplicas: row.desiredReplicas,
     health: row.health,
@@ -83,8 +89,21 @@ function redactActuator(actuator: ProxyActuator): ProxyActuator {
   }
 }
 
+/** The audit log's copy of a metrics source: core's redaction when it parses, else every value redacted. */
+function redactSource(source: Record<string, unknown>): Record<string, unknown> {
+  const parsed = metricsSourceSchema.safeParse(source);
+  if (parsed.success) return redactMetricsSource(parsed.data);
+  return Object.fromEntries(Object.keys(source).map((key) => [key, key === "kind" ? source.kind : REDACTED]));
+}
+
 function auditView(record: ProxyRecord | null) {
-  return record ? { ...record, actuator: redactActuator(record.actuator) } : null;
+  return record
+    ? {
+        ...record,
+        actuator: redactActuator(record.actuator),
+        metricsSource: redactSource(record.metricsSource),
+      }
+    : null;
 }
 
 function ownedBy(id: string, ownerId: string | undefined): SQL | undefined {
@@ -128,6 +147,7 @@ export async function createProxy(
           region: input.region ?? null,
           actuatorKind: input.actuator?.kind ?? "none",
           actuatorConfig: input.actuator?.config ?? {},
+          metricsSource: input.metricsSource ?? { kind: "push" },
           currentReplicas,
           desiredReplicas: input.desiredReplicas ?? currentReplicas,
         })
@@ -206,6 +226,7 @@ export async function updateProxy(
           region: patch.region,
           actuatorKind: patch.actuator?.kind,
           actuatorConfig: patch.actuator ? (patch.actuator.config ?? {}) : undefined,
+          metricsSource: patch.metricsSource,
           currentReplicas: patch.currentReplicas,
           desiredReplicas: patch.desiredReplicas,
           updatedAt: sql`now()`,

@@ -1,0 +1,2 @@
+ALTER TABLE "proxies" ADD COLUMN "metrics_source" jsonb DEFAULT '{"kind":"push"}'::jsonb NOT NULL;--> statement-breakpoint
+ALTER TABLE "proxies" ADD CONSTRAINT "proxies_metrics_source_kind_valid" CHECK ("proxies"."metrics_source"->>'kind' in ('push', 'scrape', 'prometheus'));
