@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   buildAdmin,
   chromiumAvailable,
+  cspViolationsOf,
   type Harness,
+  recordCspViolations,
   rest,
   screenshots,
   seriousViolations,
@@ -33,12 +35,7 @@ describe.skipIf(!runs)("the admin UI in Chromium against the real server", () =>
     harness = await startHarness({ retention: false });
     context = await harness.browser.newContext({ viewport: { width: 1280, height: 900 } });
     // Every Content-Security-Policy violation on any page of the run; the last test asserts there were none.
-    // A string: vitest's transform may wrap a function's body in helpers the page does not have.
-    await context.addInitScript(`
-      window.cspViolations = [];
-      document.addEventListener("securitypolicyviolation", (event) =>
-        window.cspViolations.push(event.violatedDirective + " " + event.blockedURI));
-    `);
+    await recordCspViolations(context);
     page = await context.newPage();
     const proxies = await rest<{ items: ProxyView[] }>(harness.url, harness.adminToken, "GET", "/proxies");
     demo = proxies.items.find((proxy) => proxy.name === "demo-edge")!;
@@ -330,9 +327,7 @@ describe.skipIf(!runs)("the admin UI in Chromium against the real server", () =>
     ]) {
       await page.goto(`${harness.url}${path}`);
       await page.locator("main h1").first().waitFor();
-      cspViolations.push(
-        ...(await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations)),
-      );
+      cspViolations.push(...(await cspViolationsOf(page)));
     }
     expect(cspViolations).toEqual([]);
   });

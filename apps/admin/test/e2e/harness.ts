@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { signToken } from "@proxyscale/api";
 import type { Role, Tier } from "@proxyscale/core";
 import { loadConfig, type RunningServer, startServer } from "@proxyscale/server";
-import { type Browser, chromium, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export const adminDir = fileURLToPath(new URL("../..", import.meta.url));
@@ -164,4 +164,21 @@ export async function rest<T>(
   const text = await response.text();
   if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
   return JSON.parse(text) as T;
+}
+
+/**
+ * Records every Content-Security-Policy violation on the context's pages (read with `cspViolationsOf`). A
+ * string, not a function: vitest's transform may wrap a function's body in helpers the page does not have.
+ */
+export async function recordCspViolations(context: BrowserContext): Promise<void> {
+  await context.addInitScript(`
+    window.cspViolations = [];
+    document.addEventListener("securitypolicyviolation", (event) =>
+      window.cspViolations.push(event.violatedDirective + " " + event.blockedURI));
+  `);
+}
+
+/** The violations `recordCspViolations` saw on the page's current document. */
+export function cspViolationsOf(page: Page): Promise<string[]> {
+  return page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations);
 }

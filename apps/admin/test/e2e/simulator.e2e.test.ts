@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   buildAdmin,
   chromiumAvailable,
+  cspViolationsOf,
   type Harness,
+  recordCspViolations,
   rest,
   screenshots,
   seriousViolations,
@@ -56,12 +58,8 @@ describe.skipIf(!chromiumAvailable())("the simulator page in Chromium against th
     buildAdmin();
     harness = await startHarness();
     context = await harness.browser.newContext({ viewport: { width: 1280, height: 900 } });
-    // Every Content-Security-Policy violation on the page (a string: see admin.e2e.test.ts).
-    await context.addInitScript(`
-      window.cspViolations = [];
-      document.addEventListener("securitypolicyviolation", (event) =>
-        window.cspViolations.push(event.violatedDirective + " " + event.blockedURI));
-    `);
+    // Every Content-Security-Policy violation on the page; the last test asserts there were none.
+    await recordCspViolations(context);
     page = await context.newPage();
     const proxies = await rest<{ items: ProxyView[] }>(harness.url, harness.adminToken, "GET", "/proxies");
     demo = proxies.items.find((proxy) => proxy.name === "demo-edge")!;
@@ -166,9 +164,7 @@ describe.skipIf(!chromiumAvailable())("the simulator page in Chromium against th
   });
 
   it("runs under the server's Content-Security-Policy without a violation", async () => {
-    cspViolations.push(
-      ...(await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations)),
-    );
+    cspViolations.push(...(await cspViolationsOf(page)));
     expect(cspViolations).toEqual([]);
   });
 
