@@ -1,0 +1,296 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { combineTelemetry, createLiveFeed } from "@proxyscale/api";
+import { type Database, schema } from "@proxyscale/db";
+import autocannon from "autocannon";
+import { and, asc, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { ControlLoop } from "../src/control/loop.ts";
+import { createLogger } from "../src/logger.ts";
+import { createServerMetrics } from "../src/metrics.ts";
+import { createServer, type ProxyScaleServer } from "../src/server.ts";
+import { createScraper, type Scraper } from "../src/sources/scrape.ts";
+import {
+  type Client,
+  client,
+  disposeDatabase,
+  TEST_SECRET,
+  testDriverList,
+  token,
+  unique,
+} from "./support.ts";
+
+/** A port free now (the OS's pick for port 0), for haproxy's config. */
+async function freePort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function listen(handler: http.RequestListener): Promise<{ server: http.Server; url: string }> {
+  const server = http.createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+const driver = testDriverList().find((candidate) => candidate.available)!;
+
+describe("the scrape metrics source against a real HAProxy 2.6 and its built-in exporter", () => {
+  let database: Database;
+  let control: ControlLoop;
+  let scraper: Scraper;
+  let server: ProxyScaleServer;
+  let api: Client;
+  let haproxy: ChildProcess;
+  let dir: string;
+  let frontUrl: string;
+  let exporterUrl: string;
+  const helpers: http.Server[] = [];
+  let proxyId: string;
+  /** A target that stays valid until the test takes it away. */
+  let disappearing: { server: http.Server; url: string };
+  const hangingRequests = new Set<http.ServerResponse>();
+
+  beforeAll(async () => {
+    database = await driver.open({ poolMax: 8 });
+    const logger = createLogger("silent");
+    const metrics = createServerMetrics({ defaultMetrics: false });
+    const live = createLiveFeed({ db: database.db, database, logger });
+    control = new ControlLoop({
+      database,
+      logger,
+      telemetry: live.telemetry,
+      metricsRegistry: metrics.registry,
+    });
+    scraper = createScraper({
+      db: database.db,
+      logger,
+      control,
+      telemetry: combineTelemetry(metrics.telemetry, live.telemetry),
+      refreshIntervalMs: 200,
+    });
+    server = createServer({
+      database,
+      auth: { jwtSecret: TEST_SECRET },
+      logger,
+      adminDistDir: null,
+      metrics,
+      live,
+      executor: control.executor,
+      onMetricsRecorded: control.onMetricsRecorded,
+      sourceHealth: (id) => scraper.health(id),
+    });
+    const { url } = await server.listen(0, "127.0.0.1");
+    await control.start();
+    scraper.start();
+    api = client(url, await token({ sub: unique("scrape-owner") }));
+
+    const upstream = await listen((_req, res) => res.end("ok"));
+    helpers.push(upstream.server);
+    const hanging = await listen((_req, res) => {
+      hangingRequests.add(res);
+    });
+    helpers.push(hanging.server);
+    const garbage = await listen((_req, res) => res.end("<html><body>502 Bad Gateway</body></html>\n"));
+    helpers.push(garbage.server);
+    // A valid HAProxy-shaped exposition, until it disappears.
+    let served = 0;
+    disappearing = await listen((_req, res) => {
+      served += 10;
+      res.end(
+        [
+          "haproxy_process_idle_time_percent 90",
+          "haproxy_process_start_time_seconds 1700000000",
+          'haproxy_frontend_current_sessions{proxy="fe"} 3',
+          `haproxy_frontend_http_requests_total{proxy="fe"} ${served}`,
+          `haproxy_frontend_http_responses_total{proxy="fe",code="2xx"} ${served}`,
+          'haproxy_frontend_http_responses_total{proxy="fe",code="5xx"} 0',
+          `haproxy_backend_http_requests_total{proxy="be"} ${served}`,
+          'haproxy_backend_response_time_average_seconds{proxy="be"} 0.002',
+          "",
+        ].join("\n"),
+      );
+    });
+
+    dir = await mkdtemp(join(tmpdir(), "proxyscale-scrape-"));
+    const frontPort = await freePort();
+    const exporterPort = await freePort();
+    const config = [
+      "global",
+      "  maxconn 2000",
+      "defaults",
+      "  mode http",
+      "  timeout connect 2s",
+      "  timeout client 10s",
+      "  timeout server 10s",
+      "frontend fe",
+      `  bind 127.0.0.1:${frontPort}`,
+      "  default_backend be",
+      "frontend stats",
+      `  bind 127.0.0.1:${exporterPort}`,
+      "  http-request use-service prometheus-exporter if { path /metrics }",
+      "backend be",
+      `  server s1 ${new URL(upstream.url).host}`,
+      "",
+    ].join("\n");
+    await writeFile(join(dir, "haproxy.cfg"), config);
+    haproxy = spawn("haproxy", ["-db", "-f", join(dir, "haproxy.cfg")], { stdio: "ignore" });
+    frontUrl = `http://127.0.0.1:${frontPort}`;
+    exporterUrl = `http://127.0.0.1:${exporterPort}/metrics`;
+    await vi.waitFor(
+      async () => {
+        if ((await fetch(exporterUrl)).status !== 200) throw new Error("haproxy's exporter is not up yet");
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+
+    const created = await api.request("POST", "/api/proxies", {
+      body: {
+        name: unique("haproxy-fleet"),
+        metricsSource: {
+          kind: "scrape",
+          intervalSeconds: 1,
+          timeoutMs: 500,
+          mapping: "haproxy",
+          targets: {
+            static: [
+              { instance: "haproxy-1", url: exporterUrl },
+              { instance: "hangs", url: `${hanging.url}/metrics` },
+              { instance: "garbage", url: `${garbage.url}/metrics` },
+              { instance: "disappears", url: `${disappearing.url}/metrics` },
+            ],
+          },
+        },
+      },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    proxyId = created.body.id;
+  }, 60_000);
+
+  afterAll(async () => {
+    await scraper?.close();
+    await server?.close();
+    await control?.close();
+    haproxy?.kill("SIGTERM");
+    for (const res of hangingRequests) res.destroy();
+    for (const helper of [...helpers, disappearing?.server]) helper?.closeAllConnections();
+    await Promise.all([...helpers, disappearing?.server].map((h) => h && new Promise((r) => h.close(r))));
+    if (dir) await rm(dir, { recursive: true, force: true });
+    if (database) await disposeDatabase(database);
+  });
+
+  const samplesOf = (instanceId: string) =>
+    database.db
+      .select({
+        at: schema.proxyLoadMetrics.recordedAt,
+        requestRate: schema.proxyLoadMetrics.requestRate,
+        cpuPercent: schema.proxyLoadMetrics.cpuPercent,
+      })
+      .from(schema.proxyLoadMetrics)
+      .where(
+        and(eq(schema.proxyLoadMetrics.proxyId, proxyId), eq(schema.proxyLoadMetrics.instanceId, instanceId)),
+      )
+      .orderBy(asc(schema.proxyLoadMetrics.recordedAt));
+
+  it("stores a request rate that matches autocannon's own count within 10%, one sample per interval", async () => {
+    // Two samples before the load: the base of the first interval the load falls in.
+    await expect
+      .poll(async () => (await samplesOf("haproxy-1")).length, { timeout: 20_000 })
+      .toBeGreaterThan(1);
+    const before = (await samplesOf("haproxy-1")).at(-1)!.at.getTime();
+    const result = await autocannon({ url: frontUrl, connections: 10, duration: 5, overallRate: 300 });
+    expect(result.errors).toBe(0);
+    const endedAt = Date.now();
+    // Until two samples after the load: the interval it ended in is complete.
+    await expect
+      .poll(async () => (await samplesOf("haproxy-1")).filter((s) => s.at.getTime() > endedAt).length, {
+        timeout: 20_000,
+      })
+      .toBeGreaterThan(1);
+    const samples = (await samplesOf("haproxy-1")).filter((s) => s.at.getTime() >= before);
+    // Each sample's rate covers the time since the one before it.
+    let scraped = 0;
+    for (let i = 1; i < samples.length; i += 1) {
+      scraped += samples[i]!.requestRate * ((samples[i]!.at.getTime() - samples[i - 1]!.at.getTime()) / 1000);
+    }
+    const sent = result.requests.total;
+    console.log(`autocannon counted ${sent} requests; the scraped rates add up to ${scraped.toFixed(1)}`);
+    expect(sent).toBeGreaterThan(500);
+    expect(Math.abs(scraped - sent) / sent).toBeLessThan(0.1);
+  }, 60_000);
+
+  it("gives a hanging, a garbage and a vanished target no sample at all (missing, not zero), and says why", async () => {
+    await expect
+      .poll(async () => (await samplesOf("disappears")).length, { timeout: 20_000 })
+      .toBeGreaterThan(0);
+    disappearing.server.closeAllConnections();
+    await new Promise((resolve) => disappearing.server.close(resolve));
+    const gone = Date.now();
+    await expect
+      .poll(
+        async () => {
+          const health = await api.request("GET", `/api/proxies/${proxyId}/source-health`);
+          const targets = health.body.health?.targets ?? [];
+          return targets.find((t: { instance: string }) => t.instance === "disappears")?.ok;
+        },
+        { timeout: 20_000 },
+      )
+      .toBe(false);
+    const health = (await api.request("GET", `/api/proxies/${proxyId}/source-health`)).body.health;
+    const byInstance = Object.fromEntries(
+      health.targets.map((t: { instance: string; ok: boolean; sampled: boolean; error: string | null }) => [
+        t.instance,
+        t,
+      ]),
+    );
+    expect(byInstance.hangs).toMatchObject({ ok: false, sampled: false, error: "no answer within 500 ms" });
+    expect(byInstance.garbage).toMatchObject({ ok: false, sampled: false });
+    expect(byInstance.garbage.error).toContain("not a Prometheus text exposition");
+    expect(byInstance.disappears).toMatchObject({ ok: false, sampled: false });
+    expect(byInstance["haproxy-1"]).toMatchObject({ ok: true, sampled: true, error: null });
+    expect(await samplesOf("hangs")).toEqual([]);
+    expect(await samplesOf("garbage")).toEqual([]);
+    // A round that had started before the close may still land; none after it.
+    const lastRound = health.lastScrapeAt as number;
+    expect(lastRound).toBeGreaterThan(gone);
+    expect((await samplesOf("disappears")).filter((s) => s.at.getTime() > gone + 1_000)).toEqual([]);
+  }, 60_000);
+
+  it("has the control loop evaluate the proxy on the scraped samples, as on pushed ones", async () => {
+    await expect
+      .poll(
+        async () =>
+          (
+            await database.db
+              .select({ id: schema.scalingDecisions.id })
+              .from(schema.scalingDecisions)
+              .where(eq(schema.scalingDecisions.proxyId, proxyId))
+          ).length,
+        { timeout: 20_000 },
+      )
+      .toBeGreaterThan(0);
+  });
+
+  it("shows the source on the proxy read", async () => {
+    const proxy = await api.request("GET", `/api/proxies/${proxyId}`);
+    expect(proxy.body.metricsSource).toMatchObject({
+      kind: "scrape",
+      mapping: "haproxy",
+      intervalSeconds: 1,
+    });
+  });
+
+  it("refuses a bad source with 400 naming the field", async () => {
+    const response = await api.request("POST", "/api/proxies", {
+      body: { name: unique("bad-source"), metricsSource: { kind: "scrape", mapping: "traefik" } },
+    });
+    expect(response.status).toBe(400);
+    expect(JSON.stringify(response.body)).toContain("metricsSource.mapping");
+  });
+});
