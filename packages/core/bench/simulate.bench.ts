@@ -4,7 +4,8 @@
  * predictive (Holt-Winters refitted every 15 simulated minutes on up to a week of the trace's past): goal ≤ 1 s.
  * Baseline, measured in the same run: a plain loop over the same steps that builds each step's row without the
  * decision chain (the rate, the capacity model's readings and the replicas it needs, one object per step), so
- * the ratio compares across machines. Median of 9 rounds, interleaved.
+ * the ratio compares across machines. Median of 9 rounds, interleaved. Also target tracking under a weekday
+ * capacity window and a monthly budget (no goal of its own; it shows what the calendar arithmetic costs).
  * Run: pnpm --filter @proxyscale/core bench (or: cd packages/core && npx tsx bench/simulate.bench.ts)
  */
 import { cpus } from "node:os";
@@ -44,6 +45,15 @@ const predictivePolicy = parsePolicy({
   ...policy,
   strategy: "predictive",
   targetRequestRate: (50 * (60 - 5)) / 95,
+});
+
+/** Target tracking held to a weekday capacity window (Europe/Berlin) and a monthly budget: croner's calendar. */
+const scheduledPolicy = parsePolicy({
+  ...policy,
+  timeZone: "Europe/Berlin",
+  schedules: [{ name: "business", cron: "0 9 * * 1-5", durationMinutes: 540, minReplicas: 6 }],
+  costPerReplicaHour: 0.1,
+  monthlyBudget: 800,
 });
 
 let sink = 0;
@@ -91,6 +101,7 @@ baseline();
 simulation("every");
 simulation("none");
 simulation("none", predictivePolicy);
+simulation("none", scheduledPolicy);
 const simMs: number[] = [];
 const leanMs: number[] = [];
 const baseMs: number[] = [];
@@ -98,6 +109,8 @@ const ratios: number[] = [];
 const leanRatios: number[] = [];
 const predictiveMs: number[] = [];
 const predictiveRatios: number[] = [];
+const scheduledMs: number[] = [];
+const scheduledRatios: number[] = [];
 let last = { decisions: 0, actions: 0 };
 for (let round = 0; round < ROUNDS; round++) {
   const base = baseline();
@@ -106,6 +119,9 @@ for (let round = 0; round < ROUNDS; round++) {
   const predictive = simulation("none", predictivePolicy);
   predictiveMs.push(predictive.ms);
   predictiveRatios.push(predictive.ms / base);
+  const scheduled = simulation("none", scheduledPolicy);
+  scheduledMs.push(scheduled.ms);
+  scheduledRatios.push(scheduled.ms / base);
   baseMs.push(base);
   simMs.push(sim.ms);
   leanMs.push(lean.ms);
@@ -130,6 +146,9 @@ console.log(
 );
 console.log(
   `| simulate predictive (refits included), keepDecisions: "none" | ${median(predictiveMs).toFixed(1)} | ${median(predictiveRatios).toFixed(0)} |`,
+);
+console.log(
+  `| simulate target tracking with a schedule and a budget, keepDecisions: "none" | ${median(scheduledMs).toFixed(1)} | ${median(scheduledRatios).toFixed(0)} |`,
 );
 console.log(`predictive goal ≤ 1 s: ${median(predictiveMs) <= 1000 ? "met" : "NOT met"} on this run`);
 console.log(
