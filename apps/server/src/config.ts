@@ -4,6 +4,9 @@ import { z } from "zod";
 import { type ControlConfig, controlConfigFrom, controlEnvFields } from "./control/config.ts";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+/** What the demo proxy's replicas run: the built-in Node worker, or real HAProxy or nginx processes. */
+export const DEMO_PROXY_KINDS = ["worker", "haproxy", "nginx"] as const;
+export type DemoProxyKind = (typeof DEMO_PROXY_KINDS)[number];
 
 export const DEFAULT_QUERY_TIMEOUT_SECONDS = 5;
 export const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 10;
@@ -83,6 +86,13 @@ export const envSchema = z
       .pipe(z.enum(["0", "1", "false", "true", ""], { message: "must be 0 or 1" }))
       .optional()
       .transform((value) => value === "1" || value === "true"),
+    /** `haproxy` or `nginx`: demo-edge's replicas are real HAProxy or nginx processes. Default: the Node worker. */
+    PROXYSCALE_DEMO_PROXY: z.preprocess(
+      (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
+      z
+        .enum(DEMO_PROXY_KINDS, { message: `must be one of ${DEMO_PROXY_KINDS.join(", ")}` })
+        .default("worker"),
+    ),
     LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
     /** Every PostgreSQL statement's deadline (statement_timeout and a client-side one); past it, 503. */
     PROXYSCALE_QUERY_TIMEOUT_SECONDS: deadlineSeconds(600, DEFAULT_QUERY_TIMEOUT_SECONDS),
@@ -152,6 +162,8 @@ export interface ServerConfig {
   requestTimeoutMs: number;
   /** The control loop and the demo (PROXYSCALE_RECONCILE_SECONDS, _LEASE_SECONDS, _DEMO, …). */
   control: ControlConfig;
+  /** PROXYSCALE_DEMO_PROXY: what demo-edge's replicas run. */
+  demoProxy: DemoProxyKind;
 }
 
 export class ConfigError extends Error {
@@ -185,5 +197,6 @@ export function loadConfig(env: Record<string, string | undefined>): ServerConfi
     maxClockSkewSeconds: value.PROXYSCALE_MAX_CLOCK_SKEW_SECONDS,
     requestTimeoutMs: Math.round(value.PROXYSCALE_REQUEST_TIMEOUT_SECONDS * 1000),
     control: controlConfigFrom(value),
+    demoProxy: value.PROXYSCALE_DEMO_PROXY,
   };
 }

@@ -156,6 +156,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           serverUrl: bound.url,
           port: config.control.demo.port ?? (bound.port === 0 || config.port === 0 ? 0 : bound.port + 1),
           dataDir: config.dataDir,
+          proxy: config.demoProxy,
         });
       } catch (error) {
         logger.warn({ err: (error as Error).message }, "demo skipped");

@@ -16,8 +16,10 @@ import {
   updateProxy,
   upsertPolicy,
 } from "@proxyscale/db";
+import { findProgram, installHint } from "../actuators/local/template-replica.ts";
 import { type HelloUpstream, startHelloUpstream } from "../actuators/local/upstream.ts";
 import { errorMessage } from "../actuators/types.ts";
+import type { DemoProxyKind } from "../config.ts";
 import type { ControlLoop } from "../control/loop.ts";
 
 export const DEMO_PROXY_NAME = "demo-edge";
@@ -74,6 +76,8 @@ export interface DemoOptions {
   port: number;
   /** Where demo.json goes (the load command reads it). */
   dataDir: string;
+  /** What the replicas run (PROXYSCALE_DEMO_PROXY); the Node worker when absent. */
+  proxy?: DemoProxyKind;
 }
 
 async function findDemoProxy(database: Database): Promise<ProxyRecord | null> {
@@ -87,7 +91,42 @@ async function findDemoProxy(database: Database): Promise<ProxyRecord | null> {
   return null;
 }
 
-function demoActuator(upstream: HelloUpstream, port: number): LocalActuatorConfig {
+/**
+ * The replica template for PROXYSCALE_DEMO_PROXY, with the programs' absolute paths (Debian keeps them in
+ * /usr/sbin, not on every PATH). A missing program is logged with how to install it, and the Node worker runs.
+ */
+export function demoReplica(
+  kind: DemoProxyKind,
+  logger: Logger,
+  find: (name: string) => string | undefined = findProgram,
+): Record<string, unknown> {
+  if (kind === "worker") return { template: "worker" };
+  const program = find(kind);
+  if (!program) {
+    logger.warn(
+      { proxy: kind, install: installHint(kind) },
+      `demo: ${kind} is not installed (${installHint(kind)}); demo-edge runs the Node workers`,
+    );
+    return { template: "worker" };
+  }
+  if (kind === "haproxy") return { template: "haproxy", command: program };
+  const exporter = find("prometheus-nginx-exporter");
+  if (!exporter) {
+    logger.warn(
+      { install: installHint("prometheus-nginx-exporter") },
+      `demo: prometheus-nginx-exporter is not installed (${installHint("prometheus-nginx-exporter")}); nginx replicas run without it`,
+    );
+  }
+  return exporter
+    ? { template: "nginx", command: program, exporterCommand: exporter }
+    : { template: "nginx", command: program, exporter: false };
+}
+
+function demoActuator(
+  upstream: HelloUpstream,
+  port: number,
+  replica: Record<string, unknown>,
+): LocalActuatorConfig {
   // Core's defaults, but for a quicker drain and a reporting interval that makes the demo's charts lively.
   return parseActuatorConfig({
     kind: "local",
@@ -95,6 +134,7 @@ function demoActuator(upstream: HelloUpstream, port: number): LocalActuatorConfi
     listenPort: port,
     drainTimeoutMs: 10_000,
     reporting: { enabled: true, intervalMs: 1_000 },
+    replica,
   }) as LocalActuatorConfig;
 }
 
@@ -122,7 +162,11 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     jitterMs: 10,
   });
   try {
-    const { kind, ...config } = demoActuator(upstream, frontPort);
+    const { kind, ...config } = demoActuator(
+      upstream,
+      frontPort,
+      demoReplica(options.proxy ?? "worker", logger),
+    );
     let proxy = await findDemoProxy(database);
     if (!proxy) {
       proxy = await createProxy(database.db, {
