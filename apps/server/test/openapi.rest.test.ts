@@ -88,6 +88,7 @@ forEachDriver("REST responses match /api/openapi.json", (suite) => {
     expect(proxy.actuator).toMatchObject({ secret: "[redacted]", headers: { "x-key": "[redacted]" } });
     const id = proxy.id as string;
     await call(operator, "GET", `/api/proxies/${id}`, 200);
+    await call(operator, "GET", `/api/proxies/${id}/source-health`, 200);
     await call(operator, "GET", "/api/proxies?limit=2", 200);
     await call(operator, "PATCH", `/api/proxies/${id}`, 200, { region: null });
     await call(operator, "PUT", `/api/proxies/${id}/health`, 200, {

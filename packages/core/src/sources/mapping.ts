@@ -222,12 +222,12 @@ const BUILTIN_MAPPINGS: Record<ScrapeMappingName, MappingDefinition> = {
 
 function customDefinition(entries: Extract<ScrapeMapping, { custom: unknown }>["custom"]): MappingDefinition {
   return {
-    provides: entries.map((entry) => entry.field),
+    provides: entries.map((entry) => entry.field as SourceField),
     read(previous, current) {
       const values: Values = {};
       for (const entry of entries) {
         const match = withLabels(entry.labels);
-        values[entry.field] =
+        values[entry.field as SourceField] =
           entry.as === "gauge"
             ? gaugeValue(current, entry.series, match)
             : previous

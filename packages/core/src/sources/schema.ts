@@ -28,8 +28,7 @@ export const sourceFieldSchema = z
     {
       message: `must be one of ${SOURCE_BUILTIN_FIELDS.join(", ")} or custom.<name> (a letter or _, then letters, digits, _ . : -)`,
     },
-  )
-  .transform((field) => field as SourceField);
+  );
 
 /** Prometheus' own rules for metric and label names. */
 const seriesNameSchema = z
