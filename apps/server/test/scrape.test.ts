@@ -47,6 +47,7 @@ describe("the scrape metrics source against a real HAProxy 2.6 and its built-in 
   let scraper: Scraper;
   let server: ProxyScaleServer;
   let api: Client;
+  let apiUrl: string;
   let haproxy: ChildProcess;
   let dir: string;
   let frontUrl: string;
@@ -89,6 +90,7 @@ describe("the scrape metrics source against a real HAProxy 2.6 and its built-in 
     const { url } = await server.listen(0, "127.0.0.1");
     await control.start();
     scraper.start();
+    apiUrl = url;
     api = client(url, await token({ sub: unique("scrape-owner") }));
 
     const upstream = await listen((_req, res) => res.end("ok"));
@@ -284,6 +286,30 @@ describe("the scrape metrics source against a real HAProxy 2.6 and its built-in 
       mapping: "haproxy",
       intervalSeconds: 1,
     });
+  });
+
+  it("redacts a prometheus source's bearer token in the proxy read and the audit log", async () => {
+    const admin = client(apiUrl, await token({ role: "admin" }));
+    const created = await api.request("POST", "/api/proxies", {
+      body: {
+        name: unique("prom-fleet"),
+        metricsSource: {
+          kind: "prometheus",
+          url: "http://127.0.0.1:9090",
+          bearerToken: "prom-secret-value",
+          queries: [{ field: "requestRate", promql: "sum(rate(haproxy_frontend_http_requests_total[1m]))" }],
+        },
+      },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body.metricsSource.bearerToken).toBe("[redacted]");
+    const read = await api.request("GET", `/api/proxies/${created.body.id}`);
+    const audit = await admin.request("GET", `/api/audit?entityId=${created.body.id}`);
+    expect(audit.status).toBe(200);
+    expect(audit.body.items.length).toBeGreaterThan(0);
+    for (const body of [created.body, read.body, audit.body]) {
+      expect(JSON.stringify(body)).not.toContain("prom-secret-value");
+    }
   });
 
   it("refuses a bad source with 400 naming the field", async () => {
