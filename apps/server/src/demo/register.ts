@@ -2,6 +2,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import {
   type LocalActuatorConfig,
+  type MetricsSource,
+  metricsSourceSchema,
   parseActuatorConfig,
   parsePolicy,
   type ScalingPolicy,
@@ -122,6 +124,26 @@ export function demoReplica(
     : { template: "nginx", command: program, exporter: false };
 }
 
+/**
+ * HAProxy and nginx (with its exporter) replicas cannot push: the server scrapes their exporters every second,
+ * through the actuator's targets, with the matching built-in mapping. The Node workers push.
+ */
+export function demoMetricsSource(replica: Record<string, unknown>): MetricsSource {
+  const scraped =
+    replica.template === "haproxy" || (replica.template === "nginx" && replica.exporter !== false);
+  return metricsSourceSchema.parse(
+    scraped
+      ? {
+          kind: "scrape",
+          intervalSeconds: 1,
+          timeoutMs: 1_000,
+          targets: { from: "actuator" },
+          mapping: replica.template,
+        }
+      : { kind: "push" },
+  );
+}
+
 function demoActuator(
   upstream: HelloUpstream,
   port: number,
@@ -162,11 +184,9 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     jitterMs: 10,
   });
   try {
-    const { kind, ...config } = demoActuator(
-      upstream,
-      frontPort,
-      demoReplica(options.proxy ?? "worker", logger),
-    );
+    const replica = demoReplica(options.proxy ?? "worker", logger);
+    const metricsSource = demoMetricsSource(replica);
+    const { kind, ...config } = demoActuator(upstream, frontPort, replica);
     let proxy = await findDemoProxy(database);
     if (!proxy) {
       proxy = await createProxy(database.db, {
@@ -176,6 +196,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
         name: DEMO_PROXY_NAME,
         environment: "dev",
         actuator: { kind, config: { ...config } },
+        metricsSource,
         currentReplicas: DEMO_POLICY.minReplicas,
         actorId: DEMO_OWNER,
       });
@@ -183,11 +204,12 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       logger.info({ proxyId: proxy.id }, "demo: registered demo-edge");
     } else if (
       proxy.actuator.kind !== kind ||
-      canonicalJson(proxy.actuator.config) !== canonicalJson({ ...config })
+      canonicalJson(proxy.actuator.config) !== canonicalJson({ ...config }) ||
+      canonicalJson(proxy.metricsSource) !== canonicalJson(metricsSource)
     ) {
       proxy = await updateProxy(database.db, {
         id: proxy.id,
-        patch: { actuator: { kind, config: { ...config } } },
+        patch: { actuator: { kind, config: { ...config } }, metricsSource },
         actorId: DEMO_OWNER,
       });
     }

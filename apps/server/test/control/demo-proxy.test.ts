@@ -2,13 +2,15 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { type Database, openDatabase } from "@proxyscale/db";
+import { type Database, latestSamplesPage, openDatabase } from "@proxyscale/db";
+import autocannon from "autocannon";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalActuator } from "../../src/actuators/local/actuator.ts";
 import { findProgram } from "../../src/actuators/local/template-replica.ts";
 import { ConfigError, loadConfig } from "../../src/config.ts";
 import { demoReplica, startDemo } from "../../src/demo/register.ts";
 import { createLogger } from "../../src/logger.ts";
+import { type RunningServer, startServer } from "../../src/start.ts";
 import { TEST_SECRET } from "../support.ts";
 import { type ControlNode, startControlNode } from "./node.ts";
 
@@ -100,5 +102,48 @@ describe("the demo with PROXYSCALE_DEMO_PROXY=haproxy", () => {
       }
     },
     60_000,
+  );
+});
+
+describe("npm start with PROXYSCALE_DEMO_PROXY=haproxy", () => {
+  let running: RunningServer | undefined;
+  afterAll(async () => {
+    await running?.close();
+  });
+
+  it.skipIf(!haproxy)(
+    `scrapes demo-edge's HAProxy replicas through their exporters: load through the front becomes stored samples${haproxy ? "" : " (skipped: haproxy is not installed: apt-get install haproxy)"}`,
+    async () => {
+      running = await startServer(
+        loadConfig({
+          PORT: "0",
+          HOST: "127.0.0.1",
+          PROXYSCALE_DATA_DIR: "memory://",
+          PROXYSCALE_JWT_SECRET: TEST_SECRET,
+          PROXYSCALE_DEMO_PROXY: "haproxy",
+          LOG_LEVEL: "silent",
+        }),
+      );
+      const demo = running.demo;
+      expect(demo).not.toBeNull();
+      const load = autocannon({ url: demo!.frontUrl, connections: 4, duration: 60, overallRate: 100 });
+      try {
+        // The first scrape of a counter gives no rate; the next ones do.
+        await expect
+          .poll(
+            async () => {
+              const page = await latestSamplesPage(running!.database.db, { proxyId: demo!.proxyId });
+              return page.items.some((sample) => (sample.requestRate ?? 0) > 0);
+            },
+            { timeout: 30_000, interval: 250 },
+          )
+          .toBe(true);
+      } finally {
+        load.stop();
+      }
+      const result = await load;
+      expect(result.non2xx).toBe(0);
+    },
+    90_000,
   );
 });
