@@ -284,13 +284,18 @@ async function fetchExposition(url: string, timeoutMs: number): Promise<string> 
 async function readBounded(response: Response): Promise<string> {
   if (!response.body) return "";
   const decoder = new TextDecoder();
+  const reader = response.body.getReader();
   let text = "";
   let bytes = 0;
-  for await (const chunk of response.body) {
-    bytes += chunk.byteLength;
-    // Leaving the loop by the throw cancels the stream.
-    if (bytes > MAX_EXPOSITION_BYTES) throw new Error(`the exposition is over ${MAX_EXPOSITION_BYTES} bytes`);
-    text += decoder.decode(chunk, { stream: true });
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    bytes += value.byteLength;
+    if (bytes > MAX_EXPOSITION_BYTES) {
+      await reader.cancel().catch(() => {});
+      throw new Error(`the exposition is over ${MAX_EXPOSITION_BYTES} bytes`);
+    }
+    text += decoder.decode(value, { stream: true });
   }
   return text + decoder.decode();
 }
