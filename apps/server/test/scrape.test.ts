@@ -48,6 +48,7 @@ describe("the scrape metrics source against a real HAProxy 2.6 and its built-in 
   let server: ProxyScaleServer;
   let api: Client;
   let apiUrl: string;
+  let upstream: { server: http.Server; url: string };
   let haproxy: ChildProcess;
   let dir: string;
   let frontUrl: string;
@@ -93,7 +94,7 @@ describe("the scrape metrics source against a real HAProxy 2.6 and its built-in 
     apiUrl = url;
     api = client(url, await token({ sub: unique("scrape-owner") }));
 
-    const upstream = await listen((_req, res) => res.end("ok"));
+    upstream = await listen((_req, res) => res.end("ok"));
     helpers.push(upstream.server);
     const hanging = await listen((_req, res) => {
       hangingRequests.add(res);
@@ -278,6 +279,42 @@ describe("the scrape metrics source against a real HAProxy 2.6 and its built-in 
       )
       .toBeGreaterThan(0);
   });
+
+  it("scrapes the replicas the local actuator runs from its haproxy template (targets from the actuator)", async () => {
+    const created = await api.request("POST", "/api/proxies", {
+      body: {
+        name: unique("local-haproxy"),
+        actuator: { kind: "local", upstreamUrl: upstream.url, replica: { template: "haproxy" } },
+        metricsSource: { kind: "scrape", intervalSeconds: 1, timeoutMs: 500, mapping: "haproxy" },
+      },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = created.body.id as string;
+    await expect
+      .poll(
+        async () =>
+          (
+            await database.db
+              .select({ instanceId: schema.proxyLoadMetrics.instanceId })
+              .from(schema.proxyLoadMetrics)
+              .where(eq(schema.proxyLoadMetrics.proxyId, id))
+          ).length,
+        { timeout: 30_000 },
+      )
+      .toBeGreaterThan(0);
+    const health = (await api.request("GET", `/api/proxies/${id}/source-health`)).body.health;
+    const actuator = await control.ensureActuator(id);
+    const targets = await actuator.targets!();
+    expect(targets.length).toBeGreaterThan(0);
+    expect(health.targets.map((t: { url: string }) => t.url).sort()).toEqual(
+      targets.map((t) => t.url).sort(),
+    );
+    const stored = await database.db
+      .select({ instanceId: schema.proxyLoadMetrics.instanceId })
+      .from(schema.proxyLoadMetrics)
+      .where(eq(schema.proxyLoadMetrics.proxyId, id));
+    expect(new Set(targets.map((t) => t.instance))).toEqual(new Set(stored.map((row) => row.instanceId)));
+  }, 60_000);
 
   it("shows the source on the proxy read", async () => {
     const proxy = await api.request("GET", `/api/proxies/${proxyId}`);
