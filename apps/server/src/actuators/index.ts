@@ -27,7 +27,7 @@ export async function createActuator(config: ActuatorConfig, deps: ActuatorDeps)
 }
 
 export { CommandActuator, runCommand, substitutePlaceholders } from "./command.ts";
-export { KubernetesActuator, type ScrapeTarget } from "./kubernetes/actuator.ts";
+export { KubernetesActuator } from "./kubernetes/actuator.ts";
 export { type KubeCredentials, loadKubeCredentials } from "./kubernetes/credentials.ts";
 export { LocalActuator, type LocalReplicaInfo } from "./local/actuator.ts";
 export type { FrontStats } from "./local/front.ts";

@@ -26,6 +26,7 @@ export type SetReplicasResult =
 
 /** One replica's metrics endpoint, for the `scrape` metric source. */
 export interface ActuatorTarget {
+  /** The replica's name (a local replica's instance, a pod's name), else its address. */
   instance: string;
   /** The exposition URL, when the actuator knows the path too. */
   url?: string;

@@ -16,6 +16,7 @@ import { z } from "zod";
 import type {
   Actuator,
   ActuatorDeps,
+  ActuatorTarget,
   ReplicaCounts,
   SetReplicasContext,
   SetReplicasResult,
@@ -45,16 +46,6 @@ const MAX_WATCH_BACKOFF_MS = 30_000;
 const WATCH_TIMEOUT_SECONDS = 300;
 
 class WatchGone extends Error {}
-
-/** One ready replica as a scrape source reaches it: an address and port from the Service's EndpointSlices. */
-export interface ScrapeTarget {
-  /** The pod's name (the endpoint's targetRef), else the address. */
-  instance: string;
-  address: string;
-  port: number;
-  /** The Service port's name, when it has one: how a scraper picks its metrics port. */
-  portName?: string;
-}
 
 /**
  * Scales a Deployment or StatefulSet through its `scale` subresource with @kubernetes/client-node. The PATCH
@@ -135,14 +126,14 @@ export class KubernetesActuator implements Actuator {
    * condition is absent counts as ready, as the EndpointSlice API says; one listed by two slices (while the
    * controller moves it) appears once.
    */
-  async targets(): Promise<ScrapeTarget[]> {
+  async targets(): Promise<ActuatorTarget[]> {
     const labelSelector = `kubernetes.io/service-name=${this.service}`;
     const slices = await this.request(
       `LIST endpointslices of service ${this.namespace}/${this.service}`,
       (options) =>
         this.discovery.listNamespacedEndpointSlice({ namespace: this.namespace, labelSelector }, options),
     );
-    const targets = new Map<string, ScrapeTarget>();
+    const targets = new Map<string, ActuatorTarget>();
     for (const slice of slices.items) {
       for (const endpoint of slice.endpoints ?? []) {
         if (endpoint.conditions?.ready === false) continue;
