@@ -17,6 +17,7 @@ export type ProxyScaleClient = TRPCClient<AppRouter>;
 export type ProxyScaleClientError = TRPCClientError<AppRouter>;
 
 export type ProxyOutput = RouterOutputs["proxies"]["get"];
+export type SourceHealthOutput = RouterOutputs["proxies"]["sourceHealth"];
 export type PolicyOutput = RouterOutputs["policies"]["get"];
 export type EvaluationOutput = RouterOutputs["scaling"]["evaluate"];
 export type ScalingEventOutput = RouterOutputs["scaling"]["execute"];

@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -230,6 +231,75 @@ describe("proxyscale proxies create --actuator-file", () => {
       expect(rejected.stderr).toContain("secret: must be at least 16 characters");
       const ids = (page: typeof before) => page.items.map((item) => item.id);
       expect(ids(await admin.proxies.list.query({}))).toEqual(ids(before));
+    },
+    TIMEOUT,
+  );
+});
+
+describe("proxyscale proxies get", () => {
+  it(
+    "shows a scraped proxy's source and each target's last scrape, and a pushed one's source alone",
+    async () => {
+      // A replica's exporter in HAProxy's shape, and a target that refuses connections.
+      let served = 0;
+      const exporter = createHttpServer((_req, res) => {
+        served += 5;
+        res.end(
+          [
+            "haproxy_process_idle_time_percent 80",
+            "haproxy_process_start_time_seconds 1700000000",
+            'haproxy_frontend_current_sessions{proxy="fe"} 2',
+            `haproxy_frontend_http_requests_total{proxy="fe"} ${served}`,
+            `haproxy_frontend_http_responses_total{proxy="fe",code="2xx"} ${served}`,
+            'haproxy_frontend_http_responses_total{proxy="fe",code="5xx"} 0',
+            `haproxy_backend_http_requests_total{proxy="be"} ${served}`,
+            'haproxy_backend_response_time_average_seconds{proxy="be"} 0.002',
+            "",
+          ].join("\n"),
+        );
+      });
+      await new Promise<void>((resolve) => exporter.listen(0, "127.0.0.1", resolve));
+      const exporterUrl = `http://127.0.0.1:${(exporter.address() as { port: number }).port}/metrics`;
+      const goneUrl = `http://127.0.0.1:${await closedPort()}/metrics`;
+      try {
+        const scraped = await admin.proxies.register.mutate({
+          name: unique("scraped"),
+          metricsSource: {
+            kind: "scrape",
+            intervalSeconds: 1,
+            timeoutMs: 500,
+            mapping: "haproxy",
+            targets: {
+              static: [
+                { instance: "edge-1", url: exporterUrl },
+                { instance: "edge-2", url: goneUrl },
+              ],
+            },
+          },
+        });
+        await expect
+          .poll(
+            async () => {
+              const shown = await asAdmin(["proxies", "get", scraped.id]);
+              return shown.code === 0 && /edge-1 .*yes +yes/.test(shown.stdout) ? shown.stdout : "";
+            },
+            { timeout: 30_000, interval: 500 },
+          )
+          .toMatch(/kind: scrape[\s\S]*last scrape: +\d{4}-[\s\S]*edge-2 .*no +no/);
+        const detail = json<{ metricsSource: { kind: string }; sourceHealth: { targets: unknown[] } }>(
+          await asAdmin(["proxies", "get", scraped.id, "--json"]),
+        );
+        expect(detail.metricsSource.kind).toBe("scrape");
+        expect(detail.sourceHealth.targets).toHaveLength(2);
+
+        const pushed = await registerProxy();
+        const plain = await asAdmin(["proxies", "get", pushed]);
+        expect(plain.code).toBe(0);
+        expect(plain.stdout).toContain("kind: push");
+        expect(plain.stdout).not.toContain("source health");
+      } finally {
+        await new Promise((resolve) => exporter.close(resolve));
+      }
     },
     TIMEOUT,
   );

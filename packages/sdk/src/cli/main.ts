@@ -4,7 +4,12 @@ import { evaluateCommand } from "./commands/evaluate.ts";
 import { eventsCommand } from "./commands/events.ts";
 import { metricsLatestCommand, metricsPushCommand } from "./commands/metrics.ts";
 import { policyGetCommand, policySetCommand } from "./commands/policy.ts";
-import { proxiesCreateCommand, proxiesListCommand, proxiesRemoveCommand } from "./commands/proxies.ts";
+import {
+  proxiesCreateCommand,
+  proxiesGetCommand,
+  proxiesListCommand,
+  proxiesRemoveCommand,
+} from "./commands/proxies.ts";
 import { scaleCommand } from "./commands/scale.ts";
 import { simulateCommand } from "./commands/simulate.ts";
 import { summaryCommand } from "./commands/summary.ts";
@@ -14,6 +19,7 @@ import { describeFailure, render, renderFailure } from "./format.ts";
 const COMMANDS: Command[] = [
   tokenCommand,
   proxiesListCommand,
+  proxiesGetCommand,
   proxiesCreateCommand,
   proxiesRemoveCommand,
   policyGetCommand,

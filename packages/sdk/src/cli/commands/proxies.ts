@@ -1,5 +1,5 @@
 import { actuatorConfigSchema } from "@proxyscale/core";
-import type { ProxyOutput } from "../../client.ts";
+import type { ProxyOutput, SourceHealthOutput } from "../../client.ts";
 import { type Command, intFlag, noPositionals, onePositional, parseCommand, UsageError } from "../command.ts";
 import { readDataFile, validate } from "../files.ts";
 import { keyValues, table, time, yaml } from "../format.ts";
@@ -18,8 +18,54 @@ export function proxyDetails(proxy: ProxyOutput): string {
     ]),
     "actuator:",
     yaml(proxy.actuator).replace(/^/gm, "  "),
+    "metrics source:",
+    yaml(proxy.metricsSource).replace(/^/gm, "  "),
   ].join("\n");
 }
+
+/** The last round of a pulled source (scrape): when, and each target's health. */
+export function sourceHealthDetails(health: SourceHealthOutput["health"]): string {
+  if (health === null) {
+    return "source health: none known (not scraped yet, or scraped by another server)";
+  }
+  const round = keyValues([
+    ["last scrape", new Date(health.lastScrapeAt).toISOString()],
+    ...(health.error ? ([["error", health.error]] as Array<[string, string]>) : []),
+  ]);
+  const targets = table(health.targets, [
+    ["instance", (target) => target.instance],
+    ["url", (target) => target.url],
+    ["ok", (target) => (target.ok ? "yes" : "no")],
+    ["sampled", (target) => (target.sampled ? "yes" : "no")],
+    ["ms", (target) => Math.round(target.durationMs)],
+    ["error", (target) => target.error ?? ""],
+  ]);
+  return `${round}\ntargets:\n${targets}`;
+}
+
+export const proxiesGetCommand: Command = {
+  name: "proxies get",
+  summary:
+    "show a proxy: replicas, health, actuator, metrics source and, for a scraped one, each target's health",
+  usage: "<proxyId>",
+  examples: [
+    "proxyscale proxies get 0b9c6f5e-6a58-4a8e-9a43-2f1f0f7c1f3e",
+    "proxyscale proxies get <id> --json",
+  ],
+  async run(argv, env) {
+    const { positionals, session } = parseCommand(argv, {}, env);
+    const proxyId = onePositional(positionals, "proxyId");
+    const client = session.client();
+    const [proxy, source] = await Promise.all([
+      client.proxies.get.query({ proxyId }),
+      client.proxies.sourceHealth.query({ proxyId }),
+    ]);
+    const details = proxyDetails(proxy);
+    const text =
+      proxy.metricsSource.kind === "push" ? details : `${details}\n${sourceHealthDetails(source.health)}`;
+    return { data: { ...proxy, sourceHealth: source.health }, text };
+  },
+};
 
 export const proxiesListCommand: Command = {
   name: "proxies ls",
