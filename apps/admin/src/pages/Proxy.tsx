@@ -12,6 +12,7 @@ import { Chart, type ChartMarker } from "../components/Chart.tsx";
 import { DecisionChain } from "../components/DecisionChain.tsx";
 import { EventsTable } from "../components/EventsTable.tsx";
 import { ProxyTabs } from "../components/ProxyTabs.tsx";
+import { describeSource, SourceHealth } from "../components/SourceHealth.tsx";
 import { Empty, ErrorState, Loading, QueryView } from "../components/States.tsx";
 import { Time } from "../components/Time.tsx";
 import { useLiveUpdates } from "../live.ts";
@@ -224,10 +225,21 @@ export default function ProxyPage() {
           </dd>
         </div>
         <div>
+          <dt>Metrics source</dt>
+          <dd data-testid="metrics-source">{describeSource(proxy.data.metricsSource)}</dd>
+        </div>
+        <div>
           <dt>Live updates</dt>
           <dd data-testid="live-status">{live.error ? `unavailable: ${live.error.message}` : live.status}</dd>
         </div>
       </dl>
+
+      {proxy.data.metricsSource.kind === "push" ? null : (
+        <>
+          <h2>Metrics source</h2>
+          <SourceHealth proxyId={proxyId} changedAt={live.lastChangeAt} />
+        </>
+      )}
 
       {stale || fallback ? (
         <div className="state warning" role="status" data-testid="fallback-state">

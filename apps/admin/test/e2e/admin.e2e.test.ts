@@ -1,4 +1,6 @@
 // @vitest-environment node
+import { createServer as createHttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { storeDailyRollups } from "@proxyscale/db/testing";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -265,6 +267,49 @@ describe.skipIf(!runs)("the admin UI in Chromium against the real server", () =>
     await note.waitFor();
     expect(await note.textContent()).toContain("not enough history for a forecast (2 h of 24 h)");
     expect(await page.locator("[data-testid=forecast] canvas").count()).toBe(0);
+  });
+
+  it("shows a scraped proxy's source and each target's last scrape on its page", async () => {
+    let served = 0;
+    const exporter = createHttpServer((_req, res) => {
+      served += 5;
+      res.end(
+        [
+          "haproxy_process_idle_time_percent 80",
+          "haproxy_process_start_time_seconds 1700000000",
+          'haproxy_frontend_current_sessions{proxy="fe"} 2',
+          `haproxy_frontend_http_requests_total{proxy="fe"} ${served}`,
+          `haproxy_frontend_http_responses_total{proxy="fe",code="2xx"} ${served}`,
+          'haproxy_frontend_http_responses_total{proxy="fe",code="5xx"} 0',
+          `haproxy_backend_http_requests_total{proxy="be"} ${served}`,
+          'haproxy_backend_response_time_average_seconds{proxy="be"} 0.002',
+          "",
+        ].join("\n"),
+      );
+    });
+    await new Promise<void>((resolve) => exporter.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(exporter.address() as AddressInfo).port}/metrics`;
+      const scraped = await rest<ProxyView>(harness.url, harness.adminToken, "POST", "/proxies", {
+        name: "e2e-scraped",
+        metricsSource: {
+          kind: "scrape",
+          intervalSeconds: 1,
+          timeoutMs: 500,
+          mapping: "haproxy",
+          targets: { static: [{ instance: "edge-1", url }] },
+        },
+      });
+      await page.goto(`${harness.url}/proxies/${scraped.id}`);
+      expect(await page.getByTestId("metrics-source").textContent()).toBe("scrape every 1 s (haproxy)");
+      // The first scrape has no rates yet; the next stores a sample, and the table follows live.
+      const row = page.locator("[data-testid=source-health] tr[data-target=edge-1]");
+      await expect.poll(() => row.textContent(), { timeout: 20_000 }).toMatch(/edge-1.*yesyes/);
+      expect(await row.textContent()).toContain(url);
+      await expectAccessible("proxy with a scrape source");
+    } finally {
+      await new Promise((resolve) => exporter.close(resolve));
+    }
   });
 
   it("sends a rejected token back to sign-in with the reason", async () => {
