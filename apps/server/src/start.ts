@@ -27,7 +27,7 @@ export interface RunningServer {
   control: ControlLoop;
   /** Rollups and pruning every PROXYSCALE_RETENTION_INTERVAL_SECONDS (one server at a time). */
   retention: RetentionScheduler;
-  /** Scrapes the proxies of this server's shards whose metrics source is `scrape`. */
+  /** Scrapes (or queries Prometheus for) the proxies of this server's shards whose metrics source is `scrape` (or `prometheus`). */
   scraper: Scraper;
   /** The demo proxy, unless PROXYSCALE_DEMO=0 (or it could not start: see the log). */
   demo: DemoInfo | null;

@@ -3,6 +3,7 @@ import {
   type LoadMetrics,
   type MetricsSourceHealth,
   metricsSourceSchema,
+  type PrometheusSource,
   readScrape,
   type Scrape,
   type ScrapeSource,
@@ -15,6 +16,7 @@ import type { Actuator } from "../actuators/types.ts";
 import { errorMessage } from "../actuators/types.ts";
 import type { ControlLoop } from "../control/loop.ts";
 import { SHARD_COUNT } from "../control/shards.ts";
+import { queryPrometheusRound } from "./prometheus.ts";
 
 /** Largest exposition read from one target: HAProxy's with a few hundred backends is a few MB. */
 export const MAX_EXPOSITION_BYTES = 16 * 1024 * 1024;
@@ -41,7 +43,7 @@ interface Target {
 
 interface Scraped {
   proxy: ProxyRecord;
-  source: ScrapeSource;
+  source: ScrapeSource | PrometheusSource;
   fingerprint: string;
   timer: NodeJS.Timeout;
   /** Each replica's last scrape that parsed: the base of the next interval's rates. */
@@ -56,7 +58,8 @@ interface Scraped {
  * through the mapping (core's readScrape and scrapedSample) and stored as one sample per replica through the push
  * path, so the control loop evaluates it as it arrives. A target that fails, hangs, answers garbage or has no
  * value for a mapped field gives its replica no sample for that interval (missing, so the stale-metrics fallback
- * applies), and its health says why.
+ * applies), and its health says why. The same timers run the `prometheus` source's rounds of PromQL queries
+ * (./prometheus.ts): only what a round collects differs between the two kinds.
  */
 export class Scraper {
   private readonly clock: () => number;
@@ -94,17 +97,19 @@ export class Scraper {
   }
 
   private async readProxies(): Promise<void> {
-    const proxies = await listSourcedProxies(this.options.db, {
-      shards: this.options.heldShards(),
-      shardCount: this.options.shardCount,
-      kind: "scrape",
-    });
+    const listed = { shards: this.options.heldShards(), shardCount: this.options.shardCount };
+    const proxies = (
+      await Promise.all([
+        listSourcedProxies(this.options.db, { ...listed, kind: "scrape" }),
+        listSourcedProxies(this.options.db, { ...listed, kind: "prometheus" }),
+      ])
+    ).flat();
     if (this.closed) return;
-    const listed = new Set<string>();
+    const kept = new Set<string>();
     for (const proxy of proxies) {
       const parsed = metricsSourceSchema.safeParse(proxy.metricsSource);
-      if (!parsed.success || parsed.data.kind !== "scrape") continue;
-      listed.add(proxy.id);
+      if (!parsed.success || parsed.data.kind === "push") continue;
+      kept.add(proxy.id);
       const fingerprint = JSON.stringify(parsed.data);
       const existing = this.scraped.get(proxy.id);
       if (existing?.fingerprint === fingerprint) {
@@ -114,10 +119,10 @@ export class Scraper {
       if (existing) this.stop(proxy.id);
       this.begin(proxy, parsed.data, fingerprint);
     }
-    for (const proxyId of [...this.scraped.keys()]) if (!listed.has(proxyId)) this.stop(proxyId);
+    for (const proxyId of [...this.scraped.keys()]) if (!kept.has(proxyId)) this.stop(proxyId);
   }
 
-  private begin(proxy: ProxyRecord, source: ScrapeSource, fingerprint: string): void {
+  private begin(proxy: ProxyRecord, source: ScrapeSource | PrometheusSource, fingerprint: string): void {
     const entry: Scraped = {
       proxy,
       source,
@@ -154,17 +159,33 @@ export class Scraper {
       });
   }
 
-  /** One round: every target scraped at once, the samples stored together. */
+  /** One round: every target scraped (or every query run) at once, the samples stored together. */
   private async round(entry: Scraped): Promise<void> {
     const startedAt = this.clock();
+    const { source } = entry;
+    const { health, reports } =
+      source.kind === "scrape"
+        ? await this.scrapeRound(entry, source, startedAt)
+        : await queryPrometheusRound(source, startedAt);
+    entry.health = health;
+    await this.store(entry, health, reports);
+  }
+
+  private async scrapeRound(
+    entry: Scraped,
+    source: ScrapeSource,
+    startedAt: number,
+  ): Promise<{ health: MetricsSourceHealth; reports: LoadMetrics[] }> {
     let targets: Target[];
     try {
-      targets = await this.targetsOf(entry);
+      targets = await this.targetsOf(source, entry.proxy);
     } catch (error) {
-      entry.health = { kind: "scrape", lastScrapeAt: startedAt, error: errorMessage(error), targets: [] };
-      return;
+      return {
+        health: { kind: "scrape", lastScrapeAt: startedAt, error: errorMessage(error), targets: [] },
+        reports: [],
+      };
     }
-    const results = await Promise.all(targets.map((target) => this.scrapeTarget(entry, target)));
+    const results = await Promise.all(targets.map((target) => this.scrapeTarget(entry, source, target)));
     // Replicas gone from the list lose their base: a replica back under the same name starts afresh.
     const current = new Set(targets.map((target) => target.instance));
     for (const instance of [...entry.previous.keys()]) {
@@ -177,7 +198,11 @@ export class Scraper {
       error: null,
       targets: results.map((result) => result.health),
     };
-    entry.health = health;
+    return { health, reports };
+  }
+
+  /** Stores a round's samples, unless the proxy's source changed or left this server meanwhile. */
+  private async store(entry: Scraped, health: MetricsSourceHealth, reports: LoadMetrics[]): Promise<void> {
     if (reports.length === 0 || this.closed || this.scraped.get(entry.proxy.id) !== entry) return;
     try {
       await this.options.record({ proxyId: entry.proxy.id, ownerId: undefined, reports });
@@ -190,10 +215,10 @@ export class Scraper {
     }
   }
 
-  private async targetsOf(entry: Scraped): Promise<Target[]> {
-    const { targets } = entry.source;
+  private async targetsOf(source: ScrapeSource, proxy: ProxyRecord): Promise<Target[]> {
+    const { targets } = source;
     if ("static" in targets) return targets.static;
-    const actuator = await this.options.actuatorFor(entry.proxy);
+    const actuator = await this.options.actuatorFor(proxy);
     if (!actuator.targets) {
       throw new Error(
         `the ${actuator.kind} actuator does not list its replicas' endpoints: use targets { static: [...] }`,
@@ -211,6 +236,7 @@ export class Scraper {
 
   private async scrapeTarget(
     entry: Scraped,
+    source: ScrapeSource,
     target: Target,
   ): Promise<{ health: ScrapeTargetHealth; metrics?: LoadMetrics }> {
     const at = this.clock();
@@ -224,13 +250,13 @@ export class Scraper {
     });
     let scrape: Scrape;
     try {
-      scrape = { at, series: parseExposition(await fetchExposition(target.url, entry.source.timeoutMs)) };
+      scrape = { at, series: parseExposition(await fetchExposition(target.url, source.timeoutMs)) };
     } catch (error) {
       return { health: health({ ok: false, sampled: false, error: errorMessage(error) }) };
     }
     const previous = entry.previous.get(target.instance) ?? null;
     entry.previous.set(target.instance, scrape);
-    const reading = readScrape(entry.source.mapping, previous, scrape);
+    const reading = readScrape(source.mapping, previous, scrape);
     const sample = scrapedSample(reading, { instanceId: target.instance, at });
     if (!sample.ok) {
       const why = previous === null ? `${sample.reason} (a first scrape: rates need two)` : sample.reason;

@@ -170,7 +170,7 @@ const bearerTokenSchema = storableText()
   .min(1, { message: "must not be empty" })
   .max(4_096, { message: "must be at most 4096 characters" });
 
-/** KEDA's Prometheus scaler: each query's result feeds one field. Its runner is not built yet (docs/metrics-sources.md). */
+/** KEDA's Prometheus scaler: each query's result feeds one field (docs/metrics-sources.md). */
 export const prometheusSourceSchema = z.strictObject({
   kind: z.literal("prometheus"),
   url: httpUrl,
@@ -241,15 +241,39 @@ export const scrapeTargetHealthSchema = z.object({
 });
 export type ScrapeTargetHealth = z.output<typeof scrapeTargetHealthSchema>;
 
-/** A scraped proxy's last round: in the memory of the server that owns the proxy (docs/metrics-sources.md). */
+const roundHealthFields = {
+  /** When the last round started (of scrapes, or of queries), epoch ms. */
+  lastScrapeAt: z.number(),
+  /** The targets could not be listed (the actuator failed): no round ran. */
+  error: z.string().nullable(),
+  /** Per replica: for `prometheus`, each `instance` the queries gave (its url is the Prometheus server's). */
+  targets: z.array(scrapeTargetHealthSchema),
+};
+
+/** One PromQL query's last run. */
+export const prometheusQueryHealthSchema = z.object({
+  field: z.string(),
+  promql: z.string(),
+  queriedAt: z.number(),
+  durationMs: z.number(),
+  /** Prometheus answered it with an instant vector or a scalar. */
+  ok: z.boolean(),
+  /** How many series (or 1 for a scalar) it gave. */
+  series: z.number(),
+  /** Why it failed, or why it gave no value (no series, NaN). */
+  error: z.string().nullable(),
+});
+export type PrometheusQueryHealth = z.output<typeof prometheusQueryHealthSchema>;
+
+/** A pulled proxy's last round: in the memory of the server that owns the proxy (docs/metrics-sources.md). */
 export const metricsSourceHealthSchema = z
-  .object({
-    kind: z.literal("scrape"),
-    /** When the last round of scrapes started, epoch ms. */
-    lastScrapeAt: z.number(),
-    /** The targets could not be listed (the actuator failed): no round ran. */
-    error: z.string().nullable(),
-    targets: z.array(scrapeTargetHealthSchema),
-  })
+  .discriminatedUnion("kind", [
+    z.object({ kind: z.literal("scrape"), ...roundHealthFields }),
+    z.object({
+      kind: z.literal("prometheus"),
+      ...roundHealthFields,
+      queries: z.array(prometheusQueryHealthSchema),
+    }),
+  ])
   .meta({ id: "MetricsSourceHealth" });
 export type MetricsSourceHealth = z.output<typeof metricsSourceHealthSchema>;
