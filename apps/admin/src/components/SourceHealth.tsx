@@ -37,7 +37,7 @@ export function SourceHealth({ proxyId, changedAt }: { proxyId: string; changedA
   return (
     <div data-testid="source-health">
       <p>
-        Last scrape <Time value={round.lastScrapeAt} />
+        Last {round.kind === "prometheus" ? "query round" : "scrape"} <Time value={round.lastScrapeAt} />
         {round.error ? `: ${round.error}` : ""}
       </p>
       <div className="table-scroll">
@@ -66,6 +66,36 @@ export function SourceHealth({ proxyId, changedAt }: { proxyId: string; changedA
           </tbody>
         </table>
       </div>
+      {round.kind === "prometheus" ? (
+        <div className="table-scroll">
+          <table data-testid="query-health">
+            <thead>
+              <tr>
+                <th scope="col">field</th>
+                <th scope="col">PromQL</th>
+                <th scope="col">answered</th>
+                <th scope="col">series</th>
+                <th scope="col">took</th>
+                <th scope="col">error</th>
+              </tr>
+            </thead>
+            <tbody>
+              {round.queries.map((query) => (
+                <tr key={query.field}>
+                  <td>{query.field}</td>
+                  <td>
+                    <code>{query.promql}</code>
+                  </td>
+                  <td>{query.ok ? "yes" : "no"}</td>
+                  <td>{query.series}</td>
+                  <td>{Math.round(query.durationMs)} ms</td>
+                  <td>{query.error ?? ""}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
     </div>
   );
 }

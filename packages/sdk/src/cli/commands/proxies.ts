@@ -23,7 +23,7 @@ export function proxyDetails(proxy: ProxyOutput): string {
   ].join("\n");
 }
 
-/** The last round of a pulled source (scrape): when, and each target's health. */
+/** The last round of a pulled source: when, each target's health and, for Prometheus, each query's. */
 export function sourceHealthDetails(health: SourceHealthOutput["health"]): string {
   if (health === null) {
     return "source health: none known (not scraped yet, or scraped by another server)";
@@ -40,7 +40,16 @@ export function sourceHealthDetails(health: SourceHealthOutput["health"]): strin
     ["ms", (target) => Math.round(target.durationMs)],
     ["error", (target) => target.error ?? ""],
   ]);
-  return `${round}\ntargets:\n${targets}`;
+  if (health.kind !== "prometheus") return `${round}\ntargets:\n${targets}`;
+  const queries = table(health.queries, [
+    ["field", (query) => query.field],
+    ["promql", (query) => query.promql],
+    ["ok", (query) => (query.ok ? "yes" : "no")],
+    ["series", (query) => query.series],
+    ["ms", (query) => Math.round(query.durationMs)],
+    ["error", (query) => query.error ?? ""],
+  ]);
+  return `${round}\ntargets:\n${targets}\nqueries:\n${queries}`;
 }
 
 export const proxiesGetCommand: Command = {
