@@ -129,6 +129,10 @@ function predictiveCandidate(): Candidate | string {
   }
 }
 
+/** predictive.headroomSigmas values run beside the default (0) predictive row. */
+const HEADROOM_SIGMAS = [0.5, 1] as const;
+const headroomName = (sigmas: number) => `predictive, headroom ${sigmas}σ`;
+
 function candidates(predictive: Candidate | string, sloRps: number): Candidate[] {
   const list: Candidate[] = [
     { name: "threshold (DEFAULT_POLICY)", policy: forTrace(DEFAULT_POLICY, sloRps), loop: PUSH_LOOP },
@@ -145,10 +149,19 @@ function candidates(predictive: Candidate | string, sloRps: number): Candidate[]
     // model's CPU reaches 80% (ρ = (80 − 5) / 95 with the model's 5% idle CPU). Without it the forecast's target
     // stays HPA-defaults' 1e12 req/s and predictive never differs from target tracking.
     const perReplicaRps = sloRps / 0.8;
-    list.push({
-      ...predictive,
-      policy: parsePolicy({ ...predictive.policy, targetRequestRate: (perReplicaRps * (80 - 5)) / 95 }),
-    });
+    const targetRequestRate = (perReplicaRps * (80 - 5)) / 95;
+    list.push({ ...predictive, policy: parsePolicy({ ...predictive.policy, targetRequestRate }) });
+    // The headroom the default leaves off, measured, so the report shows what it buys and what it costs.
+    for (const headroomSigmas of HEADROOM_SIGMAS)
+      list.push({
+        ...predictive,
+        name: headroomName(headroomSigmas),
+        policy: parsePolicy({
+          ...predictive.policy,
+          targetRequestRate,
+          predictive: { ...predictive.policy.predictive, headroomSigmas },
+        }),
+      });
   }
   return list;
 }
@@ -255,19 +268,72 @@ function traceSection(outcome: TraceOutcome, predictive: Candidate | string): st
 }
 
 /** The issue's quality goal on one trace: τ_U cut ≥ 50% vs HPA-defaults target tracking at ≤ 10% more replica-hours. */
-function goalRow(outcome: TraceOutcome, predictive: Candidate | string): string {
+function goalRow(outcome: TraceOutcome, predictive: Candidate | string, rowName = "predictive"): string {
   const baseline = outcome.rows.find((row) => row.name === BASELINE_NAME)!.metrics;
-  const mine = outcome.rows.find((row) => row.name === "predictive")?.metrics;
-  const base = `| ${outcome.spec.label} | ${fixed(baseline.underProvisioningTimeshare, 2)} | ${fixed(baseline.replicaHours, 0)} |`;
+  const mine = outcome.rows.find((row) => row.name === rowName)?.metrics;
+  const base = `| ${outcome.spec.label} | ${rowName} | ${fixed(baseline.underProvisioningTimeshare, 2)} | ${fixed(baseline.replicaHours, 0)} |`;
   if (mine === undefined)
-    return `${base} — | — | — | not measured: ${typeof predictive === "string" ? predictive : "no row"} |`;
+    return `${base} — | — | — | — | not measured: ${typeof predictive === "string" ? predictive : "no row"} |`;
   const cut =
     baseline.underProvisioningTimeshare > 0
       ? (1 - mine.underProvisioningTimeshare / baseline.underProvisioningTimeshare) * 100
       : Number.NaN;
   const more = (mine.replicaHours / baseline.replicaHours - 1) * 100;
   const met = cut >= 50 && more <= 10;
-  return `${base} ${fixed(mine.underProvisioningTimeshare, 2)} | ${signed(-cut, 0)}% | ${signed(more, 1)}% | ${met ? "met" : "not met"} |`;
+  const oracle = outcome.rows.find((row) => row.kind === "oracle")!.metrics;
+  const fromOracle = `${signed(mine.underProvisioningTimeshare - oracle.underProvisioningTimeshare, 2)} pt, ${fixed(mine.replicaHours / oracle.replicaHours, 2)}×`;
+  return `${base} ${fixed(mine.underProvisioningTimeshare, 2)} | ${signed(-cut, 0)}% | ${signed(more, 1)}% | ${fromOracle} | ${met ? "met" : "not met"} |`;
+}
+
+/** The τ_U cut (%) and extra replica-hours (%) of a row against the baseline, for the shortfall's sentences. */
+function against(outcome: TraceOutcome, rowName: string): { cut: number; more: number } | undefined {
+  const baseline = outcome.rows.find((row) => row.name === BASELINE_NAME)!.metrics;
+  const mine = outcome.rows.find((row) => row.name === rowName)?.metrics;
+  if (mine === undefined || baseline.underProvisioningTimeshare <= 0) return undefined;
+  return {
+    cut: (1 - mine.underProvisioningTimeshare / baseline.underProvisioningTimeshare) * 100,
+    more: (mine.replicaHours / baseline.replicaHours - 1) * 100,
+  };
+}
+
+/**
+ * Why the goal is not met, when it is not: the measured trade-off per trace (numbers from this run) and the
+ * causes found by the investigation of issue 12 (the forecast's errors, measured separately; see the text).
+ */
+function shortfallSection(daily: TraceOutcome[]): string[] {
+  const rows = ["predictive", ...HEADROOM_SIGMAS.map(headroomName)];
+  const metAll = daily.every((o) => {
+    const r = against(o, "predictive");
+    return r !== undefined && r.cut >= 50 && r.more <= 10;
+  });
+  if (metAll || daily.length === 0) return [];
+  const trade = daily.map((o) => {
+    const parts = rows.map((name) => {
+      const r = against(o, name);
+      return r === undefined
+        ? `${name}: not measured`
+        : `${name} ${signed(-r.cut, 0)}% τ_U at ${signed(r.more, 1)}% replica-h`;
+    });
+    return `- **${o.spec.label}:** ${parts.join("; ")}.`;
+  });
+  return [
+    "### Why it falls short",
+    "",
+    "The default predictive row (no headroom) misses the goal on every daily trace, and no headroom setting meets both halves of it on all three: headroom buys τ_U with replica-hours at a rate set by how wrong the forecast is. Measured in this run:",
+    "",
+    ...trade,
+    "",
+    "What the investigation found (issue 12), per cause the issue named:",
+    "",
+    "- **Bursts inside a bucket.** The forecast is a 15-minute mean; the minutes inside a bucket swing around it. Taking the forecast plus k standard deviations of the model's last day of per-minute errors (`predictive.headroomSigmas`) is what cuts τ_U most per replica-hour of the changes tried (1σ halves NASA's τ_U), so much of the remaining under-provisioning is minutes above their bucket's mean, not a late forecast. On NASA (a mean of 0.7 req/s) the within-bucket minute spread is about 31% of the mean rate against a bucket forecast error of about 24%; about half of that spread is Poisson noise at 44 requests a minute (√44 ≈ 15% of the mean), which no forecast of a mean can see.",
+    "- **The forecast's own error.** On World Cup 98 the one-bucket-ahead error is about 59% of the mean rate (match-day peaks do not repeat on a daily season), on Twitter about 54% (the within-bucket spread there is about 38%); σ there is large against the mean, and the headroom that covers it is paid for in every bucket, so on these two 0.5σ already costs about 20–40% more replica-hours.",
+    "- **Over-spending on Twitter with no headroom.** Twitter's forecast is above the bucket's actual rate in about 61% of buckets (its errors are skewed: a slightly negative mean from rare large spikes, over-forecasts most of the time), and a forecast only ever adds replicas, so each over-forecast is paid for, and held for the scale-down stabilization (300 s) after it passes. This is the likely cause of its +20%; not separately measured.",
+    "- **Lead time / a forecast lagging the daily rise.** Acting on the highest forecast over [now, now + warm-up + one bucket] instead of the point at now + warm-up was tried (no headroom; measured while investigating, not in this run): NASA −29% τ_U at +6.0%, Twitter −62% at +32.2%, World Cup 98 −58% at +14.2% — no better, and on NASA and Twitter worse, per replica-hour than spending the same as headroom, so it was not kept.",
+    "- **The reactive half's tolerance, scale-up rate policies.** Not measured separately. The forecast's count is already taken without tolerance, and HPA's default scale-up (100% or 4 pods per 15 s) reaches a forecast jump of a few times the fleet within a minute or so, inside the 300 s lead, so neither is expected to bind.",
+    "",
+    "Those error shares are from one-bucket-ahead forecasts refitted every 6 hours over each trace (a week of history each), measured outside this script while investigating; the replica numbers above are this run's.",
+    "",
+  ];
 }
 
 function main(): void {
@@ -309,7 +375,7 @@ function main(): void {
     "  - *target tracking, HPA defaults*: `hpaDefaultPolicy` (cpu 80%, HPA's default behavior and tolerance), on the push loop — the baseline of the quality goal;",
     "  - *… HPA-like loop*: the same policy on `HPA_LIKE_LOOP`, so that the push loop's advantage is measured, not claimed;",
     "  - *conservative / aggressive preset*: `policyFromPreset` (packages/core/src/presets.ts), on the preset's own strategy (the default, threshold) and targets;",
-    `  - *predictive*: ${typeof predictive === "string" ? predictive : 'HPA\'s defaults with `strategy: "predictive"`, on the push loop'};`,
+    `  - *predictive*: ${typeof predictive === "string" ? predictive : 'HPA\'s defaults with `strategy: "predictive"` (default `predictive` settings: a 300 s lead, no headroom), on the push loop; *predictive, headroom kσ* is the same with `predictive.headroomSigmas: k`'};`,
     "  - *oracle*: knows the future demand and runs exactly the replicas each step needs, started one warm-up ahead (never under-provisioned).",
     "- **Twitter:** the collection gaps listed in SOURCES.md (29 minutes a day, and t = 1089600–1089720) are masked by linear interpolation between the rows on either side, so no strategy is scored on fake zero traffic.",
     "",
@@ -319,10 +385,17 @@ function main(): void {
     "",
     "Goal (issue 12): on the traces with a daily cycle, predictive cuts τ_U by at least 50% against target tracking with HPA's defaults (same push loop) at no more than 10% more replica-hours.",
     "",
-    "| trace | baseline τ_U % | baseline replica-h | predictive τ_U % | τ_U change | replica-h change | goal |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
-    ...outcomes.filter((o) => o.spec.daily).map((o) => goalRow(o, o.predictive)),
+    "The default predictive row is the goal's; the headroom rows (`predictive.headroomSigmas` 0.5 and 1, docs/engine.md) show what more headroom buys and costs. Distance from the oracle: τ_U difference in points, replica-hours as a ratio.",
     "",
+    "| trace | row | baseline τ_U % | baseline replica-h | predictive τ_U % | τ_U change | replica-h change | from oracle | goal |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ...outcomes
+      .filter((o) => o.spec.daily)
+      .flatMap((o) =>
+        ["predictive", ...HEADROOM_SIGMAS.map(headroomName)].map((name) => goalRow(o, o.predictive, name)),
+      ),
+    "",
+    ...shortfallSection(outcomes.filter((o) => o.spec.daily)),
     ...outcomes.map((o) => traceSection(o, o.predictive)),
   ];
   writeFileSync(REPORT, `${doc.join("\n").trimEnd()}\n`);

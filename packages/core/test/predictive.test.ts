@@ -4,6 +4,7 @@ import {
   decide,
   decisionOutcome,
   executes,
+  fitDemand,
   type PredictiveBasis,
   scalingPolicySchema,
 } from "../src/index.ts";
@@ -108,6 +109,50 @@ describe("predictive strategy", () => {
     const decision = decide(policy(), fleet(2), NOW);
     expect(basisOf(decision).forecast).toBeNull();
     expect(basisOf(decision).recommendedReplicas).toBe(8);
+  });
+});
+
+/** The daily sinusoid with every other minute 60 req/s above it and the next 60 below (the bucket mean keeps). */
+function swingingDemand(minutes: number): DemandHistory {
+  const smooth = dailyDemand(minutes, 1);
+  return { ...smooth, perMinute: smooth.perMinute.map((rate, i) => rate + (i % 2 === 0 ? 60 : -60)) };
+}
+
+describe("predictive headroom (predictive.headroomSigmas)", () => {
+  it("measures the model's per-minute error: swings inside a bucket add to a smooth series' spread", () => {
+    const smooth = fitDemand(dailyDemand(2 * 1440, 1).perMinute, NOW).residualSpread ?? Number.NaN;
+    const swinging = fitDemand(swingingDemand(2 * 1440).perMinute, NOW).residualSpread ?? Number.NaN;
+    expect(swinging).toBeGreaterThan(smooth + 40);
+  });
+
+  it("adds headroomSigmas × that spread to the forecast before turning it into replicas, and says so", () => {
+    const demand = fitDemand(swingingDemand(2 * 1440).perMinute, NOW);
+    const bare = basisOf(decide(policy(), fleet(1, demand), NOW)).forecast;
+    const decision = decide(policy({ predictive: { headroomSigmas: 2 } }), fleet(1, demand), NOW);
+    const forecast = basisOf(decision).forecast;
+    expect(bare?.headroom).toBeUndefined();
+    expect(forecast?.requestRate).toBe(bare?.requestRate);
+    expect(forecast?.headroom).toBeCloseTo(2 * (demand.residualSpread ?? 0), 6);
+    expect(forecast?.replicas).toBe(
+      Math.ceil(((forecast?.requestRate ?? 0) + (forecast?.headroom ?? 0)) / 100),
+    );
+    expect(forecast?.replicas).toBeGreaterThan(bare?.replicas ?? Number.POSITIVE_INFINITY);
+    expect(decision.explanation).toMatch(
+      /forecast \d{3} req\/s at 12:05 UTC \+ 2σ headroom \d+(\.\d)? req\/s → \d+ replicas/,
+    );
+  });
+
+  it("refuses a headroom outside 0–4 standard deviations, naming the rule", () => {
+    const issue = (headroomSigmas: unknown) =>
+      scalingPolicySchema.safeParse({ strategy: "predictive", predictive: { headroomSigmas } }).error
+        ?.issues[0];
+    expect(issue(-1)).toMatchObject({
+      path: ["predictive", "headroomSigmas"],
+      message: "must be at least 0 (no headroom)",
+    });
+    expect(issue(5)?.message).toBe("must be at most 4 standard deviations");
+    expect(issue("1")?.message).toBe("must be a number of standard deviations");
+    expect(issue(0.5)).toBeUndefined();
   });
 });
 

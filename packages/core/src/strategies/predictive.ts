@@ -1,12 +1,18 @@
 /**
  * Predictive scaling: a Holt-Winters forecast of the fleet's request rate (forecast/holt-winters.ts) at
- * now + warm-up, turned into replicas by target tracking's own calculator against targetRequestRate, and
+ * now + warm-up, plus an optional headroom of predictive.headroomSigmas × the model's recent per-minute error,
+ * turned into replicas by target tracking's own calculator against targetRequestRate, and
  * combined with the reactive target-tracking proposal by max, so a forecast only ever adds replicas: it never
  * scales in on its own. Under a day of history (or none) it says so and acts as target tracking.
  */
 import { z } from "zod";
 import type { HoltWintersModel } from "../forecast/holt-winters.ts";
-import { fitHoltWinters, forecastDemand, MINUTES_PER_DAY } from "../forecast/holt-winters.ts";
+import {
+  fitHoltWinters,
+  forecastDemand,
+  MINUTES_PER_DAY,
+  oneStepForecasts,
+} from "../forecast/holt-winters.ts";
 import { formatClockTime, formatNumber, replicas } from "../format.ts";
 import { PG_INTEGER_MAX } from "../storable.ts";
 import {
@@ -29,6 +35,29 @@ export interface DemandHistory {
   endsAt: number;
   /** A model already fitted on `perMinute` (the control loop and simulator cache it); fitted here when absent. */
   model?: HoltWintersModel;
+  /** The model's recent per-minute error (req/s, residualSpread); computed here from the model when absent. */
+  residualSpread?: number;
+}
+
+/**
+ * The root mean square of the last day's per-minute errors: each minute's demand against the one-step forecast
+ * of its bucket. It measures what acting on a bucket's mean misses: the minutes inside a bucket swing around
+ * it, and the bucket's mean is itself forecast with an error. Zero when the model has no one-step forecasts.
+ */
+export function residualSpread(model: HoltWintersModel, perMinute: readonly number[]): number {
+  const predicted = oneStepForecasts(model, perMinute);
+  const bucket = model.bucketMinutes;
+  const from = Math.max(0, predicted.length * bucket - MINUTES_PER_DAY);
+  let sum = 0;
+  let count = 0;
+  for (let i = from; i < predicted.length * bucket; i++) {
+    const forecast = predicted[Math.floor(i / bucket)];
+    if (forecast === null || forecast === undefined) continue;
+    const error = (perMinute[i] ?? 0) - forecast;
+    sum += error * error;
+    count++;
+  }
+  return count === 0 ? 0 : Math.sqrt(sum / count);
 }
 
 /**
@@ -50,7 +79,9 @@ export function demandRefitDue(fittedAt: number | undefined, now: number): boole
 /** The history with its fitted model, for the control loop's and the simulator's caches. */
 export function fitDemand(perMinute: readonly number[], endsAt: number): DemandHistory {
   const model = perMinute.length >= MINUTES_PER_DAY ? fitHoltWinters(perMinute) : undefined;
-  return model ? { perMinute, endsAt, model } : { perMinute, endsAt };
+  return model
+    ? { perMinute, endsAt, model, residualSpread: residualSpread(model, perMinute) }
+    : { perMinute, endsAt };
 }
 
 const forecastPointSchema = z.object({ at: z.number(), requestRate: z.number() });
@@ -65,7 +96,11 @@ export const predictiveBasisSchema = z.object({
       /** now + warm-up. */
       at: z.number(),
       requestRate: z.number(),
+      /** For requestRate + headroom. */
       replicas: z.number().int(),
+      /** req/s added to the forecast: headroomSigmas × the model's recent per-minute error (absent: none). */
+      headroom: z.number().optional(),
+      headroomSigmas: z.number().optional(),
       /** The forecast from now to FORECAST_SERIES_MINUTES ahead, for the proxy page's overlay. */
       series: z.array(forecastPointSchema),
       /** The policy's time zone, in which the sentence gives the forecast's time (absent: decisions before it). */
@@ -134,7 +169,12 @@ export const predictiveStrategy: Strategy<PredictiveBasis> = {
     const minutesAfterHistory = (at: number) => (at - demand.endsAt) / MINUTE_MS;
     const at = input.now + input.policy.predictive.warmupSeconds * 1000;
     const requestRate = forecastDemand(model, minutesAfterHistory(at));
-    const forecastReplicas = replicasForRate(input, requestRate);
+    const { headroomSigmas } = input.policy.predictive;
+    const headroom =
+      headroomSigmas > 0
+        ? headroomSigmas * (demand.residualSpread ?? residualSpread(model, demand.perMinute))
+        : 0;
+    const forecastReplicas = replicasForRate(input, requestRate + headroom);
     const series = [];
     for (let m = 0; m <= FORECAST_SERIES_MINUTES; m += FORECAST_SERIES_STEP_MINUTES) {
       const pointAt = input.now + m * MINUTE_MS;
@@ -154,6 +194,7 @@ export const predictiveStrategy: Strategy<PredictiveBasis> = {
           at,
           requestRate,
           replicas: forecastReplicas,
+          ...(headroom > 0 ? { headroom, headroomSigmas } : {}),
           series,
           timeZone: input.policy.timeZone ?? "UTC",
         },
@@ -168,7 +209,12 @@ export const predictiveStrategy: Strategy<PredictiveBasis> = {
     if (basis.forecast === null)
       return `${missingHistoryReason(basis.historyMinutes)}: target tracking, ${reactive}`;
     const time = formatClockTime(basis.forecast.at, basis.forecast.timeZone ?? "UTC");
-    const forecast = `forecast ${Math.round(basis.forecast.requestRate).toLocaleString("en-US")} req/s at ${time} → ${replicas(basis.forecast.replicas)}`;
+    const { headroom, headroomSigmas } = basis.forecast;
+    const withHeadroom =
+      headroom === undefined
+        ? ""
+        : ` + ${formatNumber(headroomSigmas ?? 0, 2)}σ headroom ${formatNumber(headroom, 1)} req/s`;
+    const forecast = `forecast ${Math.round(basis.forecast.requestRate).toLocaleString("en-US")} req/s at ${time}${withHeadroom} → ${replicas(basis.forecast.replicas)}`;
     return basis.source === "forecast"
       ? `${forecast} (reactive: ${reactive})`
       : `${reactive} (${forecast}; a forecast never scales in on its own)`;
