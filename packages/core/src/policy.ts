@@ -140,16 +140,16 @@ export const predictiveSchema = z.strictObject({
   /** How far ahead the forecast is read: a new replica's provisioning time, so it serves when the load comes. */
   warmupSeconds: seconds.max(3_600, { message: "must be at most 3600 (an hour)" }).default(300),
   /**
-   * Headroom over the forecast, in standard deviations of its recent per-minute errors (each minute's demand
-   * against its bucket's one-step forecast): the forecast is a 15-minute mean, and the minutes inside a bucket
-   * swing around it. 0 (the default) acts on the bare forecast; docs/backtest.md measures what 0.5 and 1 buy and
-   * cost in replica-hours.
+   * Headroom: act on this quantile of per-minute demand, i.e. the forecast plus that quantile of its last day's
+   * per-minute errors (each minute's demand against its bucket's one-step forecast): the forecast is a 15-minute
+   * mean, and the minutes inside a bucket swing around it. Absent (the default): the bare forecast;
+   * docs/backtest.md measures what 0.75 and 0.85 buy and cost in replica-hours.
    */
-  headroomSigmas: z
-    .number({ message: "must be a number of standard deviations" })
-    .min(0, { message: "must be at least 0 (no headroom)" })
-    .max(4, { message: "must be at most 4 standard deviations" })
-    .default(0),
+  headroomQuantile: z
+    .number({ message: "must be a quantile, a number from 0.5 to 0.99" })
+    .min(0.5, { message: "must be at least 0.5 (the median error): lower would act under the forecast" })
+    .max(0.99, { message: "must be at most 0.99 (the last day has 1440 minutes of errors)" })
+    .optional(),
 });
 export type PredictiveSettings = z.output<typeof predictiveSchema>;
 

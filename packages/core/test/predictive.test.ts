@@ -3,6 +3,7 @@ import {
   type DemandHistory,
   decide,
   decisionOutcome,
+  errorQuantile,
   executes,
   fitDemand,
   type PredictiveBasis,
@@ -112,47 +113,49 @@ describe("predictive strategy", () => {
   });
 });
 
-/** The daily sinusoid with every other minute 60 req/s above it and the next 60 below (the bucket mean keeps). */
+/** The daily sinusoid with every other minute 150 req/s above it and the next 150 below (the bucket mean keeps). */
 function swingingDemand(minutes: number): DemandHistory {
   const smooth = dailyDemand(minutes, 1);
-  return { ...smooth, perMinute: smooth.perMinute.map((rate, i) => rate + (i % 2 === 0 ? 60 : -60)) };
+  return { ...smooth, perMinute: smooth.perMinute.map((rate, i) => rate + (i % 2 === 0 ? 150 : -150)) };
 }
 
-describe("predictive headroom (predictive.headroomSigmas)", () => {
-  it("measures the model's per-minute error: swings inside a bucket add to a smooth series' spread", () => {
-    const smooth = fitDemand(dailyDemand(2 * 1440, 1).perMinute, NOW).residualSpread ?? Number.NaN;
-    const swinging = fitDemand(swingingDemand(2 * 1440).perMinute, NOW).residualSpread ?? Number.NaN;
-    expect(swinging).toBeGreaterThan(smooth + 40);
+describe("predictive headroom (predictive.headroomQuantile)", () => {
+  it("keeps the last day's per-minute errors: swings inside a bucket widen them around zero", () => {
+    const errors = fitDemand(swingingDemand(2 * 1440).perMinute, NOW).recentErrors ?? [];
+    expect(errors).toHaveLength(1440);
+    expect(errors).toEqual([...errors].sort((a, b) => a - b));
+    expect(errorQuantile(errors, 0.9)).toBeGreaterThan(140);
+    expect(errorQuantile(errors, 0.5)).toBeLessThan(errorQuantile(errors, 0.9));
   });
 
-  it("adds headroomSigmas × that spread to the forecast before turning it into replicas, and says so", () => {
+  it("adds that quantile of the errors to the forecast before turning it into replicas, and says so", () => {
     const demand = fitDemand(swingingDemand(2 * 1440).perMinute, NOW);
     const bare = basisOf(decide(policy(), fleet(1, demand), NOW)).forecast;
-    const decision = decide(policy({ predictive: { headroomSigmas: 2 } }), fleet(1, demand), NOW);
+    const decision = decide(policy({ predictive: { headroomQuantile: 0.9 } }), fleet(1, demand), NOW);
     const forecast = basisOf(decision).forecast;
     expect(bare?.headroom).toBeUndefined();
     expect(forecast?.requestRate).toBe(bare?.requestRate);
-    expect(forecast?.headroom).toBeCloseTo(2 * (demand.residualSpread ?? 0), 6);
+    expect(forecast?.headroom).toBe(errorQuantile(demand.recentErrors ?? [], 0.9));
     expect(forecast?.replicas).toBe(
       Math.ceil(((forecast?.requestRate ?? 0) + (forecast?.headroom ?? 0)) / 100),
     );
     expect(forecast?.replicas).toBeGreaterThan(bare?.replicas ?? Number.POSITIVE_INFINITY);
     expect(decision.explanation).toMatch(
-      /forecast \d{3} req\/s at 12:05 UTC \+ 2σ headroom \d+(\.\d)? req\/s → \d+ replicas/,
+      /forecast \d{3} req\/s at 12:05 UTC \+ p90 headroom \d+(\.\d)? req\/s → \d+ replicas/,
     );
   });
 
-  it("refuses a headroom outside 0–4 standard deviations, naming the rule", () => {
-    const issue = (headroomSigmas: unknown) =>
-      scalingPolicySchema.safeParse({ strategy: "predictive", predictive: { headroomSigmas } }).error
+  it("refuses a quantile outside 0.5–0.99, naming the rule", () => {
+    const issue = (headroomQuantile: unknown) =>
+      scalingPolicySchema.safeParse({ strategy: "predictive", predictive: { headroomQuantile } }).error
         ?.issues[0];
-    expect(issue(-1)).toMatchObject({
-      path: ["predictive", "headroomSigmas"],
-      message: "must be at least 0 (no headroom)",
+    expect(issue(0.4)).toMatchObject({
+      path: ["predictive", "headroomQuantile"],
+      message: "must be at least 0.5 (the median error): lower would act under the forecast",
     });
-    expect(issue(5)?.message).toBe("must be at most 4 standard deviations");
-    expect(issue("1")?.message).toBe("must be a number of standard deviations");
-    expect(issue(0.5)).toBeUndefined();
+    expect(issue(1)?.message).toBe("must be at most 0.99 (the last day has 1440 minutes of errors)");
+    expect(issue("0.9")?.message).toBe("must be a quantile, a number from 0.5 to 0.99");
+    expect(issue(0.75)).toBeUndefined();
   });
 });
 

@@ -9,6 +9,7 @@ import type { Strategy } from "./types.ts";
 export type { DemandHistory, PredictiveBasis } from "./predictive.ts";
 export {
   demandRefitDue,
+  errorQuantile,
   FORECAST_SERIES_MINUTES,
   FORECAST_SERIES_STEP_MINUTES,
   fitDemand,

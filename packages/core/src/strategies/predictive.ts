@@ -1,6 +1,7 @@
 /**
  * Predictive scaling: a Holt-Winters forecast of the fleet's request rate (forecast/holt-winters.ts) at
- * now + warm-up, plus an optional headroom of predictive.headroomSigmas × the model's recent per-minute error,
+ * now + warm-up, plus an optional headroom (predictive.headroomQuantile: that quantile of the model's last day
+ * of per-minute errors),
  * turned into replicas by target tracking's own calculator against targetRequestRate, and
  * combined with the reactive target-tracking proposal by max, so a forecast only ever adds replicas: it never
  * scales in on its own. Under a day of history (or none) it says so and acts as target tracking.
@@ -35,29 +36,34 @@ export interface DemandHistory {
   endsAt: number;
   /** A model already fitted on `perMinute` (the control loop and simulator cache it); fitted here when absent. */
   model?: HoltWintersModel;
-  /** The model's recent per-minute error (req/s, residualSpread); computed here from the model when absent. */
-  residualSpread?: number;
+  /** The model's recent per-minute errors (req/s, recentErrors), ascending; computed here when absent. */
+  recentErrors?: readonly number[];
 }
 
 /**
- * The root mean square of the last day's per-minute errors: each minute's demand against the one-step forecast
- * of its bucket. It measures what acting on a bucket's mean misses: the minutes inside a bucket swing around
- * it, and the bucket's mean is itself forecast with an error. Zero when the model has no one-step forecasts.
+ * The last day's per-minute errors, ascending: each minute's demand minus the one-step forecast of its bucket.
+ * They are what acting on a bucket's mean misses: the minutes inside a bucket swing around it, and the bucket's
+ * mean is itself forecast with an error. Empty when the model has no one-step forecasts.
  */
-export function residualSpread(model: HoltWintersModel, perMinute: readonly number[]): number {
+export function recentErrors(model: HoltWintersModel, perMinute: readonly number[]): number[] {
   const predicted = oneStepForecasts(model, perMinute);
   const bucket = model.bucketMinutes;
-  const from = Math.max(0, predicted.length * bucket - MINUTES_PER_DAY);
-  let sum = 0;
-  let count = 0;
-  for (let i = from; i < predicted.length * bucket; i++) {
+  const errors: number[] = [];
+  const end = predicted.length * bucket;
+  for (let i = Math.max(0, end - MINUTES_PER_DAY); i < end; i++) {
     const forecast = predicted[Math.floor(i / bucket)];
-    if (forecast === null || forecast === undefined) continue;
-    const error = (perMinute[i] ?? 0) - forecast;
-    sum += error * error;
-    count++;
+    if (forecast !== null && forecast !== undefined) errors.push((perMinute[i] ?? 0) - forecast);
   }
-  return count === 0 ? 0 : Math.sqrt(sum / count);
+  return errors.sort((a, b) => a - b);
+}
+
+/**
+ * The q-quantile of ascending errors, nearest rank below (0 with none). Skewed errors (rare large spikes, the
+ * forecast above the actual most minutes) are why a quantile rather than k standard deviations: k·σ pays for
+ * the spikes in every bucket (docs/backtest.md, "Why it falls short": for as much τ_U the quantile cost less).
+ */
+export function errorQuantile(errors: readonly number[], q: number): number {
+  return errors.length === 0 ? 0 : (errors[Math.floor(q * (errors.length - 1))] ?? 0);
 }
 
 /**
@@ -80,7 +86,7 @@ export function demandRefitDue(fittedAt: number | undefined, now: number): boole
 export function fitDemand(perMinute: readonly number[], endsAt: number): DemandHistory {
   const model = perMinute.length >= MINUTES_PER_DAY ? fitHoltWinters(perMinute) : undefined;
   return model
-    ? { perMinute, endsAt, model, residualSpread: residualSpread(model, perMinute) }
+    ? { perMinute, endsAt, model, recentErrors: recentErrors(model, perMinute) }
     : { perMinute, endsAt };
 }
 
@@ -98,9 +104,10 @@ export const predictiveBasisSchema = z.object({
       requestRate: z.number(),
       /** For requestRate + headroom. */
       replicas: z.number().int(),
-      /** req/s added to the forecast: headroomSigmas × the model's recent per-minute error (absent: none). */
+      /** req/s added to the forecast (negative: taken off): that quantile of the recent per-minute errors. */
       headroom: z.number().optional(),
-      headroomSigmas: z.number().optional(),
+      /** The policy's predictive.headroomQuantile (absent with the headroom: none). */
+      headroomQuantile: z.number().optional(),
       /** The forecast from now to FORECAST_SERIES_MINUTES ahead, for the proxy page's overlay. */
       series: z.array(forecastPointSchema),
       /** The policy's time zone, in which the sentence gives the forecast's time (absent: decisions before it). */
@@ -169,12 +176,12 @@ export const predictiveStrategy: Strategy<PredictiveBasis> = {
     const minutesAfterHistory = (at: number) => (at - demand.endsAt) / MINUTE_MS;
     const at = input.now + input.policy.predictive.warmupSeconds * 1000;
     const requestRate = forecastDemand(model, minutesAfterHistory(at));
-    const { headroomSigmas } = input.policy.predictive;
+    const { headroomQuantile } = input.policy.predictive;
     const headroom =
-      headroomSigmas > 0
-        ? headroomSigmas * (demand.residualSpread ?? residualSpread(model, demand.perMinute))
-        : 0;
-    const forecastReplicas = replicasForRate(input, requestRate + headroom);
+      headroomQuantile === undefined
+        ? undefined
+        : errorQuantile(demand.recentErrors ?? recentErrors(model, demand.perMinute), headroomQuantile);
+    const forecastReplicas = replicasForRate(input, Math.max(0, requestRate + (headroom ?? 0)));
     const series = [];
     for (let m = 0; m <= FORECAST_SERIES_MINUTES; m += FORECAST_SERIES_STEP_MINUTES) {
       const pointAt = input.now + m * MINUTE_MS;
@@ -194,7 +201,7 @@ export const predictiveStrategy: Strategy<PredictiveBasis> = {
           at,
           requestRate,
           replicas: forecastReplicas,
-          ...(headroom > 0 ? { headroom, headroomSigmas } : {}),
+          ...(headroom === undefined ? {} : { headroom, headroomQuantile }),
           series,
           timeZone: input.policy.timeZone ?? "UTC",
         },
@@ -209,11 +216,11 @@ export const predictiveStrategy: Strategy<PredictiveBasis> = {
     if (basis.forecast === null)
       return `${missingHistoryReason(basis.historyMinutes)}: target tracking, ${reactive}`;
     const time = formatClockTime(basis.forecast.at, basis.forecast.timeZone ?? "UTC");
-    const { headroom, headroomSigmas } = basis.forecast;
+    const { headroom, headroomQuantile } = basis.forecast;
     const withHeadroom =
       headroom === undefined
         ? ""
-        : ` + ${formatNumber(headroomSigmas ?? 0, 2)}σ headroom ${formatNumber(headroom, 1)} req/s`;
+        : ` ${headroom < 0 ? "−" : "+"} p${formatNumber((headroomQuantile ?? 0) * 100, 1)} headroom ${formatNumber(Math.abs(headroom), 1)} req/s`;
     const forecast = `forecast ${Math.round(basis.forecast.requestRate).toLocaleString("en-US")} req/s at ${time}${withHeadroom} → ${replicas(basis.forecast.replicas)}`;
     return basis.source === "forecast"
       ? `${forecast} (reactive: ${reactive})`
