@@ -110,6 +110,11 @@ export const FIELDS: Field[] = [
     RATE_POLICY_COLUMNS,
   ),
   n("Predictive", "predictive.warmupSeconds", "Warm-up: forecast ahead by (s)"),
+  n(
+    "Predictive",
+    "predictive.headroomQuantile",
+    "Headroom quantile of the forecast's errors (optional: none)",
+  ),
   { path: "stepScaling.metric", label: "Metric", kind: "text", group: "Step scaling" },
   s("Step scaling", "stepScaling.adjustmentType", "Adjustment type", STEP_ADJUSTMENT_TYPES),
   n("Step scaling", "stepScaling.minAdjustmentMagnitude", "Min adjustment magnitude (optional)"),
