@@ -46,6 +46,23 @@ describe("simulateRequestSchema", () => {
     expect(noStep.error!.issues[0]!.path).toEqual(["stepSeconds"]);
   });
 
+  it("refuses a latency SLO at or under the service time (which no replica meets), naming sloLatencyMs", () => {
+    const request = (capacity: Record<string, number>) =>
+      simulateRequestSchema.safeParse({
+        stepSeconds: 60,
+        points: [10, 20],
+        capacity: { perReplicaRps: 10, ...capacity },
+        policies: [{ name: "a", policy: POLICY }],
+      });
+    for (const capacity of [{ serviceMs: 50, sloLatencyMs: 50 }, { sloLatencyMs: 10 }]) {
+      const refused = request(capacity);
+      expect(refused.success).toBe(false);
+      expect(refused.error!.issues.map((issue) => issue.path.join("."))).toEqual(["capacity.sloLatencyMs"]);
+    }
+    expect(request({ serviceMs: 50, sloLatencyMs: 60 }).success).toBe(true);
+    expect(request({ serviceMs: 50 }).success).toBe(true);
+  });
+
   it("bounds a replay's window", () => {
     const day = 86_400_000;
     expect(replayRequestSchema.safeParse({ from: 0, to: 31 * day }).error!.issues[0]!.path).toEqual(["to"]);

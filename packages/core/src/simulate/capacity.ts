@@ -48,6 +48,9 @@ export interface LinearCapacityOptions {
   sloErrorRatePercent?: number;
 }
 
+/** A request's service time on an idle replica when the model is not told it, ms. */
+export const DEFAULT_SERVICE_MS = 20;
+
 /**
  * The default model, per serving replica offered λ req/s with capacity μ (ρ = λ/μ):
  * - CPU = base + (100 − base) · min(ρ, 1) percent;
@@ -63,7 +66,7 @@ export function linearCapacityModel(options: LinearCapacityOptions): CapacityMod
   const baseCpu = options.baseCpuPercent ?? 5;
   const baseMemory = options.baseMemoryPercent ?? 30;
   const memoryPerRps = options.memoryPercentPerRps ?? 20 / mu;
-  const serviceMs = options.serviceMs ?? 20;
+  const serviceMs = options.serviceMs ?? DEFAULT_SERVICE_MS;
   const maxLatencyMs = options.maxLatencyMs ?? 100 * serviceMs;
   const sloLatencyMs = options.sloLatencyMs ?? 5 * serviceMs;
   const sloErrors = options.sloErrorRatePercent ?? 0;

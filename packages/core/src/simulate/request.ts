@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { type ScalingPolicy, scalingPolicySchema } from "../policy.ts";
-import { type CapacityModel, linearCapacityModel } from "./capacity.ts";
+import { type CapacityModel, DEFAULT_SERVICE_MS, linearCapacityModel } from "./capacity.ts";
 import { COMPARED_METRICS, type ComparedMetric, compare } from "./compare.ts";
 import type { LoopModel } from "./simulate.ts";
 import { parseTrace, type Trace, TraceFormatError } from "./trace.ts";
@@ -22,17 +22,31 @@ export const MAX_REPLAY_WINDOW_MS = MAX_SIMULATION_STEPS * 60_000;
 const positive = (name: string) => z.number({ message: `${name} must be a number` }).positive();
 const nonNegative = z.number().nonnegative();
 
-export const capacityModelSchema = z.strictObject({
-  kind: z.literal("linear").default("linear"),
-  perReplicaRps: positive("perReplicaRps"),
-  baseCpuPercent: z.number().min(0).max(100).optional(),
-  baseMemoryPercent: z.number().min(0).max(100).optional(),
-  memoryPercentPerRps: nonNegative.optional(),
-  serviceMs: z.number().positive().optional(),
-  maxLatencyMs: z.number().positive().optional(),
-  sloLatencyMs: z.number().positive().optional(),
-  sloErrorRatePercent: z.number().min(0).max(100).optional(),
-});
+export const capacityModelSchema = z
+  .strictObject({
+    kind: z.literal("linear").default("linear"),
+    perReplicaRps: positive("perReplicaRps"),
+    baseCpuPercent: z.number().min(0).max(100).optional(),
+    baseMemoryPercent: z.number().min(0).max(100).optional(),
+    memoryPercentPerRps: nonNegative.optional(),
+    serviceMs: z.number().positive().optional(),
+    maxLatencyMs: z.number().positive().optional(),
+    sloLatencyMs: z.number().positive().optional(),
+    sloErrorRatePercent: z.number().min(0).max(100).optional(),
+  })
+  .superRefine((capacity, ctx) => {
+    // The model's own rule (linearCapacityModel), with its defaults: an SLO at or under the service time is
+    // never met, even by an idle replica.
+    const serviceMs = capacity.serviceMs ?? DEFAULT_SERVICE_MS;
+    const sloLatencyMs = capacity.sloLatencyMs ?? 5 * serviceMs;
+    if (!(sloLatencyMs > serviceMs)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["sloLatencyMs"],
+        message: `must be above serviceMs (${serviceMs} ms): no replica meets an SLO at or under its service time`,
+      });
+    }
+  });
 export type CapacityModelInput = z.input<typeof capacityModelSchema>;
 
 const seconds = (max: number) => z.number().positive().max(max);
