@@ -54,13 +54,30 @@ describe("simulateRequestSchema", () => {
         capacity: { perReplicaRps: 10, ...capacity },
         policies: [{ name: "a", policy: POLICY }],
       });
-    for (const capacity of [{ serviceMs: 50, sloLatencyMs: 50 }, { sloLatencyMs: 10 }]) {
+    for (const capacity of [{ serviceMs: 50, sloLatencyMs: 50 }, { sloLatencyMs: 10 }] as Record<
+      string,
+      number
+    >[]) {
       const refused = request(capacity);
       expect(refused.success).toBe(false);
       expect(refused.error!.issues.map((issue) => issue.path.join("."))).toEqual(["capacity.sloLatencyMs"]);
     }
     expect(request({ serviceMs: 50, sloLatencyMs: 60 }).success).toBe(true);
     expect(request({ serviceMs: 50 }).success).toBe(true);
+  });
+
+  it("bounds a step's request count and the per-replica capacity, so every metric stays a finite number", () => {
+    const refused = simulateRequestSchema.safeParse({
+      stepSeconds: 60,
+      points: [1, 1e13],
+      capacity: { perReplicaRps: 1e-6 },
+      policies: [{ name: "a", policy: POLICY }],
+    });
+    expect(refused.success).toBe(false);
+    expect(refused.error!.issues.map((issue) => issue.path.join("."))).toEqual([
+      "capacity.perReplicaRps",
+      "points.1",
+    ]);
   });
 
   it("bounds a replay's window", () => {

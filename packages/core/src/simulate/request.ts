@@ -19,13 +19,16 @@ export const MAX_SERIES_POINTS = 2_000;
 /** A replay's window: at most 30 days of per-minute rollups (MAX_SIMULATION_STEPS minutes). */
 export const MAX_REPLAY_WINDOW_MS = MAX_SIMULATION_STEPS * 60_000;
 
-const positive = (name: string) => z.number({ message: `${name} must be a number` }).positive();
 const nonNegative = z.number().nonnegative();
 
 export const capacityModelSchema = z
   .strictObject({
     kind: z.literal("linear").default("linear"),
-    perReplicaRps: positive("perReplicaRps"),
+    // Bounded so that demand in replicas and the elasticity metrics stay finite numbers.
+    perReplicaRps: z
+      .number({ message: "perReplicaRps must be a number" })
+      .min(0.001, { message: "must be at least 0.001 req/s" })
+      .max(1e9, { message: "must be at most 1e9 req/s" }),
     baseCpuPercent: z.number().min(0).max(100).optional(),
     baseMemoryPercent: z.number().min(0).max(100).optional(),
     memoryPercentPerRps: nonNegative.optional(),
@@ -100,8 +103,16 @@ export const policiesSchema = z
   .max(MAX_SIMULATION_POLICIES, { message: `at most ${MAX_SIMULATION_POLICIES} policies` })
   .superRefine(uniqueNames);
 
+/** The largest request count of one step: far past any fleet, and small enough that every metric stays finite. */
+export const MAX_STEP_REQUESTS = 1e12;
+
 const pointsSchema = z
-  .array(z.number().nonnegative({ message: "a request count must be ≥ 0" }))
+  .array(
+    z
+      .number()
+      .nonnegative({ message: "a request count must be ≥ 0" })
+      .max(MAX_STEP_REQUESTS, { message: `a request count must be at most ${MAX_STEP_REQUESTS}` }),
+  )
   .min(1, { message: "at least one point" })
   .max(MAX_SIMULATION_STEPS, { message: `at most ${MAX_SIMULATION_STEPS} steps` });
 
