@@ -82,12 +82,24 @@ export function demandRefitDue(fittedAt: number | undefined, now: number): boole
   return fittedAt === undefined || now - fittedAt >= PREDICTIVE_REFIT_MINUTES * MINUTE_MS || now < fittedAt;
 }
 
-/** The history with its fitted model, for the control loop's and the simulator's caches. */
+/**
+ * The history with its fitted model, for the control loop's and the simulator's caches. The recent errors are
+ * worked out on first use, once per fit: only a policy with a headroom reads them, and computing them at every
+ * refit doubled a 30-day predictive simulation.
+ */
 export function fitDemand(perMinute: readonly number[], endsAt: number): DemandHistory {
   const model = perMinute.length >= MINUTES_PER_DAY ? fitHoltWinters(perMinute) : undefined;
-  return model
-    ? { perMinute, endsAt, model, recentErrors: recentErrors(model, perMinute) }
-    : { perMinute, endsAt };
+  if (!model) return { perMinute, endsAt };
+  let errors: number[] | undefined;
+  return {
+    perMinute,
+    endsAt,
+    model,
+    get recentErrors() {
+      errors ??= recentErrors(model, perMinute);
+      return errors;
+    },
+  };
 }
 
 const forecastPointSchema = z.object({ at: z.number(), requestRate: z.number() });
