@@ -5,6 +5,7 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { haproxyExposition } from "@proxyscale/core/testing";
 import { listDecisions } from "@proxyscale/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.ts";
@@ -25,19 +26,7 @@ function haproxyExporter(): http.Server {
   let served = 0;
   return http.createServer((_req, res) => {
     served += 5;
-    res.end(
-      [
-        "haproxy_process_idle_time_percent 90",
-        "haproxy_process_start_time_seconds 1700000000",
-        'haproxy_frontend_current_sessions{proxy="fe"} 1',
-        `haproxy_frontend_http_requests_total{proxy="fe"} ${served}`,
-        `haproxy_frontend_http_responses_total{proxy="fe",code="2xx"} ${served}`,
-        'haproxy_frontend_http_responses_total{proxy="fe",code="5xx"} 0',
-        `haproxy_backend_http_requests_total{proxy="be"} ${served}`,
-        'haproxy_backend_response_time_average_seconds{proxy="be"} 0.002',
-        "",
-      ].join("\n"),
-    );
+    res.end(haproxyExposition(served));
   });
 }
 

@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { combineTelemetry, createLiveFeed } from "@proxyscale/api";
+import { haproxyExposition } from "@proxyscale/core/testing";
 import { type Database, schema } from "@proxyscale/db";
 import autocannon from "autocannon";
 import { and, asc, eq } from "drizzle-orm";
@@ -106,19 +107,7 @@ describe("the scrape metrics source against a real HAProxy 2.6 and its built-in 
     let served = 0;
     disappearing = await listen((_req, res) => {
       served += 10;
-      res.end(
-        [
-          "haproxy_process_idle_time_percent 90",
-          "haproxy_process_start_time_seconds 1700000000",
-          'haproxy_frontend_current_sessions{proxy="fe"} 3',
-          `haproxy_frontend_http_requests_total{proxy="fe"} ${served}`,
-          `haproxy_frontend_http_responses_total{proxy="fe",code="2xx"} ${served}`,
-          'haproxy_frontend_http_responses_total{proxy="fe",code="5xx"} 0',
-          `haproxy_backend_http_requests_total{proxy="be"} ${served}`,
-          'haproxy_backend_response_time_average_seconds{proxy="be"} 0.002',
-          "",
-        ].join("\n"),
-      );
+      res.end(haproxyExposition(served));
     });
 
     dir = await mkdtemp(join(tmpdir(), "proxyscale-scrape-"));

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { signToken, verifyToken } from "@proxyscale/api/auth";
 import { JWT_SECRET_FILE_NAME } from "@proxyscale/core";
+import { haproxyExposition } from "@proxyscale/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createProxyScaleClient, type ProxyScaleClient } from "../src/client.ts";
 import { type CliRun, type EmbeddedServer, runCli, startEmbeddedServer, unique } from "./support.ts";
@@ -244,19 +245,7 @@ describe("proxyscale proxies get", () => {
       let served = 0;
       const exporter = createHttpServer((_req, res) => {
         served += 5;
-        res.end(
-          [
-            "haproxy_process_idle_time_percent 80",
-            "haproxy_process_start_time_seconds 1700000000",
-            'haproxy_frontend_current_sessions{proxy="fe"} 2',
-            `haproxy_frontend_http_requests_total{proxy="fe"} ${served}`,
-            `haproxy_frontend_http_responses_total{proxy="fe",code="2xx"} ${served}`,
-            'haproxy_frontend_http_responses_total{proxy="fe",code="5xx"} 0',
-            `haproxy_backend_http_requests_total{proxy="be"} ${served}`,
-            'haproxy_backend_response_time_average_seconds{proxy="be"} 0.002',
-            "",
-          ].join("\n"),
-        );
+        res.end(haproxyExposition(served));
       });
       await new Promise<void>((resolve) => exporter.listen(0, "127.0.0.1", resolve));
       const exporterUrl = `http://127.0.0.1:${(exporter.address() as { port: number }).port}/metrics`;

@@ -1,6 +1,7 @@
 // @vitest-environment node
 import { createServer as createHttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { haproxyExposition } from "@proxyscale/core/testing";
 import { storeDailyRollups } from "@proxyscale/db/testing";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -273,19 +274,7 @@ describe.skipIf(!runs)("the admin UI in Chromium against the real server", () =>
     let served = 0;
     const exporter = createHttpServer((_req, res) => {
       served += 5;
-      res.end(
-        [
-          "haproxy_process_idle_time_percent 80",
-          "haproxy_process_start_time_seconds 1700000000",
-          'haproxy_frontend_current_sessions{proxy="fe"} 2',
-          `haproxy_frontend_http_requests_total{proxy="fe"} ${served}`,
-          `haproxy_frontend_http_responses_total{proxy="fe",code="2xx"} ${served}`,
-          'haproxy_frontend_http_responses_total{proxy="fe",code="5xx"} 0',
-          `haproxy_backend_http_requests_total{proxy="be"} ${served}`,
-          'haproxy_backend_response_time_average_seconds{proxy="be"} 0.002',
-          "",
-        ].join("\n"),
-      );
+      res.end(haproxyExposition(served));
     });
     await new Promise<void>((resolve) => exporter.listen(0, "127.0.0.1", resolve));
     try {
