@@ -34,9 +34,20 @@ const TRACE_CSV = [
   }),
 ].join("\n");
 
-async function uploadTrace(page: Page) {
-  await page.getByRole("radio", { name: "A CSV trace you upload" }).check();
+/**
+ * Picks the CSV source. A click, then the URL and the checked state: the radio is controlled by the address
+ * (`?source=csv`), so it turns checked only once the router has navigated, which playwright's check() does not
+ * wait for on a loaded machine.
+ */
+async function chooseCsvTrace(page: Page) {
+  const radio = page.getByRole("radio", { name: "A CSV trace you upload" });
+  await radio.click();
   await page.waitForURL(/source=csv/);
+  await expect.poll(() => radio.isChecked()).toBe(true);
+}
+
+async function uploadTrace(page: Page) {
+  await chooseCsvTrace(page);
   await page
     .getByLabel(/^CSV trace/)
     .setInputFiles({ name: "swell.csv", mimeType: "text/csv", buffer: Buffer.from(TRACE_CSV) });
@@ -98,7 +109,7 @@ describe.skipIf(!chromiumAvailable())("the simulator page in Chromium against th
   });
 
   it("refuses a malformed CSV with core's parser's line and reason, and keeps Run disabled", async () => {
-    await page.getByRole("radio", { name: "A CSV trace you upload" }).check();
+    await chooseCsvTrace(page);
     const input = page.getByLabel(/^CSV trace/);
     await input.setInputFiles({
       name: "bad.csv",
