@@ -1,7 +1,7 @@
 import type { AppRouter } from "@proxyscale/api";
 import { type QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { createTRPCOptionsProxy, type TRPCOptionsProxy } from "@trpc/tanstack-react-query";
-import { type ComponentType, useState } from "react";
+import type { ComponentType } from "react";
 import { createBrowserRouter, Navigate, Outlet, RouterProvider, useLocation, useParams } from "react-router";
 import { Layout } from "./components/Layout.tsx";
 import { Loading } from "./components/States.tsx";
@@ -61,12 +61,19 @@ export const routes = (trpc: TRPCOptionsProxy<AppRouter>, queryClient: QueryClie
   },
 ];
 
-export function App() {
-  const [queryClient] = useState(createQueryClient);
-  const [trpcClient] = useState(() => createClient());
-  const [router] = useState(() =>
-    createBrowserRouter(routes(createTRPCOptionsProxy({ client: trpcClient, queryClient }), queryClient)),
+/** The app's clients and router. Creating the router runs the first route's loader, so its queries start here. */
+export function createAdmin() {
+  const queryClient = createQueryClient();
+  const trpcClient = createClient();
+  const router = createBrowserRouter(
+    routes(createTRPCOptionsProxy({ client: trpcClient, queryClient }), queryClient),
   );
+  return { queryClient, trpcClient, router };
+}
+
+export type Admin = ReturnType<typeof createAdmin>;
+
+export function App({ queryClient, trpcClient, router }: Admin) {
   return (
     <QueryClientProvider client={queryClient}>
       <TRPCProvider trpcClient={trpcClient} queryClient={queryClient}>

@@ -1,4 +1,5 @@
-import { type Role, roleAtLeast, type TokenClaims, tokenClaimsSchema } from "@proxyscale/core";
+// Core's auth module alone: the entry chunk then carries none of core's other schemas (the pages that use them load them).
+import { type Role, roleAtLeast, type TokenClaims, tokenClaimsSchema } from "@proxyscale/core/auth";
 import { decodeJwt } from "jose";
 import { useSyncExternalStore } from "react";
 

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 
@@ -11,6 +11,11 @@ export interface ChartSeries {
   stepped?: boolean;
   /** Points only, no line (event markers). */
   markers?: boolean;
+  /**
+   * A horizontal line at this value across the data (a threshold or a target; null: not set). It takes no column
+   * of `data`: it is drawn through two points, so it costs nothing per sample.
+   */
+  level?: number | null;
 }
 
 /**
@@ -31,7 +36,7 @@ export interface ChartMarker {
 
 interface ChartProps {
   title: string;
-  /** x in epoch seconds, then one array per series (null = no value). */
+  /** x in epoch seconds, then one array per series that is not a `level` (null = no value). */
   data: [number[], ...(number | null)[][]];
   series: ChartSeries[];
   height?: number;
@@ -50,6 +55,21 @@ const SPARSE_POINTS = 60;
 
 const stepped = uPlot.paths.stepped?.({ align: 1 });
 
+/** The data uPlot draws: the given columns, with each `level` series' line (its first and last x) in its place. */
+function withLevels(data: ChartProps["data"], series: ChartSeries[]): uPlot.AlignedData {
+  const [x, ...columns] = data;
+  let next = 0;
+  return [
+    x,
+    ...series.map((entry) => {
+      if (entry.level === undefined) return columns[next++] ?? [];
+      const line: (number | null)[] = new Array(x.length).fill(null);
+      if (entry.level !== null && x.length > 0) line[0] = line[x.length - 1] = entry.level;
+      return line;
+    }),
+  ];
+}
+
 /** A uPlot time series that follows its container's width. uPlot draws on canvas and stays fast past 10k points. */
 export function Chart({ title, data, series, height = 200, markers = [], xRange, bands = [] }: ChartProps) {
   const container = useRef<HTMLDivElement>(null);
@@ -61,6 +81,11 @@ export function Chart({ title, data, series, height = 200, markers = [], xRange,
   const [tip, setTip] = useState<{ left: number; top: number; text: string } | null>(null);
   // Where each marker sits, in px from the chart's left edge (plot area offset included); set on every draw.
   const [markerLefts, setMarkerLefts] = useState<number[]>([]);
+  const seriesKey = JSON.stringify(series);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: series is compared by value (callers pass new literals)
+  const plotted = useMemo(() => withLevels(data, series), [data, seriesKey]);
+  // The data the plot was built with: the update effect below skips it instead of setting it twice.
+  const builtWith = useRef<uPlot.AlignedData | null>(null);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: the plot is rebuilt only when its series change; data updates go through setData below
   useEffect(() => {
@@ -89,6 +114,7 @@ export function Chart({ title, data, series, height = 200, markers = [], xRange,
             width: entry.markers ? 0 : 2,
             ...(entry.dash ? { dash: [6, 4] } : {}),
             ...(entry.stepped && stepped ? { paths: stepped } : {}),
+            ...(entry.level === undefined ? {} : { value: () => entry.level ?? "--" }),
             ...(entry.markers
               ? { points: { show: true, size: 10, fill: entry.color, stroke: "#111827" }, paths: () => null }
               : { points: { show: (u) => u.data[0].length <= SPARSE_POINTS, size: 5 } }),
@@ -130,8 +156,9 @@ export function Chart({ title, data, series, height = 200, markers = [], xRange,
         ],
       },
     };
-    const instance = new uPlot(options, data as uPlot.AlignedData, element);
+    const instance = new uPlot(options, plotted, element);
     plot.current = instance;
+    builtWith.current = plotted;
     element.dataset.drawn = "true";
     const resize = new ResizeObserver(() =>
       instance.setSize({ width: Math.max(element.clientWidth, 200), height }),
@@ -142,11 +169,11 @@ export function Chart({ title, data, series, height = 200, markers = [], xRange,
       instance.destroy();
       plot.current = null;
     };
-  }, [height, JSON.stringify(series), JSON.stringify(bands)]);
+  }, [height, seriesKey, JSON.stringify(bands)]);
 
   useEffect(() => {
-    plot.current?.setData(data as uPlot.AlignedData);
-  }, [data]);
+    if (builtWith.current !== plotted) plot.current?.setData(plotted);
+  }, [plotted]);
 
   return (
     <figure className="chart">

@@ -45,15 +45,6 @@ function align(sources: { at: number; values: (number | null)[] }[], width: numb
   return [x, ...columns] as [number[], ...(number | null)[][]];
 }
 
-function loadData(columns: Columns, x: number[], policy: Policy) {
-  return [
-    x,
-    columns.loadScore,
-    x.map(() => policy.scaleUpThreshold),
-    x.map(() => policy.scaleDownThreshold),
-  ] as [number[], ...(number | null)[][]];
-}
-
 /** Each metric with the policy's target for it (latency only when the policy sets one). */
 function metricCharts(columns: Columns, x: number[], policy: Policy) {
   const charts: { title: string; key: keyof Columns; target: number | undefined }[] = [
@@ -64,8 +55,8 @@ function metricCharts(columns: Columns, x: number[], policy: Policy) {
   ];
   return charts.map((chart) => ({
     title: chart.title,
-    hasTarget: chart.target !== undefined,
-    data: [x, columns[chart.key], x.map(() => chart.target ?? null)] as [number[], ...(number | null)[][]],
+    target: chart.target ?? null,
+    data: [x, columns[chart.key]] as [number[], ...(number | null)[][]],
   }));
 }
 
@@ -170,7 +161,7 @@ export default function ProxyPage() {
     const { columns } = samples.data;
     const x = columns.at.map(seconds);
     return {
-      load: loadData(columns, x, policy.data.policy),
+      load: [x, columns.loadScore] as [number[], ...(number | null)[][]],
       metrics: metricCharts(columns, x, policy.data.policy),
     };
   }, [samples.data, policy.data]);
@@ -295,8 +286,18 @@ export default function ProxyPage() {
             xRange={xRange}
             series={[
               { label: "load score", color: "#1d4ed8" },
-              { label: "scaleUpThreshold", color: "#b91c1c", dash: true },
-              { label: "scaleDownThreshold", color: "#047857", dash: true },
+              {
+                label: "scaleUpThreshold",
+                color: "#b91c1c",
+                dash: true,
+                level: policy.data?.policy.scaleUpThreshold ?? null,
+              },
+              {
+                label: "scaleDownThreshold",
+                color: "#047857",
+                dash: true,
+                level: policy.data?.policy.scaleDownThreshold ?? null,
+              },
             ]}
           />
           {charts.metrics.map((chart) => (
@@ -308,7 +309,12 @@ export default function ProxyPage() {
               height={150}
               series={[
                 { label: "value", color: "#7c3aed" },
-                { label: chart.hasTarget ? "target" : "target (not set)", color: "#b45309", dash: true },
+                {
+                  label: chart.target === null ? "target (not set)" : "target",
+                  color: "#b45309",
+                  dash: true,
+                  level: chart.target,
+                },
               ]}
             />
           ))}

@@ -98,6 +98,20 @@ describe.skipIf(!runs)("the admin UI in Chromium against the real server", () =>
       .first()
       .waitFor({ timeout: 30_000 });
     expect(await page.locator("[data-testid=charts] figure").count()).toBeGreaterThanOrEqual(6);
+    // The thresholds are level lines: the legend gives the policy's values.
+    const { policy } = await rest<{ policy: { scaleUpThreshold: number; scaleDownThreshold: number } }>(
+      harness.url,
+      harness.adminToken,
+      "GET",
+      `/proxy/scaling/policies/${demo.id}`,
+    );
+    const legend = await page
+      .locator("[data-testid=charts] figure")
+      .first()
+      .locator(".u-legend")
+      .textContent();
+    expect(legend).toContain(`scaleUpThreshold${policy.scaleUpThreshold}`);
+    expect(legend).toContain(`scaleDownThreshold${policy.scaleDownThreshold}`);
     await page.getByRole("button", { name: "15m" }).click();
     await page.waitForURL(/range=15m/);
     await page.locator("[data-testid=decisions] li").first().waitFor({ timeout: 30_000 });
