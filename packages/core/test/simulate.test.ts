@@ -154,6 +154,43 @@ describe("simulate: which decisions the steps keep", () => {
     expect(none.metrics).toEqual(every.metrics);
     expect(none.steps.map((s) => s.decisions)).toEqual([0, 1, 1, 1]);
   });
+
+  it("a step's decision, made again from what the run kept when it is read, equals the one the run made", () => {
+    // Several decisions a step (HPA's 15 s sync), warming replicas (health), stabilization, a capacity window
+    // and a budget that binds: every input a kept decision is made from.
+    const policy = cpuTracking(50, {
+      maxReplicas: 10,
+      timeZone: "Europe/Berlin",
+      schedules: [{ name: "night", cron: "0 1 * * *", durationMinutes: 120, minReplicas: 4 }],
+      // ≈ 5 replicas over the month's remaining hours: it holds the fleet under what the load asks.
+      costPerReplicaHour: 1,
+      monthlyBudget: 4000,
+    });
+    const run = simulate({
+      policy,
+      trace: stepTrace(60, [20, 60], [80, 120], [5, 120], [60, 180]),
+      stepSeconds: 60,
+      capacity,
+      initialReplicas: 2,
+      warmupSeconds: 90,
+      loop: HPA_LIKE_LOOP,
+      keepStates: true,
+    });
+    const made = run.evaluations!;
+    let compared = 0;
+    for (const step of run.steps) {
+      const last = made.findLast((e) => e.at >= step.at && e.at < step.at + 60_000);
+      expect(step.decision).toEqual(last?.decision ?? null);
+      if (last !== undefined) compared++;
+    }
+    const kinds = new Set(run.steps.flatMap((s) => s.decision?.limits.map((limit) => limit.kind) ?? []));
+    expect([...kinds]).toEqual(expect.arrayContaining(["health", "stabilization", "schedule", "budget"]));
+    expect(compared).toBe(run.steps.length);
+    // Read once, the decision is the same object; written out, the step carries it.
+    const step = run.steps[100]!;
+    expect(step.decision).toBe(step.decision);
+    expect(JSON.parse(JSON.stringify(step)).decision).toEqual(JSON.parse(JSON.stringify(step.decision)));
+  });
 });
 
 describe("simulate: the chain it models", () => {

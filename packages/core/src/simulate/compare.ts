@@ -108,8 +108,8 @@ export function oracle(input: OracleInput): OracleResult {
     steps[i] = closeStep(
       fleet,
       capacity,
-      { startMs: stepStart, stepMs, t: startSeconds + i * stepSeconds, requests: requests[i]! },
-      { decision: null, decisions: 0 },
+      { index: i, startMs: stepStart, stepMs, t: startSeconds + i * stepSeconds, requests: requests[i]! },
+      { kept: null, decisions: 0 },
     );
   }
   return {

@@ -10,13 +10,13 @@
  */
 import type { Decision, ObservedState } from "../decision.ts";
 import { executes } from "../engine.ts";
-import { explainDecision } from "../explain.ts";
 import type { MetricSample } from "../metrics.ts";
 import { DEFAULT_RECONCILE_SECONDS, type ScalingPolicy } from "../policy.ts";
 import { demandRefitDue, fitDemand, PREDICTIVE_HISTORY_DAYS } from "../strategies/predictive.ts";
 import type { CapacityModel, ReplicaReading } from "./capacity.ts";
 import { type ElasticityMetrics, elasticityMetrics } from "./elasticity.ts";
 import { Fleet } from "./fleet.ts";
+import { KeptDecisions } from "./kept-decisions.ts";
 import type { Trace } from "./trace.ts";
 import { DecisionTrail } from "./trail.ts";
 
@@ -61,8 +61,8 @@ export interface SimulationInput {
   keepStates?: boolean;
   /**
    * Which decision each step carries: `every` (default: the step's last decision), `scaling` (only one that
-   * scaled), `none` (all null: metrics only). Keeping 43,200 decisions alive costs more than making them
-   * (garbage-collector time), so a backtest that wants numbers only passes `none`.
+   * scaled), `none` (all null: metrics only). A kept decision is stored as what it was made from and made again
+   * when its step's `decision` is first read (KeptDecisions), so keeping costs little until it is read.
    */
   keepDecisions?: "every" | "scaling" | "none";
 }
@@ -89,8 +89,11 @@ export interface SimulationStep {
   /** A serving replica's readings over the step (the load spread over `servingReplicas`). */
   metrics: ReplicaReading;
   sloViolated: boolean;
-  /** The step's last decision, or null when none was made in it. */
-  decision: Decision | null;
+  /**
+   * The step's last decision (as `keepDecisions` keeps), or null when none was made in it. Made again from the
+   * kept inputs on first read, then the same object; equal to the decision the run made.
+   */
+  readonly decision: Decision | null;
   decisions: number;
 }
 
@@ -177,16 +180,63 @@ function traceOf(input: SimulationInput): {
   };
 }
 
-/** Readings when nothing serves: every request fails. */
+/**
+ * A step as `simulate` and the oracle return it: the numbers, and the decision read from the run's kept ones
+ * (the step's slot in KeptDecisions), made on first read. `toJSON` writes the decision in as a field.
+ */
+class SimulatedStep implements SimulationStep {
+  constructor(
+    readonly t: number,
+    readonly at: number,
+    readonly demandRps: number,
+    readonly supplyRps: number,
+    readonly demandReplicas: number,
+    readonly servingReplicas: number,
+    readonly billedReplicas: number,
+    readonly desiredReplicas: number,
+    readonly warmingReplicas: number,
+    readonly drainingReplicas: number,
+    readonly metrics: ReplicaReading,
+    readonly sloViolated: boolean,
+    readonly decisions: number,
+    private readonly kept: KeptDecisions | null,
+    private readonly index: number,
+  ) {}
+
+  get decision(): Decision | null {
+    return this.kept === null ? null : this.kept.decisionOf(this.index);
+  }
+
+  toJSON(): SimulationStep {
+    return {
+      t: this.t,
+      at: this.at,
+      demandRps: this.demandRps,
+      supplyRps: this.supplyRps,
+      demandReplicas: this.demandReplicas,
+      servingReplicas: this.servingReplicas,
+      billedReplicas: this.billedReplicas,
+      desiredReplicas: this.desiredReplicas,
+      warmingReplicas: this.warmingReplicas,
+      drainingReplicas: this.drainingReplicas,
+      metrics: this.metrics,
+      sloViolated: this.sloViolated,
+      decision: this.decision,
+      decisions: this.decisions,
+    };
+  }
+}
+
 /**
  * Ends step `index` of a replay (the simulator's or the oracle's): advances the fleet to the step's end and reads
- * what it served, billed and measured under the demand of that step.
+ * what it served, billed and measured under the demand of that step. `decided.kept` holds the step's decision
+ * (null: none kept).
  */
 export function closeStep(
   fleet: Fleet,
   capacity: CapacityModel,
-  step: { startMs: number; stepMs: number; t: number; requests: number },
-  decided: { decision: Decision | null; decisions: number },
+  step: { index: number; startMs: number; stepMs: number; t: number; requests: number },
+  decided: { kept: KeptDecisions | null; decisions: number },
 ): SimulationStep {
   const { stepMs } = step;
   fleet.advanceTo(step.startMs + stepMs);
@@ -204,22 +254,23 @@ export function closeStep(
           avgLatencyMs: 0,
           errorRatePercent: demandRps > 0 ? 100 : 0,
         };
-  return {
-    t: step.t,
-    at: step.startMs,
+  return new SimulatedStep(
+    step.t,
+    step.startMs,
     demandRps,
-    supplyRps: servingReplicas * capacity.perReplicaRps,
-    demandReplicas: capacity.requiredReplicas(demandRps),
+    servingReplicas * capacity.perReplicaRps,
+    capacity.requiredReplicas(demandRps),
     servingReplicas,
-    billedReplicas: billedMs / stepMs,
-    desiredReplicas: fleet.current,
-    warmingReplicas: fleet.warmingCount,
-    drainingReplicas: fleet.drainingCount,
+    billedMs / stepMs,
+    fleet.current,
+    fleet.warmingCount,
+    fleet.drainingCount,
     metrics,
-    sloViolated: capacity.violatesSlo(metrics),
-    decision: decided.decision,
-    decisions: decided.decisions,
-  };
+    capacity.violatesSlo(metrics),
+    decided.decisions,
+    decided.kept,
+    step.index,
+  );
 }
 
 /** Replays `input.trace` through `decide`; see the module comment and docs/simulator.md. */
@@ -271,7 +322,7 @@ export function simulate(input: SimulationInput): SimulationResult {
   const evaluations: Evaluation[] | undefined = input.keepStates ? [] : undefined;
   let decisions = 0;
   let scalingActions = 0;
-  let stepDecision: Decision | null = null;
+  let stepIndex = 0;
   let stepDecisions = 0;
 
   const takeSample = (at: number): void => {
@@ -300,9 +351,11 @@ export function simulate(input: SimulationInput): SimulationResult {
     createdAt: start,
     reconcileIntervalMs,
     initialReplicas: initial,
-    // A decision a step does not keep is not explained; a kept one is, when its step closes (same sentence).
+    // Only `keepStates` keeps the decisions themselves; a step's is made again, explained, when it is read.
     explain: evaluations !== undefined,
   });
+  const kept =
+    keep === "none" ? null : new KeptDecisions(policy, n, { createdAt: start, reconcileIntervalMs });
   const samples: MetricSample[] = [];
   const observed = {
     currentReplicas: initial,
@@ -338,7 +391,7 @@ export function simulate(input: SimulationInput): SimulationResult {
     const decision = trail.decide(now, observed);
     decisions++;
     stepDecisions++;
-    if (keep === "every" || (keep === "scaling" && executes(decision))) stepDecision = decision;
+    if (kept !== null && (keep === "every" || executes(decision))) kept.keep(stepIndex, now, trail.state);
     if (evaluations !== undefined) {
       const state = trail.state;
       evaluations.push({
@@ -353,11 +406,12 @@ export function simulate(input: SimulationInput): SimulationResult {
         decision,
       });
     }
-    trail.record(decision, why);
+    if (trail.record(decision, why)) kept?.recordRecommendation(decision.recommendation);
     if (executes(decision)) {
       // The event is recorded at the decision's time, as the loop's scaling event row; the actuator is taken to
       // complete at once (activeEvent stays null), and warm-up models the rest.
       trail.recordScale(now, decision.currentReplicas, decision.desiredReplicas);
+      kept?.recordScale(now, decision.currentReplicas, decision.desiredReplicas);
       fleet.scaleTo(decision.desiredReplicas);
       scalingActions++;
     }
@@ -367,7 +421,7 @@ export function simulate(input: SimulationInput): SimulationResult {
   for (let i = 0; i < n; i++) {
     const stepStart = start + i * stepMs;
     const stepEnd = stepStart + stepMs;
-    stepDecision = null;
+    stepIndex = i;
     stepDecisions = 0;
     for (;;) {
       const arrival = arrivalHead < arrivals.length ? arrivals[arrivalHead]!.arriveAt : Infinity;
@@ -390,14 +444,11 @@ export function simulate(input: SimulationInput): SimulationResult {
         nextTick += tickMs;
       }
     }
-    // `evaluate` set it (TypeScript does not follow the assignment into the closure).
-    const kept = stepDecision as Decision | null;
-    if (kept !== null && evaluations === undefined) kept.explanation = explainDecision(kept);
     steps[i] = closeStep(
       fleet,
       capacity,
-      { startMs: stepStart, stepMs, t: startSeconds + i * stepSeconds, requests: requests[i]! },
-      { decision: kept, decisions: stepDecisions },
+      { index: i, startMs: stepStart, stepMs, t: startSeconds + i * stepSeconds, requests: requests[i]! },
+      { kept, decisions: stepDecisions },
     );
   }
 

@@ -109,10 +109,14 @@ export class DecisionTrail {
     return decide(this.policy, state, now, this.decideOptions);
   }
 
-  /** Records the decision's recommendation when the loop would: every push, a reconcile's when it is news. */
-  record(decision: Decision, trigger: EvaluationTrigger): void {
-    if (trigger !== "reconcile" || recordedOnReconcile(decision))
-      this.recommendations.push(decision.recommendation);
+  /**
+   * Records the decision's recommendation when the loop would: every push, a reconcile's when it is news.
+   * Returns whether it did.
+   */
+  record(decision: Decision, trigger: EvaluationTrigger): boolean {
+    if (trigger === "reconcile" && !recordedOnReconcile(decision)) return false;
+    this.recommendations.push(decision.recommendation);
+    return true;
   }
 
   /** A scale that happened at `at` (the loop records its event row then). */
