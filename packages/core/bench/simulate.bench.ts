@@ -5,7 +5,8 @@
  * Baseline, measured in the same run: a plain loop over the same steps that builds each step's row without the
  * decision chain (the rate, the capacity model's readings and the replicas it needs, one object per step), so
  * the ratio compares across machines. Median of 9 rounds, interleaved. Also target tracking under a weekday
- * capacity window and a monthly budget (no goal of its own; it shows what the calendar arithmetic costs).
+ * capacity window and a monthly budget (no goal of its own; it shows what the calendar arithmetic costs), and
+ * target tracking with every step's decision then read (a kept decision is made again on first read; no goal).
  * Run: pnpm --filter @proxyscale/core bench (or: cd packages/core && npx tsx bench/simulate.bench.ts)
  */
 import { cpus } from "node:os";
@@ -77,6 +78,7 @@ function baseline(): number {
 function simulation(
   keepDecisions: "every" | "none",
   simulated = policy,
+  readDecisions = false,
 ): { ms: number; decisions: number; actions: number } {
   const started = performance.now();
   const result = simulate({
@@ -89,6 +91,7 @@ function simulation(
     loop: { kind: "push" },
     keepDecisions,
   });
+  if (readDecisions) for (const step of result.steps) sink += step.decision?.desiredReplicas ?? 0;
   const ms = performance.now() - started;
   sink += result.steps.length;
   return { ms, decisions: result.decisions, actions: result.scalingActions };
@@ -102,6 +105,7 @@ simulation("every");
 simulation("none");
 simulation("none", predictivePolicy);
 simulation("none", scheduledPolicy);
+simulation("every", policy, true);
 const simMs: number[] = [];
 const leanMs: number[] = [];
 const baseMs: number[] = [];
@@ -111,6 +115,8 @@ const predictiveMs: number[] = [];
 const predictiveRatios: number[] = [];
 const scheduledMs: number[] = [];
 const scheduledRatios: number[] = [];
+const readMs: number[] = [];
+const readRatios: number[] = [];
 let last = { decisions: 0, actions: 0 };
 for (let round = 0; round < ROUNDS; round++) {
   const base = baseline();
@@ -122,6 +128,9 @@ for (let round = 0; round < ROUNDS; round++) {
   const scheduled = simulation("none", scheduledPolicy);
   scheduledMs.push(scheduled.ms);
   scheduledRatios.push(scheduled.ms / base);
+  const read = simulation("every", policy, true);
+  readMs.push(read.ms);
+  readRatios.push(read.ms / base);
   baseMs.push(base);
   simMs.push(sim.ms);
   leanMs.push(lean.ms);
@@ -149,6 +158,9 @@ console.log(
 );
 console.log(
   `| simulate target tracking with a schedule and a budget, keepDecisions: "none" | ${median(scheduledMs).toFixed(1)} | ${median(scheduledRatios).toFixed(0)} |`,
+);
+console.log(
+  `| simulate, every step's decision kept, then every one read (made again) | ${median(readMs).toFixed(1)} | ${median(readRatios).toFixed(0)} |`,
 );
 console.log(`predictive goal ≤ 1 s: ${median(predictiveMs) <= 1000 ? "met" : "NOT met"} on this run`);
 console.log(
