@@ -8,7 +8,7 @@ import {
 } from "@tanstack/react-query";
 import {
   createTRPCClient,
-  httpBatchLink,
+  httpBatchStreamLink,
   httpLink,
   httpSubscriptionLink,
   isTRPCClientError,
@@ -20,7 +20,7 @@ import { createTRPCContext } from "@trpc/tanstack-react-query";
 import { getSession, signOut } from "./session.ts";
 
 /**
- * The one module that talks to the server: the typed tRPC client (queries and mutations batched over HTTP,
+ * The one module that talks to the server: the typed tRPC client (queries and mutations batched over HTTP, each answer streamed as it is ready,
  * subscriptions over SSE), the react-query cache, and what a rejected token does (back to sign-in).
  * Every type comes from the server's router.
  */
@@ -48,7 +48,9 @@ export function createClient(baseUrl = "") {
         false: splitLink({
           condition: (op) => op.path === "metrics.range",
           true: httpLink({ url, headers: bearer }),
-          false: httpBatchLink({ url, headers: bearer }),
+          // Streamed: each answer of a batch arrives as it is ready, so a page's small queries do not wait for a
+          // summary that aggregates every sample of its window.
+          false: httpBatchStreamLink({ url, headers: bearer }),
         }),
       }),
     ],
