@@ -20,9 +20,9 @@ import { createTRPCContext } from "@trpc/tanstack-react-query";
 import { getSession, signOut } from "./session.ts";
 
 /**
- * The one module that talks to the server: the typed tRPC client (queries and mutations batched over HTTP, each answer streamed as it is ready,
- * subscriptions over SSE), the react-query cache, and what a rejected token does (back to sign-in).
- * Every type comes from the server's router.
+ * The one module that talks to the server: the typed tRPC client (queries and mutations batched over HTTP, each
+ * answer streamed as it is ready; subscriptions over SSE), the react-query cache, and what a rejected token does
+ * (back to sign-in). Every type comes from the server's router.
  */
 
 export type RouterOutputs = inferRouterOutputs<AppRouter>;
