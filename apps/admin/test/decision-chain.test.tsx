@@ -45,6 +45,16 @@ const SAMPLES: Limit[] = [
   { kind: "health", unhealthyReplicas: 1, servingReplicas: 4, loadFactor: 1.25 },
   { kind: "minAdjustmentMagnitude", value: 2, from: 5, to: 7 },
   { kind: "fallback", missedIntervals: 4, failureThreshold: 3, replicas: 3, from: 7, to: 3 },
+  { kind: "scaleToZero", idleSeconds: 31, gracePeriodSeconds: 30, from: 1, to: 0 },
+  {
+    kind: "activation",
+    source: "front",
+    heldRequests: 3,
+    requestRate: 0,
+    threshold: 0,
+    from: 0,
+    to: 1,
+  },
   { kind: "inFlight", eventId: "event-1", toReplicas: 6, from: 3, to: 5 },
   { kind: "mode", mode: "dryRun", from: 5, to: 5 },
 ];

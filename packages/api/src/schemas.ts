@@ -50,7 +50,7 @@ export const proxyPatchSchema = z.strictObject({
   ownerTier: tierSchema.optional(),
 });
 
-/** The seed's execute body. `auto` is the control loop's own trigger and is not accepted from callers. */
+/** The seed's execute body. `auto` and `activation` are the control loop's own triggers, not accepted from callers. */
 export const executeScalingSchema = z.strictObject({
   newReplicaCount: storableInteger(0),
   reason: storableText("multiline")
@@ -58,7 +58,10 @@ export const executeScalingSchema = z.strictObject({
     .min(1, { message: "must not be blank" })
     .max(500)
     .default("manual scale"),
-  triggeredBy: z.enum(SCALING_TRIGGERS).exclude(["auto"], { message: "must be manual or admin" }).optional(),
+  triggeredBy: z
+    .enum(SCALING_TRIGGERS)
+    .exclude(["auto", "activation"], { message: "must be manual or admin" })
+    .optional(),
 });
 
 export const evaluateOptionsSchema = z.strictObject({

@@ -63,6 +63,19 @@ export interface ObservedState {
   replicaHoursThisMonth?: number;
   /** The fleet's per-minute request rate history: loaded only for a predictive policy. */
   demand?: DemandHistory;
+  /**
+   * The newest stored sample that counted requests (requestRate > 0) within the scale-to-zero grace period, from
+   * every server's samples (epoch ms; null: none). Loaded only for a policy that allows 0 replicas; without it the
+   * latest samples are read instead.
+   */
+  lastRequestAt?: number | null;
+  /** Requests the proxy's front holds while the fleet is at 0 (a `local` proxy): demand that activates it. */
+  heldRequests?: number;
+  /**
+   * KEDA's activation threshold, from the proxy's metrics source: at 0 replicas, a live request rate above it
+   * (requests/s, the whole fleet's) scales to 1. Default 0: any request.
+   */
+  activationThreshold?: number;
 }
 
 /** One metric's proposal (target tracking) or reading (threshold, step). */
@@ -160,6 +173,30 @@ export const decisionLimitSchema = z
       missedIntervals: z.number().int().min(0),
       failureThreshold: z.number().int(),
       replicas: replicaCount.optional(),
+      from: replicaCount,
+      to: replicaCount,
+    }),
+    /**
+     * Scale to zero (minReplicas 0): `to` 0 once no request was seen for `gracePeriodSeconds`; a proposal of 0
+     * held at 1 while the last request is younger than that (`idleSeconds` since it).
+     */
+    z.object({
+      kind: z.literal("scaleToZero"),
+      idleSeconds: z.number().min(0),
+      gracePeriodSeconds: z.number(),
+      from: replicaCount,
+      to: replicaCount,
+    }),
+    /**
+     * A fleet at 0: `front` (requests held at the front) or `metrics` (a live request rate above the metric source's
+     * activation threshold) brought it to `to` ≥ 1; `none`: no demand, held at 0.
+     */
+    z.object({
+      kind: z.literal("activation"),
+      source: z.enum(["front", "metrics", "none"]),
+      heldRequests: z.number().int().min(0),
+      requestRate: z.number(),
+      threshold: z.number(),
       from: replicaCount,
       to: replicaCount,
     }),

@@ -10,6 +10,7 @@ import type {
 import { explainDecision } from "./explain.ts";
 import { type FleetMetrics, type FleetObservation, observeFleet } from "./observe.ts";
 import { MAX_POLICY_HISTORY_SECONDS, type ScalingPolicy, withinDurationLimits } from "./policy.ts";
+import { scaleToZeroLimit } from "./scale-to-zero.ts";
 import {
   type ActiveWindow,
   activeWindows,
@@ -158,8 +159,8 @@ export interface DecideOptions {
  * The REST evaluate, the control loop and the simulator all call it, so they cannot disagree.
  *
  * Pipeline: live samples → averages (health-adjusted) → strategy proposal → the seed's cooldowns (threshold
- * strategy) → HPA stabilization windows → HPA rate policies → min/max → fallback (no live metrics for
- * `failureThreshold` intervals) → tier cap → budget → in flight (a scale already runs) → mode (dryRun, off)
+ * strategy) → HPA stabilization windows → HPA rate policies → min/max → scale to zero and activation (bounds
+ * reaching 0) → fallback (no live metrics for `failureThreshold` intervals) → tier cap → budget → in flight (a scale already runs) → mode (dryRun, off)
  * → action. A fleet outside [minReplicas, maxReplicas] goes straight to the nearest bound, as HPA does.
  */
 export function decide(
@@ -264,7 +265,15 @@ export function decide(
   if (windows.length > 0 && !limits.some((limit) => limit.kind === "schedule"))
     limits.push(boundLimit(bounds, "minReplicas", desired, desired));
 
-  if (observation === null) {
+  // Bounds that reach 0: the grace period takes the fleet to 0, and only demand brings it back.
+  const toZero = minReplicas === 0 ? scaleToZeroLimit(policy, state, observation, now, desired) : undefined;
+  if (toZero !== undefined) {
+    limits.push(toZero);
+    desired = toZero.to;
+  }
+
+  // A fleet at 0 reports nothing by design: there, activation decides, not fallback.
+  if (observation === null && toZero?.kind !== "activation") {
     const bounded = windows.length === 0 ? policy : { ...policy, minReplicas, maxReplicas };
     const fallback = fallbackLimit(bounded, state, now, desired);
     if (fallback !== undefined) {
@@ -399,6 +408,7 @@ export function historySecondsFor(policy: ScalingPolicy): number {
       policy.scaleUpCooldownSeconds,
       policy.scaleDownCooldownSeconds,
       policy.metricsMaxAgeSeconds,
+      policy.scaleToZeroGracePeriodSeconds,
       scaleUp.stabilizationWindowSeconds,
       scaleDown.stabilizationWindowSeconds,
       ...scaleUp.policies.map((rule) => rule.periodSeconds),

@@ -94,6 +94,16 @@ export function describeLimit(limit: Limit): string {
       return limit.replicas === undefined
         ? `fallback after ${limit.missedIntervals} missed intervals (threshold ${limit.failureThreshold}): hold at ${limit.to}`
         : `fallback after ${limit.missedIntervals} missed intervals (threshold ${limit.failureThreshold}): ${limit.to} replicas`;
+    case "scaleToZero":
+      return limit.to === 0
+        ? `no request for ${formatNumber(limit.idleSeconds)}s (scale-to-zero grace ${limit.gracePeriodSeconds}s): to 0`
+        : `last request ${formatNumber(limit.idleSeconds)}s ago, within scale-to-zero grace ${limit.gracePeriodSeconds}s: held at ${limit.to}`;
+    case "activation":
+      if (limit.source === "front")
+        return `activation: ${limit.heldRequests} requests held at the front: raised to ${limit.to}`;
+      return limit.source === "metrics"
+        ? `activation: request rate ${formatNumber(limit.requestRate, 2)}/s above activation threshold ${limit.threshold}: raised to ${limit.to}`
+        : `at zero: request rate ${formatNumber(limit.requestRate, 2)}/s not above activation threshold ${limit.threshold}: held at 0`;
     case "inFlight":
       return `skipped: scale to ${limit.toReplicas} already in flight (event ${limit.eventId})`;
     case "mode":

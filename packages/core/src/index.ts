@@ -13,6 +13,7 @@ export * from "./policy.ts";
 export * from "./presets.ts";
 export * from "./replica-templates.ts";
 export * from "./requests.ts";
+export * from "./scale-to-zero.ts";
 export * from "./schedule.ts";
 export * from "./score.ts";
 export * from "./simulate/index.ts";

@@ -36,6 +36,7 @@ export const POLICY_DURATION_LIMITS = {
   metricsMaxAgeSeconds: 86_400,
   stabilizationWindowSeconds: 3_600,
   periodSeconds: 1_800,
+  scaleToZeroGracePeriodSeconds: 3_600,
 } as const;
 /** The furthest back any decision looks (the longest of the bounded durations above). */
 export const MAX_POLICY_HISTORY_SECONDS = Math.max(...Object.values(POLICY_DURATION_LIMITS));
@@ -266,6 +267,13 @@ const policyFields = {
   costPerReplicaHour: z.number().min(0, { message: "must not be negative" }).optional(),
   /** Caps scale-up at what the rest of the month's budget affords; needs costPerReplicaHour. */
   monthlyBudget: positive.optional(),
+  /**
+   * With minReplicas 0: how long the fleet must see no request before it goes to 0 (Knative's
+   * scale-to-zero-grace-period, 30 s by default). An hour at most: idle longer than that is idle.
+   */
+  scaleToZeroGracePeriodSeconds: seconds
+    .max(POLICY_DURATION_LIMITS.scaleToZeroGracePeriodSeconds, { message: "must be at most 3600 (an hour)" })
+    .default(30),
 };
 
 function checkPolicyRules(
@@ -332,6 +340,7 @@ export function withinDurationLimits(policy: ScalingPolicy): ScalingPolicy {
     policy.scaleUpCooldownSeconds <= limits.cooldownSeconds &&
     policy.scaleDownCooldownSeconds <= limits.cooldownSeconds &&
     policy.metricsMaxAgeSeconds <= limits.metricsMaxAgeSeconds &&
+    policy.scaleToZeroGracePeriodSeconds <= limits.scaleToZeroGracePeriodSeconds &&
     rulesWithinDurationLimits(scaleUp) &&
     rulesWithinDurationLimits(scaleDown)
   ) {
@@ -350,6 +359,10 @@ export function withinDurationLimits(policy: ScalingPolicy): ScalingPolicy {
     scaleUpCooldownSeconds: Math.min(policy.scaleUpCooldownSeconds, limits.cooldownSeconds),
     scaleDownCooldownSeconds: Math.min(policy.scaleDownCooldownSeconds, limits.cooldownSeconds),
     metricsMaxAgeSeconds: Math.min(policy.metricsMaxAgeSeconds, limits.metricsMaxAgeSeconds),
+    scaleToZeroGracePeriodSeconds: Math.min(
+      policy.scaleToZeroGracePeriodSeconds,
+      limits.scaleToZeroGracePeriodSeconds,
+    ),
     behavior: { scaleUp: clampRules(scaleUp), scaleDown: clampRules(scaleDown) },
   };
 }

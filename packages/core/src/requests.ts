@@ -3,8 +3,11 @@ import type { ObservedState } from "./decision.ts";
 import type { ScalingPolicy } from "./policy.ts";
 import { storableInteger, storableText } from "./storable.ts";
 
-/** Who asked for a scale: the control loop, a user, an admin (the seed's triggeredBy). */
-export const SCALING_TRIGGERS = ["auto", "manual", "admin"] as const;
+/**
+ * Who asked for a scale: the control loop, a user, an admin (the seed's triggeredBy), or `activation`: the control
+ * loop at once, for requests held at a fleet's front while it is at 0.
+ */
+export const SCALING_TRIGGERS = ["auto", "manual", "admin", "activation"] as const;
 export type ScalingTrigger = (typeof SCALING_TRIGGERS)[number];
 
 /** The statuses a scaling event can be finished with. */

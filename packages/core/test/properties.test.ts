@@ -145,6 +145,13 @@ const inRange = (policy: ScalingPolicy, state: ObservedState): ObservedState => 
   caps: undefined,
 });
 
+/**
+ * The policy with minReplicas ≥ 1: scale to zero (bounds reaching 0) goes past the strategy, cooldowns and rate
+ * policies by design, and its own property below covers it.
+ */
+const keepsOne = (policy: ScalingPolicy): ScalingPolicy =>
+  policy.minReplicas === 0 ? { ...policy, minReplicas: 1 } : policy;
+
 function lastEventAt(state: ObservedState): number | undefined {
   return state.recentEvents.length === 0 ? undefined : Math.max(...state.recentEvents.map((e) => e.at));
 }
@@ -191,7 +198,7 @@ describe("engine invariants (fast-check)", () => {
 
   it("never moves past the strategy's recommendation, nor against it (count within bounds, no caps)", () => {
     fc.assert(
-      fc.property(policyArb, stateArb, (policy, raw) => {
+      fc.property(policyArb.map(keepsOne), stateArb, (policy, raw) => {
         const state = inRange(policy, raw);
         const d = decide(policy, state, NOW);
         const low = Math.min(d.currentReplicas, d.recommendedReplicas);
@@ -204,7 +211,7 @@ describe("engine invariants (fast-check)", () => {
 
   it("threshold: nothing scales inside a cooldown", () => {
     fc.assert(
-      fc.property(policyArb, stateArb, (anyPolicy, raw) => {
+      fc.property(policyArb.map(keepsOne), stateArb, (anyPolicy, raw) => {
         const policy = { ...anyPolicy, strategy: "threshold" as const };
         const state = inRange(policy, raw);
         const last = lastEventAt(state);
@@ -220,7 +227,7 @@ describe("engine invariants (fast-check)", () => {
 
   it("threshold: moves one step at most", () => {
     fc.assert(
-      fc.property(policyArb, stateArb, (anyPolicy, raw) => {
+      fc.property(policyArb.map(keepsOne), stateArb, (anyPolicy, raw) => {
         const policy = { ...anyPolicy, strategy: "threshold" as const };
         const state = inRange(policy, raw);
         const d = decide(policy, state, NOW);
@@ -248,7 +255,7 @@ describe("engine invariants (fast-check)", () => {
     // An independent reading of HPA's rule: a scale-up may not pass the best (Max) or the tightest (Min) policy
     // bound computed from the replicas at each period's start.
     fc.assert(
-      fc.property(policyArb, stateArb, (policy, raw) => {
+      fc.property(policyArb.map(keepsOne), stateArb, (policy, raw) => {
         const state = inRange(policy, raw);
         const d = decide(policy, state, NOW);
         const current = d.currentReplicas;
@@ -272,6 +279,22 @@ describe("engine invariants (fast-check)", () => {
           const bound = rules.selectPolicy === "Max" ? Math.min(...bounds) : Math.max(...bounds);
           expect(d.desiredReplicas).toBeGreaterThanOrEqual(Math.min(bound, current, policy.maxReplicas));
         }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("with minReplicas 0, a fleet reaches 0 only by scaleToZero and leaves it only by activation", () => {
+    fc.assert(
+      fc.property(policyArb, stateArb, fc.integer({ min: 0, max: 5 }), (anyPolicy, raw, held) => {
+        const policy = { ...anyPolicy, minReplicas: 0, schedules: undefined, mode: "auto" as const };
+        const state = { ...inRange(policy, raw), heldRequests: held };
+        const d = decide(policy, state, NOW);
+        const kinds = d.limits.map((limit) => limit.kind);
+        if (d.currentReplicas > 0 && d.desiredReplicas === 0) expect(kinds).toContain("scaleToZero");
+        if (d.currentReplicas === 0 && d.desiredReplicas > 0) expect(kinds).toContain("activation");
+        if (d.currentReplicas === 0 && held > 0 && state.activeEvent === null)
+          expect(d.desiredReplicas).toBeGreaterThanOrEqual(1);
       }),
       { numRuns: 300 },
     );

@@ -1,4 +1,11 @@
-import { PRESET_NAMES, policyFromPreset, type ScalingPolicy, scalingPolicySchema } from "@proxyscale/core";
+import {
+  type ActuatorKind,
+  minReplicasZeroError,
+  PRESET_NAMES,
+  policyFromPreset,
+  type ScalingPolicy,
+  scalingPolicySchema,
+} from "@proxyscale/core";
 import {
   deletePolicy,
   getEnvironmentPolicy,
@@ -15,7 +22,7 @@ import {
   loadVisibleProxy,
   tierCapExceeded,
 } from "../access.ts";
-import { notFound, toApiIssues } from "../errors.ts";
+import { inputError, notFound, toApiIssues } from "../errors.ts";
 import {
   effectivePolicySchema,
   environmentPoliciesSchema,
@@ -76,6 +83,9 @@ export const policiesRouter = {
       const { proxyId, ...policy } = input;
       const proxy = await loadVisibleProxy(ctx, proxyId);
       assertWithinOwnerTier(proxy, policy.maxReplicas);
+      const zeroError =
+        policy.minReplicas === 0 ? minReplicasZeroError(proxy.actuator.kind as ActuatorKind) : null;
+      if (zeroError !== null) throw inputError("minReplicas", zeroError, 0);
       const stored = await upsertPolicy(ctx.db, { proxyId, policy, actorId: ctx.user.sub });
       return { proxyId, policy: stored.policy, source: "proxy" as const, created: stored.created };
     }),

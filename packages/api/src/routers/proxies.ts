@@ -1,13 +1,15 @@
 import {
   type ActuatorConfig,
   type MetricsSource,
+  minReplicasZeroError,
   redactActuatorConfig,
   redactMetricsSource,
 } from "@proxyscale/core";
 import { createProxy, deleteProxy, listProxies, type ProxyRecord, updateProxy } from "@proxyscale/db";
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
-import { callerTierLimits, loadVisibleProxy, ownerScope } from "../access.ts";
+import { callerTierLimits, effectivePolicyOf, loadVisibleProxy, ownerScope } from "../access.ts";
+import { inputError } from "../errors.ts";
 import {
   deletedProxySchema,
   type ProxyView,
@@ -120,6 +122,14 @@ export const proxiesRouter = {
     .mutation(async ({ ctx, input }) => {
       const { proxyId, actuator, ...fields } = input;
       await loadVisibleProxy(ctx, proxyId);
+      const zeroError = actuator ? minReplicasZeroError(actuator.kind) : null;
+      if (zeroError !== null && (await effectivePolicyOf(ctx, proxyId)).policy.minReplicas === 0) {
+        throw inputError(
+          "actuator.kind",
+          `the proxy's policy has minReplicas 0: ${zeroError}`,
+          actuator?.kind,
+        );
+      }
       if (fields.ownerTier !== undefined && ctx.user.role !== "admin") {
         throw new TRPCError({
           code: "FORBIDDEN",

@@ -137,7 +137,13 @@ export const scrapeTargetsSchema = z.union(
 );
 export type ScrapeTargets = z.output<typeof scrapeTargetsSchema>;
 
-export const pushSourceSchema = z.strictObject({ kind: z.literal("push") });
+/**
+ * KEDA's activationThreshold: a fleet at 0 replicas (minReplicas 0) is scaled to 1 once its live request rate,
+ * requests/s over the whole fleet, is above it. Default 0: any request (docs/metrics-sources.md, "Scale to zero").
+ */
+const activationThreshold = z.number().min(0, { message: "must not be negative" }).optional();
+
+export const pushSourceSchema = z.strictObject({ kind: z.literal("push"), activationThreshold });
 
 export const scrapeSourceSchema = z
   .strictObject({
@@ -146,6 +152,7 @@ export const scrapeSourceSchema = z
     timeoutMs: timeoutMs.default(5_000),
     targets: scrapeTargetsSchema.default({ from: "actuator", path: "/metrics" }),
     mapping: scrapeMappingSchema,
+    activationThreshold,
   })
   .superRefine((source, ctx) => {
     // A scrape still running when the next is due would pile up on a slow target.
@@ -178,6 +185,7 @@ export const prometheusSourceSchema = z.strictObject({
   bearerToken: bearerTokenSchema.optional(),
   timeoutMs: timeoutMs.default(5_000),
   intervalSeconds: intervalSeconds.default(15),
+  activationThreshold,
   queries: z
     .array(prometheusQuerySchema)
     .min(1, { message: "must have at least one query" })

@@ -1,5 +1,6 @@
 import {
   historySecondsFor,
+  type MetricsSource,
   type ObservedState,
   type RecommendationRecord,
   type ScaleEventRecord,
@@ -14,6 +15,7 @@ import {
   environmentScalingPolicies,
   proxies,
   proxyLatestMetrics,
+  proxyLoadMetrics,
   proxyScalingEvents,
   proxyScalingPolicies,
   type ScalingEventStatus,
@@ -208,6 +210,8 @@ export async function loadObservedStates(
     });
     for (const [proxyId, entry] of reread) result.set(proxyId, entry);
   }
+  const zeroable = [...result.values()].filter((entry) => mayScaleToZero(entry.policy));
+  if (zeroable.length > 0) await loadScaleToZeroInputs(db, zeroable, args.now);
   // The budget's input (core's budgetCap), read only for proxies whose policy has a budget.
   const budgeted = [...result.values()].filter(
     (entry) => entry.policy.monthlyBudget !== undefined && entry.policy.costPerReplicaHour !== undefined,
@@ -225,6 +229,37 @@ export async function loadObservedStates(
     for (const entry of budgeted) entry.state.replicaHoursThisMonth = hours.get(entry.proxy.id) ?? 0;
   }
   return result;
+}
+
+function mayScaleToZero(policy: ScalingPolicy): boolean {
+  return policy.minReplicas === 0 || (policy.schedules ?? []).some((window) => window.minReplicas === 0);
+}
+
+/**
+ * Scale to zero's inputs (core's scaleToZeroLimit): the newest stored sample with requests within each proxy's
+ * grace period, from every server's pushes and scrapes (one index range per proxy), and the metric source's
+ * activation threshold.
+ */
+async function loadScaleToZeroInputs(db: Db, entries: readonly ObservedProxy[], now: number): Promise<void> {
+  const m = proxyLoadMetrics;
+  const grace = Math.max(...entries.map((entry) => entry.policy.scaleToZeroGracePeriodSeconds));
+  const rows = await queryPreparedRows<{ proxyId: string; at: number }>(
+    db,
+    sql`select ${m.proxyId} as "proxyId", ${epochMs(sql`max(${m.recordedAt})`)}::float8 as at
+        from ${m}
+        where ${inList(
+          m.proxyId,
+          entries.map((entry) => entry.proxy.id),
+          "uuid",
+        )} and ${m.recordedAt} >= ${timestampParam(new Date(now - grace * 1000))} and ${m.requestRate} > 0
+        group by ${m.proxyId}`,
+  );
+  const lastRequest = new Map(rows.map((row) => [row.proxyId, row.at]));
+  for (const entry of entries) {
+    entry.state.lastRequestAt = lastRequest.get(entry.proxy.id) ?? null;
+    const threshold = (entry.proxy.metricsSource as MetricsSource).activationThreshold;
+    if (threshold !== undefined) entry.state.activationThreshold = threshold;
+  }
 }
 
 function groupBy<T, V>(rows: readonly T[], split: (row: T) => [string, V]): Map<string, V[]> {

@@ -1,0 +1,4 @@
+ALTER TABLE "proxy_scaling_events" DROP CONSTRAINT "proxy_scaling_events_triggered_by_valid";--> statement-breakpoint
+ALTER TABLE "scaling_decisions" DROP CONSTRAINT "scaling_decisions_triggered_by_valid";--> statement-breakpoint
+ALTER TABLE "proxy_scaling_events" ADD CONSTRAINT "proxy_scaling_events_triggered_by_valid" CHECK ("proxy_scaling_events"."triggered_by" in ('auto', 'manual', 'admin', 'activation'));--> statement-breakpoint
+ALTER TABLE "scaling_decisions" ADD CONSTRAINT "scaling_decisions_triggered_by_valid" CHECK ("scaling_decisions"."triggered_by" in ('auto', 'manual', 'admin', 'activation'));
