@@ -5,15 +5,10 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { combineTelemetry, createLiveFeed } from "@proxyscale/api";
 import { type Database, schema } from "@proxyscale/db";
 import { and, asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { ControlLoop } from "../src/control/loop.ts";
-import { createLogger } from "../src/logger.ts";
-import { createServerMetrics } from "../src/metrics.ts";
-import { createServer, type ProxyScaleServer } from "../src/server.ts";
-import { createScraper, type Scraper } from "../src/sources/scrape.ts";
+import { type ControlNode, startScrapingNode } from "./control/node.ts";
 import {
   type Client,
   client,
@@ -83,9 +78,7 @@ const driver = testDriverList().find((candidate) => candidate.available)!;
 
 describe.skipIf(prometheusMissing)("the prometheus metrics source against a real Prometheus 2.42", () => {
   let database: Database;
-  let control: ControlLoop;
-  let scraper: Scraper;
-  let server: ProxyScaleServer;
+  let node: ControlNode;
   let api: Client;
   let prometheus: ChildProcess;
   let prometheusUrl: string;
@@ -97,37 +90,8 @@ describe.skipIf(prometheusMissing)("the prometheus metrics source against a real
 
   beforeAll(async () => {
     database = await driver.open({ poolMax: 8 });
-    const logger = createLogger("silent");
-    const metrics = createServerMetrics({ defaultMetrics: false });
-    const live = createLiveFeed({ db: database.db, database, logger });
-    control = new ControlLoop({
-      database,
-      logger,
-      telemetry: live.telemetry,
-      metricsRegistry: metrics.registry,
-    });
-    scraper = createScraper({
-      db: database.db,
-      logger,
-      control,
-      telemetry: combineTelemetry(metrics.telemetry, live.telemetry),
-      refreshIntervalMs: 200,
-    });
-    server = createServer({
-      database,
-      auth: { jwtSecret: TEST_SECRET },
-      logger,
-      adminDistDir: null,
-      metrics,
-      live,
-      executor: control.executor,
-      onMetricsRecorded: control.onMetricsRecorded,
-      sourceHealth: (id) => scraper.health(id),
-    });
-    const { url } = await server.listen(0, "127.0.0.1");
-    await control.start();
-    scraper.start();
-    api = client(url, await token({ sub: unique("prometheus-owner") }));
+    node = await startScrapingNode(database, TEST_SECRET, { refreshIntervalMs: 200 });
+    api = client(node.url, await token({ sub: unique("prometheus-owner") }));
 
     replicas = [await replica(50, 30), await replica(100, 50)];
     dir = await mkdtemp(join(tmpdir(), "proxyscale-prometheus-"));
@@ -203,9 +167,7 @@ describe.skipIf(prometheusMissing)("the prometheus metrics source against a real
   }, 60_000);
 
   afterAll(async () => {
-    await scraper?.close();
-    await server?.close();
-    await control?.close();
+    await node?.close();
     prometheus?.kill("SIGTERM");
     await Promise.all((replicas ?? []).map((r) => r.close()));
     if (dir) await rm(dir, { recursive: true, force: true });

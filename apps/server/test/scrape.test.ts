@@ -4,17 +4,13 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { combineTelemetry, createLiveFeed } from "@proxyscale/api";
 import { haproxyExposition } from "@proxyscale/core/testing";
 import { type Database, schema } from "@proxyscale/db";
 import autocannon from "autocannon";
 import { and, asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { ControlLoop } from "../src/control/loop.ts";
-import { createLogger } from "../src/logger.ts";
-import { createServerMetrics } from "../src/metrics.ts";
-import { createServer, type ProxyScaleServer } from "../src/server.ts";
-import { createScraper, type Scraper } from "../src/sources/scrape.ts";
+import type { ControlLoop } from "../src/control/loop.ts";
+import { type ControlNode, startScrapingNode } from "./control/node.ts";
 import {
   type Client,
   client,
@@ -45,8 +41,7 @@ const driver = testDriverList().find((candidate) => candidate.available)!;
 describe("the scrape metrics source against a real HAProxy 2.6 and its built-in exporter", () => {
   let database: Database;
   let control: ControlLoop;
-  let scraper: Scraper;
-  let server: ProxyScaleServer;
+  let node: ControlNode;
   let api: Client;
   let apiUrl: string;
   let upstream: { server: http.Server; url: string };
@@ -62,38 +57,10 @@ describe("the scrape metrics source against a real HAProxy 2.6 and its built-in 
 
   beforeAll(async () => {
     database = await driver.open({ poolMax: 8 });
-    const logger = createLogger("silent");
-    const metrics = createServerMetrics({ defaultMetrics: false });
-    const live = createLiveFeed({ db: database.db, database, logger });
-    control = new ControlLoop({
-      database,
-      logger,
-      telemetry: live.telemetry,
-      metricsRegistry: metrics.registry,
-    });
-    scraper = createScraper({
-      db: database.db,
-      logger,
-      control,
-      telemetry: combineTelemetry(metrics.telemetry, live.telemetry),
-      refreshIntervalMs: 200,
-    });
-    server = createServer({
-      database,
-      auth: { jwtSecret: TEST_SECRET },
-      logger,
-      adminDistDir: null,
-      metrics,
-      live,
-      executor: control.executor,
-      onMetricsRecorded: control.onMetricsRecorded,
-      sourceHealth: (id) => scraper.health(id),
-    });
-    const { url } = await server.listen(0, "127.0.0.1");
-    await control.start();
-    scraper.start();
-    apiUrl = url;
-    api = client(url, await token({ sub: unique("scrape-owner") }));
+    node = await startScrapingNode(database, TEST_SECRET, { refreshIntervalMs: 200 });
+    control = node.control;
+    apiUrl = node.url;
+    api = client(node.url, await token({ sub: unique("scrape-owner") }));
 
     upstream = await listen((_req, res) => res.end("ok"));
     helpers.push(upstream.server);
@@ -166,9 +133,7 @@ describe("the scrape metrics source against a real HAProxy 2.6 and its built-in 
   }, 60_000);
 
   afterAll(async () => {
-    await scraper?.close();
-    await server?.close();
-    await control?.close();
+    await node?.close();
     haproxy?.kill("SIGTERM");
     for (const res of hangingRequests) res.destroy();
     for (const helper of [...helpers, disappearing?.server]) helper?.closeAllConnections();
