@@ -66,7 +66,8 @@ export class KeptDecisions {
 
   /**
    * Step `step` keeps the decision made at `now` from `state` (the trail's, before the decision is recorded).
-   * The simulator's state has one fleet-average sample at most, no caps and no scale in flight.
+   * The simulator's state has one fleet-average sample at most, no caps and no scale in flight. A state field
+   * the trail starts setting must be kept here too (simulate.test.ts compares every kept decision with the run's).
    */
   keep(step: number, now: number, state: ObservedState): void {
     const slots = this.slots;

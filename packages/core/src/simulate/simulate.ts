@@ -185,23 +185,56 @@ function traceOf(input: SimulationInput): {
  * (the step's slot in KeptDecisions), made on first read. `toJSON` writes the decision in as a field.
  */
 class SimulatedStep implements SimulationStep {
+  // Declared, not initialised: class fields would define each as undefined before the constructor stores it.
+  declare readonly t: number;
+  declare readonly at: number;
+  declare readonly demandRps: number;
+  declare readonly supplyRps: number;
+  declare readonly demandReplicas: number;
+  declare readonly servingReplicas: number;
+  declare readonly billedReplicas: number;
+  declare readonly desiredReplicas: number;
+  declare readonly warmingReplicas: number;
+  declare readonly drainingReplicas: number;
+  declare readonly metrics: ReplicaReading;
+  declare readonly sloViolated: boolean;
+  declare readonly decisions: number;
+  declare private readonly kept: KeptDecisions | null;
+  declare private readonly index: number;
+
   constructor(
-    readonly t: number,
-    readonly at: number,
-    readonly demandRps: number,
-    readonly supplyRps: number,
-    readonly demandReplicas: number,
-    readonly servingReplicas: number,
-    readonly billedReplicas: number,
-    readonly desiredReplicas: number,
-    readonly warmingReplicas: number,
-    readonly drainingReplicas: number,
-    readonly metrics: ReplicaReading,
-    readonly sloViolated: boolean,
-    readonly decisions: number,
-    private readonly kept: KeptDecisions | null,
-    private readonly index: number,
-  ) {}
+    t: number,
+    at: number,
+    demandRps: number,
+    supplyRps: number,
+    demandReplicas: number,
+    servingReplicas: number,
+    billedReplicas: number,
+    desiredReplicas: number,
+    warmingReplicas: number,
+    drainingReplicas: number,
+    metrics: ReplicaReading,
+    sloViolated: boolean,
+    decisions: number,
+    kept: KeptDecisions | null,
+    index: number,
+  ) {
+    this.t = t;
+    this.at = at;
+    this.demandRps = demandRps;
+    this.supplyRps = supplyRps;
+    this.demandReplicas = demandReplicas;
+    this.servingReplicas = servingReplicas;
+    this.billedReplicas = billedReplicas;
+    this.desiredReplicas = desiredReplicas;
+    this.warmingReplicas = warmingReplicas;
+    this.drainingReplicas = drainingReplicas;
+    this.metrics = metrics;
+    this.sloViolated = sloViolated;
+    this.decisions = decisions;
+    this.kept = kept;
+    this.index = index;
+  }
 
   get decision(): Decision | null {
     return this.kept === null ? null : this.kept.decisionOf(this.index);
