@@ -81,6 +81,22 @@ export const localActuatorConfigSchema = z.strictObject({
     })
     .prefault({}),
   reporting: localReportingSchema.prefault({}),
+  /**
+   * Scale to zero (docs/metrics-sources.md): while no replica is in the rotation, the front holds up to
+   * `maxRequests` requests for at most `timeoutMs` each, asks the control loop for a replica at once, and sends
+   * them on when the first is ready. A request past either bound is answered 503 at once.
+   */
+  coldStartQueue: z
+    .strictObject({
+      maxRequests: z
+        .number()
+        .int({ message: "must be a whole number" })
+        .min(0, { message: "must not be negative" })
+        .max(100_000, { message: "must be at most 100000" })
+        .default(1_000),
+      timeoutMs: positiveMilliseconds(600_000).default(30_000),
+    })
+    .prefault({}),
   /** What each replica runs: the Node worker, a built-in HAProxy or nginx template, or a custom one. */
   replica: replicaTemplateSchema.default({ template: "worker" }),
 });

@@ -382,6 +382,13 @@ export function recordedOnReconcile(decision: Decision): boolean {
   );
 }
 
+/** Who the control loop's decision is recorded as triggered by: `activation` when demand brought a fleet up from 0. */
+export function scalingTriggerOf(decision: Decision): "auto" | "activation" {
+  for (const limit of decision.limits)
+    if (limit.kind === "activation" && limit.source !== "none" && limit.to > 0) return "activation";
+  return "auto";
+}
+
 /** What a decision came to, in one word (the control loop's evaluation metric). */
 export type DecisionOutcome = "scaled" | "dry_run" | "paused" | "skipped_in_flight" | "fallback" | "held";
 

@@ -42,6 +42,8 @@ export interface Actuator {
   setReplicas(replicas: number, ctx: SetReplicasContext): Promise<SetReplicasResult>;
   /** Calls `onChange` whenever the observed counts change; returns the unsubscribe function. */
   watch?(onChange: (counts: ReplicaCounts) => void): () => void;
+  /** Requests its front holds while the fleet is at 0 (`local`): demand that activates the fleet. */
+  heldRequests?(): number;
   /** The ready replicas' metrics endpoints, for actuators that know them (`local` templates, `kubernetes`). */
   targets?(): Promise<ActuatorTarget[]>;
   /** Releases everything the actuator holds (processes, listeners, sockets). */
@@ -60,6 +62,11 @@ export interface ActuatorDeps {
   env?: Record<string, string | undefined>;
   /** Where `local` workers push their metrics, unless the config names its own URL and token. */
   metricsReporting?: { url: string; token: string };
+  /**
+   * Asks the control loop to scale the fleet from 0 at once (trigger `activation`). Given, a `local` front holds
+   * requests while no replica serves (its coldStartQueue); absent, it answers them 503 at once.
+   */
+  onColdStart?: () => void;
 }
 
 export type ActuatorErrorCode =

@@ -15,6 +15,8 @@ export type ActuatorFactory = (config: ActuatorConfig, deps: ActuatorDeps) => Pr
 interface Entry {
   fingerprint: string;
   actuator: Promise<Actuator>;
+  /** The actuator once built. */
+  built?: Actuator;
   unwatch?: () => void;
   /** What was last written to the proxy row from this actuator's observations. */
   written: { replicas: number; health: ProxyHealth; unhealthy: number } | null;
@@ -27,6 +29,8 @@ export interface ActuatorRegistryOptions {
   create?: ActuatorFactory;
   /** Where `local` workers push their metrics (URL and a token for the proxy's owner), when the server knows. */
   metricsReporting?: (proxy: ProxyRecord) => Promise<ActuatorDeps["metricsReporting"]>;
+  /** A `local` proxy's front holds requests while at 0 and calls this to have it scaled from 0 at once. */
+  onColdStart?: (proxyId: string) => void;
 }
 
 export function healthOf(counts: ReplicaCounts): ProxyHealth {
@@ -91,6 +95,7 @@ export class ActuatorRegistry {
     this.entries.set(proxy.id, entry);
     try {
       const actuator = await entry.actuator;
+      entry.built = actuator;
       if (actuator.watch) {
         entry.unwatch = actuator.watch((counts) => this.record(proxy.id, counts));
       }
@@ -104,12 +109,19 @@ export class ActuatorRegistry {
   private async build(proxy: ProxyRecord, config: ActuatorConfig): Promise<Actuator> {
     const metricsReporting =
       config.kind === "local" ? await this.options.metricsReporting?.(proxy) : undefined;
+    const onColdStart = this.options.onColdStart;
     return this.create(config, {
       proxyId: proxy.id,
       initialReplicas: proxy.currentReplicas,
       logger: this.options.logger,
       ...(metricsReporting ? { metricsReporting } : {}),
+      ...(onColdStart ? { onColdStart: () => onColdStart(proxy.id) } : {}),
     });
+  }
+
+  /** Requests the proxy's front holds while at 0, when its actuator runs here and has a front. */
+  heldRequests(proxyId: string): number | undefined {
+    return this.entries.get(proxyId)?.built?.heldRequests?.();
   }
 
   /**

@@ -15,6 +15,8 @@ import {
   historySecondsFor,
   PREDICTIVE_HISTORY_DAYS,
   recordedOnReconcile,
+  type ScalingTrigger,
+  scalingTriggerOf,
 } from "@proxyscale/core";
 import {
   ConflictError,
@@ -96,9 +98,12 @@ export interface ControlLoopOptions {
   timers?: boolean;
 }
 
-type Trigger = "push" | "reconcile";
+type Trigger = "push" | "activation" | "reconcile";
 
-/** What a queued proxy is to be evaluated for: a push wins over a reconcile (its decision is always kept). */
+/**
+ * What a queued proxy is to be evaluated for: a push or an activation (requests held at a fleet's front at 0)
+ * wins over a reconcile (its decision is always kept).
+ */
 interface Work {
   trigger: Trigger;
   /** performance.now() of the earliest push not yet evaluated. */
@@ -110,7 +115,8 @@ const RECONCILE: Work = { trigger: "reconcile", pushedAt: undefined };
 function mergeWork(queued: Work, added: Work): Work {
   if (queued.trigger === "reconcile") return added;
   if (added.trigger === "reconcile") return queued;
-  return { trigger: "push", pushedAt: queued.pushedAt ?? added.pushedAt };
+  const trigger = queued.trigger === "activation" || added.trigger === "activation" ? "activation" : "push";
+  return { trigger, pushedAt: queued.pushedAt ?? added.pushedAt };
 }
 
 export interface ReconcileResult {
@@ -151,7 +157,7 @@ export class ControlLoop {
   // thousands of pushed proxies fill a batch only when no other owner's proxy waits.
   private readonly queue = new KeyedQueue<string, Work>(
     mergeWork,
-    (work) => work.trigger === "push",
+    (work) => work.trigger !== "reconcile",
     (proxyId) => this.ownerOf.get(proxyId),
   );
   /** Each proxy's owner, from its last evaluation: the queue's lanes. */
@@ -199,6 +205,7 @@ export class ControlLoop {
       logger: this.logger,
       ...(options.createActuator ? { create: options.createActuator } : {}),
       ...(options.metricsReporting ? { metricsReporting: options.metricsReporting } : {}),
+      onColdStart: (proxyId) => this.activate(proxyId),
     });
     this.shards = new ShardLeases({
       database: this.database,
@@ -355,6 +362,15 @@ export class ControlLoop {
     }
   };
 
+  /**
+   * A `local` proxy's front holds requests while its fleet is at 0: evaluate it at once (its decision, and the
+   * scale from 0, are triggered by `activation`). The front's proxy runs on this server, its shard's owner.
+   */
+  activate(proxyId: string): void {
+    if (this.closed || !this.shards.owns(proxyId)) return;
+    void this.queue.add(proxyId, { trigger: "activation", pushedAt: performance.now() });
+  }
+
   /** Queues the proxy for evaluation; resolves once it has been evaluated after this call. */
   evaluate(proxyId: string, pushedAt?: number): Promise<void> {
     return this.queue.add(proxyId, { trigger: "push", pushedAt });
@@ -492,29 +508,39 @@ export class ControlLoop {
         this.metrics.recovery(await this.executor.recover(active));
       }
     }
-    const kept: Array<{ entry: ObservedProxy; work: Work; decision: Decision }> = [];
+    const kept: Array<{ entry: ObservedProxy; work: Work; decision: Decision; trigger: ScalingTrigger }> = [];
     for (const { entry, work } of items) {
+      const held = this.registry.heldRequests(entry.proxy.id);
+      if (held !== undefined) entry.state.heldRequests = held;
       const decision = decide(entry.policy, entry.state, now);
       this.metrics.evaluation(work.trigger, decisionOutcome(decision));
-      if (work.trigger === "push" || recordedOnReconcile(decision)) kept.push({ entry, work, decision });
+      if (work.trigger !== "reconcile" || recordedOnReconcile(decision))
+        kept.push({ entry, work, decision, trigger: scalingTriggerOf(decision) });
     }
     if (kept.length === 0) return;
     const decisionIds = await recordDecisions(
       db,
-      kept.map(({ entry, decision }) => ({ proxyId: entry.proxy.id, decision, triggeredBy: "auto" })),
+      kept.map(({ entry, decision, trigger }) => ({
+        proxyId: entry.proxy.id,
+        decision,
+        triggeredBy: trigger,
+      })),
     );
     const scales: Array<(typeof kept)[number] & { decisionId: string }> = [];
     kept.forEach((item, index) => {
       const decisionId = decisionIds[index];
       // Null: the proxy was deleted between the read and the write.
       if (!decisionId) return;
-      this.telemetry.decisionMade?.(item.entry.proxy, item.decision, { id: decisionId, triggeredBy: "auto" });
+      this.telemetry.decisionMade?.(item.entry.proxy, item.decision, {
+        id: decisionId,
+        triggeredBy: item.trigger,
+      });
       if (executes(item.decision)) scales.push({ ...item, decisionId });
     });
     await forEachBounded(
       scales,
       WRITE_CONCURRENCY,
-      (item) => this.scale(item.entry, item.decision, item.decisionId, item.work.pushedAt),
+      (item) => this.scale(item.entry, item.decision, item.decisionId, item.trigger, item.work.pushedAt),
       (item, error) =>
         this.logger.warn(
           { proxyId: item.entry.proxy.id, err: errorMessage(error) },
@@ -557,6 +583,7 @@ export class ControlLoop {
     entry: ObservedProxy,
     decision: Decision,
     decisionId: string,
+    trigger: ScalingTrigger,
     pushedAt: number | undefined,
   ): Promise<void> {
     const { proxy, state } = entry;
@@ -566,7 +593,7 @@ export class ControlLoop {
         proxyId: proxy.id,
         previousReplicas: decision.currentReplicas,
         newReplicas: decision.desiredReplicas,
-        triggeredBy: "auto",
+        triggeredBy: trigger,
         reason: decision.explanation,
         decisionId,
         snapshot: { loadScore: decision.loadScore, samples: state.samples, decision },
@@ -579,7 +606,11 @@ export class ControlLoop {
     }
     this.telemetry.scalingEventChanged?.(event);
     if (pushedAt !== undefined) this.pushOfEvent.set(event.id, pushedAt);
-    void this.executor.run(event, proxy);
+    // Requests held at the front when the scale ended (it took the fleet to 0, or failed to leave it) ask again:
+    // their activation was held back by this scale in flight.
+    void this.executor.run(event, proxy).then(() => {
+      if ((this.registry.heldRequests(proxy.id) ?? 0) > 0) this.activate(proxy.id);
+    });
   }
 
   /**

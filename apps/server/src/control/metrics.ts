@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 /** The control loop's Prometheus metrics, registered in the server's registry. */
 export interface ControlMetrics {
-  evaluation(trigger: "push" | "reconcile", outcome: string): void;
+  evaluation(trigger: "push" | "activation" | "reconcile", outcome: string): void;
   reconcileTick(seconds: number, proxies: number): void;
   reaction(seconds: number): void;
   shardsHeld(count: number): void;
@@ -12,7 +12,7 @@ export interface ControlMetrics {
 export function createControlMetrics(registry: Registry): ControlMetrics {
   const evaluations = new Counter({
     name: "proxyscale_control_evaluations_total",
-    help: "Control-loop evaluations by trigger (push, reconcile) and outcome (scaled, held, skipped_in_flight, dry_run, paused, fallback)",
+    help: "Control-loop evaluations by trigger (push, activation, reconcile) and outcome (scaled, held, skipped_in_flight, dry_run, paused, fallback)",
     labelNames: ["trigger", "outcome"] as const,
     registers: [registry],
   });

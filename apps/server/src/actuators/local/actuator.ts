@@ -139,7 +139,17 @@ export class LocalActuator implements Actuator {
     private readonly deps: ActuatorDeps,
   ) {
     this.logger = deps.logger ?? silentLogger;
-    this.front = new FrontListener(config.balance, this.logger);
+    const onColdStart = deps.onColdStart;
+    this.front = new FrontListener(
+      config.balance,
+      this.logger,
+      onColdStart && {
+        ...config.coldStartQueue,
+        onHold: () => {
+          if (this.slots.length === 0 && !this.closed) onColdStart();
+        },
+      },
+    );
     this.template = resolveReplicaTemplate(config.replica, config.upstreamUrl);
     // Only the Node worker pushes metrics; a template's replicas publish theirs for scraping (targets()).
     const reporting = this.template ? { ...config.reporting, enabled: false } : config.reporting;
@@ -208,6 +218,10 @@ export class LocalActuator implements Actuator {
 
   frontStats(): FrontStats {
     return this.front.stats();
+  }
+
+  heldRequests(): number {
+    return this.front.heldRequests();
   }
 
   /** The ready replicas' metrics endpoints: a template's `metrics` port and path. None for the Node worker. */

@@ -15,6 +15,21 @@ interface Backend {
   idleWaiters: Array<() => void>;
 }
 
+/** Scale to zero: while no replica is in the rotation, requests wait in a bounded queue (docs/metrics-sources.md). */
+export interface ColdStartQueue {
+  maxRequests: number;
+  timeoutMs: number;
+  /** Called when a request starts waiting: the fleet is asked for a replica. */
+  onHold: () => void;
+}
+
+/** How a held request's wait ended. */
+type HoldOutcome = "ready" | "full" | "timeout" | "closing" | "gone";
+
+interface HeldRequest {
+  settle: (outcome: HoldOutcome) => void;
+}
+
 export interface FrontStats {
   requests: number;
   /** Requests answered 502/503/504 by the front itself or failed on the way. */
@@ -22,6 +37,9 @@ export interface FrontStats {
   /** Requests sent again to another replica after a connection failure. */
   retries: number;
   inFlight: number;
+  /** Requests waiting for a first replica now, and those answered 503 for a full queue or a timeout. */
+  held: number;
+  coldStartRejected: { full: number; timeout: number };
   backends: Array<{ id: number; inFlight: number; upgraded: number; inRotation: boolean }>;
 }
 
@@ -36,10 +54,14 @@ export class FrontListener {
   private rotation: Backend[] = [];
   private cursor = 0;
   private readonly counters = { requests: 0, failures: 0, retries: 0, inFlight: 0 };
+  private readonly held = new Set<HeldRequest>();
+  private readonly coldStartRejected = { full: 0, timeout: 0 };
 
   constructor(
     private readonly balance: BalanceMode,
     private readonly logger: Logger,
+    /** Without it, a request finding no replica is answered 503 at once. */
+    private readonly coldStart?: ColdStartQueue,
   ) {
     this.server = createServer((req, res) => {
       this.counters.requests += 1;
@@ -58,6 +80,8 @@ export class FrontListener {
       const backend = this.pick(new Set());
       if (!backend) {
         this.counters.failures += 1;
+        // Not held (a socket is no request to replay), but it wakes a fleet at 0 for the client's retry.
+        this.coldStart?.onHold();
         socket.end("HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\n\r\n");
         return;
       }
@@ -94,6 +118,12 @@ export class FrontListener {
     };
     this.backends.set(id, backend);
     this.rotation = [...this.rotation, backend];
+    this.releaseHeld("ready");
+  }
+
+  /** Requests waiting for a first replica. */
+  heldRequests(): number {
+    return this.held.size;
   }
 
   /** Takes a replica out of the rotation; requests already sent to it go on. */
@@ -125,6 +155,8 @@ export class FrontListener {
   stats(): FrontStats {
     return {
       ...this.counters,
+      held: this.held.size,
+      coldStartRejected: { ...this.coldStartRejected },
       backends: [...this.backends.values()].map(({ id, inFlight, upgraded, inRotation }) => ({
         id,
         inFlight,
@@ -144,6 +176,7 @@ export class FrontListener {
   stopAccepting(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
+    this.releaseHeld("closing");
     return this.closing;
   }
 
@@ -151,6 +184,33 @@ export class FrontListener {
     const closed = this.stopAccepting();
     this.server.closeAllConnections();
     await closed;
+  }
+
+  /**
+   * Waits for a first replica: `full` at once when the queue is, `timeout` after `timeoutMs`, `gone` when the
+   * client leaves, `closing` when the front stops.
+   */
+  private hold(res: Parameters<typeof forwardRequest>[1], queue: ColdStartQueue): Promise<HoldOutcome> {
+    if (this.held.size >= queue.maxRequests) return Promise.resolve("full");
+    return new Promise<HoldOutcome>((resolve) => {
+      const entry: HeldRequest = {
+        settle: (outcome) => {
+          if (!this.held.delete(entry)) return;
+          clearTimeout(timer);
+          res.off("close", onGone);
+          resolve(outcome);
+        },
+      };
+      const timer = setTimeout(() => entry.settle("timeout"), queue.timeoutMs);
+      const onGone = () => entry.settle("gone");
+      res.once("close", onGone);
+      this.held.add(entry);
+      queue.onHold();
+    });
+  }
+
+  private releaseHeld(outcome: HoldOutcome): void {
+    for (const entry of [...this.held]) entry.settle(outcome);
   }
 
   private pick(exclude: ReadonlySet<number>): Backend | undefined {
@@ -175,6 +235,24 @@ export class FrontListener {
         // Taken just before the front stopped accepting, its replicas already out of rotation: the front is
         // going down, and the client sees it as down (a reset), not as up with nothing to serve.
         res.destroy();
+        return;
+      }
+      if (!backend && tried.size === 0 && this.coldStart && !this.closing) {
+        const outcome = await this.hold(res, this.coldStart);
+        if (outcome === "ready") continue;
+        if (outcome === "gone") return;
+        this.counters.failures += 1;
+        if (outcome === "closing") {
+          res.destroy();
+          return;
+        }
+        this.coldStartRejected[outcome] += 1;
+        res.writeHead(503, { "content-type": "text/plain", "retry-after": "1" });
+        res.end(
+          outcome === "full"
+            ? `cold-start queue full: ${this.coldStart.maxRequests} requests already wait for a replica\n`
+            : `no replica was ready within ${this.coldStart.timeoutMs} ms (cold start)\n`,
+        );
         return;
       }
       if (!backend) {
