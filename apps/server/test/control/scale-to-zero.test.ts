@@ -107,7 +107,7 @@ describe("scale to zero with requests held at the front", () => {
       .poll(async () => (await completedEvents(id)).filter((event) => event.newReplicas === 0).length, WAIT)
       .toBe(count);
 
-  it("refuses minReplicas 0 on actuator none with a 400 naming the field", async () => {
+  it("refuses minReplicas 0 on actuator none, and moving such a proxy to none, with a 400 naming the field", async () => {
     const created = await admin.request("POST", "/api/proxies", { body: { name: unique("none") } });
     const refused = await admin.request("POST", `/api/proxy/scaling/policies/${created.body.id}`, {
       body: ZEROABLE_POLICY,
@@ -115,6 +115,15 @@ describe("scale to zero with requests held at the front", () => {
     expect(refused.status).toBe(400);
     expect(refused.body.zodIssues).toContainEqual(
       expect.objectContaining({ field: "minReplicas", message: expect.stringContaining("actuator none") }),
+    );
+
+    const { id } = await localProxy({ ...ZEROABLE_POLICY, mode: "off" });
+    const moved = await admin.request("PATCH", `/api/proxies/${id}`, {
+      body: { actuator: { kind: "none" } },
+    });
+    expect(moved.status).toBe(400);
+    expect(moved.body.zodIssues).toContainEqual(
+      expect.objectContaining({ field: "actuator.kind", message: expect.stringContaining("minReplicas 0") }),
     );
   });
 
