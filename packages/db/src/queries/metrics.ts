@@ -440,16 +440,16 @@ export function seriesSql(proxyId: string, from: Date, to: Date) {
         ${r.errorRatePercentAvg} as error_rate_percent,
         ${r.loadScoreAvg} as load_score, ${r.loadScoreMax} as load_score_max,
         ${r.replicaSamples} as replica_n, ${r.replicasAvg} as replicas, ${r.replicasMax} as replicas_max
-      from ${r}, state
+      from ${r}
       where ${r.proxyId} = ${proxyId}::uuid and ${r.bucket} >= ${timestampParam(from)}
-        and ${r.bucket} <= ${timestampParam(to)} and ${r.bucket} < state.rolled_up_to
+        and ${r.bucket} <= ${timestampParam(to)} and ${r.bucket} < (select rolled_up_to from state)
       union all
       select ${raw.recordedAt}, 1, ${raw.cpuPercent}, ${raw.memoryPercent}, ${raw.requestRate}, ${raw.avgLatencyMs},
         ${raw.errorRatePercent}, ${raw.loadScore}, ${raw.loadScore},
         (${raw.replicas} is not null)::int, ${raw.replicas}::float8, ${raw.replicas}
-      from ${raw}, state
+      from ${raw}
       where ${raw.proxyId} = ${proxyId}::uuid and ${raw.recordedAt} >= ${timestampParam(from)}
-        and ${raw.recordedAt} <= ${timestampParam(to)} and ${raw.recordedAt} >= state.rolled_up_to
+        and ${raw.recordedAt} <= ${timestampParam(to)} and ${raw.recordedAt} >= (select rolled_up_to from state)
     )`;
 }
 
