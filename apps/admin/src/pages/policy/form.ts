@@ -65,6 +65,7 @@ const list = (group: string, path: string, label: string, item: string, columns:
 export const FIELDS: Field[] = [
   n("Replicas", "minReplicas", "Minimum replicas"),
   n("Replicas", "maxReplicas", "Maximum replicas"),
+  n("Replicas", "scaleToZeroGracePeriodSeconds", "Scale-to-zero grace period (s, with minimum 0)"),
   s("Strategy", "strategy", "Strategy", STRATEGY_NAMES),
   s("Strategy", "mode", "Mode", POLICY_MODES),
   n("Strategy", "metricsMaxAgeSeconds", "Metrics max age (s)"),
