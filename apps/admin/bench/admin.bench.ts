@@ -63,9 +63,9 @@ interface PageTimings {
   points: number;
   chartMs: number[];
   blankMs: number[];
-  /** Where the time goes: navigation → first API request, the API's answers (server + transfer), drawing. */
+  /** Where the time goes: navigation → first API request, that request → the range answered, → every chart drawn. */
   startMs: number[];
-  apiMs: number[];
+  rangeMs: number[];
   renderMs: number[];
 }
 
@@ -106,7 +106,7 @@ async function measureProxyPage(databaseUrl?: string): Promise<PageTimings> {
       chartMs: [],
       blankMs: [],
       startMs: [],
-      apiMs: [],
+      rangeMs: [],
       renderMs: [],
     };
     for (let run = 0; run < RUNS + 1; run++) {
@@ -133,7 +133,7 @@ async function measureProxyPage(databaseUrl?: string): Promise<PageTimings> {
           at: Math.max(...charts.map((chart) => Number(chart.dataset.drawnAt))),
           points: Number(charts[0]!.dataset.points),
           apiStart: Math.min(...api.map((entry) => entry.startTime)),
-          apiEnd: Math.max(...api.map((entry) => entry.responseEnd)),
+          rangeEnd: api.find((entry) => entry.name.includes("metrics.range"))!.responseEnd,
           each: api.map((entry) => ({
             path: new URL(entry.name).pathname.replace("/trpc/", ""),
             start: Math.round(entry.startTime),
@@ -148,8 +148,8 @@ async function measureProxyPage(databaseUrl?: string): Promise<PageTimings> {
       timings.chartMs.push(drawn.at);
       timings.blankMs.push(blank);
       timings.startMs.push(drawn.apiStart);
-      timings.apiMs.push(drawn.apiEnd - drawn.apiStart);
-      timings.renderMs.push(drawn.at - drawn.apiEnd);
+      timings.rangeMs.push(drawn.rangeEnd - drawn.apiStart);
+      timings.renderMs.push(drawn.at - drawn.rangeEnd);
       timings.points = drawn.points;
     }
     await context.close();
@@ -178,13 +178,13 @@ function proxyPageRows(driver: string, timings: PageTimings): string[][] {
       "",
     ],
     [
-      `… of which the API's answers (server on ${driver} + transfer of the range)`,
-      `${quantile(timings.apiMs, 0.5).toFixed(0)} ms`,
+      `… of which first API request → the range answered (server on ${driver} + transfer)`,
+      `${quantile(timings.rangeMs, 0.5).toFixed(0)} ms`,
       "",
       "",
     ],
     [
-      "… of which last answer → every chart drawn (parse, React, uPlot)",
+      "… of which the range answered → every chart drawn (the rest of the answers, parse, React, uPlot)",
       `${quantile(timings.renderMs, 0.5).toFixed(0)} ms`,
       "",
       "",

@@ -154,7 +154,8 @@ export default function ProxyPage() {
   );
   const decisions = useQuery(queries.decisions);
   const events = useQuery(queries.events);
-  const summary = useQuery(queries.summary);
+  // After the range: on PGlite's one connection the summary would otherwise queue ahead of the charts' data.
+  const summary = useQuery({ ...queries.summary, enabled: !samples.isPending });
 
   const charts = useMemo(() => {
     if (!samples.data || !policy.data) return null;

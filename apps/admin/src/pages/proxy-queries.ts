@@ -66,7 +66,8 @@ export function proxyPageLoader(trpc: TRPCOptionsProxy<AppRouter>, queryClient: 
       void queryClient.prefetchQuery(queries.samples);
       void queryClient.prefetchQuery(queries.decisions);
       void queryClient.prefetchQuery(queries.events);
-      void queryClient.prefetchQuery(queries.summary);
+      // Not the summary: it aggregates every sample of the window again, and the page asks for it once the
+      // charts' range has answered, so it never queues ahead of what the charts need.
     }
     return { openedAt };
   };
