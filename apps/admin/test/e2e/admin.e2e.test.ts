@@ -112,6 +112,9 @@ describe.skipIf(!runs)("the admin UI in Chromium against the real server", () =>
       .textContent();
     expect(legend).toContain(`scaleUpThreshold${policy.scaleUpThreshold}`);
     expect(legend).toContain(`scaleDownThreshold${policy.scaleDownThreshold}`);
+    // The summary is asked for once the range has answered; it still arrives without a reload.
+    await page.getByTestId("summary").waitFor();
+    expect(await page.getByTestId("summary").textContent()).toContain("Load score avg / max");
     await page.getByRole("button", { name: "15m" }).click();
     await page.waitForURL(/range=15m/);
     await page.locator("[data-testid=decisions] li").first().waitFor({ timeout: 30_000 });
