@@ -51,6 +51,8 @@ export interface ScaleExecutorOptions {
   telemetry?: Telemetry;
   /** Called just before the actuator is asked to scale (reaction-time measurement). */
   onActuatorCall?(event: ExecutableEvent): void;
+  /** After an event this executor ran has ended (completed, failed or given up), whoever triggered it. */
+  onSettled?(event: ExecutableEvent): void;
 }
 
 /**
@@ -115,6 +117,7 @@ export class ScaleExecutor implements ScalingExecutor {
     } finally {
       this.running.delete(event.id);
       finish();
+      this.options.onSettled?.(event);
     }
   }
 

@@ -223,6 +223,11 @@ export class ControlLoop {
       owns: (proxyId) => !this.closed && this.shards.owns(proxyId),
       handOff: (proxyId) => this.shards.handOff(proxyId),
       telemetry: this.telemetry,
+      // Requests held at the front when a scale ended (it took the fleet to 0, or failed to leave it; a manual
+      // one too) ask again: their activation was held back by that scale in flight.
+      onSettled: (event) => {
+        if ((this.registry.heldRequests(event.proxyId) ?? 0) > 0) this.activate(event.proxyId);
+      },
       onActuatorCall: (event) => {
         const pushedAt = this.pushOfEvent.get(event.id);
         if (pushedAt === undefined) return;
@@ -606,11 +611,7 @@ export class ControlLoop {
     }
     this.telemetry.scalingEventChanged?.(event);
     if (pushedAt !== undefined) this.pushOfEvent.set(event.id, pushedAt);
-    // Requests held at the front when the scale ended (it took the fleet to 0, or failed to leave it) ask again:
-    // their activation was held back by this scale in flight.
-    void this.executor.run(event, proxy).then(() => {
-      if ((this.registry.heldRequests(proxy.id) ?? 0) > 0) this.activate(proxy.id);
-    });
+    void this.executor.run(event, proxy);
   }
 
   /**

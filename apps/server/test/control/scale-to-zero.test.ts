@@ -40,11 +40,14 @@ describe("scale to zero with requests held at the front", () => {
   let upstream: Server;
   let upstreamUrl: string;
   let served = 0;
+  const releaseSlow: Array<() => void> = [];
 
   beforeAll(async () => {
-    upstream = createServer((_req, res) => {
+    upstream = createServer((req, res) => {
       served += 1;
-      res.end("ok");
+      // /slow answers when the test lets it: a request in flight while the fleet drains to 0.
+      if (req.url === "/slow") releaseSlow.push(() => res.end("slow"));
+      else res.end("ok");
     });
     await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
     upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
@@ -157,6 +160,35 @@ describe("scale to zero with requests held at the front", () => {
     expect(events[1]!.reason).toContain(`activation: `);
     for (const event of [events[0]!, events[2]!])
       expect(event.reason).toContain("scale-to-zero grace 2s): to 0");
+  }, 120_000);
+
+  it("serves a burst that arrives while the last replica drains to 0: the activation waits for that scale, then runs", async () => {
+    // A grace period longer than the test: only the manual scale takes the fleet to 0.
+    const { id, front } = await localProxy({ ...ZEROABLE_POLICY, scaleToZeroGracePeriodSeconds: 600 });
+    const actuator = (await running.control.ensureActuator(id)) as LocalActuator;
+    const slow = answer(`${front}/slow`);
+    await expect.poll(() => releaseSlow.length, WAIT).toBe(1);
+    const scaled = await admin.request("POST", `/api/proxy/scaling/execute/${id}`, {
+      body: { newReplicaCount: 0, reason: "drain under a slow request" },
+    });
+    expect(scaled.status, JSON.stringify(scaled.body)).toBe(202);
+    // The replica is out of the rotation, draining its slow request: new requests are held.
+    await expect.poll(async () => (await actuator.getReplicas()).replicas, WAIT).toBe(0);
+    const burst = Array.from({ length: 4 }, () => answer(`${front}/during-drain`));
+    await expect.poll(() => actuator.frontStats().held, WAIT).toBe(4);
+    releaseSlow.shift()!();
+    expect(await slow).toEqual({ status: 200, body: "slow" });
+    expect((await Promise.all(burst)).map((reply) => reply.status)).toEqual([200, 200, 200, 200]);
+    const events = (await completedEvents(id)).map(({ previousReplicas, newReplicas, triggeredBy }) => ({
+      previousReplicas,
+      newReplicas,
+      triggeredBy,
+    }));
+    expect(events).toEqual([
+      // The manual scale, triggered by the caller's role.
+      { previousReplicas: 1, newReplicas: 0, triggeredBy: "admin" },
+      { previousReplicas: 0, newReplicas: 1, triggeredBy: "activation" },
+    ]);
   }, 120_000);
 
   it("answers the requests past the queue 503 at once, times the held ones out with 503, and nothing hangs on close", async () => {
