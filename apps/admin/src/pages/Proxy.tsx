@@ -24,6 +24,7 @@ import {
   RANGES,
   type RangeKey,
 } from "./proxy-queries.ts";
+import { replicaData } from "./replica-data.ts";
 
 type Columns = RouterOutputs["metrics"]["range"]["columns"];
 type StoredDecision = RouterOutputs["scaling"]["decisions"]["items"][number];
@@ -71,24 +72,6 @@ function forecastData(forecast: Forecast) {
       ...forecast.points.map((point) => ({ at: point.at, values: [point.actual, point.forecast, null] })),
       { at: forecast.now, values: [null, null, 0] },
       { at: forecast.now, values: [null, null, top] },
-    ],
-    3,
-  );
-}
-
-function replicaData(columns: Columns, decisions: StoredDecision[], events: ScalingEvent[], from: number) {
-  const inRange = <T,>(items: T[], at: (item: T) => number) => items.filter((item) => at(item) >= from);
-  return align(
-    [
-      ...columns.at.map((at, i) => ({ at, values: [columns.replicas[i] ?? null, null, null] })),
-      ...inRange(decisions, (d) => Date.parse(d.evaluatedAt)).map((d) => ({
-        at: Date.parse(d.evaluatedAt),
-        values: [d.decision.currentReplicas, d.decision.desiredReplicas, null],
-      })),
-      ...inRange(events, (e) => Date.parse(e.createdAt)).map((e) => ({
-        at: Date.parse(e.createdAt),
-        values: [null, null, e.newReplicas],
-      })),
     ],
     3,
   );
