@@ -8,10 +8,10 @@ import type { AddressInfo } from "node:net";
 import { haproxyExposition } from "@proxyscale/core/testing";
 import { listDecisions } from "@proxyscale/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config.ts";
-import { type RunningServer, startServer } from "../src/start.ts";
+import type { RunningServer } from "../src/start.ts";
 import { FleetReceiver } from "./fleet-receiver.ts";
-import { type Client, client, TEST_SECRET, token, unique } from "./support.ts";
+import { startInMemoryServer } from "./running-server.ts";
+import { type Client, client, token, unique } from "./support.ts";
 
 const WAIT = { timeout: 30_000, interval: 200 };
 
@@ -31,17 +31,9 @@ function haproxyExporter(): http.Server {
 }
 
 beforeAll(async () => {
-  running = await startServer(
-    loadConfig({
-      PORT: "0",
-      HOST: "127.0.0.1",
-      PROXYSCALE_DATA_DIR: "memory://",
-      PROXYSCALE_JWT_SECRET: TEST_SECRET,
-      PROXYSCALE_DEMO: "0",
-      PROXYSCALE_RECONCILE_SECONDS: "1",
-      LOG_LEVEL: "silent",
-    }),
-  );
+  running = await startInMemoryServer({
+    PROXYSCALE_RECONCILE_SECONDS: "1",
+  });
   receiver = await new FleetReceiver().start();
   target = haproxyExporter();
   await new Promise<void>((resolve) => target.listen(0, "127.0.0.1", resolve));

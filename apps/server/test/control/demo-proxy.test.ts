@@ -10,7 +10,8 @@ import { findProgram } from "../../src/actuators/local/template-replica.ts";
 import { ConfigError, loadConfig } from "../../src/config.ts";
 import { demoReplica, startDemo } from "../../src/demo/register.ts";
 import { createLogger } from "../../src/logger.ts";
-import { type RunningServer, startServer } from "../../src/start.ts";
+import type { RunningServer } from "../../src/start.ts";
+import { startInMemoryServer } from "../running-server.ts";
 import { TEST_SECRET } from "../support.ts";
 import { type ControlNode, startControlNode } from "./node.ts";
 
@@ -114,16 +115,10 @@ describe("npm start with PROXYSCALE_DEMO_PROXY=haproxy", () => {
   it.skipIf(!haproxy)(
     `scrapes demo-edge's HAProxy replicas through their exporters: load through the front becomes stored samples${haproxy ? "" : " (skipped: haproxy is not installed: apt-get install haproxy)"}`,
     async () => {
-      running = await startServer(
-        loadConfig({
-          PORT: "0",
-          HOST: "127.0.0.1",
-          PROXYSCALE_DATA_DIR: "memory://",
-          PROXYSCALE_JWT_SECRET: TEST_SECRET,
-          PROXYSCALE_DEMO_PROXY: "haproxy",
-          LOG_LEVEL: "silent",
-        }),
-      );
+      running = await startInMemoryServer({
+        PROXYSCALE_DEMO: "1",
+        PROXYSCALE_DEMO_PROXY: "haproxy",
+      });
       const demo = running.demo;
       expect(demo).not.toBeNull();
       const load = autocannon({ url: demo!.frontUrl, connections: 4, duration: 60, overallRate: 100 });

@@ -4,13 +4,12 @@
  * request rate, and real HTTP load from autocannon at a stepped rate. The fleet scales up when the load rises
  * and back down when it falls, and no client request fails, scale-ins included.
  */
-import { signToken } from "@proxyscale/api";
 import autocannon from "autocannon";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findProgram } from "../../src/actuators/local/template-replica.ts";
-import { loadConfig } from "../../src/config.ts";
-import { type RunningServer, startServer } from "../../src/start.ts";
-import { type Client, client, TEST_SECRET } from "../support.ts";
+import type { RunningServer } from "../../src/start.ts";
+import { startInMemoryServer } from "../running-server.ts";
+import { type Client, client, token } from "../support.ts";
 
 const WAIT = { timeout: 90_000, interval: 500 };
 
@@ -35,21 +34,12 @@ describe.each([
 
   beforeAll(async () => {
     if (missing.length > 0) return;
-    running = await startServer(
-      loadConfig({
-        PORT: "0",
-        HOST: "127.0.0.1",
-        PROXYSCALE_DATA_DIR: "memory://",
-        PROXYSCALE_JWT_SECRET: TEST_SECRET,
-        PROXYSCALE_DEMO_PROXY: proxy,
-        PROXYSCALE_RECONCILE_SECONDS: "1",
-        LOG_LEVEL: "silent",
-      }),
-    );
-    admin = client(
-      running.url,
-      await signToken({ sub: "fleet-admin", role: "admin", tier: "enterprise", secret: TEST_SECRET }),
-    );
+    running = await startInMemoryServer({
+      PROXYSCALE_DEMO: "1",
+      PROXYSCALE_DEMO_PROXY: proxy,
+      PROXYSCALE_RECONCILE_SECONDS: "1",
+    });
+    admin = client(running.url, await token({ sub: "fleet-admin", role: "admin" }));
   });
 
   afterAll(async () => {

@@ -4,12 +4,11 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { signToken } from "@proxyscale/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalActuator } from "../../src/actuators/local/actuator.ts";
-import { loadConfig } from "../../src/config.ts";
-import { type RunningServer, startServer } from "../../src/start.ts";
-import { type Client, client, TEST_SECRET, unique } from "../support.ts";
+import type { RunningServer } from "../../src/start.ts";
+import { startInMemoryServer } from "../running-server.ts";
+import { type Client, client, token, unique } from "../support.ts";
 
 const WAIT = { timeout: 60_000, interval: 100 };
 const QUEUE = { maxRequests: 8, timeoutMs: 1_500 };
@@ -51,22 +50,11 @@ describe("scale to zero with requests held at the front", () => {
     });
     await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
     upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-    running = await startServer(
-      loadConfig({
-        PORT: "0",
-        HOST: "127.0.0.1",
-        PROXYSCALE_DATA_DIR: "memory://",
-        PROXYSCALE_JWT_SECRET: TEST_SECRET,
-        PROXYSCALE_DEMO: "0",
-        // Pushes drive the way down; only the front's activation can bring a fleet at 0 (no pushes) back in time.
-        PROXYSCALE_RECONCILE_SECONDS: "600",
-        LOG_LEVEL: "silent",
-      }),
-    );
-    admin = client(
-      running.url,
-      await signToken({ sub: "zero-admin", role: "admin", tier: "enterprise", secret: TEST_SECRET }),
-    );
+    running = await startInMemoryServer({
+      // Pushes drive the way down; only the front's activation can bring a fleet at 0 (no pushes) back in time.
+      PROXYSCALE_RECONCILE_SECONDS: "600",
+    });
+    admin = client(running.url, await token({ sub: "zero-admin", role: "admin" }));
   });
 
   afterAll(async () => {
