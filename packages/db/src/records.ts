@@ -96,29 +96,44 @@ export const latestSampleSchema = metricSampleSchema.extend(
 export type LatestSample = z.output<typeof latestSampleSchema>;
 
 const values = z.array(z.number());
+/** The range's value columns, one array each: their names are the `fields` a range may ask for. */
+const metricsRangeValues = {
+  cpuPercent: values,
+  memoryPercent: values,
+  requestRate: values,
+  avgLatencyMs: values,
+  errorRatePercent: values,
+  loadScore: values,
+  loadScoreMax: values,
+  /** Average replica count of the samples that carried one (null: none did). */
+  replicas: z.array(z.number().nullable()),
+};
+export type MetricsRangeField = keyof typeof metricsRangeValues;
+/** The value columns' names, in the order of `MetricsColumns`. */
+export const METRICS_RANGE_FIELDS = Object.keys(metricsRangeValues) as [
+  MetricsRangeField,
+  ...MetricsRangeField[],
+];
 /**
  * A downsampled range, one array per field (index i of every array is the i-th interval that holds samples):
  * a tenth of the bytes of one object per interval, and the column layout charts draw from. Each interval has
  * the sample-weighted averages of the metrics, the max load score and the sample count; values are rounded to
- * 0.001.
+ * 0.001. A range asked for some `fields` has only their value arrays (`at` and `samples` always).
  */
 export const metricsColumnsSchema = z
   .object({
     /** Start of each interval, epoch ms (intervals are equal fractions of the range). */
     at: values,
     samples: z.array(count),
-    cpuPercent: values,
-    memoryPercent: values,
-    requestRate: values,
-    avgLatencyMs: values,
-    errorRatePercent: values,
-    loadScore: values,
-    loadScoreMax: values,
-    /** Average replica count of the samples that carried one (null: none did). */
-    replicas: z.array(z.number().nullable()),
+    ...z.object(metricsRangeValues).partial().shape,
   })
   .meta({ id: "MetricsColumns" });
 export type MetricsColumns = z.output<typeof metricsColumnsSchema>;
+/** The columns of a range asked for the fields `F` (default: every one), each of their arrays there. */
+export type MetricsRangeColumns<F extends MetricsRangeField = MetricsRangeField> = Pick<
+  Required<MetricsColumns>,
+  "at" | "samples" | F
+>;
 
 const minMax = z.object({ avg: z.number().nullable(), max: z.number().nullable() });
 

@@ -12,7 +12,8 @@ import {
   type LatestSample,
   latestSamples,
   latestSamplesPage,
-  type MetricsColumns,
+  METRICS_RANGE_FIELDS,
+  type MetricsRangeColumns,
   metricsRange,
   NotFoundError,
   type Page,
@@ -57,12 +58,12 @@ async function count(db: Db, table: string): Promise<number> {
 }
 
 /** Equal up to float rounding: rollups average averages, weighted by their sample counts. */
-function expectSameColumns(actual: MetricsColumns, expected: MetricsColumns) {
+function expectSameColumns(actual: MetricsRangeColumns, expected: MetricsRangeColumns) {
   expect(actual.at).toEqual(expected.at);
   expect(actual.samples).toEqual(expected.samples);
   for (const [key, values] of Object.entries(expected)) {
     values.forEach((value, i) => {
-      expect(actual[key as keyof MetricsColumns][i], `${key}[${i}]`).toBeCloseTo(value as number, 9);
+      expect(actual[key as keyof MetricsRangeColumns][i], `${key}[${i}]`).toBeCloseTo(value as number, 9);
     });
   }
 }
@@ -209,6 +210,35 @@ forEachDriver("metrics", ({ database }) => {
     await expect(
       metricsRange(db(), { proxyId: proxy.id, from: T0, to: T0 + 1, points: 0 }),
     ).rejects.toBeInstanceOf(InvalidInputError);
+  });
+
+  it("computes and returns only the fields asked for, with the values of the full range", async () => {
+    const proxy = await newProxy(db());
+    await insertSamples(
+      db(),
+      Array.from({ length: 60 }, (_, i) => row(proxy.id, T0 + i * 1000, i, { replicas: 2 + (i % 3) })),
+    );
+    const window = { proxyId: proxy.id, from: T0, to: T0 + 60_000, points: 7 };
+    const full = await metricsRange(db(), window);
+    expect(Object.keys(full).sort()).toEqual(["at", "samples", ...METRICS_RANGE_FIELDS].sort());
+    for (const fields of [
+      ["replicas", "cpuPercent"],
+      ["loadScoreMax"],
+      ["cpuPercent", "memoryPercent", "requestRate", "avgLatencyMs", "loadScore", "replicas"],
+    ] as const) {
+      const subset = await metricsRange(db(), { ...window, fields });
+      expect(Object.keys(subset).sort(), fields.join()).toEqual(["at", "samples", ...fields].sort());
+      expect(subset.at).toEqual(full.at);
+      expect(subset.samples).toEqual(full.samples);
+      for (const name of fields) expect(subset[name], name).toEqual(full[name]);
+    }
+    const none = await metricsRange(db(), {
+      ...window,
+      from: T0 - 60_000,
+      to: T0 - 1,
+      fields: ["loadScore"],
+    });
+    expect(none).toEqual({ at: [], samples: [], loadScore: [] });
   });
 
   it("leaves out empty intervals and rounds values to 0.001", async () => {

@@ -8,7 +8,13 @@ import { type SQL, sql } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import { type Db, isUuid, queryPreparedRows, queryRows, withTransaction } from "../db.ts";
 import { InvalidInputError, NotFoundError, violatedConstraint } from "../errors.ts";
-import type { LatestSample, MetricsColumns, Page } from "../records.ts";
+import {
+  type LatestSample,
+  METRICS_RANGE_FIELDS,
+  type MetricsRangeColumns,
+  type MetricsRangeField,
+  type Page,
+} from "../records.ts";
 import {
   FLEET_INSTANCE_ID,
   metricRollupState,
@@ -455,48 +461,60 @@ export function seriesSql(proxyId: string, from: Date, to: Date) {
 
 export type { MetricsColumns } from "../records.ts";
 
-/** The range's value columns and the aggregate of each, in the order of `MetricsColumns`. */
-const RANGE_COLUMNS: Array<[keyof MetricsColumns, SQL]> = [
-  ["cpuPercent", sql`sum(cpu_percent * n) / sum(n)`],
-  ["memoryPercent", sql`sum(memory_percent * n) / sum(n)`],
-  ["requestRate", sql`sum(request_rate * n) / sum(n)`],
-  ["avgLatencyMs", sql`sum(avg_latency_ms * n) / sum(n)`],
-  ["errorRatePercent", sql`sum(error_rate_percent * n) / sum(n)`],
-  ["loadScore", sql`sum(load_score * n) / sum(n)`],
-  ["loadScoreMax", sql`max(load_score_max)`],
-  ["replicas", sql`sum(replicas * replica_n) / nullif(sum(replica_n), 0)`],
-];
+/** The aggregate of each of the range's value columns. */
+const RANGE_AGGREGATES: Record<MetricsRangeField, SQL> = {
+  cpuPercent: sql`sum(cpu_percent * n) / sum(n)`,
+  memoryPercent: sql`sum(memory_percent * n) / sum(n)`,
+  requestRate: sql`sum(request_rate * n) / sum(n)`,
+  avgLatencyMs: sql`sum(avg_latency_ms * n) / sum(n)`,
+  errorRatePercent: sql`sum(error_rate_percent * n) / sum(n)`,
+  loadScore: sql`sum(load_score * n) / sum(n)`,
+  loadScoreMax: sql`max(load_score_max)`,
+  replicas: sql`sum(replicas * replica_n) / nullif(sum(replica_n), 0)`,
+};
 
 /**
  * Downsamples [from, to] to at most `points` equal intervals (sample-weighted averages); intervals without
  * samples are left out. Older data comes from the per-minute rollups, so each minute falls in one interval.
+ * `fields` (default: every value column) are the value columns computed and returned; `at` and `samples` always.
  */
-export async function metricsRange(
+export async function metricsRange<F extends MetricsRangeField = MetricsRangeField>(
   db: Db,
-  args: { proxyId: string; from: Date | number; to: Date | number; points: number },
-): Promise<MetricsColumns> {
+  args: {
+    proxyId: string;
+    from: Date | number;
+    to: Date | number;
+    points: number;
+    fields?: readonly F[];
+  },
+): Promise<MetricsRangeColumns<F>> {
   const from = toDate(args.from, "from");
   const to = toDate(args.to, "to");
   if (to.getTime() <= from.getTime()) throw new InvalidInputError("to: must be after from");
   if (!Number.isInteger(args.points) || args.points < 1 || args.points > MAX_RANGE_POINTS) {
     throw new InvalidInputError(`points: must be an integer from 1 to ${MAX_RANGE_POINTS}`);
   }
+  // In the columns' own order whatever the order asked: one statement text per set of fields.
+  const fields = args.fields
+    ? METRICS_RANGE_FIELDS.filter((name) => (args.fields as readonly string[]).includes(name))
+    : METRICS_RANGE_FIELDS;
   const empty = Object.fromEntries(
-    ["at", "samples", ...RANGE_COLUMNS.map(([name]) => name)].map((name) => [name, []]),
-  ) as unknown as MetricsColumns;
+    ["at", "samples", ...fields].map((name) => [name, []]),
+  ) as unknown as MetricsRangeColumns<F>;
   if (!isUuid(args.proxyId)) return empty;
   const widthMs = (to.getTime() - from.getTime()) / args.points;
   // ONE json text of one array per column: rows decoded one by one cost PGlite about 20 µs each, and a json
   // object per interval repeats every key 10,000 times; turning float8 into text is most of the query, so the
   // values are rounded first (round(x * 1000) / 1000 stays float8; numeric would be slower). date_part gives
   // float8 directly: extract() gives numeric, whose arithmetic per row cost PGlite more than the grouping.
-  const columns = sql.join(
-    RANGE_COLUMNS.map(
-      ([name]) => sql`${name}::text, array_agg(round(${sql.identifier(name)} * 1000) / 1000)`,
-    ),
-    sql`, `,
+  const columns = fields.map(
+    (name) => sql`, ${name}::text, array_agg(round(${sql.identifier(name)} * 1000) / 1000)`,
   );
-  // Its text is the same for every range (the bounds, width and count travel as parameters): prepared once.
+  const aggregates = fields.map(
+    (name) => sql`, (${RANGE_AGGREGATES[name]})::float8 as ${sql.identifier(name)}`,
+  );
+  // Its text is the same for every range asking for the same fields (the bounds, width and count travel as
+  // parameters): prepared once per set of fields a caller uses (every one, or the admin page's).
   const [result] = await queryPreparedRows<{ columns: string | null }>(
     db,
     sql`
@@ -508,24 +526,24 @@ export async function metricsRange(
         from series
       ),
       buckets as (
-        select idx, sum(n)::int as samples,
-          ${sql.join(
-            RANGE_COLUMNS.map(([name, aggregate]) => sql`(${aggregate})::float8 as ${sql.identifier(name)}`),
-            sql`, `,
-          )}
+        select idx, sum(n)::int as samples${sql.join(aggregates)}
         from indexed
         group by idx
         order by idx
       )
-      select json_build_object('idx', array_agg(idx), 'samples', array_agg(samples), ${columns})::text as columns
+      select json_build_object('idx', array_agg(idx), 'samples', array_agg(samples)${sql.join(columns)})::text
+        as columns
       from buckets
       having count(*) > 0`,
   );
   if (!result?.columns) return empty;
   const { idx, ...columnsByIdx } = inIntervalOrder(
-    JSON.parse(result.columns) as Omit<MetricsColumns, "at"> & { idx: number[] },
+    JSON.parse(result.columns) as Omit<MetricsRangeColumns<F>, "at"> & { idx: number[] },
   );
-  return { at: idx.map((i) => from.getTime() + Math.round(i * widthMs)), ...columnsByIdx };
+  return {
+    at: idx.map((i) => from.getTime() + Math.round(i * widthMs)),
+    ...columnsByIdx,
+  } as MetricsRangeColumns<F>;
 }
 
 /**
