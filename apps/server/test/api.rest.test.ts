@@ -187,6 +187,49 @@ forEachDriver("REST endpoints and status codes", (suite) => {
       expect(columns.samples.reduce((sum: number, samples: number) => sum + samples, 0)).toBe(120);
     });
 
+    it("serves only the range fields named by repeated `fields` query parameters, with the full range's values", async () => {
+      const proxyId = await registerProxy(operator);
+      const now = Date.now();
+      const samples = Array.from({ length: 30 }, (_, index) => ({
+        ...MID_LOAD,
+        cpuPercent: index,
+        replicas: 1 + (index % 4),
+        recordedAt: now - (30 - index) * 1000,
+      }));
+      await operator.request("POST", `/api/proxy/scaling/metrics/${proxyId}/batch`, { body: { samples } });
+      const window = `/api/proxy/scaling/metrics/${proxyId}/range?from=${now - 40_000}&to=${now}&points=5`;
+      const full = (await operator.request("GET", window)).body.columns;
+
+      const some = await operator.request("GET", `${window}&fields=replicas&fields=cpuPercent`);
+      expect(some.status).toBe(200);
+      expect(some.body.columns).toEqual({
+        at: full.at,
+        samples: full.samples,
+        cpuPercent: full.cpuPercent,
+        replicas: full.replicas,
+      });
+      const one = await operator.request("GET", `${window}&fields=loadScore`);
+      expect(one.body.columns).toEqual({ at: full.at, samples: full.samples, loadScore: full.loadScore });
+    });
+
+    it.each([
+      [
+        "an unknown name",
+        "fields=cpuPercent&fields=cpu",
+        "fields.1",
+        "must be one of cpuPercent, memoryPercent",
+      ],
+      ["a name twice", "fields=loadScore&fields=loadScore", "fields", "must not name a field twice"],
+      ["an empty name", "fields=", "fields.0", "must be one of cpuPercent, memoryPercent"],
+    ])("refuses range fields with %s (400 naming fields and the rule)", async (_case, query, field, rule) => {
+      const proxyId = await registerProxy(operator);
+      const response = await operator.request("GET", `/api/proxy/scaling/metrics/${proxyId}/range?${query}`);
+      expect(response.status).toBe(400);
+      expect(response.body.zodIssues).toEqual([
+        expect.objectContaining({ field, message: expect.stringContaining(rule) }),
+      ]);
+    });
+
     it("rejects an empty batch and one over 5,000 samples, naming the field", async () => {
       const proxyId = await registerProxy(operator);
       const empty = await operator.request("POST", `/api/proxy/scaling/metrics/${proxyId}/batch`, {

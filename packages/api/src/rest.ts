@@ -81,7 +81,10 @@ function buildRoutes(router: AppRouter): Route[] {
   );
 }
 
-/** Query strings carry text; numbers and booleans are converted only where the input schema wants them. */
+/**
+ * Query strings carry text; numbers and booleans are converted only where the input schema wants them. An array
+ * is its key repeated (`fields=a&fields=b`, OpenAPI's default form style), one occurrence an array of one.
+ */
 function coerceQuery(procedure: AnyProcedure, query: URLSearchParams): Record<string, unknown> {
   const inputSchema = (procedure._def.inputs as unknown[])[0] as
     | { shape?: Record<string, unknown> }
@@ -90,7 +93,8 @@ function coerceQuery(procedure: AnyProcedure, query: URLSearchParams): Record<st
   const result: Record<string, unknown> = {};
   for (const [key, value] of query) {
     const kind = fieldKind(shape[key]);
-    if (kind === "number" && /^-?\d+(\.\d+)?$/.test(value)) result[key] = Number(value);
+    if (kind === "array") result[key] = query.getAll(key);
+    else if (kind === "number" && /^-?\d+(\.\d+)?$/.test(value)) result[key] = Number(value);
     else if (kind === "boolean" && (value === "true" || value === "false")) result[key] = value === "true";
     else result[key] = value;
   }

@@ -6,7 +6,7 @@ import {
   storableText,
   tierSchema,
 } from "@proxyscale/core";
-import { PROXY_HEALTH } from "@proxyscale/db";
+import { METRICS_RANGE_FIELDS, PROXY_HEALTH } from "@proxyscale/db";
 import { z } from "zod";
 
 /**
@@ -26,6 +26,12 @@ export const cursorSchema = storableText().min(1).max(500);
 export const environmentSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, {
   message: "must be an environment name: lowercase letters, digits, _ or -, at most 63",
 });
+
+/** Some of a metrics range's value columns, each named once (absent: every one). */
+export const metricsRangeFieldsSchema = z
+  .array(z.enum(METRICS_RANGE_FIELDS, { message: `must be one of ${METRICS_RANGE_FIELDS.join(", ")}` }))
+  .min(1, { message: "must name at least 1 field" })
+  .refine((fields) => new Set(fields).size === fields.length, { message: "must not name a field twice" });
 
 export const proxyNameSchema = storableText()
   .trim()

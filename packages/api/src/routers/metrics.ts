@@ -21,7 +21,7 @@ import {
   recordedBatchSchema,
   recordedPushSchema,
 } from "../outputs.ts";
-import { cursorSchema, limitSchema, proxyIdSchema } from "../schemas.ts";
+import { cursorSchema, limitSchema, metricsRangeFieldsSchema, proxyIdSchema } from "../schemas.ts";
 import { operatorProcedure, viewerProcedure } from "../trpc.ts";
 
 /** The seed-era batch limit, equal to the db's one-statement batch. */
@@ -134,7 +134,8 @@ export const metricsRouter = {
         path: "/proxy/scaling/metrics/{proxyId}/range",
         tags: TAGS,
         summary:
-          "Samples between from and to (epoch ms), averaged into at most `points` intervals, one array per field",
+          "Samples between from and to (epoch ms), averaged into at most `points` intervals, one array per field " +
+          "(only those named by `fields`, repeated in a query string: `fields=cpuPercent&fields=loadScore`)",
       },
     })
     .input(
@@ -149,6 +150,7 @@ export const metricsRouter = {
             .min(1, { message: "must be at least 1" })
             .max(MAX_RANGE_POINTS, { message: `must be at most ${MAX_RANGE_POINTS}` })
             .default(120),
+          fields: metricsRangeFieldsSchema.optional(),
         })
         .refine((range) => range.from === undefined || range.to === undefined || range.from < range.to, {
           message: "must be before to",
@@ -160,7 +162,13 @@ export const metricsRouter = {
       await loadVisibleProxy(ctx, input.proxyId);
       const to = input.to ?? ctx.clock();
       const from = input.from ?? to - 3_600_000;
-      const columns = await metricsRange(ctx.db, { proxyId: input.proxyId, from, to, points: input.points });
+      const columns = await metricsRange(ctx.db, {
+        proxyId: input.proxyId,
+        from,
+        to,
+        points: input.points,
+        fields: input.fields,
+      });
       return { proxyId: input.proxyId, from, to, columns };
     }),
 };
