@@ -3,10 +3,12 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { render } from "@testing-library/react";
 import { createTRPCClient, TRPCClientError, type TRPCLink } from "@trpc/client";
 import { observable } from "@trpc/server/observable";
+import { createTRPCOptionsProxy } from "@trpc/tanstack-react-query";
 import type { ReactNode } from "react";
 import { createMemoryRouter, RouterProvider } from "react-router";
+import { routes } from "../src/App.tsx";
 import { signIn } from "../src/session.ts";
-import { TRPCProvider } from "../src/trpc.ts";
+import { createQueryClient, TRPCProvider } from "../src/trpc.ts";
 
 /** An unsigned token with ProxyScale's claims: the UI only reads claims, the server verifies signatures. */
 export function fakeToken(claims: { sub: string; role: string; tier: string }, expiresInSeconds = 3600) {
@@ -68,6 +70,27 @@ export function renderPage(
   const queryClient = new QueryClient({ defaultOptions: { queries: { retry: false } } });
   const trpcClient = createTRPCClient<AppRouter>({ links: [answersLink(answers, calls)] });
   const router = createMemoryRouter([{ path, element }], { initialEntries: [url] });
+  const view = render(
+    <QueryClientProvider client={queryClient}>
+      <TRPCProvider trpcClient={trpcClient} queryClient={queryClient}>
+        <RouterProvider router={router} />
+      </TRPCProvider>
+    </QueryClientProvider>,
+  );
+  return { ...view, calls };
+}
+
+/** The app's own routes and query client (its stale time included) at `url`, answered from `answers`. */
+export function renderApp(url: string, answers: Answers) {
+  const calls: { path: string; input: unknown }[] = [];
+  const queryClient = createQueryClient();
+  const trpcClient = createTRPCClient<AppRouter>({ links: [answersLink(answers, calls)] });
+  const router = createMemoryRouter(
+    routes(createTRPCOptionsProxy({ client: trpcClient, queryClient }), queryClient),
+    {
+      initialEntries: [url],
+    },
+  );
   const view = render(
     <QueryClientProvider client={queryClient}>
       <TRPCProvider trpcClient={trpcClient} queryClient={queryClient}>

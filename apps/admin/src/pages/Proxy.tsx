@@ -18,6 +18,7 @@ import { Time } from "../components/Time.tsx";
 import { useLiveUpdates } from "../live.ts";
 import { type RouterOutputs, useTRPC } from "../trpc.ts";
 import {
+  type ChartField,
   type ProxyPageLoaderData,
   proxyPageQueries,
   proxyPageWindow,
@@ -48,7 +49,7 @@ function align(sources: { at: number; values: (number | null)[] }[], width: numb
 
 /** Each metric with the policy's target for it (latency only when the policy sets one). */
 function metricCharts(columns: Columns, x: number[], policy: Policy) {
-  const charts: { title: string; key: keyof Columns; target: number | undefined }[] = [
+  const charts: { title: string; key: ChartField; target: number | undefined }[] = [
     { title: "CPU % vs targetCpuPercent", key: "cpuPercent", target: policy.targetCpuPercent },
     { title: "Memory % vs targetMemoryPercent", key: "memoryPercent", target: policy.targetMemoryPercent },
     { title: "Request rate vs targetRequestRate", key: "requestRate", target: policy.targetRequestRate },
@@ -57,7 +58,7 @@ function metricCharts(columns: Columns, x: number[], policy: Policy) {
   return charts.map((chart) => ({
     title: chart.title,
     target: chart.target ?? null,
-    data: [x, columns[chart.key]] as [number[], ...(number | null)[][]],
+    data: [x, columns[chart.key] ?? []] as [number[], ...(number | null)[][]],
   }));
 }
 
@@ -145,7 +146,7 @@ export default function ProxyPage() {
     const { columns } = samples.data;
     const x = columns.at.map(seconds);
     return {
-      load: [x, columns.loadScore] as [number[], ...(number | null)[][]],
+      load: [x, columns.loadScore ?? []] as [number[], ...(number | null)[][]],
       metrics: metricCharts(columns, x, policy.data.policy),
     };
   }, [samples.data, policy.data]);

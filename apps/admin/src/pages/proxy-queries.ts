@@ -3,6 +3,7 @@ import type { QueryClient } from "@tanstack/react-query";
 import type { TRPCOptionsProxy } from "@trpc/tanstack-react-query";
 import type { LoaderFunctionArgs } from "react-router";
 import { getSession } from "../session.ts";
+import type { RouterInputs } from "../trpc.ts";
 
 /**
  * The proxy page's queries, in a module of their own so the router's loader can start them while the page's
@@ -26,6 +27,20 @@ export function proxyPageWindow(params: URLSearchParams): { range: RangeKey; poi
   return { range, pointCount };
 }
 
+/**
+ * The range fields the page's charts draw (load score, CPU, memory, request rate, latency, replicas): the range
+ * computes and sends only these, not the error rate or max load score no chart shows.
+ */
+export const CHART_FIELDS = [
+  "loadScore",
+  "cpuPercent",
+  "memoryPercent",
+  "requestRate",
+  "avgLatencyMs",
+  "replicas",
+] as const satisfies NonNullable<RouterInputs["metrics"]["range"]["fields"]>;
+export type ChartField = (typeof CHART_FIELDS)[number];
+
 /** The hours the summary covers for a chart range. */
 export const summaryHours = (range: RangeKey) => Math.max(1, Math.round(RANGES[range] / 3_600_000));
 
@@ -38,7 +53,13 @@ export function proxyPageQueries(
   return {
     proxy: trpc.proxies.get.queryOptions({ proxyId }),
     policy: trpc.policies.get.queryOptions({ proxyId }),
-    samples: trpc.metrics.range.queryOptions({ proxyId, from: to - RANGES[range], to, points: pointCount }),
+    samples: trpc.metrics.range.queryOptions({
+      proxyId,
+      from: to - RANGES[range],
+      to,
+      points: pointCount,
+      fields: [...CHART_FIELDS],
+    }),
     decisions: trpc.scaling.decisions.queryOptions({ proxyId, limit: 50 }),
     events: trpc.scaling.events.queryOptions({ proxyId, limit: 50 }),
     summary: trpc.scaling.summary.queryOptions({ proxyId, hoursBack: summaryHours(range) }),

@@ -36,7 +36,7 @@ export function replicaData(
       j++;
     } else {
       x[k] = seconds(columns.at[i]!);
-      series[0]![k] = columns.replicas[i] ?? null;
+      series[0]![k] = columns.replicas?.[i] ?? null;
       series[1]![k] = null;
       series[2]![k] = null;
       i++;
