@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fitHoltWinters, forecastDemand } from "../src/forecast/index.ts";
+import { fitHoltWinters, forecastCurve, forecastDemand } from "../src/forecast/index.ts";
 
 /** Mulberry32: a seeded RNG so the noise, and so the test, is reproducible. */
 function seededRandom(seed: number): () => number {
@@ -47,6 +47,18 @@ describe("Holt-Winters forecaster", () => {
     const fitted = mape(horizons.map((h) => [truth(h), forecastDemand(model, h)]));
     expect(naive).toBeGreaterThan(5);
     expect(fitted).toBeLessThan(naive / 3);
+  });
+
+  it("reads as a continuous curve through the bucket forecasts at their centres, every minute within 3% of the truth", () => {
+    if (!model) throw new Error("no model");
+    for (const h of horizons) expect(forecastCurve(model, h - 7.5)).toBeCloseTo(forecastDemand(model, h), 9);
+    // No jump at a bucket's edge: a minute's change stays near the series' own slope (≤ 2.7 req/s a minute).
+    for (let minute = 0; minute < 360; minute++) {
+      expect(Math.abs(forecastCurve(model, minute + 1) - forecastCurve(model, minute))).toBeLessThan(4);
+      expect(Math.abs(forecastCurve(model, minute) / demandAt(history.length + minute) - 1)).toBeLessThan(
+        0.03,
+      );
+    }
   });
 
   it("declines to fit under one day of history", () => {

@@ -13,14 +13,16 @@ import { NOW, sample, state } from "./fixtures.ts";
 
 const MINUTE = 60_000;
 
-/** Fleet request rate with a daily sinusoid that peaks (or, with sign −1, bottoms out) at 12:00 UTC. */
-function dailyDemand(minutes: number, sign: 1 | -1): DemandHistory {
-  const perMinute = Array.from({ length: minutes }, (_, i) => {
-    const at = NOW - (minutes - i) * MINUTE;
-    const hourOfDay = (at / 3_600_000) % 24;
-    return 500 + sign * 400 * Math.sin((2 * Math.PI * (hourOfDay - 6)) / 24);
-  });
-  return { perMinute, endsAt: NOW };
+/** The daily sinusoid behind dailyDemand: 500 req/s at 12:00 UTC, rising fastest there (sign −1: falling). */
+const dailyRate = (at: number, sign: 1 | -1) =>
+  500 + sign * 400 * Math.sin((2 * Math.PI * (((at / 3_600_000) % 24) - 12)) / 24);
+
+/** Fleet request rate per minute on dailyRate, ending at `endsAt` (NOW, 12:00 UTC, unless given). */
+function dailyDemand(minutes: number, sign: 1 | -1, endsAt = NOW): DemandHistory {
+  const perMinute = Array.from({ length: minutes }, (_, i) =>
+    dailyRate(endsAt - (minutes - i) * MINUTE, sign),
+  );
+  return { perMinute, endsAt };
 }
 
 const policy = (overrides: Record<string, unknown> = {}) =>
@@ -52,16 +54,47 @@ function fleet(reactiveShare: number, demand?: DemandHistory) {
 const basisOf = (decision: ReturnType<typeof decide>) => decision.basis as PredictiveBasis;
 
 describe("predictive strategy", () => {
-  it("takes the forecast when it asks for more than target tracking, ahead by the warm-up", () => {
+  it("takes the forecast when it asks for more than target tracking: the current rate times the curve's rise over the warm-up", () => {
     const decision = decide(policy(), fleet(1, dailyDemand(2 * 1440, 1)), NOW);
     const basis = basisOf(decision);
     expect(basis.reactive.recommendedReplicas).toBe(4);
     expect(basis.forecast?.at).toBe(NOW + 300_000);
-    expect(basis.forecast?.requestRate).toBeGreaterThan(850);
+    expect(basis.forecast?.anchor?.requestRate).toBe(400);
+    // The curve rises 500 → 508.7 req/s from 12:00 to 12:05: 400 req/s now → ≈ 407 then.
+    const rise = dailyRate(NOW + 300_000, 1) / dailyRate(NOW, 1);
+    expect(basis.forecast?.requestRate).toBeGreaterThan(400 * (1 + (rise - 1) / 2));
+    expect(basis.forecast?.requestRate).toBeLessThan(400 * (1 + (rise - 1) * 1.5));
     expect(basis.source).toBe("forecast");
     expect(basis.recommendedReplicas).toBe(basis.forecast?.replicas);
-    expect(basis.recommendedReplicas).toBeGreaterThanOrEqual(9);
-    expect(decision.explanation).toMatch(/forecast \d{3} req\/s at 12:05 UTC → \d+ replicas/);
+    expect(basis.recommendedReplicas).toBe(5);
+    expect(decision.explanation).toMatch(
+      /forecast 40\d req\/s at 12:05 UTC \(400 req\/s now, the daily curve \+\d(\.\d)?%\) → 5 replicas/,
+    );
+  });
+
+  it("anchors the forecast on the fleet's rate now: twice the rate, twice the forecast, on the same history", () => {
+    const demand = fitDemand(dailyDemand(2 * 1440, 1).perMinute, NOW);
+    const once = basisOf(decide(policy(), fleet(1, demand), NOW)).forecast;
+    const twice = basisOf(decide(policy(), fleet(2, demand), NOW)).forecast;
+    expect(twice?.anchor?.requestRate).toBe(800);
+    expect(twice?.requestRate).toBeCloseTo(2 * (once?.requestRate ?? 0), 6);
+  });
+
+  it("with no serving replica's reading reads the curve itself, timed from the last full bucket's end, not the history's", () => {
+    const noReadings = (demand: DemandHistory) =>
+      basisOf(
+        decide(
+          policy(),
+          state({ currentReplicas: 4, unhealthyReplicas: 4, samples: [sample()], demand }),
+          NOW,
+        ),
+      ).forecast;
+    // 2,890 minutes end 10 minutes into a bucket: counted from the history's end, 12:05 would be read as 11:55.
+    for (const minutes of [2 * 1440, 2 * 1440 + 10]) {
+      const forecast = noReadings(dailyDemand(minutes, 1));
+      expect(forecast?.anchor).toBeUndefined();
+      expect(forecast?.requestRate).toBeCloseTo(dailyRate(NOW + 300_000, 1), -1);
+    }
   });
 
   it("gives the forecast's time in the policy's time zone", () => {
@@ -75,13 +108,18 @@ describe("predictive strategy", () => {
         minute: "2-digit",
         hourCycle: "h23",
       }).format(at);
-    expect(inZone("Asia/Kolkata")).toContain(`req/s at ${clock("Asia/Kolkata")} GMT+5:30 →`);
-    expect(inZone("UTC")).toContain(`req/s at ${clock("UTC")} UTC →`);
+    expect(inZone("Asia/Kolkata")).toContain(`req/s at ${clock("Asia/Kolkata")} GMT+5:30 (`);
+    expect(inZone("UTC")).toContain(`req/s at ${clock("UTC")} UTC (`);
     expect(clock("Asia/Kolkata")).not.toBe(clock("UTC"));
   });
 
   it("never scales in on a forecast alone: a low forecast leaves target tracking's count", () => {
-    const decision = decide(policy(), fleet(1, dailyDemand(2 * 1440, -1)), NOW);
+    // An hour ahead the falling curve is 20% lower: 368 req/s now (within tolerance of 4 replicas) → ≈ 292.
+    const decision = decide(
+      policy({ predictive: { warmupSeconds: 3600 } }),
+      fleet(0.92, dailyDemand(2 * 1440, -1)),
+      NOW,
+    );
     const basis = basisOf(decision);
     expect(basis.forecast?.replicas).toBeLessThan(4);
     expect(basis.source).toBe("reactive");
@@ -141,7 +179,7 @@ describe("predictive headroom (predictive.headroomQuantile)", () => {
     );
     expect(forecast?.replicas).toBeGreaterThan(bare?.replicas ?? Number.POSITIVE_INFINITY);
     expect(decision.explanation).toMatch(
-      /forecast \d{3} req\/s at 12:05 UTC \+ p90 headroom \d+(\.\d)? req\/s → \d+ replicas/,
+      /forecast \d{3} req\/s at 12:05 UTC \(400 req\/s now, the daily curve \+\d(\.\d)?%\) \+ p90 headroom \d+(\.\d)? req\/s → \d+ replicas/,
     );
   });
 

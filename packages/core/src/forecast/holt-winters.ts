@@ -166,6 +166,21 @@ export function forecastDemand(model: HoltWintersModel, minutesAhead: number): n
 }
 
 /**
+ * The model's daily curve as a continuous function: its value `minutesAhead` minutes after the end of the last
+ * full bucket (negative: inside the last bucket), linear between bucket centres, where bucket h (h ≥ 0; 0 the
+ * last one fitted, smoothed) is level + h·trend + its season. The predictive strategy reads its change over a
+ * lead, which a step per bucket would make zero inside a bucket and a jump at its edge.
+ */
+export function forecastCurve(model: HoltWintersModel, minutesAhead: number): number {
+  const position = Math.max(0, minutesAhead / model.bucketMinutes + 0.5);
+  const h = Math.floor(position);
+  const share = position - h;
+  const value = (k: number) =>
+    model.level + k * model.trend + (model.season[(model.lastBucket + k) % model.seasonLength] ?? 0);
+  return Math.max(0, value(h) + share * (value(h + 1) - value(h)));
+}
+
+/**
  * The model's in-sample one-step forecasts (req/s, never negative): for each bucket of `perMinute` (the series
  * the model was fitted on), what the fit predicted for it from the buckets before. The first season only
  * initialises the model, so its buckets have none (null).

@@ -3,6 +3,7 @@ export {
   bucketize,
   DEFAULT_BUCKET_MINUTES,
   fitHoltWinters,
+  forecastCurve,
   forecastDemand,
   MINUTES_PER_DAY,
   oneStepForecasts,

@@ -1,6 +1,7 @@
 /**
- * Predictive scaling: a Holt-Winters forecast of the fleet's request rate (forecast/holt-winters.ts) at
- * now + warm-up, plus an optional headroom (predictive.headroomQuantile: that quantile of the model's last day
+ * Predictive scaling: the fleet's request rate at now + warm-up, forecast as the current rate times the change
+ * a Holt-Winters daily curve (forecast/holt-winters.ts) expects over the warm-up (anchored: the curve's level
+ * is a day's pattern, the current rate is today's), plus an optional headroom (predictive.headroomQuantile: that quantile of the model's last day
  * of per-minute errors),
  * turned into replicas by target tracking's own calculator against targetRequestRate, and
  * combined with the reactive target-tracking proposal by max, so a forecast only ever adds replicas: it never
@@ -10,7 +11,7 @@ import { z } from "zod";
 import type { HoltWintersModel } from "../forecast/holt-winters.ts";
 import {
   fitHoltWinters,
-  forecastDemand,
+  forecastCurve,
   MINUTES_PER_DAY,
   oneStepForecasts,
 } from "../forecast/holt-winters.ts";
@@ -114,6 +115,12 @@ export const predictiveBasisSchema = z.object({
       /** now + warm-up. */
       at: z.number(),
       requestRate: z.number(),
+      /**
+       * What the forecast is anchored on: the fleet's request rate now, scaled by the daily curve's relative
+       * change from now to `at` (0.05: +5%). Absent without a reading (or with the curve at 0 now): the forecast
+       * is the curve's own value.
+       */
+      anchor: z.object({ requestRate: z.number(), curveChange: z.number() }).optional(),
       /** For requestRate + headroom. */
       replicas: z.number().int(),
       /** req/s added to the forecast (negative: taken off): that quantile of the recent per-minute errors. */
@@ -133,6 +140,8 @@ export const predictiveBasisSchema = z.object({
   recommendedReplicas: z.number().int(),
 });
 export type PredictiveBasis = z.output<typeof predictiveBasisSchema>;
+
+const formatRate = (rate: number) => Math.round(rate).toLocaleString("en-US");
 
 /** Why there is no forecast: under a day of history (the strategy's explanation and the proxy page's note). */
 export function missingHistoryReason(historyMinutes: number): string {
@@ -185,9 +194,23 @@ export const predictiveStrategy: Strategy<PredictiveBasis> = {
         },
       };
     }
-    const minutesAfterHistory = (at: number) => (at - demand.endsAt) / MINUTE_MS;
+    // The curve counts from the end of the last full bucket, up to a bucket before the history's end.
+    const unbucketedMinutes = demand.perMinute.length - (model.lastBucket + 1) * model.bucketMinutes;
+    const curveAt = (at: number) =>
+      forecastCurve(model, (at - demand.endsAt) / MINUTE_MS + unbucketedMinutes);
+    const curveNow = curveAt(input.now);
+    const anchorRate =
+      input.readyWithMetrics > 0 && curveNow > 0
+        ? input.metrics.requestRate * input.servingReplicas
+        : undefined;
+    const forecastAt = (at: number) =>
+      anchorRate === undefined ? curveAt(at) : (anchorRate * curveAt(at)) / curveNow;
     const at = input.now + input.policy.predictive.warmupSeconds * 1000;
-    const requestRate = forecastDemand(model, minutesAfterHistory(at));
+    const requestRate = forecastAt(at);
+    const anchor =
+      anchorRate === undefined
+        ? undefined
+        : { requestRate: anchorRate, curveChange: curveAt(at) / curveNow - 1 };
     const { headroomQuantile } = input.policy.predictive;
     const headroom =
       headroomQuantile === undefined
@@ -197,7 +220,7 @@ export const predictiveStrategy: Strategy<PredictiveBasis> = {
     const series = [];
     for (let m = 0; m <= FORECAST_SERIES_MINUTES; m += FORECAST_SERIES_STEP_MINUTES) {
       const pointAt = input.now + m * MINUTE_MS;
-      series.push({ at: pointAt, requestRate: forecastDemand(model, minutesAfterHistory(pointAt)) });
+      series.push({ at: pointAt, requestRate: forecastAt(pointAt) });
     }
     const forecastWins = forecastReplicas > reactive.recommendedReplicas;
     const recommended = forecastWins ? forecastReplicas : reactive.recommendedReplicas;
@@ -212,6 +235,7 @@ export const predictiveStrategy: Strategy<PredictiveBasis> = {
         forecast: {
           at,
           requestRate,
+          ...(anchor === undefined ? {} : { anchor }),
           replicas: forecastReplicas,
           ...(headroom === undefined ? {} : { headroom, headroomQuantile }),
           series,
@@ -233,7 +257,12 @@ export const predictiveStrategy: Strategy<PredictiveBasis> = {
       headroom === undefined
         ? ""
         : ` ${headroom < 0 ? "−" : "+"} p${formatNumber((headroomQuantile ?? 0) * 100, 1)} headroom ${formatNumber(Math.abs(headroom), 1)} req/s`;
-    const forecast = `forecast ${Math.round(basis.forecast.requestRate).toLocaleString("en-US")} req/s at ${time}${withHeadroom} → ${replicas(basis.forecast.replicas)}`;
+    const { anchor } = basis.forecast;
+    const anchored =
+      anchor === undefined
+        ? ""
+        : ` (${formatRate(anchor.requestRate)} req/s now, the daily curve ${anchor.curveChange < 0 ? "−" : "+"}${formatNumber(Math.abs(anchor.curveChange) * 100, 1)}%)`;
+    const forecast = `forecast ${formatRate(basis.forecast.requestRate)} req/s at ${time}${anchored}${withHeadroom} → ${replicas(basis.forecast.replicas)}`;
     return basis.source === "forecast"
       ? `${forecast} (reactive: ${reactive})`
       : `${reactive} (${forecast}; a forecast never scales in on its own)`;
