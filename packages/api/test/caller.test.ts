@@ -130,6 +130,20 @@ for (const driver of drivers) {
       await expect(viewer.proxies.register({ name: "nope" })).rejects.toMatchObject({ code: "FORBIDDEN" });
     });
 
+    it("serves a range of only the asked fields over tRPC and refuses an empty list naming fields", async () => {
+      const operator = await callerFor("operator");
+      const proxy = await operator.proxies.register({ name: "ranged" });
+      await operator.metrics.record({ proxyId: proxy.id, ...HIGH_LOAD, recordedAt: now - 1_000 });
+      const range = await operator.metrics.range({ proxyId: proxy.id, points: 2, fields: ["requestRate"] });
+      expect(range.columns).toEqual({ at: [expect.any(Number)], samples: [1], requestRate: [1500] });
+      await expect(operator.metrics.range({ proxyId: proxy.id, fields: [] })).rejects.toMatchObject({
+        code: "BAD_REQUEST",
+        cause: {
+          issues: [expect.objectContaining({ path: ["fields"], message: "must name at least 1 field" })],
+        },
+      });
+    });
+
     it("checks token expiry against the injected clock", async () => {
       const bearer = await signToken({
         sub: "clocked",
