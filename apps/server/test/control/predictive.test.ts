@@ -32,8 +32,12 @@ describe("predictive policy through the control loop", () => {
     const basis = await latestBasis(proxyId);
     expect(basis.historyMinutes).toBe(2 * 1440);
     expect(basis.forecast).not.toBeNull();
-    expect(basis.forecast!.requestRate).toBeGreaterThan(300);
-    expect(basis.forecast!.requestRate).toBeLessThan(1700);
+    // Anchored on the pushed reading: 500 req/s per replica × 2 replicas, moved by the curve's change to now + 300 s.
+    expect(basis.forecast!.anchor?.requestRate).toBe(MID_LOAD.requestRate * 2);
+    expect(basis.forecast!.requestRate).toBeCloseTo(
+      MID_LOAD.requestRate * 2 * (1 + basis.forecast!.anchor!.curveChange),
+      6,
+    );
     expect(basis.forecast!.series.length).toBeGreaterThan(1);
     expect(receiver.callsFor(proxyId)).toEqual([]);
   });
