@@ -1,9 +1,16 @@
 import { DEFAULT_POLICY } from "@proxyscale/core";
-import { fireEvent, screen, within } from "@testing-library/react";
-import { afterEach, describe, expect, it } from "vitest";
+import { fireEvent, screen, waitFor, within } from "@testing-library/react";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import FleetPage from "../src/pages/Fleet.tsx";
 import { signOut } from "../src/session.ts";
 import { type Answers, renderPage, signInAs } from "./support.tsx";
+
+// jsdom has no canvas for uPlot: the sparkline shows the points it was given instead.
+vi.mock("../src/components/Chart.tsx", () => ({
+  Sparkline: ({ values, label }: { values: { at: number; value: number }[]; label: string }) => (
+    <figure>{`${label}: ${JSON.stringify(values)}`}</figure>
+  ),
+}));
 
 function proxy(
   index: number,
@@ -48,18 +55,7 @@ function answers(items: unknown[]): Answers {
       proxyId: (input as { proxyId: string }).proxyId,
       from: 0,
       to: 1,
-      columns: {
-        at: [],
-        samples: [],
-        cpuPercent: [],
-        memoryPercent: [],
-        requestRate: [],
-        avgLatencyMs: [],
-        errorRatePercent: [],
-        loadScore: [],
-        loadScoreMax: [],
-        replicas: [],
-      },
+      columns: { at: [1], samples: [1], loadScore: [42.5] },
     }),
     "live.onChange": null,
   };
@@ -102,6 +98,17 @@ describe("the fleet page", () => {
     await screen.findByText("edge-c");
     expect(names()).toEqual(["edge-a", "edge-b", "edge-c"]);
     expect(screen.queryByRole("button", { name: "Load more proxies" })).toBeNull();
+  });
+
+  it("asks each proxy's sparkline range for the load score alone, and shows its last value when no decision has one", async () => {
+    signInAs("admin");
+    const { calls } = renderPage(<FleetPage />, { path: "/", url: "/", answers: answers(fleet) });
+    await screen.findByText("edge-a");
+    await waitFor(() => expect(screen.getAllByText("42.5")).toHaveLength(3));
+    expect(screen.getByText('load score of edge-a over the last hour: [{"at":1,"value":42.5}]')).toBeTruthy();
+    const ranges = calls.filter((call) => call.path === "metrics.range");
+    expect(ranges).toHaveLength(3);
+    for (const range of ranges) expect((range.input as { fields: string[] }).fields).toEqual(["loadScore"]);
   });
 
   it("filters by environment and region", async () => {

@@ -49,7 +49,13 @@ export default function FleetPage() {
     queries: proxies.flatMap((proxy) => [
       trpc.policies.get.queryOptions({ proxyId: proxy.id }),
       trpc.scaling.decisions.queryOptions({ proxyId: proxy.id, limit: 1 }),
-      trpc.metrics.range.queryOptions({ proxyId: proxy.id, from: to - SPARK_WINDOW_MS, to, points: 30 }),
+      trpc.metrics.range.queryOptions({
+        proxyId: proxy.id,
+        from: to - SPARK_WINDOW_MS,
+        to,
+        points: 30,
+        fields: ["loadScore"],
+      }),
     ]),
   });
 
