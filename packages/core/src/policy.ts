@@ -141,10 +141,10 @@ export const predictiveSchema = z.strictObject({
   /** How far ahead the forecast is read: a new replica's provisioning time, so it serves when the load comes. */
   warmupSeconds: seconds.max(3_600, { message: "must be at most 3600 (an hour)" }).default(300),
   /**
-   * Headroom: act on this quantile of per-minute demand, i.e. the forecast plus that quantile of its last day's
-   * per-minute errors (each minute's demand against its bucket's one-step forecast): the forecast is a 15-minute
-   * mean, and the minutes inside a bucket swing around it. Absent (the default): the bare forecast;
-   * docs/backtest.md measures what 0.75 and 0.85 buy and cost in replica-hours.
+   * Headroom: act on this quantile of per-minute demand, i.e. the forecast plus that quantile of the model's last
+   * day of per-minute errors (each minute's demand against its bucket's one-step forecast): demand swings from
+   * minute to minute around any forecast of its mean. Absent (the default): none; docs/backtest.md measures what
+   * 0.6, 0.7 and 0.8 buy and cost in replica-hours.
    */
   headroomQuantile: z
     .number({ message: "must be a quantile, a number from 0.5 to 0.99" })
