@@ -154,7 +154,10 @@ describe("predictive strategy", () => {
 /** The daily sinusoid with every other minute 150 req/s above it and the next 150 below (the bucket mean keeps). */
 function swingingDemand(minutes: number): DemandHistory {
   const smooth = dailyDemand(minutes, 1);
-  return { ...smooth, perMinute: smooth.perMinute.map((rate, i) => rate + (i % 2 === 0 ? 150 : -150)) };
+  return {
+    ...smooth,
+    perMinute: Array.from(smooth.perMinute, (rate, i) => rate + (i % 2 === 0 ? 150 : -150)),
+  };
 }
 
 describe("predictive headroom (predictive.headroomQuantile)", () => {

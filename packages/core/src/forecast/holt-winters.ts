@@ -42,7 +42,7 @@ const BETAS = [0, 0.01, 0.1];
 const GAMMAS = [0.05, 0.2, 0.5];
 
 /** Means of consecutive `bucketMinutes`-minute buckets; a trailing partial bucket is dropped. */
-export function bucketize(perMinute: readonly number[], bucketMinutes: number): number[] {
+export function bucketize(perMinute: ArrayLike<number>, bucketMinutes: number): number[] {
   const buckets: number[] = [];
   for (let start = 0; start + bucketMinutes <= perMinute.length; start += bucketMinutes) {
     let sum = 0;
@@ -116,7 +116,7 @@ function run(
  * less, so the caller falls back to a reactive strategy.
  */
 export function fitHoltWinters(
-  perMinute: readonly number[],
+  perMinute: ArrayLike<number>,
   options: HoltWintersOptions = {},
 ): HoltWintersModel | undefined {
   const bucketMinutes = options.bucketMinutes ?? DEFAULT_BUCKET_MINUTES;
@@ -174,10 +174,13 @@ export function forecastDemand(model: HoltWintersModel, minutesAhead: number): n
 export function forecastCurve(model: HoltWintersModel, minutesAhead: number): number {
   const position = Math.max(0, minutesAhead / model.bucketMinutes + 0.5);
   const h = Math.floor(position);
-  const share = position - h;
-  const value = (k: number) =>
-    model.level + k * model.trend + (model.season[(model.lastBucket + k) % model.seasonLength] ?? 0);
-  return Math.max(0, value(h) + share * (value(h + 1) - value(h)));
+  const low = bucketValue(model, h);
+  return Math.max(0, low + (position - h) * (bucketValue(model, h + 1) - low));
+}
+
+/** Bucket h after the last fitted one (0: that one), unclamped. A plain function: the curve is read per decision. */
+function bucketValue(model: HoltWintersModel, h: number): number {
+  return model.level + h * model.trend + (model.season[(model.lastBucket + h) % model.seasonLength] ?? 0);
 }
 
 /**
@@ -185,7 +188,7 @@ export function forecastCurve(model: HoltWintersModel, minutesAhead: number): nu
  * the model was fitted on), what the fit predicted for it from the buckets before. The first season only
  * initialises the model, so its buckets have none (null).
  */
-export function oneStepForecasts(model: HoltWintersModel, perMinute: readonly number[]): (number | null)[] {
+export function oneStepForecasts(model: HoltWintersModel, perMinute: ArrayLike<number>): (number | null)[] {
   const x = bucketize(perMinute, model.bucketMinutes);
   const predictions: number[] = [];
   const m = model.seasonLength;

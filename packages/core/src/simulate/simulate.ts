@@ -399,19 +399,20 @@ export function simulate(input: SimulationInput): SimulationResult {
 
   // Predictive: the trace's past as the per-minute demand the control loop reads from its rollups, refitted on
   // the loop's schedule (every PREDICTIVE_REFIT_MINUTES of simulated time).
+  // One array for the run; each refit fits a view of its last week (a copy per refit was most of the run's GC).
   const demandPerMinute =
-    policy.strategy === "predictive"
-      ? Array.from({ length: Math.floor((end - start) / 60_000) }, (_, m) => {
-          const from = start + m * 60_000;
-          return (countBefore(from + 60_000) - countBefore(from)) / 60;
-        })
-      : null;
+    policy.strategy === "predictive" ? new Float64Array(Math.floor((end - start) / 60_000)) : null;
+  if (demandPerMinute !== null)
+    for (let m = 0; m < demandPerMinute.length; m++) {
+      const from = start + m * 60_000;
+      demandPerMinute[m] = (countBefore(from + 60_000) - countBefore(from)) / 60;
+    }
   let fittedAt: number | undefined;
   const refitDemand = (now: number): void => {
     if (demandPerMinute === null || !demandRefitDue(fittedAt, now)) return;
     fittedAt = now;
     const minutes = Math.floor((now - start) / 60_000);
-    const past = demandPerMinute.slice(Math.max(0, minutes - PREDICTIVE_HISTORY_DAYS * 1440), minutes);
+    const past = demandPerMinute.subarray(Math.max(0, minutes - PREDICTIVE_HISTORY_DAYS * 1440), minutes);
     trail.state.demand = fitDemand(past, start + minutes * 60_000);
   };
 

@@ -32,7 +32,7 @@ export const FORECAST_SERIES_STEP_MINUTES = 15;
 /** The fleet's per-minute demand the predictive strategy forecasts from (ObservedState.demand). */
 export interface DemandHistory {
   /** Fleet request rate (req/s) per minute, oldest first, the last minute ending at `endsAt`. */
-  perMinute: readonly number[];
+  perMinute: ArrayLike<number>;
   /** End of the last minute in `perMinute` (epoch ms). */
   endsAt: number;
   /** A model already fitted on `perMinute` (the control loop and simulator cache it); fitted here when absent. */
@@ -46,7 +46,7 @@ export interface DemandHistory {
  * They are what acting on a bucket's mean misses: the minutes inside a bucket swing around it, and the bucket's
  * mean is itself forecast with an error. Empty when the model has no one-step forecasts.
  */
-export function recentErrors(model: HoltWintersModel, perMinute: readonly number[]): number[] {
+export function recentErrors(model: HoltWintersModel, perMinute: ArrayLike<number>): number[] {
   const predicted = oneStepForecasts(model, perMinute);
   const bucket = model.bucketMinutes;
   const errors: number[] = [];
@@ -88,7 +88,7 @@ export function demandRefitDue(fittedAt: number | undefined, now: number): boole
  * worked out on first use, once per fit: only a policy with a headroom reads them, and computing them at every
  * refit doubled a 30-day predictive simulation.
  */
-export function fitDemand(perMinute: readonly number[], endsAt: number): DemandHistory {
+export function fitDemand(perMinute: ArrayLike<number>, endsAt: number): DemandHistory {
   const model = perMinute.length >= MINUTES_PER_DAY ? fitHoltWinters(perMinute) : undefined;
   if (!model) return { perMinute, endsAt };
   let errors: number[] | undefined;
@@ -173,6 +173,15 @@ function replicasForRate(input: StrategyInput, fleetRate: number): number {
   return Math.min(result.replicas, PG_INTEGER_MAX);
 }
 
+/**
+ * The model's curve at time `at` (epoch ms). The curve counts from the end of the last full bucket, up to a
+ * bucket before the history's end.
+ */
+function curveAt(model: HoltWintersModel, demand: DemandHistory, at: number): number {
+  const unbucketedMinutes = demand.perMinute.length - (model.lastBucket + 1) * model.bucketMinutes;
+  return forecastCurve(model, (at - demand.endsAt) / MINUTE_MS + unbucketedMinutes);
+}
+
 export const predictiveStrategy: Strategy<PredictiveBasis> = {
   name: "predictive",
   usesCooldowns: false,
@@ -194,23 +203,20 @@ export const predictiveStrategy: Strategy<PredictiveBasis> = {
         },
       };
     }
-    // The curve counts from the end of the last full bucket, up to a bucket before the history's end.
-    const unbucketedMinutes = demand.perMinute.length - (model.lastBucket + 1) * model.bucketMinutes;
-    const curveAt = (at: number) =>
-      forecastCurve(model, (at - demand.endsAt) / MINUTE_MS + unbucketedMinutes);
-    const curveNow = curveAt(input.now);
+    const curveNow = curveAt(model, demand, input.now);
     const anchorRate =
       input.readyWithMetrics > 0 && curveNow > 0
         ? input.metrics.requestRate * input.servingReplicas
         : undefined;
-    const forecastAt = (at: number) =>
-      anchorRate === undefined ? curveAt(at) : (anchorRate * curveAt(at)) / curveNow;
+    const forecastAt = (curve: number) =>
+      anchorRate === undefined ? curve : (anchorRate * curve) / curveNow;
     const at = input.now + input.policy.predictive.warmupSeconds * 1000;
-    const requestRate = forecastAt(at);
+    const curveThen = curveAt(model, demand, at);
+    const requestRate = forecastAt(curveThen);
     const anchor =
       anchorRate === undefined
         ? undefined
-        : { requestRate: anchorRate, curveChange: curveAt(at) / curveNow - 1 };
+        : { requestRate: anchorRate, curveChange: curveThen / curveNow - 1 };
     const { headroomQuantile } = input.policy.predictive;
     const headroom =
       headroomQuantile === undefined
@@ -220,7 +226,7 @@ export const predictiveStrategy: Strategy<PredictiveBasis> = {
     const series = [];
     for (let m = 0; m <= FORECAST_SERIES_MINUTES; m += FORECAST_SERIES_STEP_MINUTES) {
       const pointAt = input.now + m * MINUTE_MS;
-      series.push({ at: pointAt, requestRate: forecastAt(pointAt) });
+      series.push({ at: pointAt, requestRate: forecastAt(curveAt(model, demand, pointAt)) });
     }
     const forecastWins = forecastReplicas > reactive.recommendedReplicas;
     const recommended = forecastWins ? forecastReplicas : reactive.recommendedReplicas;
