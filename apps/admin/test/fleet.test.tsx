@@ -3,7 +3,7 @@ import { fireEvent, screen, waitFor, within } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import FleetPage from "../src/pages/Fleet.tsx";
 import { signOut } from "../src/session.ts";
-import { type Answers, renderPage, signInAs } from "./support.tsx";
+import { type Answers, proxyView, renderPage, signInAs } from "./support.tsx";
 
 // jsdom has no canvas for uPlot: the sparkline shows the points it was given instead.
 vi.mock("../src/components/Chart.tsx", () => ({
@@ -19,21 +19,15 @@ function proxy(
   region: string | null,
   currentReplicas: number,
 ) {
-  return {
+  return proxyView({
     id: `00000000-0000-4000-8000-00000000000${index}`,
     name,
     ownerId: "admin-user",
-    ownerTier: "pro",
     environment,
     region,
-    actuator: { kind: "none" },
     currentReplicas,
     desiredReplicas: currentReplicas,
-    health: "healthy",
-    unhealthyReplicas: 0,
-    createdAt: "2026-12-01T10:00:00.000Z",
-    updatedAt: "2026-12-01T10:00:00.000Z",
-  };
+  });
 }
 
 const fleet = [

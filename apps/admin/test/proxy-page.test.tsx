@@ -2,7 +2,7 @@ import { DEFAULT_POLICY } from "@proxyscale/core";
 import { screen } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { signOut } from "../src/session.ts";
-import { type Answers, renderApp, signInAs } from "./support.tsx";
+import { type Answers, proxyView, renderApp, signInAs } from "./support.tsx";
 
 // uPlot needs a canvas jsdom lacks: each chart shows its title and its series' values (after the x values).
 vi.mock("../src/components/Chart.tsx", () => ({
@@ -29,22 +29,7 @@ function range(input: unknown) {
 }
 
 const answers: Answers = {
-  "proxies.get": {
-    id: PROXY_ID,
-    name: "edge-a",
-    ownerId: "admin-user",
-    ownerTier: "pro",
-    environment: "production",
-    region: null,
-    actuator: { kind: "none" },
-    metricsSource: { kind: "push" },
-    currentReplicas: 2,
-    desiredReplicas: 2,
-    health: "healthy",
-    unhealthyReplicas: 0,
-    createdAt: "2026-12-01T10:00:00.000Z",
-    updatedAt: "2026-12-01T10:00:00.000Z",
-  },
+  "proxies.get": proxyView({ id: PROXY_ID, name: "edge-a", ownerId: "admin-user" }),
   "policies.get": { proxyId: PROXY_ID, policy: DEFAULT_POLICY, source: "default" },
   "metrics.range": range,
   "scaling.decisions": { items: [], nextCursor: null },

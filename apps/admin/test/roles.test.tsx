@@ -5,24 +5,10 @@ import { ProxyTabs } from "../src/components/ProxyTabs.tsx";
 import OperatePage from "../src/pages/Operate.tsx";
 import PolicyPage from "../src/pages/Policy.tsx";
 import { signOut } from "../src/session.ts";
-import { type Answers, renderPage, signInAs } from "./support.tsx";
+import { type Answers, proxyView, renderPage, signInAs } from "./support.tsx";
 
 const proxyId = "00000000-0000-4000-8000-000000000001";
-const proxy = {
-  id: proxyId,
-  name: "edge-1",
-  ownerId: "operator-user",
-  ownerTier: "pro",
-  environment: "production",
-  region: null,
-  actuator: { kind: "none" },
-  currentReplicas: 2,
-  desiredReplicas: 2,
-  health: "healthy",
-  unhealthyReplicas: 0,
-  createdAt: "2026-12-01T10:00:00.000Z",
-  updatedAt: "2026-12-01T10:00:00.000Z",
-};
+const proxy = proxyView({ id: proxyId });
 const answers: Answers = {
   "proxies.get": proxy,
   "policies.get": { proxyId, policy: DEFAULT_POLICY, source: "default" },

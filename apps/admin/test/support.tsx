@@ -62,41 +62,67 @@ function answersLink(answers: Answers, calls: { path: string; input: unknown }[]
       });
 }
 
-export function renderPage(
-  element: ReactNode,
-  { path, url, answers }: { path: string; url: string; answers: Answers },
+/** A proxy as `proxies.get` and `proxies.list` answer it: one healthy push proxy of 2 replicas, `overrides` on top. */
+export function proxyView(overrides: Record<string, unknown> = {}) {
+  return {
+    id: "00000000-0000-4000-8000-000000000001",
+    name: "edge-1",
+    ownerId: "operator-user",
+    ownerTier: "pro",
+    environment: "production",
+    region: null,
+    actuator: { kind: "none" },
+    metricsSource: { kind: "push" },
+    currentReplicas: 2,
+    desiredReplicas: 2,
+    health: "healthy",
+    unhealthyReplicas: 0,
+    createdAt: "2026-12-01T10:00:00.000Z",
+    updatedAt: "2026-12-01T10:00:00.000Z",
+    ...overrides,
+  };
+}
+
+/** Renders `router` with the query and tRPC clients, its calls recorded in `calls`. */
+function renderRouter(
+  makeRouter: (
+    trpcClient: ReturnType<typeof createTRPCClient<AppRouter>>,
+  ) => ReturnType<typeof createMemoryRouter>,
+  queryClient: QueryClient,
+  answers: Answers,
 ) {
   const calls: { path: string; input: unknown }[] = [];
-  const queryClient = new QueryClient({ defaultOptions: { queries: { retry: false } } });
   const trpcClient = createTRPCClient<AppRouter>({ links: [answersLink(answers, calls)] });
-  const router = createMemoryRouter([{ path, element }], { initialEntries: [url] });
   const view = render(
     <QueryClientProvider client={queryClient}>
       <TRPCProvider trpcClient={trpcClient} queryClient={queryClient}>
-        <RouterProvider router={router} />
+        <RouterProvider router={makeRouter(trpcClient)} />
       </TRPCProvider>
     </QueryClientProvider>,
   );
   return { ...view, calls };
 }
 
+export function renderPage(
+  element: ReactNode,
+  { path, url, answers }: { path: string; url: string; answers: Answers },
+) {
+  return renderRouter(
+    () => createMemoryRouter([{ path, element }], { initialEntries: [url] }),
+    new QueryClient({ defaultOptions: { queries: { retry: false } } }),
+    answers,
+  );
+}
+
 /** The app's own routes and query client (its stale time included) at `url`, answered from `answers`. */
 export function renderApp(url: string, answers: Answers) {
-  const calls: { path: string; input: unknown }[] = [];
   const queryClient = createQueryClient();
-  const trpcClient = createTRPCClient<AppRouter>({ links: [answersLink(answers, calls)] });
-  const router = createMemoryRouter(
-    routes(createTRPCOptionsProxy({ client: trpcClient, queryClient }), queryClient),
-    {
-      initialEntries: [url],
-    },
+  return renderRouter(
+    (trpcClient) =>
+      createMemoryRouter(routes(createTRPCOptionsProxy({ client: trpcClient, queryClient }), queryClient), {
+        initialEntries: [url],
+      }),
+    queryClient,
+    answers,
   );
-  const view = render(
-    <QueryClientProvider client={queryClient}>
-      <TRPCProvider trpcClient={trpcClient} queryClient={queryClient}>
-        <RouterProvider router={router} />
-      </TRPCProvider>
-    </QueryClientProvider>,
-  );
-  return { ...view, calls };
 }

@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config.ts";
-import { type RunningServer, startServer } from "../src/start.ts";
-import { TEST_SECRET } from "./support.ts";
+import type { RunningServer } from "../src/start.ts";
+import { startInMemoryServer } from "./running-server.ts";
 
 describe("startServer", () => {
   let running: RunningServer | undefined;
@@ -17,16 +16,7 @@ describe("startServer", () => {
   it("takes its database from the config alone, not from a DATABASE_URL left in the process's environment", async () => {
     // A URL nothing listens on: were it used, the start would fail instead of opening PGlite.
     process.env.DATABASE_URL = "postgres://nobody@127.0.0.1:1/none";
-    running = await startServer(
-      loadConfig({
-        PORT: "0",
-        HOST: "127.0.0.1",
-        PROXYSCALE_DATA_DIR: "memory://",
-        PROXYSCALE_JWT_SECRET: TEST_SECRET,
-        PROXYSCALE_DEMO: "0",
-        LOG_LEVEL: "silent",
-      }),
-    );
+    running = await startInMemoryServer();
     expect(running.database.driver).toBe("pglite");
   });
 });
