@@ -398,8 +398,8 @@ export function simulate(input: SimulationInput): SimulationResult {
   };
 
   // Predictive: the trace's past as the per-minute demand the control loop reads from its rollups, refitted on
-  // the loop's schedule (every PREDICTIVE_REFIT_MINUTES of simulated time).
-  // One array for the run; each refit fits a view of its last week (a copy per refit was most of the run's GC).
+  // the loop's schedule (every PREDICTIVE_REFIT_MINUTES of simulated time). One array for the run; each refit
+  // fits a view of its last week (a copy per refit was most of the run's garbage collection).
   const demandPerMinute =
     policy.strategy === "predictive" ? new Float64Array(Math.floor((end - start) / 60_000)) : null;
   if (demandPerMinute !== null)

@@ -1,11 +1,11 @@
 /**
  * Predictive scaling: the fleet's request rate at now + warm-up, forecast as the current rate times the change
  * a Holt-Winters daily curve (forecast/holt-winters.ts) expects over the warm-up (anchored: the curve's level
- * is a day's pattern, the current rate is today's), plus an optional headroom (predictive.headroomQuantile: that quantile of the model's last day
- * of per-minute errors),
- * turned into replicas by target tracking's own calculator against targetRequestRate, and
- * combined with the reactive target-tracking proposal by max, so a forecast only ever adds replicas: it never
- * scales in on its own. Under a day of history (or none) it says so and acts as target tracking.
+ * is a typical day's, the current rate is today's), plus an optional headroom (predictive.headroomQuantile:
+ * that quantile of the model's last day of per-minute errors), turned into replicas by target tracking's own
+ * calculator against targetRequestRate, and combined with the reactive target-tracking proposal by max, so a
+ * forecast only ever adds replicas: it never scales in on its own. Under a day of history (or none) it says so
+ * and acts as target tracking.
  */
 import { z } from "zod";
 import type { HoltWintersModel } from "../forecast/holt-winters.ts";
@@ -43,8 +43,8 @@ export interface DemandHistory {
 
 /**
  * The last day's per-minute errors, ascending: each minute's demand minus the one-step forecast of its bucket.
- * They are what acting on a bucket's mean misses: the minutes inside a bucket swing around it, and the bucket's
- * mean is itself forecast with an error. Empty when the model has no one-step forecasts.
+ * They are what acting on a forecast of the mean misses: the minutes swing around it, and the mean is itself
+ * forecast with an error. Empty when the model has no one-step forecasts.
  */
 export function recentErrors(model: HoltWintersModel, perMinute: ArrayLike<number>): number[] {
   const predicted = oneStepForecasts(model, perMinute);
