@@ -1,7 +1,7 @@
 /**
  * The backtest report (issue 12): every trace in ../shared/traces through the origin spec's threshold strategy,
  * target tracking with HPA's defaults (push loop and HPA-like 15 s sync), the conservative and aggressive
- * presets, predictive (when core has it) and the oracle; writes docs/backtest.md.
+ * presets, predictive and the oracle; writes docs/backtest.md.
  * Run: node scripts/pnpm.mjs --filter @proxyscale/core run backtest (from the repository root).
  * The traces are read where they live, never copied into the project.
  */
@@ -20,7 +20,6 @@ import {
   parseTrace,
   policyFromPreset,
   type ScalingPolicy,
-  STRATEGY_NAMES,
   type Trace,
 } from "../src/index.ts";
 
@@ -114,31 +113,25 @@ function forTrace(policy: ScalingPolicy, sloRps: number): ScalingPolicy {
   });
 }
 
-/** Predictive, when core's strategy list has it: HPA's defaults with the strategy swapped. */
-function predictiveCandidate(): Candidate | string {
-  if (!(STRATEGY_NAMES as readonly string[]).includes("predictive"))
-    return 'not available: core has no "predictive" strategy yet (STRATEGY_NAMES)';
-  try {
-    return {
-      name: "predictive",
-      // The lead is the fleet's provisioning time, as predictive.warmupSeconds asks.
-      policy: parsePolicy({
-        ...hpaDefaultPolicy(BOUNDS),
-        strategy: "predictive",
-        predictive: { warmupSeconds: WARMUP_SECONDS },
-      }),
-      loop: PUSH_LOOP,
-    };
-  } catch (error) {
-    return `not available: ${(error as Error).message.split("\n")[0]}`;
-  }
-}
+/**
+ * Predictive: HPA's defaults with the strategy swapped, its lead the fleet's provisioning time as
+ * predictive.warmupSeconds asks.
+ */
+const PREDICTIVE: Candidate = {
+  name: "predictive",
+  policy: parsePolicy({
+    ...hpaDefaultPolicy(BOUNDS),
+    strategy: "predictive",
+    predictive: { warmupSeconds: WARMUP_SECONDS },
+  }),
+  loop: PUSH_LOOP,
+};
 
 /** predictive.headroomQuantile values run beside the default (no headroom) predictive row. */
 const HEADROOM_QUANTILES = [0.6, 0.7, 0.8] as const;
 const headroomName = (quantile: number) => `predictive, headroom p${quantile * 100}`;
 
-function candidates(predictive: Candidate | string, sloRps: number): Candidate[] {
+function candidates(sloRps: number): Candidate[] {
   const list: Candidate[] = [
     { name: "threshold (DEFAULT_POLICY)", policy: forTrace(DEFAULT_POLICY, sloRps), loop: PUSH_LOOP },
     { name: "target tracking, HPA defaults", policy: hpaDefaultPolicy(BOUNDS), loop: PUSH_LOOP },
@@ -149,25 +142,23 @@ function candidates(predictive: Candidate | string, sloRps: number): Candidate[]
     },
     { name: "aggressive preset", policy: forTrace(policyFromPreset("aggressive"), sloRps), loop: PUSH_LOOP },
   ];
-  if (typeof predictive !== "string") {
-    // HPA's defaults target CPU 80%; the forecast is in req/s, so its target is the rate at which the capacity
-    // model's CPU reaches 80% (ρ = (80 − 5) / 95 with the model's 5% idle CPU). Without it the forecast's target
-    // stays HPA-defaults' 1e12 req/s and predictive never differs from target tracking.
-    const perReplicaRps = sloRps / 0.8;
-    const targetRequestRate = (perReplicaRps * (80 - 5)) / 95;
-    list.push({ ...predictive, policy: parsePolicy({ ...predictive.policy, targetRequestRate }) });
-    // The headroom the default leaves off, measured, so the report shows what it buys and what it costs.
-    for (const headroomQuantile of HEADROOM_QUANTILES)
-      list.push({
-        ...predictive,
-        name: headroomName(headroomQuantile),
-        policy: parsePolicy({
-          ...predictive.policy,
-          targetRequestRate,
-          predictive: { ...predictive.policy.predictive, headroomQuantile },
-        }),
-      });
-  }
+  // HPA's defaults target CPU 80%; the forecast is in req/s, so its target is the rate at which the capacity
+  // model's CPU reaches 80% (ρ = (80 − 5) / 95 with the model's 5% idle CPU). Without it the forecast's target
+  // stays HPA-defaults' 1e12 req/s and predictive never differs from target tracking.
+  const perReplicaRps = sloRps / 0.8;
+  const targetRequestRate = (perReplicaRps * (80 - 5)) / 95;
+  list.push({ ...PREDICTIVE, policy: parsePolicy({ ...PREDICTIVE.policy, targetRequestRate }) });
+  // The headroom the default leaves off, measured, so the report shows what it buys and what it costs.
+  for (const headroomQuantile of HEADROOM_QUANTILES)
+    list.push({
+      ...PREDICTIVE,
+      name: headroomName(headroomQuantile),
+      policy: parsePolicy({
+        ...PREDICTIVE.policy,
+        targetRequestRate,
+        predictive: { ...PREDICTIVE.policy.predictive, headroomQuantile },
+      }),
+    });
   return list;
 }
 
@@ -186,12 +177,10 @@ interface TraceOutcome {
   capacity: string;
   maskedRows: number;
   rows: ComparisonRow[];
-  /** The predictive candidate, or why this trace has no predictive row. */
-  predictive: Candidate | string;
   seconds: number;
 }
 
-function runTrace(spec: TraceSpec, predictive: Candidate | string): TraceOutcome {
+function runTrace(spec: TraceSpec): TraceOutcome {
   const started = performance.now();
   let trace = parseTrace(readFileSync(join(TRACES_DIR, spec.file), "utf8"));
   let maskedRows = 0;
@@ -202,28 +191,17 @@ function runTrace(spec: TraceSpec, predictive: Candidate | string): TraceOutcome
   // ρ_slo is 0.8 with the model's default latency SLO: the peak needs PEAK_REPLICAS at 0.8 × perReplicaRps each.
   const perReplicaRps = peakRps / (PEAK_REPLICAS * 0.8);
   const capacity = linearCapacityModel({ perReplicaRps });
-  const run = (withPredictive: Candidate | string) =>
-    compare({
-      trace,
-      capacity,
-      initialReplicas: INITIAL_REPLICAS,
-      candidates: candidates(withPredictive, perReplicaRps * 0.8),
-      warmupSeconds: WARMUP_SECONDS,
-      drainSeconds: DRAIN_SECONDS,
-      hpaDefaults: true,
-      hpaBounds: BOUNDS,
-      keepDecisions: "none",
-    });
-  let comparison: ReturnType<typeof compare>;
-  let predictiveOutcome = predictive;
-  try {
-    comparison = run(predictive);
-  } catch (error) {
-    // A predictive strategy still being built must not cost the other rows: they are rerun without it.
-    if (typeof predictive === "string") throw error;
-    predictiveOutcome = `not available: simulating it failed (${(error as Error).message.split("\n")[0]})`;
-    comparison = run(predictiveOutcome);
-  }
+  const comparison = compare({
+    trace,
+    capacity,
+    initialReplicas: INITIAL_REPLICAS,
+    candidates: candidates(perReplicaRps * 0.8),
+    warmupSeconds: WARMUP_SECONDS,
+    drainSeconds: DRAIN_SECONDS,
+    hpaDefaults: true,
+    hpaBounds: BOUNDS,
+    keepDecisions: "none",
+  });
   const rows = comparison.rows.map((row) => (row.kind === "hpa" ? { ...row, name: HPA_LIKE_NAME } : row));
   return {
     spec,
@@ -233,12 +211,11 @@ function runTrace(spec: TraceSpec, predictive: Candidate | string): TraceOutcome
     capacity: comparison.capacity,
     maskedRows,
     rows: rows.map((row) => ({ ...row, simulation: null })),
-    predictive: predictiveOutcome,
     seconds: (performance.now() - started) / 1000,
   };
 }
 
-function traceSection(outcome: TraceOutcome, predictive: Candidate | string): string {
+function traceSection(outcome: TraceOutcome): string {
   const { spec } = outcome;
   const lines: string[] = [];
   lines.push(`## ${spec.label} (\`${spec.file}\`)`, "");
@@ -261,7 +238,6 @@ function traceSection(outcome: TraceOutcome, predictive: Candidate | string): st
       `| ${row.name} | ${fixed(m.underProvisioningAccuracy, 2)} | ${fixed(m.overProvisioningAccuracy, 1)} | ${fixed(m.underProvisioningTimeshare, 2)} | ${fixed(m.overProvisioningTimeshare, 1)} | ${fixed(m.instability, 2)} | ${fixed(m.jitter, 2)} | ${m.scalingActions} | ${fixed(m.replicaHours, m.replicaHours < 100 ? 1 : 0)} | ${fixed(m.sloViolationMinutes, 0)} | ${signed(row.fromOracle.underProvisioningTimeshare, 2)} | ${fixed(row.fromOracle.replicaHoursRatio, 2)} |`,
     );
   }
-  if (typeof predictive === "string") lines.push(`| predictive | ${predictive} | | | | | | | | | | |`);
   const idle = outcome.rows.filter((row) => row.kind !== "oracle" && row.metrics.scalingActions === 0);
   if (idle.length > 0)
     lines.push(
@@ -273,32 +249,26 @@ function traceSection(outcome: TraceOutcome, predictive: Candidate | string): st
 }
 
 /** The issue's quality goal on one trace: τ_U cut ≥ 50% vs HPA-defaults target tracking at ≤ 10% more replica-hours. */
-function goalRow(outcome: TraceOutcome, predictive: Candidate | string, rowName = "predictive"): string {
+function goalRow(outcome: TraceOutcome, rowName: string): string {
+  const { baseline, mine, cut, more } = against(outcome, rowName);
+  const met = cut >= 50 && more <= 10;
+  const oracle = outcome.rows.find((row) => row.kind === "oracle")!.metrics;
+  const fromOracle = `${signed(mine.underProvisioningTimeshare - oracle.underProvisioningTimeshare, 2)} pt, ${fixed(mine.replicaHours / oracle.replicaHours, 2)}×`;
+  return `| ${outcome.spec.label} | ${rowName} | ${fixed(baseline.underProvisioningTimeshare, 2)} | ${fixed(baseline.replicaHours, 0)} | ${fixed(mine.underProvisioningTimeshare, 2)} | ${signed(-cut, 0)}% | ${signed(more, 1)}% | ${fromOracle} | ${met ? "met" : "not met"} |`;
+}
+
+/**
+ * A row against the baseline: the τ_U cut (%; NaN when the baseline is never under-provisioned) and the extra
+ * replica-hours (%).
+ */
+function against(outcome: TraceOutcome, rowName: string) {
   const baseline = outcome.rows.find((row) => row.name === BASELINE_NAME)!.metrics;
-  const mine = outcome.rows.find((row) => row.name === rowName)?.metrics;
-  const base = `| ${outcome.spec.label} | ${rowName} | ${fixed(baseline.underProvisioningTimeshare, 2)} | ${fixed(baseline.replicaHours, 0)} |`;
-  if (mine === undefined)
-    return `${base} — | — | — | — | not measured: ${typeof predictive === "string" ? predictive : "no row"} |`;
+  const mine = outcome.rows.find((row) => row.name === rowName)!.metrics;
   const cut =
     baseline.underProvisioningTimeshare > 0
       ? (1 - mine.underProvisioningTimeshare / baseline.underProvisioningTimeshare) * 100
       : Number.NaN;
-  const more = (mine.replicaHours / baseline.replicaHours - 1) * 100;
-  const met = cut >= 50 && more <= 10;
-  const oracle = outcome.rows.find((row) => row.kind === "oracle")!.metrics;
-  const fromOracle = `${signed(mine.underProvisioningTimeshare - oracle.underProvisioningTimeshare, 2)} pt, ${fixed(mine.replicaHours / oracle.replicaHours, 2)}×`;
-  return `${base} ${fixed(mine.underProvisioningTimeshare, 2)} | ${signed(-cut, 0)}% | ${signed(more, 1)}% | ${fromOracle} | ${met ? "met" : "not met"} |`;
-}
-
-/** The τ_U cut (%) and extra replica-hours (%) of a row against the baseline, for the shortfall's sentences. */
-function against(outcome: TraceOutcome, rowName: string): { cut: number; more: number } | undefined {
-  const baseline = outcome.rows.find((row) => row.name === BASELINE_NAME)!.metrics;
-  const mine = outcome.rows.find((row) => row.name === rowName)?.metrics;
-  if (mine === undefined || baseline.underProvisioningTimeshare <= 0) return undefined;
-  return {
-    cut: (1 - mine.underProvisioningTimeshare / baseline.underProvisioningTimeshare) * 100,
-    more: (mine.replicaHours / baseline.replicaHours - 1) * 100,
-  };
+  return { baseline, mine, cut, more: (mine.replicaHours / baseline.replicaHours - 1) * 100 };
 }
 
 /**
@@ -308,8 +278,8 @@ function against(outcome: TraceOutcome, rowName: string): { cut: number; more: n
 function shortfallSection(daily: TraceOutcome[]): string[] {
   const rows = ["predictive", ...HEADROOM_QUANTILES.map(headroomName)];
   const meets = (o: TraceOutcome) => {
-    const r = against(o, "predictive");
-    return r !== undefined && r.cut >= 50 && r.more <= 10;
+    const { cut, more } = against(o, "predictive");
+    return cut >= 50 && more <= 10;
   };
   const missed = daily.filter((o) => !meets(o));
   if (missed.length === 0) return [];
@@ -324,10 +294,8 @@ function shortfallSection(daily: TraceOutcome[]): string[] {
             .join(", ")} and ${list.at(-1)!.spec.label}`;
   const trade = daily.map((o) => {
     const parts = rows.map((name) => {
-      const r = against(o, name);
-      return r === undefined
-        ? `${name}: not measured`
-        : `${name} ${signed(-r.cut, 0)}% τ_U at ${signed(r.more, 1)}% replica-h`;
+      const { cut, more } = against(o, name);
+      return `${name} ${signed(-cut, 0)}% τ_U at ${signed(more, 1)}% replica-h`;
     });
     return `- **${o.spec.label}:** ${parts.join("; ")}.`;
   });
@@ -351,11 +319,10 @@ function shortfallSection(daily: TraceOutcome[]): string[] {
 
 function main(): void {
   const specs = tracesToRun();
-  const predictive = predictiveCandidate();
   const outcomes: TraceOutcome[] = [];
   for (const spec of specs) {
     process.stdout.write(`backtest: ${spec.file} … `);
-    const outcome = runTrace(spec, predictive);
+    const outcome = runTrace(spec);
     console.log(`${outcome.steps} steps, ${fixed(outcome.seconds, 1)} s`);
     outcomes.push(outcome);
   }
@@ -388,7 +355,7 @@ function main(): void {
     "  - *target tracking, HPA defaults*: `hpaDefaultPolicy` (cpu 80%, HPA's default behavior and tolerance), on the push loop — the baseline of the quality goal;",
     "  - *… HPA-like loop*: the same policy on `HPA_LIKE_LOOP`, so that the push loop's advantage is measured, not claimed;",
     "  - *conservative / aggressive preset*: `policyFromPreset` (packages/core/src/presets.ts), on the preset's own strategy (the default, threshold) and targets;",
-    `  - *predictive*: ${typeof predictive === "string" ? predictive : `HPA's defaults with \`strategy: "predictive"\` and \`predictive.warmupSeconds\` ${WARMUP_SECONDS} (the fleet's warm-up; no headroom), on the push loop; *predictive, headroom pN* is the same with \`predictive.headroomQuantile: N/100\``};`,
+    `  - *predictive*: HPA's defaults with \`strategy: "predictive"\` and \`predictive.warmupSeconds\` ${WARMUP_SECONDS} (the fleet's warm-up; no headroom), on the push loop; *predictive, headroom pN* is the same with \`predictive.headroomQuantile: N/100\`;`,
     "  - *oracle*: knows the future demand and runs exactly the replicas each step needs, started one warm-up ahead (never under-provisioned).",
     "- **Twitter:** the collection gaps listed in SOURCES.md (29 minutes a day, and t = 1089600–1089720) are masked by linear interpolation between the rows on either side, so no strategy is scored on fake zero traffic.",
     "",
@@ -398,19 +365,18 @@ function main(): void {
     "",
     "Goal (issue 12): on the traces with a daily cycle, predictive cuts τ_U by at least 50% against target tracking with HPA's defaults (same push loop) at no more than 10% more replica-hours.",
     "",
-    "The default predictive row is the goal's; the headroom rows (`predictive.headroomQuantile` ${HEADROOM_QUANTILES.join(",
-    ")}, docs/engine.md) show what more headroom buys and costs. Distance from the oracle: τ_U difference in points, replica-hours as a ratio.",
+    `The default predictive row is the goal's; the headroom rows (\`predictive.headroomQuantile\` ${HEADROOM_QUANTILES.join(", ")}, docs/engine.md) show what more headroom buys and costs. Distance from the oracle: τ_U difference in points, replica-hours as a ratio.`,
     "",
     "| trace | row | baseline τ_U % | baseline replica-h | predictive τ_U % | τ_U change | replica-h change | from oracle | goal |",
     "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ...outcomes
       .filter((o) => o.spec.daily)
       .flatMap((o) =>
-        ["predictive", ...HEADROOM_QUANTILES.map(headroomName)].map((name) => goalRow(o, o.predictive, name)),
+        ["predictive", ...HEADROOM_QUANTILES.map(headroomName)].map((name) => goalRow(o, name)),
       ),
     "",
     ...shortfallSection(outcomes.filter((o) => o.spec.daily)),
-    ...outcomes.map((o) => traceSection(o, o.predictive)),
+    ...outcomes.map(traceSection),
   ];
   writeFileSync(REPORT, `${doc.join("\n").trimEnd()}\n`);
   console.log(`backtest: wrote ${relative(process.cwd(), REPORT)}`);
