@@ -284,14 +284,7 @@ function shortfallSection(daily: TraceOutcome[]): string[] {
   const missed = daily.filter((o) => !meets(o));
   if (missed.length === 0) return [];
   const labels = (list: TraceOutcome[]) =>
-    list.length === 0
-      ? "none"
-      : list.length === 1
-        ? list[0]!.spec.label
-        : `${list
-            .slice(0, -1)
-            .map((o) => o.spec.label)
-            .join(", ")} and ${list.at(-1)!.spec.label}`;
+    new Intl.ListFormat("en", { type: "conjunction" }).format(list.map((o) => o.spec.label)) || "none";
   const trade = daily.map((o) => {
     const parts = rows.map((name) => {
       const { cut, more } = against(o, name);

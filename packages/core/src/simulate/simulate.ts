@@ -400,13 +400,14 @@ export function simulate(input: SimulationInput): SimulationResult {
   // Predictive: the trace's past as the per-minute demand the control loop reads from its rollups, refitted on
   // the loop's schedule (every PREDICTIVE_REFIT_MINUTES of simulated time). One array for the run; each refit
   // fits a view of its last week (a copy per refit was most of the run's garbage collection).
-  const demandPerMinute =
-    policy.strategy === "predictive" ? new Float64Array(Math.floor((end - start) / 60_000)) : null;
-  if (demandPerMinute !== null)
+  let demandPerMinute: Float64Array | null = null;
+  if (policy.strategy === "predictive") {
+    demandPerMinute = new Float64Array(Math.floor((end - start) / 60_000));
     for (let m = 0; m < demandPerMinute.length; m++) {
       const from = start + m * 60_000;
       demandPerMinute[m] = (countBefore(from + 60_000) - countBefore(from)) / 60;
     }
+  }
   let fittedAt: number | undefined;
   const refitDemand = (now: number): void => {
     if (demandPerMinute === null || !demandRefitDue(fittedAt, now)) return;
